@@ -1,0 +1,154 @@
+import type { Host } from '../host/host.js';
+import type { Log } from '../log.js';
+import { planBackup, type BackupPlan } from '../plan/backup-plan.js';
+import type { TransferStep } from '../plan/steps.js';
+import { runStatus, type DatasetResult, type VmBackupResult } from '../report/types.js';
+import { discoverDatasets } from '../smartos/discovery.js';
+import { readZoneConfig, vmadmGet } from '../smartos/vmadm.js';
+import type { TransferStrategy } from '../transfer/strategy.js';
+import { listDatasets, type DatasetState } from '../zfs/list.js';
+import { parentOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
+import { executePlan } from './execute.js';
+import { settleInterruptedReceives } from './resume.js';
+
+export interface BackupSettings {
+  group: string;
+  /** Replaces the timestamp part of the snapshot name. */
+  name?: string;
+  basePath: string;
+  specDirectory: string;
+  localLimit?: number;
+  remoteLimit?: number;
+}
+
+export interface BackupContext {
+  local: Host;
+  remote: Host;
+  strategy: TransferStrategy;
+  log: Log;
+  now: () => Date;
+}
+
+export function snapshotName(settings: BackupSettings, now: Date): string {
+  return `${settings.group}-${settings.name ?? now.toISOString()}`;
+}
+
+/** Backs up one VM: discover, list both sides once, plan, execute, and say what happened. */
+export async function backupVm(uuid: string, settings: BackupSettings, context: BackupContext): Promise<VmBackupResult> {
+  const startedAt = context.now();
+  const result: VmBackupResult = {
+    uuid,
+    backupHost: context.remote.label,
+    startedAt,
+    finishedAt: startedAt,
+    status: 'failed',
+    datasets: [],
+    errors: [],
+    dryRun: context.local.dryRun,
+  };
+  try {
+    const { spec, raw } = await vmadmGet(context.local, uuid);
+    result.alias = spec.alias;
+    result.brand = spec.brand;
+    const discovery = discoverDatasets(spec);
+    discovery.warnings.forEach((w) => context.log.warn(w));
+    if (discovery.excluded.length > 0) context.log.info(`${uuid}: excluded by smartcopy_exclude: ${discovery.excluded.join(', ')}`);
+    const snapshot = snapshotName(settings, startedAt);
+    result.snapshot = snapshot;
+
+    const local = await listLocal(context.local, discovery.datasets);
+    const wanted = remoteNames(discovery.datasets, local, settings.basePath);
+    let remote = await listDatasets(context.remote, wanted);
+    const resumed = await settleInterruptedReceives(remote, context);
+    result.errors.push(...resumed.flatMap((r) => (r.error ? [r.error] : [])));
+    if (resumed.length > 0 && !context.remote.dryRun) remote = await listDatasets(context.remote, wanted);
+    const zoneConfig = await readZoneConfig(context.local, uuid);
+    const files = [{ name: `${snapshot}.json`, content: raw }];
+    if (zoneConfig) files.push({ name: `${snapshot}.zonecfg.xml`, content: zoneConfig });
+    const plan = planBackup({
+      datasets: discovery.datasets,
+      snapshot,
+      group: settings.group,
+      basePath: settings.basePath,
+      local,
+      remote,
+      localLimit: settings.localLimit,
+      remoteLimit: settings.remoteLimit,
+      spec: { directory: `${settings.specDirectory}/${uuid}`, files },
+    });
+    plan.warnings.forEach((w) => context.log.warn(w));
+    if (plan.steps.length === 0) {
+      result.errors.push(...plan.problems.map((p) => p.message));
+    } else {
+      const execution = await executePlan(plan.steps, context);
+      result.errors.push(...execution.errors);
+      for (const r of resumed) {
+        const dataset = discovery.datasets.find((d) => targetDatasetName(settings.basePath, d) === r.target);
+        const outcome = dataset ? execution.outcomes.get(dataset) : undefined;
+        if (outcome) {
+          outcome.bytes += r.bytes;
+          outcome.seconds += r.seconds;
+        }
+      }
+      result.datasets = datasetResults(discovery.datasets, plan, execution.outcomes, settings.basePath, snapshot);
+    }
+  } catch (error) {
+    result.errors.push((error as Error).message);
+  }
+  result.finishedAt = context.now();
+  result.status = runStatus(result.errors, result.datasets);
+  return result;
+}
+
+/** The VM's datasets and, in a second call only when there are clones, their origins. */
+async function listLocal(host: Host, datasets: readonly string[]): Promise<Map<string, DatasetState>> {
+  const local = await listDatasets(host, datasets);
+  const origins = [...local.values()].flatMap((d) => (d.origin ? [splitSnapshot(d.origin).dataset] : []));
+  const missing = origins.filter((o) => !local.has(o));
+  if (missing.length > 0) for (const [name, state] of await listDatasets(host, missing)) local.set(name, state);
+  return local;
+}
+
+/** Everything the planner may ask about the backup host, so one `zfs list` answers it all. */
+function remoteNames(datasets: readonly string[], local: ReadonlyMap<string, DatasetState>, basePath: string): string[] {
+  const names = new Set<string>([basePath]);
+  const add = (source: string) => {
+    const target = targetDatasetName(basePath, source);
+    names.add(target);
+    const parent = parentOf(target);
+    if (parent) names.add(parent);
+  };
+  for (const dataset of datasets) {
+    add(dataset);
+    const origin = local.get(dataset)?.origin;
+    if (origin) add(splitSnapshot(origin).dataset);
+  }
+  return [...names];
+}
+
+function datasetResults(
+  datasets: readonly string[],
+  plan: BackupPlan,
+  outcomes: ReadonlyMap<string, { bytes: number; seconds: number; error?: string; rotatedLocal: string[]; rotatedRemote: string[] }>,
+  basePath: string,
+  snapshot: string,
+): DatasetResult[] {
+  return datasets.map((dataset) => {
+    const problem = plan.problems.find((p) => p.dataset === dataset);
+    const transfer = plan.steps.find((s): s is TransferStep => s.kind === 'transfer' && s.dataset === dataset && !s.isOrigin);
+    const outcome = outcomes.get(dataset);
+    const error = problem?.message ?? outcome?.error;
+    return {
+      dataset,
+      target: targetDatasetName(basePath, dataset),
+      snapshot,
+      mode: transfer?.mode ?? 'none',
+      bytes: outcome?.bytes ?? 0,
+      seconds: outcome?.seconds ?? 0,
+      result: error ? 'failed' : transfer ? 'ok' : 'skipped',
+      error,
+      rotatedLocal: outcome?.rotatedLocal ?? [],
+      rotatedRemote: outcome?.rotatedRemote ?? [],
+    };
+  });
+}

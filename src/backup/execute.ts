@@ -1,0 +1,114 @@
+import { describeCommand, type Host } from '../host/host.js';
+import type { Log } from '../log.js';
+import type { Step, TransferStep } from '../plan/steps.js';
+import { createParentArgv, destroySnapshotsArgv, receiveArgv, sendArgv, snapshotArgv } from '../zfs/commands.js';
+import type { TransferStrategy } from '../transfer/strategy.js';
+
+export interface ExecutionContext {
+  local: Host;
+  remote: Host;
+  strategy: TransferStrategy;
+  log: Log;
+}
+
+/** What happened to each VM dataset (keyed by source dataset name). */
+export interface DatasetOutcome {
+  bytes: number;
+  seconds: number;
+  error?: string;
+  rotatedLocal: string[];
+  rotatedRemote: string[];
+}
+
+export interface Execution {
+  outcomes: Map<string, DatasetOutcome>;
+  /** Errors not tied to one dataset's transfer (rotation, spec upload). */
+  errors: string[];
+}
+
+export class SnapshotFailedError extends Error {
+  override name = 'SnapshotFailedError';
+}
+
+/**
+ * Runs the plan in order. A failed snapshot stops everything before anything is sent; a failed
+ * transfer marks its dataset failed, so its later steps (the clone after its origin, its rotation)
+ * are skipped while other datasets continue.
+ */
+export async function executePlan(steps: readonly Step[], context: ExecutionContext): Promise<Execution> {
+  const outcomes = new Map<string, DatasetOutcome>();
+  const errors: string[] = [];
+  const outcome = (dataset: string) => {
+    let o = outcomes.get(dataset);
+    if (!o) outcomes.set(dataset, (o = { bytes: 0, seconds: 0, rotatedLocal: [], rotatedRemote: [] }));
+    return o;
+  };
+  for (const step of steps) {
+    switch (step.kind) {
+      case 'snapshot':
+        try {
+          await context.local.run(snapshotArgv(step.snapshots), { mutates: true });
+          context.log.verbose(`snapshot ${step.snapshots.join(' ')}`);
+        } catch (error) {
+          throw new SnapshotFailedError(`snapshot of pool ${step.pool} failed, nothing was sent: ${(error as Error).message}`);
+        }
+        break;
+      case 'create-parent':
+        try {
+          await context.remote.run(createParentArgv(step.dataset), { mutates: true });
+        } catch (error) {
+          errors.push(`cannot create ${step.dataset} on the backup host: ${(error as Error).message}`);
+        }
+        break;
+      case 'transfer': {
+        const o = outcome(step.dataset);
+        if (o.error) break;
+        try {
+          await runTransfer(step, o, context);
+        } catch (error) {
+          o.error = (error as Error).message;
+        }
+        break;
+      }
+      case 'rotate': {
+        const o = outcome(step.dataset);
+        if (o.error) break;
+        const host = step.side === 'local' ? context.local : context.remote;
+        try {
+          await host.run(destroySnapshotsArgv(step.on, step.destroy), { mutates: true });
+          (step.side === 'local' ? o.rotatedLocal : o.rotatedRemote).push(...step.destroy.map((s) => `${step.on}@${s}`));
+        } catch (error) {
+          errors.push(`rotation on ${host.label} failed for ${step.on}: ${(error as Error).message}`);
+        }
+        break;
+      }
+      case 'store-spec':
+        try {
+          for (const file of step.files) {
+            await context.remote.run(['sh', '-c', 'mkdir -p "$1" && cat > "$1/$2.tmp" && mv "$1/$2.tmp" "$1/$2"', 'sh', step.directory, file.name], {
+              mutates: true,
+              input: file.content,
+            });
+          }
+        } catch (error) {
+          errors.push(`storing the VM spec in ${step.directory} on the backup host failed: ${(error as Error).message}`);
+        }
+        break;
+    }
+  }
+  return { outcomes, errors };
+}
+
+async function runTransfer(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext): Promise<void> {
+  for (const [index, send] of step.sends.entries()) {
+    const receive = receiveArgv(step.target, { origin: index === 0 ? step.origin : undefined });
+    if (context.remote.dryRun) {
+      context.local.skipped(context.strategy.describe(sendArgv(send), receive));
+      continue;
+    }
+    context.log.verbose(`send ${describeCommand(sendArgv(send))} -> ${step.target}`);
+    const result = await context.strategy.transfer(sendArgv(send), receive);
+    outcome.bytes += result.bytes;
+    outcome.seconds += result.seconds;
+  }
+}

@@ -1,0 +1,132 @@
+import { backupVm, type BackupSettings } from '../backup/backup-vm.js';
+import { applyOverrides, ConfigError, loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import type { Host } from '../host/host.js';
+import { LocalHost } from '../host/local.js';
+import { RemoteHost } from '../host/remote.js';
+import { stderrLog, type Log } from '../log.js';
+import { sendReportEmail } from '../report/email.js';
+import { appendRunLog } from '../report/log-file.js';
+import { renderText } from '../report/render.js';
+import { runStatus, type VmBackupResult } from '../report/types.js';
+import { createStrategy } from '../transfer/index.js';
+import { isValidSnapshotPart } from '../zfs/names.js';
+import { defaultConfigPath } from './paths.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
+
+export interface BackupFlags {
+  config?: string;
+  groupName?: string;
+  name?: string;
+  transferStrategy?: Config['transferStrategy'];
+  localSnapLimit?: string;
+  remoteSnapLimit?: string;
+  remoteSnapshotLimit?: string;
+  dryRun?: boolean;
+  verbose?: boolean;
+  json?: boolean;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+class UsageError extends Error {}
+
+export async function backupCommand(uuids: string[], flags: BackupFlags): Promise<number> {
+  const log = stderrLog(Boolean(flags.verbose));
+  let config: Config;
+  let settings: BackupSettings;
+  try {
+    for (const uuid of uuids) if (!UUID.test(uuid)) throw new UsageError(`not a VM UUID: ${JSON.stringify(uuid)} (expected the form 6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44; see \`vmadm list\`)`);
+    config = applyOverrides(loadConfig(flags.config ?? defaultConfigPath()), {
+      transferStrategy: flags.transferStrategy,
+      localSnapshotLimit: flags.localSnapLimit,
+      remoteSnapshotLimit: flags.remoteSnapLimit ?? flags.remoteSnapshotLimit,
+    });
+    settings = backupSettings(config, flags);
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      log.info(`zonecopy: ${error.message}`);
+      return EXIT_USAGE;
+    }
+    throw error;
+  }
+
+  const print = (line: string) => process.stdout.write(`${line}\n`);
+  const local = new LocalHost(Boolean(flags.dryRun), flags.json ? (line) => log.info(line) : print);
+  let remote: RemoteHost | undefined;
+  const results: VmBackupResult[] = [];
+  try {
+    remote = await RemoteHost.connect({
+      host: config.backupDestination,
+      port: config.backupDestinationPort,
+      username: config.backupDestinationUsername,
+      privateKeyPath: config.backupDestinationPrivateKeyPath,
+      knownHostsPath: config.knownHostsPath,
+      disableHostKeyChecking: config.disableHostKeyChecking,
+      dryRun: Boolean(flags.dryRun),
+      print: flags.json ? (line) => log.info(line) : print,
+    });
+  } catch (error) {
+    const now = new Date();
+    for (const uuid of uuids) {
+      results.push({
+        uuid, backupHost: `${config.backupDestinationUsername}@${config.backupDestination}:${config.backupDestinationPort}`,
+        startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [(error as Error).message], dryRun: Boolean(flags.dryRun),
+      });
+    }
+  }
+  if (remote) {
+    const strategy = createStrategy(config.transferStrategy, {
+      local,
+      remote,
+      remoteAddress: config.backupDestination,
+      compress: config.compressionCmd,
+      decompress: config.decompressionCmd,
+      mbufferLocal: config.mBufferLocalPath,
+      mbufferRemote: config.mBufferRemotePath,
+      mbufferLocalSize: config.mBufferLocalBufferSize,
+      mbufferRemoteSize: config.mBufferRemoteBufferSize,
+      mbufferPorts: config.mBufferPortRange,
+      mbufferTimeoutSeconds: config.mBufferTimeoutSeconds,
+    });
+    try {
+      for (const uuid of uuids) {
+        log.verbose(`backing up VM ${uuid} to ${remote.label} with ${strategy.name}`);
+        results.push(await backupVm(uuid, settings, { local, remote, strategy, log, now: () => new Date() }));
+      }
+    } finally {
+      await remote.close();
+    }
+  }
+  for (const result of results) await report(result, config, local, log, Boolean(flags.json));
+  if (flags.json) print(JSON.stringify(results.map(jsonResult), null, 2));
+  return results.every((r) => runStatus(r.errors, r.datasets) === 'success') ? EXIT_OK : EXIT_FAILED;
+}
+
+function backupSettings(config: Config, flags: BackupFlags): BackupSettings {
+  const group = flags.groupName ?? config.snapshotIdentifier;
+  if (!isValidSnapshotPart(group)) throw new UsageError(`--groupName ${JSON.stringify(group)}: use letters, digits and _ . : - only`);
+  if (flags.name !== undefined && !isValidSnapshotPart(flags.name)) throw new UsageError(`--name ${JSON.stringify(flags.name)}: use letters, digits and _ . : - only`);
+  return {
+    group,
+    name: flags.name,
+    basePath: config.backupDestinationBasePath,
+    specDirectory: config.backupConfigurationDestinationPath,
+    localLimit: config.localSnapshotLimit,
+    remoteLimit: config.remoteSnapshotLimit,
+  };
+}
+
+async function report(result: VmBackupResult, config: Config, local: Host, log: Log, json: boolean): Promise<void> {
+  if (!json) process.stdout.write(`${renderText(result)}\n`);
+  if (local.dryRun) return;
+  const logged = await appendRunLog(config.logDirectory, result);
+  if (typeof logged !== 'string') log.warn(`${logged.error}`);
+  const mail = await sendReportEmail(config, result);
+  if (!mail.sent) log.info(mail.note);
+  else log.verbose(mail.note);
+}
+
+function jsonResult(result: VmBackupResult) {
+  return { ...result, startedAt: result.startedAt.toISOString(), finishedAt: result.finishedAt.toISOString() };
+}

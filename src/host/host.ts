@@ -1,0 +1,84 @@
+import type { Readable, Writable } from 'node:stream';
+import { commandLine, pipelineLine, type Argv } from './quote.js';
+
+/**
+ * A machine that runs commands: the SmartOS host itself (execa) or the backup host (one ssh2
+ * connection). Every call says whether it changes anything; with `dryRun` such calls are printed
+ * and skipped here, in one place, while read-only calls still run. That is the whole dry-run.
+ */
+export interface Host {
+  /** `local` or `user@host:port`, for messages. */
+  readonly label: string;
+  readonly dryRun: boolean;
+  run(argv: Argv, options: RunOptions): Promise<CommandResult>;
+  /**
+   * Starts a pipeline whose first stage reads `stdin` and whose last stage writes `stdout`, for
+   * streams. Never gated by dry-run: the transfer layer decides what a dry run prints instead.
+   */
+  spawn(pipeline: readonly Argv[]): StreamProcess;
+  /** Prints what a dry run would have done on this host. */
+  skipped(description: string): void;
+  close(): Promise<void>;
+}
+
+export interface RunOptions {
+  mutates: boolean;
+  input?: string | Buffer;
+  /** Exit codes besides 0 that the caller handles itself (no CommandError). */
+  allowExitCodes?: readonly number[];
+  timeoutMs?: number;
+}
+
+export interface CommandResult {
+  host: string;
+  command: string;
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export interface StreamProcess {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  /** Settles when every stage has ended; never rejects. exitCode is the first failing stage's. */
+  readonly done: Promise<CommandResult>;
+  /** Ends the whole pipeline (the process group on a remote host). */
+  kill(): Promise<void>;
+  /** Calls `listener` with stderr text as it arrives (to wait for a listener to come up). */
+  onStderr(listener: (text: string) => void): void;
+}
+
+export class CommandError extends Error {
+  constructor(readonly result: CommandResult) {
+    super(describeFailure(result));
+    this.name = 'CommandError';
+  }
+}
+
+export function describeFailure(result: CommandResult): string {
+  const stderr = result.stderr.trim().split('\n').slice(-5).join(' / ');
+  return `${result.host}: \`${result.command}\` exited ${result.exitCode}${stderr ? `: ${stderr}` : ''}`;
+}
+
+export function describeCommand(argv: Argv): string {
+  return commandLine(argv);
+}
+
+export function describePipeline(pipeline: readonly Argv[]): string {
+  return pipeline.length === 1 ? commandLine(pipeline[0]!) : pipeline.map(commandLine).join(' | ');
+}
+
+export { pipelineLine };
+
+/** The dry-run gate shared by both hosts. Returns the result to use instead of running, if any. */
+export function dryRunResult(host: Host, argv: Argv, options: RunOptions): CommandResult | undefined {
+  if (!host.dryRun || !options.mutates) return undefined;
+  const command = commandLine(argv);
+  host.skipped(command);
+  return { host: host.label, command, stdout: '', stderr: '', exitCode: 0 };
+}
+
+export function checkResult(result: CommandResult, options: RunOptions): CommandResult {
+  if (result.exitCode === 0 || options.allowExitCodes?.includes(result.exitCode)) return result;
+  throw new CommandError(result);
+}

@@ -1,0 +1,197 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { Client, type ClientChannel } from 'ssh2';
+import {
+  checkResult,
+  describePipeline,
+  dryRunResult,
+  type CommandResult,
+  type Host,
+  type RunOptions,
+  type StreamProcess,
+} from './host.js';
+import { HostKeyError, verifyHostKey } from './known-hosts.js';
+import { commandLine, pipelineLine, type Argv } from './quote.js';
+
+export interface RemoteOptions {
+  host: string;
+  port: number;
+  username: string;
+  privateKeyPath?: string;
+  knownHostsPath: string;
+  disableHostKeyChecking: boolean;
+  dryRun: boolean;
+  connectTimeoutMs?: number;
+  print?: (line: string) => void;
+}
+
+export class ConnectError extends Error {
+  override name = 'ConnectError';
+}
+
+const DEFAULT_KEYS = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
+const PGID_MARK = 'zonecopy-pgid ';
+
+function readPrivateKey(options: RemoteOptions): Buffer {
+  if (options.privateKeyPath) {
+    try {
+      return readFileSync(options.privateKeyPath);
+    } catch (error) {
+      throw new ConnectError(`cannot read the SSH private key ${options.privateKeyPath} (backupDestinationPrivateKeyPath): ${(error as Error).message}`);
+    }
+  }
+  const found = DEFAULT_KEYS.map((name) => join(homedir(), '.ssh', name)).find((path) => existsSync(path));
+  if (!found) {
+    throw new ConnectError(`no SSH private key: set backupDestinationPrivateKeyPath, or create ${join(homedir(), '.ssh', 'id_ed25519')} (ssh-keygen -t ed25519) and authorise it on the backup host.`);
+  }
+  return readFileSync(found);
+}
+
+/**
+ * The backup host over ONE ssh2 connection: every control command and every stream is a channel
+ * of it. Remote pipelines report their process group first, so they can be ended as a group.
+ */
+export class RemoteHost implements Host {
+  readonly label: string;
+  readonly dryRun: boolean;
+  private readonly print: (line: string) => void;
+
+  private constructor(
+    private readonly client: Client,
+    options: RemoteOptions,
+  ) {
+    this.label = `${options.username}@${options.host}:${options.port}`;
+    this.dryRun = options.dryRun;
+    this.print = options.print ?? ((line) => process.stdout.write(`${line}\n`));
+  }
+
+  static connect(options: RemoteOptions): Promise<RemoteHost> {
+    const privateKey = readPrivateKey(options);
+    const where = `${options.username}@${options.host}:${options.port}`;
+    return new Promise((resolve, reject) => {
+      const client = new Client();
+      let keyError: Error | undefined;
+      client.once('ready', () => resolve(new RemoteHost(client, options)));
+      client.once('error', (error: Error & { level?: string }) => {
+        if (keyError) return reject(keyError);
+        if (error.level === 'client-authentication') {
+          return reject(new ConnectError(`backup host ${where} refused the SSH key (authentication failed). Add the public key of ${options.privateKeyPath ?? 'your default key'} to ~${options.username}/.ssh/authorized_keys on the backup host.`));
+        }
+        const reason = error.message.includes('Timed out') ? 'timed out' : error.message;
+        reject(new ConnectError(`cannot connect to backup host ${where}: ${reason}. Check backupDestination/backupDestinationPort and that sshd runs there.`));
+      });
+      client.connect({
+        host: options.host,
+        port: options.port,
+        username: options.username,
+        privateKey,
+        readyTimeout: options.connectTimeoutMs ?? 20_000,
+        keepaliveInterval: 10_000,
+        keepaliveCountMax: 6,
+        algorithms: { cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com', 'aes128-ctr'] },
+        hostVerifier: (key: Buffer) => {
+          if (options.disableHostKeyChecking) return true;
+          try {
+            verifyHostKey(options.knownHostsPath, options.host, options.port, key);
+            return true;
+          } catch (error) {
+            keyError = error instanceof HostKeyError ? error : new ConnectError(String(error));
+            return false;
+          }
+        },
+      });
+    });
+  }
+
+  private exec(command: string): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (error, channel) => (error ? reject(new ConnectError(`${this.label}: cannot open an SSH channel: ${error.message}`)) : resolve(channel)));
+    });
+  }
+
+  async run(argv: Argv, options: RunOptions): Promise<CommandResult> {
+    const skipped = dryRunResult(this, argv, options);
+    if (skipped) return skipped;
+    const command = commandLine(argv);
+    const channel = await this.exec(command);
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    channel.on('data', (chunk: Buffer) => stdout.push(chunk));
+    channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    channel.end(options.input);
+    const timer = options.timeoutMs ? setTimeout(() => channel.close(), options.timeoutMs) : undefined;
+    const exitCode = await channelExit(channel);
+    if (timer) clearTimeout(timer);
+    return checkResult(
+      { host: this.label, command, stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString(), exitCode },
+      options,
+    );
+  }
+
+  spawn(pipeline: readonly Argv[]): StreamProcess {
+    const command = describePipeline(pipeline);
+    const stdin = new PassThrough({ highWaterMark: 1 << 20 });
+    const stdout = new PassThrough({ highWaterMark: 1 << 20 });
+    let pgid: string | undefined;
+    let stderrText = '';
+    const listeners: Array<(text: string) => void> = [];
+    const channelPromise = this.exec(`echo "${PGID_MARK}$$" >&2; ${pipelineLine(pipeline)}`);
+    const done = channelPromise.then(
+      async (channel): Promise<CommandResult> => {
+        stdin.pipe(channel);
+        channel.pipe(stdout);
+        channel.stderr.on('data', (chunk: Buffer) => {
+          stderrText += chunk.toString();
+          if (pgid === undefined) {
+            const newline = stderrText.indexOf('\n');
+            if (newline >= 0 && stderrText.startsWith(PGID_MARK)) {
+              pgid = stderrText.slice(PGID_MARK.length, newline).trim();
+              stderrText = stderrText.slice(newline + 1);
+              if (stderrText) listeners.forEach((l) => l(stderrText));
+            }
+          } else {
+            listeners.forEach((l) => l(chunk.toString()));
+          }
+        });
+        const exitCode = await channelExit(channel);
+        return { host: this.label, command, stdout: '', stderr: stderrText, exitCode };
+      },
+      (error: Error): CommandResult => ({ host: this.label, command, stdout: '', stderr: error.message, exitCode: 255 }),
+    );
+    return {
+      stdin,
+      stdout,
+      done,
+      onStderr: (listener) => listeners.push(listener),
+      kill: async () => {
+        if (pgid && /^\d+$/.test(pgid)) {
+          await this.run(['kill', '-s', 'TERM', '--', `-${pgid}`], { mutates: false, allowExitCodes: [1] }).catch(() => undefined);
+        }
+        const channel = await channelPromise.catch(() => undefined);
+        channel?.close();
+        await done;
+      },
+    };
+  }
+
+  skipped(description: string): void {
+    this.print(`[dry-run] ${this.label}: ${description}`);
+  }
+
+  async close(): Promise<void> {
+    this.client.end();
+  }
+}
+
+function channelExit(channel: ClientChannel): Promise<number> {
+  return new Promise((resolve) => {
+    let code: number | undefined;
+    channel.on('exit', (exitCode: number | null, signal?: string) => {
+      code = exitCode ?? (signal ? 128 + 15 : 255);
+    });
+    channel.on('close', () => resolve(code ?? 255));
+  });
+}
+

@@ -1,0 +1,184 @@
+import type { SendSpec } from '../zfs/commands.js';
+import type { DatasetState, SnapshotInfo } from '../zfs/list.js';
+import { parentOf, poolOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
+import { inGroup, snapshotsToRotate } from './rotation.js';
+import type { Step, TransferStep } from './steps.js';
+
+export interface PlanInput {
+  /** The VM's datasets, parents before children. */
+  datasets: readonly string[];
+  /** Name (after `@`) of the snapshot this run takes. */
+  snapshot: string;
+  group: string;
+  basePath: string;
+  /** Source state of the VM datasets and of the origins of its clones. */
+  local: ReadonlyMap<string, DatasetState>;
+  /** Backup-host state of the targets, their parents, origin targets and the base path. */
+  remote: ReadonlyMap<string, DatasetState>;
+  localLimit?: number;
+  remoteLimit?: number;
+  spec?: { directory: string; files: Array<{ name: string; content: string }> };
+}
+
+export interface Problem {
+  dataset: string;
+  message: string;
+}
+
+export interface BackupPlan {
+  steps: Step[];
+  /** Datasets that will not be transferred this run, and why. */
+  problems: Problem[];
+  warnings: string[];
+}
+
+/**
+ * The pure heart of a backup: from observed state to steps. No I/O, so every rule here (guid
+ * matching, clone origins, intermediate snapshots, rotation limits) is tested table-style.
+ */
+export function planBackup(input: PlanInput): BackupPlan {
+  const steps: Step[] = [];
+  const problems: Problem[] = [];
+  const warnings: string[] = [];
+  const byPool = new Map<string, string[]>();
+  for (const dataset of input.datasets) {
+    const state = input.local.get(dataset);
+    if (!state) {
+      problems.push({ dataset, message: `vmadm lists ${dataset}, but ZFS has no such dataset` });
+      continue;
+    }
+    if (state.snapshots.some((s) => s.name === input.snapshot)) {
+      problems.push({ dataset, message: `${dataset}@${input.snapshot} already exists; choose another --name` });
+      continue;
+    }
+    const pool = poolOf(dataset);
+    byPool.set(pool, [...(byPool.get(pool) ?? []), `${dataset}@${input.snapshot}`]);
+  }
+  if (problems.length > 0) return { steps: [], problems, warnings };
+  for (const [pool, snapshots] of byPool) steps.push({ kind: 'snapshot', pool, snapshots });
+
+  const onTarget = new Set(input.remote.keys());
+  const ensureParent = (target: string) => {
+    const parent = parentOf(target);
+    if (parent && !onTarget.has(parent)) {
+      steps.push({ kind: 'create-parent', dataset: parent });
+      for (let p: string | undefined = parent; p; p = parentOf(p)) onTarget.add(p);
+    }
+  };
+
+  for (const dataset of input.datasets) {
+    const local = input.local.get(dataset)!;
+    const target = targetDatasetName(input.basePath, dataset);
+    const remote = input.remote.get(target);
+    const newest = `${dataset}@${input.snapshot}`;
+    let transfer: TransferStep | undefined;
+    let arriving = [input.snapshot];
+    if (remote) {
+      const result = planIncremental(dataset, local, remote, input);
+      if ('problem' in result) {
+        problems.push({ dataset, message: result.problem });
+        continue;
+      }
+      transfer = { kind: 'transfer', dataset, source: dataset, target, mode: 'incremental', sends: result.sends, isOrigin: false };
+      arriving = result.arriving;
+    } else {
+      const origin = local.origin ? planOrigin(dataset, local.origin, input, onTarget, steps, ensureParent, warnings) : undefined;
+      ensureParent(target);
+      transfer = origin
+        ? { kind: 'transfer', dataset, source: dataset, target, mode: 'incremental', sends: [{ from: local.origin, to: newest }], origin, isOrigin: false }
+        : { kind: 'transfer', dataset, source: dataset, target, mode: 'full', sends: [{ to: newest }], isOrigin: false };
+    }
+    steps.push(transfer);
+    onTarget.add(target);
+    steps.push(...planRotation(dataset, target, local, remote, arriving, input));
+  }
+  if (input.spec) steps.push({ kind: 'store-spec', ...input.spec });
+  return { steps, problems, warnings };
+}
+
+type Incremental = { sends: SendSpec[]; arriving: string[] } | { problem: string };
+
+function planIncremental(dataset: string, local: DatasetState, remote: DatasetState, input: PlanInput): Incremental {
+  const target = remote.name;
+  if (remote.resumeToken) {
+    return { problem: `${target} holds a partially received stream (receive_resume_token); it must be resumed or aborted (zfs receive -A ${target}) first` };
+  }
+  const remoteGuids = new Set(remote.snapshots.map((s) => s.guid));
+  const common = [...local.snapshots].reverse().find((s) => remoteGuids.has(s.guid));
+  if (!common) {
+    if (remote.snapshots.length === 0) {
+      return { problem: `${target} exists on the backup host but has no snapshots; zonecopy will not overwrite it. Destroy or rename it, or choose another backupDestinationBasePath` };
+    }
+    return { problem: `${dataset} and ${target} have no snapshot in common (compared by guid); zonecopy will not overwrite the backup. Rename or destroy ${target} to start a new full backup` };
+  }
+  const newestRemote = remote.snapshots[remote.snapshots.length - 1]!;
+  if (newestRemote.guid !== common.guid) {
+    const after = remote.snapshots.filter((s) => s.createtxg > (remote.snapshots.find((r) => r.guid === common.guid)?.createtxg ?? 0));
+    return { problem: `${target} has snapshots newer than the last common snapshot ${common.name} (${after.map((s) => s.name).join(', ')}); zonecopy will not destroy them` };
+  }
+  const later = local.snapshots.filter((s) => s.createtxg > common.createtxg);
+  const from = `${dataset}@${common.name}`;
+  const to = `${dataset}@${input.snapshot}`;
+  if (later.every((s) => inGroup(s.name, input.group))) {
+    return { sends: [{ from, to, intermediates: later.length > 0 }], arriving: [...later.map((s) => s.name), input.snapshot] };
+  }
+  // Foreign snapshots in between (vmsnap-*, other groups) stay local: send the group's one by one.
+  const chain: SnapshotInfo[] = later.filter((s) => inGroup(s.name, input.group));
+  const sends: SendSpec[] = [];
+  let previous = from;
+  for (const name of [...chain.map((s) => s.name), input.snapshot]) {
+    const next = `${dataset}@${name}`;
+    sends.push({ from: previous, to: next });
+    previous = next;
+  }
+  return { sends, arriving: [...chain.map((s) => s.name), input.snapshot] };
+}
+
+/**
+ * Makes sure the origin snapshot of a clone exists on the backup host with the same guid, planning
+ * its transfer first when it does not. Returns the target origin snapshot, or undefined when the
+ * clone has to be sent in full.
+ */
+function planOrigin(
+  clone: string,
+  origin: string,
+  input: PlanInput,
+  onTarget: Set<string>,
+  steps: Step[],
+  ensureParent: (target: string) => void,
+  warnings: string[],
+): string | undefined {
+  const { dataset: originDataset, snapshot } = splitSnapshot(origin);
+  const originLocal = input.local.get(originDataset);
+  const guid = originLocal?.snapshots.find((s) => s.name === snapshot)?.guid;
+  const originTarget = targetDatasetName(input.basePath, originDataset);
+  if (!guid) {
+    warnings.push(`${clone}: origin ${origin} is not visible locally; sending ${clone} in full`);
+    return undefined;
+  }
+  const remote = input.remote.get(originTarget);
+  const match = remote?.snapshots.find((s) => s.guid === guid);
+  if (match) return `${originTarget}@${match.name}`;
+  const planned = steps.find((s): s is TransferStep => s.kind === 'transfer' && s.target === originTarget);
+  if (planned) return `${originTarget}@${snapshot}`;
+  if (remote || onTarget.has(originTarget)) {
+    warnings.push(`${clone}: ${originTarget} exists on the backup host without ${snapshot} (guid ${guid}); sending ${clone} in full`);
+    return undefined;
+  }
+  ensureParent(originTarget);
+  steps.push({ kind: 'transfer', dataset: clone, source: originDataset, target: originTarget, mode: 'full', sends: [{ to: origin }], isOrigin: true });
+  onTarget.add(originTarget);
+  return `${originTarget}@${snapshot}`;
+}
+
+function planRotation(dataset: string, target: string, local: DatasetState, remote: DatasetState | undefined, arriving: string[], input: PlanInput): Step[] {
+  const steps: Step[] = [];
+  const protect = new Set([input.snapshot]);
+  const localOrder = [...local.snapshots.map((s) => s.name), input.snapshot];
+  const destroyLocal = snapshotsToRotate(localOrder, input.group, input.localLimit, protect);
+  if (destroyLocal.length > 0) steps.push({ kind: 'rotate', side: 'local', dataset, on: dataset, destroy: destroyLocal });
+  const remoteOrder = [...(remote?.snapshots.map((s) => s.name) ?? []), ...arriving];
+  const destroyRemote = snapshotsToRotate(remoteOrder, input.group, input.remoteLimit, protect);
+  if (destroyRemote.length > 0) steps.push({ kind: 'rotate', side: 'remote', dataset, on: target, destroy: destroyRemote });
+  return steps;
+}

@@ -1,0 +1,48 @@
+import type { SendSpec } from '../zfs/commands.js';
+
+/** What a backup run will do, as data: the planner makes these, the executor runs them, --dry-run prints them. */
+export type Step = SnapshotStep | CreateParentStep | TransferStep | RotateStep | StoreSpecStep;
+
+/** One atomic `zfs snapshot a@s b@s …` for all selected datasets of one pool. */
+export interface SnapshotStep {
+  kind: 'snapshot';
+  pool: string;
+  snapshots: string[];
+}
+
+/** A parent that must exist on the backup host before a dataset can be received below it. */
+export interface CreateParentStep {
+  kind: 'create-parent';
+  dataset: string;
+}
+
+export interface TransferStep {
+  kind: 'transfer';
+  /** The VM dataset this transfer serves (for a clone's origin: the clone). */
+  dataset: string;
+  source: string;
+  target: string;
+  mode: 'full' | 'incremental';
+  /** Sent one after the other; each is its own stream. */
+  sends: SendSpec[];
+  /** For the first transfer of a clone: the target snapshot that becomes its origin. */
+  origin?: string;
+  /** True when this transfer carries a clone's origin (an image), not a VM dataset. */
+  isOrigin: boolean;
+}
+
+export interface RotateStep {
+  kind: 'rotate';
+  side: 'local' | 'remote';
+  /** The VM dataset whose transfer must have succeeded first. */
+  dataset: string;
+  /** The dataset the snapshots are destroyed on (source name, or target name on the backup host). */
+  on: string;
+  destroy: string[];
+}
+
+export interface StoreSpecStep {
+  kind: 'store-spec';
+  directory: string;
+  files: Array<{ name: string; content: string }>;
+}

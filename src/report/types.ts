@@ -1,0 +1,48 @@
+/** What one backup run did for one VM: the input of every report (email, log, --json). */
+
+export type TransferMode = 'full' | 'incremental' | 'resume' | 'none';
+export type DatasetOutcome = 'ok' | 'failed' | 'skipped';
+
+export interface DatasetResult {
+  /** Source dataset, e.g. `zones/<uuid>-disk0`. */
+  dataset: string;
+  /** Target dataset on the backup host. */
+  target: string;
+  /** Snapshot name (the part after `@`) that this run created and sent. */
+  snapshot: string;
+  mode: TransferMode;
+  /** Bytes of the send stream(s) that crossed to the backup host. */
+  bytes: number;
+  seconds: number;
+  result: DatasetOutcome;
+  error?: string;
+  /** Snapshots destroyed by rotation, full names. */
+  rotatedLocal: string[];
+  rotatedRemote: string[];
+}
+
+export type RunStatus = 'success' | 'partial' | 'failed';
+
+export interface VmBackupResult {
+  uuid: string;
+  alias?: string;
+  brand?: string;
+  /** Snapshot name (after `@`) taken for this VM's datasets, when it got that far. */
+  snapshot?: string;
+  backupHost: string;
+  startedAt: Date;
+  finishedAt: Date;
+  status: RunStatus;
+  datasets: DatasetResult[];
+  /** Errors that are not about one dataset (discovery, snapshot, connection, spec upload). */
+  errors: string[];
+  dryRun: boolean;
+}
+
+export function runStatus(errors: readonly string[], datasets: readonly DatasetResult[]): RunStatus {
+  const failed = datasets.filter((d) => d.result === 'failed').length;
+  const ok = datasets.filter((d) => d.result === 'ok').length;
+  if (errors.length === 0 && failed === 0) return 'success';
+  if (ok > 0) return 'partial';
+  return 'failed';
+}

@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import type { Host } from '../host/host.js';
+
+/** The parts of `vmadm get` that backup and restore rely on; everything else is kept verbatim. */
+const vmSpecSchema = z
+  .object({
+    uuid: z.string(),
+    alias: z.string().optional(),
+    brand: z.string(),
+    zfs_filesystem: z.string(),
+    zpool: z.string().optional(),
+    image_uuid: z.string().optional(),
+    datasets: z.array(z.string()).optional(),
+    disks: z.array(z.object({ zfs_filesystem: z.string().optional(), path: z.string().optional() }).loose()).optional(),
+    internal_metadata: z.record(z.string(), z.unknown()).optional(),
+  })
+  .loose();
+
+export type VmSpec = z.infer<typeof vmSpecSchema>;
+
+export class UnknownVmError extends Error {
+  override name = 'UnknownVmError';
+}
+
+export interface VmSpecWithRaw {
+  spec: VmSpec;
+  /** Exactly what vmadm printed, stored with each backup for restore. */
+  raw: string;
+}
+
+export async function vmadmGet(host: Host, uuid: string): Promise<VmSpecWithRaw> {
+  const result = await host.run(['vmadm', 'get', uuid], { mutates: false, allowExitCodes: [1, 2] });
+  if (result.exitCode !== 0) {
+    const why = result.stderr.trim() || `exit ${result.exitCode}`;
+    throw new UnknownVmError(`VM ${uuid} not found on this host (vmadm get: ${why}). Check the UUID with \`vmadm list\`.`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(result.stdout);
+  } catch (error) {
+    throw new Error(`vmadm get ${uuid} printed something that is not JSON: ${(error as Error).message}`);
+  }
+  const parsed = vmSpecSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new Error(`vmadm get ${uuid} returned a VM object without ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+  }
+  return { spec: parsed.data, raw: result.stdout };
+}
+
+/** The zone configuration (`/etc/zones/<uuid>.xml`), when the host has one. */
+export async function readZoneConfig(host: Host, uuid: string): Promise<string | undefined> {
+  const result = await host.run(['cat', `/etc/zones/${uuid}.xml`], { mutates: false, allowExitCodes: [1, 2] });
+  return result.exitCode === 0 ? result.stdout : undefined;
+}

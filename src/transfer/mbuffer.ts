@@ -1,0 +1,122 @@
+import { randomInt } from 'node:crypto';
+import { describePipeline, type StreamProcess } from '../host/host.js';
+import type { Argv } from '../host/quote.js';
+import { pump } from './pump.js';
+import { TransferError, type StrategyOptions, type TransferResult, type TransferStrategy } from './strategy.js';
+
+const LISTENING = /listening on/;
+const PORT_TAKEN = /Address already in use|Unable to initialize network input|cannot bind|bind/i;
+const PORT_ATTEMPTS = 6;
+const LISTEN_TIMEOUT_MS = 30_000;
+
+/**
+ * `mbuffer` / `mbuffer_gzip`: plain TCP between two mbuffers, for trusted networks. The receiver
+ * runs over the SSH connection and accepts only the SmartOS host's address; the sender starts
+ * only once the receiver listens; a port that is taken is retried with another; both ends have a
+ * watchdog (-W) and are ended by process (group) on any failure.
+ */
+export class MbufferStrategy implements TransferStrategy {
+  private senderAddress?: string;
+
+  constructor(
+    readonly name: 'mbuffer' | 'mbuffer_gzip',
+    private readonly options: StrategyOptions,
+  ) {}
+
+  private receiverPipeline(receive: Argv, allowFrom: string, port: number): Argv[] {
+    const o = this.options;
+    const listen: Argv = [o.mbufferRemote, '-q', '-v', '4', '-s', '128k', '-m', o.mbufferRemoteSize, '-W', String(o.mbufferTimeoutSeconds), '-I', `${allowFrom}:${port}`];
+    return this.name === 'mbuffer' ? [listen, receive] : [listen, o.decompress, receive];
+  }
+
+  private senderPipeline(port: number): Argv[] {
+    const o = this.options;
+    return [[o.mbufferLocal, '-q', '-s', '128k', '-m', o.mbufferLocalSize, '-W', String(o.mbufferTimeoutSeconds), '-O', `${o.remoteAddress}:${port}`]];
+  }
+
+  private sourcePipeline(send: Argv): Argv[] {
+    return this.name === 'mbuffer' ? [send] : [send, this.options.compress];
+  }
+
+  /** The SmartOS host's address as the backup host sees it (from the SSH session). */
+  private async allowFrom(): Promise<string> {
+    if (!this.senderAddress) {
+      const out = await this.options.remote.run(['printenv', 'SSH_CONNECTION'], { mutates: false });
+      const address = out.stdout.trim().split(/\s+/)[0];
+      if (!address) throw new TransferError(`${this.options.remote.label}: cannot tell the SmartOS host's address (SSH_CONNECTION is empty)`);
+      this.senderAddress = address;
+    }
+    return this.senderAddress;
+  }
+
+  private async listen(receive: Argv): Promise<{ receiver: StreamProcess; port: number }> {
+    const allowFrom = await this.allowFrom();
+    const [low, high] = this.options.mbufferPorts;
+    let lastError = '';
+    for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
+      const port = randomInt(low, high + 1);
+      const receiver = this.options.remote.spawn(this.receiverPipeline(receive, allowFrom, port));
+      receiver.stdin.end();
+      receiver.stdout.resume();
+      const state = await waitForListener(receiver);
+      if (state.listening) return { receiver, port };
+      await receiver.kill();
+      lastError = state.stderr;
+      if (!PORT_TAKEN.test(state.stderr)) break;
+    }
+    throw new TransferError(`mbuffer on ${this.options.remote.label} did not start listening: ${lastError.trim() || 'no message'}`);
+  }
+
+  async transfer(send: Argv, receive: Argv): Promise<TransferResult> {
+    const { receiver, port } = await this.listen(receive);
+    const sender = this.options.local.spawn(this.senderPipeline(port));
+    sender.stdout.resume();
+    const source = this.options.local.spawn(this.sourcePipeline(send));
+    source.stdin.end();
+    const what = `\`${describePipeline(this.sourcePipeline(send))}\` via mbuffer to ${this.options.remoteAddress}:${port}`;
+    const failEarly = receiver.done.then((r) => {
+      if (r.exitCode !== 0) void sender.kill();
+    });
+    try {
+      const result = await pump(source, sender, what);
+      const received = await receiver.done;
+      if (received.exitCode !== 0) {
+        throw new TransferError(`${what}: receive on ${received.host} exited ${received.exitCode}: ${received.stderr.trim().split('\n').slice(-3).join(' / ')}`);
+      }
+      return result;
+    } catch (error) {
+      await Promise.all([receiver.kill(), sender.kill(), source.kill()]);
+      const received = await receiver.done;
+      const detail = received.exitCode !== 0 ? `; receiver: ${received.stderr.trim().split('\n').slice(-2).join(' / ')}` : '';
+      throw new TransferError(`${(error as Error).message}${detail}`);
+    } finally {
+      await failEarly;
+    }
+  }
+
+  describe(send: Argv, receive: Argv): string {
+    return `${describePipeline([...this.sourcePipeline(send), ...this.senderPipeline(0)])} ; on ${this.options.remote.label}: ${describePipeline(this.receiverPipeline(receive, '<smartos-host>', 0))}  (port chosen at run time)`;
+  }
+}
+
+function waitForListener(receiver: StreamProcess): Promise<{ listening: boolean; stderr: string }> {
+  return new Promise((resolve) => {
+    let stderr = '';
+    let settled = false;
+    const finish = (listening: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ listening, stderr });
+    };
+    const timer = setTimeout(() => finish(false), LISTEN_TIMEOUT_MS);
+    receiver.onStderr((text) => {
+      stderr += text;
+      if (LISTENING.test(stderr)) finish(true);
+    });
+    void receiver.done.then((r) => {
+      stderr += r.stderr;
+      finish(false);
+    });
+  });
+}

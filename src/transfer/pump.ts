@@ -1,0 +1,50 @@
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { CommandResult, StreamProcess } from '../host/host.js';
+import { TransferError, type TransferResult } from './strategy.js';
+
+/**
+ * Moves a stream from `source` to `sink`, counting bytes. When either end fails the other is
+ * ended too (no half-open zfs send waiting forever on a dead receiver), and the error names both.
+ */
+export async function pump(source: StreamProcess, sink: StreamProcess, what: string): Promise<TransferResult> {
+  const started = Date.now();
+  let bytes = 0;
+  const counter = new Transform({
+    highWaterMark: 1 << 20,
+    transform(chunk: Buffer, _encoding, callback) {
+      bytes += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  const flow = pipeline(source.stdout, counter, sink.stdin).catch(() => undefined);
+  let firstFailure: 'send' | 'receive' | undefined;
+  const endOtherOnFailure = (result: CommandResult, other: StreamProcess, side: 'send' | 'receive') => {
+    if (result.exitCode !== 0) {
+      firstFailure ??= side;
+      void other.kill();
+    }
+    return result;
+  };
+  const [sent, received] = await Promise.all([
+    source.done.then((r) => endOtherOnFailure(r, sink, 'send')),
+    sink.done.then((r) => endOtherOnFailure(r, source, 'receive')),
+  ]);
+  await flow;
+  const seconds = (Date.now() - started) / 1000;
+  if (sent.exitCode !== 0 || received.exitCode !== 0) {
+    throw new TransferError(failureMessage(what, firstFailure === 'receive' ? { ...sent, exitCode: 0 } : sent, received, bytes));
+  }
+  return { bytes, seconds };
+}
+
+export function failureMessage(what: string, sent: CommandResult, received: CommandResult, bytes: number): string {
+  const parts: string[] = [];
+  if (received.exitCode !== 0) parts.push(`receive on ${received.host} exited ${received.exitCode}: ${lastLines(received.stderr) || '(no message)'}`);
+  if (sent.exitCode !== 0) parts.push(`send on ${sent.host} exited ${sent.exitCode}: ${lastLines(sent.stderr) || '(no message)'}`);
+  return `${what} failed after ${bytes} bytes: ${parts.join('; ')}`;
+}
+
+function lastLines(text: string): string {
+  return text.trim().split('\n').filter(Boolean).slice(-3).join(' / ');
+}

@@ -1,0 +1,41 @@
+import type { Host } from '../host/host.js';
+import type { Argv } from '../host/quote.js';
+
+/**
+ * How one `zfs send` stream reaches one `zfs receive` on the backup host. Every strategy sits
+ * behind this interface; adding one touches nothing else.
+ */
+export interface TransferStrategy {
+  readonly name: StrategyName;
+  /** Streams `send` (run locally) into `receive` (run on the backup host). Throws TransferError. */
+  transfer(send: Argv, receive: Argv): Promise<TransferResult>;
+  /** The pipeline as an operator would type it, for --dry-run. */
+  describe(send: Argv, receive: Argv): string;
+}
+
+export type StrategyName = 'ssh' | 'ssh_gzip' | 'mbuffer' | 'mbuffer_gzip';
+
+export interface TransferResult {
+  /** Bytes that crossed to the backup host (compressed bytes for the gzip strategies). */
+  bytes: number;
+  seconds: number;
+}
+
+export interface StrategyOptions {
+  local: Host;
+  remote: Host;
+  /** The backup host's address as the SmartOS host reaches it (mbuffer connects there). */
+  remoteAddress: string;
+  compress: Argv;
+  decompress: Argv;
+  mbufferLocal: string;
+  mbufferRemote: string;
+  mbufferLocalSize: string;
+  mbufferRemoteSize: string;
+  mbufferPorts: readonly [number, number];
+  mbufferTimeoutSeconds: number;
+}
+
+export class TransferError extends Error {
+  override name = 'TransferError';
+}

@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { planBackup, type PlanInput } from '../../src/plan/backup-plan.js';
+import type { RotateStep, SnapshotStep, Step, TransferStep } from '../../src/plan/steps.js';
+import type { DatasetState } from '../../src/zfs/list.js';
+
+let txg = 100;
+function ds(name: string, snaps: Array<[string, string]>, extra: Partial<DatasetState> = {}): DatasetState {
+  return { name, type: 'filesystem', guid: `g-${name}`, snapshots: snaps.map(([n, guid]) => ({ name: n, guid, createtxg: txg++, creation: txg })), ...extra };
+}
+function states(...list: DatasetState[]): Map<string, DatasetState> {
+  return new Map(list.map((d) => [d.name, d]));
+}
+const VM = 'zones/6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44';
+const T = 'backup/zones/6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44';
+function input(over: Partial<PlanInput>): PlanInput {
+  return { datasets: [VM], snapshot: 'daily-new', group: 'daily', basePath: 'backup/zones', local: states(), remote: states(ds('backup/zones', [])), ...over };
+}
+const transfers = (steps: Step[]) => steps.filter((s): s is TransferStep => s.kind === 'transfer');
+const rotations = (steps: Step[]) => steps.filter((s): s is RotateStep => s.kind === 'rotate');
+
+describe('planBackup', () => {
+  it('snapshots all datasets of a pool in one atomic step, KVM disks with the root', () => {
+    const plan = planBackup(input({
+      datasets: [VM, `${VM}-disk0`, `${VM}-disk1`, 'other/vol'],
+      local: states(ds(VM, []), ds(`${VM}-disk0`, []), ds(`${VM}-disk1`, []), ds('other/vol', [])),
+    }));
+    const snaps = plan.steps.filter((s): s is SnapshotStep => s.kind === 'snapshot');
+    assert.deepEqual(snaps.map((s) => [s.pool, s.snapshots]), [
+      ['zones', [`${VM}@daily-new`, `${VM}-disk0@daily-new`, `${VM}-disk1@daily-new`]],
+      ['other', ['other/vol@daily-new']],
+    ]);
+    assert.equal(plan.steps[0]!.kind, 'snapshot');
+  });
+
+  it('sends in full when the target does not exist', () => {
+    const plan = planBackup(input({ local: states(ds(VM, [['daily-a', '1']])) }));
+    assert.deepEqual(transfers(plan.steps).map((t) => [t.mode, t.target, t.sends]), [['full', T, [{ to: `${VM}@daily-new` }]]]);
+  });
+
+  it('finds the common snapshot by guid, not by name', () => {
+    const plan = planBackup(input({
+      local: states(ds(VM, [['daily-a', '1'], ['daily-b', '2']])),
+      remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1'], ['daily-b', 'other-guid']])),
+    }));
+    // daily-b has the same name on both sides but another guid: the newer target snapshot blocks
+    assert.equal(transfers(plan.steps).length, 0);
+    assert.match(plan.problems[0]!.message, /newer than the last common snapshot daily-a/);
+  });
+
+  it('refuses (never -F) when names match but no guid does', () => {
+    const plan = planBackup(input({
+      local: states(ds(VM, [['daily-a', '1']])),
+      remote: states(ds('backup/zones', []), ds(T, [['daily-a', '999']])),
+    }));
+    assert.equal(transfers(plan.steps).length, 0);
+    assert.match(plan.problems[0]!.message, /no snapshot in common \(compared by guid\)/);
+  });
+
+  it('sends intermediate group snapshots with -I from the newest common one', () => {
+    const plan = planBackup(input({
+      local: states(ds(VM, [['daily-a', '1'], ['daily-b', '2'], ['daily-c', '3']])),
+      remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1']])),
+    }));
+    assert.deepEqual(transfers(plan.steps)[0]!.sends, [{ from: `${VM}@daily-a`, to: `${VM}@daily-new`, intermediates: true }]);
+  });
+
+  it('keeps foreign snapshots local by chaining -i over the group snapshots', () => {
+    const plan = planBackup(input({
+      local: states(ds(VM, [['daily-a', '1'], ['vmsnap-x', '2'], ['daily-b', '3']])),
+      remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1']])),
+    }));
+    assert.deepEqual(transfers(plan.steps)[0]!.sends, [
+      { from: `${VM}@daily-a`, to: `${VM}@daily-b` },
+      { from: `${VM}@daily-b`, to: `${VM}@daily-new` },
+    ]);
+  });
+
+  it('sends a clone origin snapshot first, then the clone incrementally from it', () => {
+    const image = 'zones/e44ed3e0-910b-11ed-a5d4-00151714048c';
+    const plan = planBackup(input({
+      local: states(ds(VM, [], { origin: `${image}@final` }), ds(image, [['final', 'img-guid']])),
+    }));
+    const [origin, clone] = transfers(plan.steps);
+    assert.deepEqual([origin!.source, origin!.target, origin!.isOrigin, origin!.sends], [image, 'backup/zones/e44ed3e0-910b-11ed-a5d4-00151714048c', true, [{ to: `${image}@final` }]]);
+    assert.deepEqual([clone!.source, clone!.origin, clone!.sends], [VM, 'backup/zones/e44ed3e0-910b-11ed-a5d4-00151714048c@final', [{ from: `${image}@final`, to: `${VM}@daily-new` }]]);
+  });
+
+  it('does not resend an origin whose snapshot is on the target with the same guid (second VM of one image)', () => {
+    const image = 'zones/img';
+    const plan = planBackup(input({
+      local: states(ds(VM, [], { origin: `${image}@final` }), ds(image, [['final', 'img-guid']])),
+      remote: states(ds('backup/zones', []), ds('backup/zones/img', [['final', 'img-guid']])),
+    }));
+    assert.equal(transfers(plan.steps).length, 1);
+    assert.equal(transfers(plan.steps)[0]!.origin, 'backup/zones/img@final');
+  });
+
+  it('checks the origin snapshot, not just its dataset (smartcopy defect 6)', () => {
+    const image = 'zones/img';
+    const plan = planBackup(input({
+      local: states(ds(VM, [], { origin: `${image}@${'vm2'}` }), ds(image, [['final', 'img-guid'], ['vm2', 'vm2-guid']])),
+      remote: states(ds('backup/zones', []), ds('backup/zones/img', [['final', 'img-guid']])),
+    }));
+    const clone = transfers(plan.steps).find((t) => !t.isOrigin)!;
+    assert.equal(clone.mode, 'full');
+    assert.equal(clone.origin, undefined);
+    assert.match(plan.warnings[0]!, /without vm2/);
+  });
+
+  it('rotates only its own group, exactly, keeping the newest N on each side', () => {
+    const plan = planBackup(input({
+      local: states(ds(VM, [['daily-a', '1'], ['daily2-x', '9'], ['daily-b', '2'], ['daily-c', '3']])),
+      remote: states(ds('backup/zones', []), ds(T, [['daily-0', '0'], ['daily-a', '1'], ['daily-b', '2'], ['daily-c', '3']])),
+      localLimit: 2,
+      remoteLimit: 3,
+    }));
+    assert.deepEqual(rotations(plan.steps).map((r) => [r.side, r.on, r.destroy]), [
+      ['local', VM, ['daily-a', 'daily-b']],
+      ['remote', T, ['daily-0', 'daily-a']],
+    ]);
+  });
+
+  it('allows a remote limit above the local one (no mirror deletion)', () => {
+    const plan = planBackup(input({
+      local: states(ds(VM, [['daily-c', '3']])),
+      remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1'], ['daily-b', '2'], ['daily-c', '3']])),
+      localLimit: 1,
+      remoteLimit: 5,
+    }));
+    assert.deepEqual(rotations(plan.steps).map((r) => [r.side, r.destroy]), [['local', ['daily-c']]]);
+  });
+
+  it('never rotates the new snapshot, the newest common one, even with limit 0', () => {
+    const plan = planBackup(input({ local: states(ds(VM, [['daily-a', '1']])), remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1']])), localLimit: 0, remoteLimit: 0 }));
+    for (const r of rotations(plan.steps)) assert.ok(!r.destroy.includes('daily-new'));
+  });
+
+  it('refuses before snapshotting when a dataset named by vmadm is missing in ZFS', () => {
+    const plan = planBackup(input({ datasets: [VM, `${VM}/data`], local: states(ds(VM, [])) }));
+    assert.deepEqual(plan.steps, []);
+    assert.match(plan.problems[0]!.message, /zones\/.*\/data, but ZFS has no such dataset/);
+  });
+
+  it('creates a missing parent on the target, structurally (zones2 is not under zones)', () => {
+    const plan = planBackup(input({ basePath: 'zones2/backup', datasets: [`${VM}/data`], local: states(ds(`${VM}/data`, [])), remote: states() }));
+    assert.deepEqual(plan.steps.filter((s) => s.kind === 'create-parent'), [{ kind: 'create-parent', dataset: `zones2/backup/6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44` }]);
+  });
+});

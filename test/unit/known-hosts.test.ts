@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fingerprint, verifyHostKey } from '../../src/host/known-hosts.js';
+
+function blob(type: string, body: string): Buffer {
+  const t = Buffer.from(type);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(t.length);
+  return Buffer.concat([len, t, Buffer.from(body)]);
+}
+const KEY = blob('ssh-ed25519', 'key-one');
+const OTHER = blob('ssh-ed25519', 'key-two');
+
+function file(text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'kh-')), 'known_hosts');
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('verifyHostKey', () => {
+  it('accepts the pinned key, plain and [host]:port forms', () => {
+    verifyHostKey(file(`backup.example ssh-ed25519 ${KEY.toString('base64')}\n`), 'backup.example', 22, KEY);
+    verifyHostKey(file(`[10.0.0.5]:2222 ssh-ed25519 ${KEY.toString('base64')}\n`), '10.0.0.5', 2222, KEY);
+  });
+
+  it('accepts hashed entries', () => {
+    const salt = randomBytes(20);
+    const hash = createHmac('sha1', salt).update('backup.example').digest('base64');
+    verifyHostKey(file(`|1|${salt.toString('base64')}|${hash} ssh-ed25519 ${KEY.toString('base64')}\n`), 'backup.example', 22, KEY);
+  });
+
+  it('refuses an unknown host with the fingerprint and the command that pins it', () => {
+    assert.throws(() => verifyHostKey(file(''), 'backup.example', 22, KEY), (e: Error) => e.message.includes(fingerprint(KEY)) && e.message.includes('ssh-keyscan -t ssh-ed25519 backup.example'));
+  });
+
+  it('refuses a changed key, naming the line and both fingerprints', () => {
+    const path = file(`# comment\nbackup.example ssh-ed25519 ${KEY.toString('base64')}\n`);
+    assert.throws(() => verifyHostKey(path, 'backup.example', 22, OTHER), (e: Error) => /HOST KEY CHANGED/.test(e.message) && e.message.includes(`${path}:2`) && e.message.includes(fingerprint(OTHER)));
+  });
+
+  it('does not take a key pinned for another port or a negated pattern', () => {
+    assert.throws(() => verifyHostKey(file(`backup.example ssh-ed25519 ${KEY.toString('base64')}\n`), 'backup.example', 2222, KEY));
+    assert.throws(() => verifyHostKey(file(`*.example,!backup.example ssh-ed25519 ${KEY.toString('base64')}\n`), 'backup.example', 22, KEY));
+  });
+});

@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { commandLine, pipelineLine, shellQuote } from '../../src/host/quote.js';
+
+const HOSTILE = [`a b`, `it's`, `$(touch /tmp/zc-pwned)`, '`id`', 'x;y', 'new\nline', `"dq"`, '*', '~root', '--', '', 'a|b', '\\', '!bang', '$HOME'];
+
+describe('shellQuote', () => {
+  it('passes plain ZFS names through untouched', () => {
+    assert.equal(commandLine(['zfs', 'send', '-i', 'zones/a@daily-2026-01-01T00:00:00.000Z', 'zones/a-disk0@x']), 'zfs send -i zones/a@daily-2026-01-01T00:00:00.000Z zones/a-disk0@x');
+  });
+
+  it('makes every hostile argument arrive in sh as exactly itself', () => {
+    const line = commandLine(['printf', '%s\\0', ...HOSTILE]);
+    const out = execFileSync('sh', ['-c', line]).toString();
+    assert.deepEqual(out.split('\0').slice(0, -1), HOSTILE);
+  });
+
+  it('quotes the empty string so it stays an argument', () => {
+    assert.equal(shellQuote(''), `''`);
+  });
+
+  it('builds pipelines with pipefail so a failing first stage fails the whole', () => {
+    const line = pipelineLine([['sh', '-c', 'exit 3'], ['cat']]);
+    assert.match(line, /^set -o pipefail; /);
+    let code = 0;
+    try {
+      execFileSync('bash', ['-c', line]);
+    } catch (error) {
+      code = (error as { status: number }).status;
+    }
+    assert.equal(code, 3);
+  });
+});
