@@ -6,6 +6,7 @@ import { runStatus, type DatasetResult, type VmBackupResult } from '../report/ty
 import { discoverDatasets } from '../smartos/discovery.js';
 import { readZoneConfig, vmadmGet } from '../smartos/vmadm.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
+import { snapshotsHeldBy } from '../zfs/holds.js';
 import { listDatasets, type DatasetState } from '../zfs/list.js';
 import { parentOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { executePlan } from './execute.js';
@@ -19,6 +20,8 @@ export interface BackupSettings {
   specDirectory: string;
   localLimit?: number;
   remoteLimit?: number;
+  /** Hold tag for the newest common snapshots; undefined with --no-holds. */
+  holdTag?: string;
 }
 
 export interface BackupContext {
@@ -62,6 +65,13 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
     const resumed = await settleInterruptedReceives(remote, context);
     result.errors.push(...resumed.flatMap((r) => (r.error ? [r.error] : [])));
     if (resumed.length > 0 && !context.remote.dryRun) remote = await listDatasets(context.remote, wanted);
+    const holds = settings.holdTag
+      ? {
+          tag: settings.holdTag,
+          localHeld: await snapshotsHeldBy(context.local, settings.holdTag, discovery.datasets.flatMap((d) => local.get(d) ?? [])),
+          remoteHeld: await snapshotsHeldBy(context.remote, settings.holdTag, remote.values()),
+        }
+      : undefined;
     const zoneConfig = await readZoneConfig(context.local, uuid);
     const files = [{ name: `${snapshot}.json`, content: raw }];
     if (zoneConfig) files.push({ name: `${snapshot}.zonecfg.xml`, content: zoneConfig });
@@ -75,6 +85,7 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
       localLimit: settings.localLimit,
       remoteLimit: settings.remoteLimit,
       spec: { directory: `${settings.specDirectory}/${uuid}`, files },
+      holds,
     });
     plan.warnings.forEach((w) => context.log.warn(w));
     if (plan.steps.length === 0) {

@@ -3,6 +3,7 @@ import type { Log } from '../log.js';
 import type { Step, TransferStep } from '../plan/steps.js';
 import { createParentArgv, destroySnapshotsArgv, receiveArgv, sendArgv, snapshotArgv } from '../zfs/commands.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
+import { holdArgv, releaseArgv } from '../zfs/holds.js';
 
 export interface ExecutionContext {
   local: Host;
@@ -43,6 +44,7 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
     if (!o) outcomes.set(dataset, (o = { bytes: 0, seconds: 0, rotatedLocal: [], rotatedRemote: [] }));
     return o;
   };
+  const holdFailed = new Set<'local' | 'remote'>();
   for (const step of steps) {
     switch (step.kind) {
       case 'snapshot':
@@ -67,6 +69,19 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
           await runTransfer(step, o, context);
         } catch (error) {
           o.error = (error as Error).message;
+        }
+        break;
+      }
+      case 'hold':
+      case 'release': {
+        const snapshots = step.snapshots.filter((e) => !outcome(e.dataset).error).map((e) => e.snapshot);
+        if (snapshots.length === 0 || (step.kind === 'release' && holdFailed.has(step.side))) break;
+        const host = step.side === 'local' ? context.local : context.remote;
+        try {
+          await host.run(step.kind === 'hold' ? holdArgv(step.tag, snapshots) : releaseArgv(step.tag, snapshots), { mutates: true });
+        } catch (error) {
+          if (step.kind === 'hold') holdFailed.add(step.side);
+          errors.push(`${step.kind} ${step.tag} on ${host.label} failed: ${(error as Error).message}`);
         }
         break;
       }

@@ -16,9 +16,30 @@ export interface Host {
    * streams. Never gated by dry-run: the transfer layer decides what a dry run prints instead.
    */
   spawn(pipeline: readonly Argv[]): StreamProcess;
+  /** Programs started on this host so far, by name (`zfs <subcommand>` for zfs; a pipeline counts each stage). */
+  readonly stats: HostStats;
   /** Prints what a dry run would have done on this host. */
   skipped(description: string): void;
   close(): Promise<void>;
+}
+
+export class HostStats {
+  readonly byProgram: Record<string, number> = {};
+
+  count(pipeline: readonly Argv[]): void {
+    for (const argv of pipeline) {
+      const key = argv[0] === 'zfs' || argv[0] === 'zpool' ? `${argv[0]} ${argv[1]}` : argv[0]!;
+      this.byProgram[key] = (this.byProgram[key] ?? 0) + 1;
+    }
+  }
+
+  get total(): number {
+    return Object.values(this.byProgram).reduce((a, b) => a + b, 0);
+  }
+
+  toJSON(): { total: number; byProgram: Record<string, number> } {
+    return { total: this.total, byProgram: { ...this.byProgram } };
+  }
 }
 
 export interface RunOptions {

@@ -5,6 +5,7 @@ import {
   describeCommand,
   describePipeline,
   dryRunResult,
+  HostStats,
   type CommandResult,
   type Host,
   type RunOptions,
@@ -15,6 +16,7 @@ import type { Argv } from './quote.js';
 /** The SmartOS host itself: commands run as child processes, never through a shell. */
 export class LocalHost implements Host {
   readonly label = 'local';
+  readonly stats = new HostStats();
 
   constructor(
     readonly dryRun: boolean,
@@ -25,6 +27,7 @@ export class LocalHost implements Host {
     const skipped = dryRunResult(this, argv, options);
     if (skipped) return skipped;
     const [file, ...args] = argv;
+    this.stats.count([argv]);
     const result = await execa(file!, args, {
       input: options.input,
       reject: false,
@@ -45,6 +48,7 @@ export class LocalHost implements Host {
   }
 
   spawn(pipeline: readonly Argv[]): StreamProcess {
+    this.stats.count(pipeline);
     const stages: ResultPromise[] = pipeline.map(([file, ...args]) =>
       execa(file!, args, {
         stdin: 'pipe',

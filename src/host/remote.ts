@@ -7,6 +7,7 @@ import {
   checkResult,
   describePipeline,
   dryRunResult,
+  HostStats,
   type CommandResult,
   type Host,
   type RunOptions,
@@ -56,6 +57,7 @@ function readPrivateKey(options: RemoteOptions): Buffer {
 export class RemoteHost implements Host {
   readonly label: string;
   readonly dryRun: boolean;
+  readonly stats = new HostStats();
   private readonly print: (line: string) => void;
 
   private constructor(
@@ -115,6 +117,7 @@ export class RemoteHost implements Host {
     const skipped = dryRunResult(this, argv, options);
     if (skipped) return skipped;
     const command = commandLine(argv);
+    this.stats.count([argv]);
     const channel = await this.exec(command);
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
@@ -132,6 +135,7 @@ export class RemoteHost implements Host {
 
   spawn(pipeline: readonly Argv[]): StreamProcess {
     const command = describePipeline(pipeline);
+    this.stats.count(pipeline);
     const stdin = new PassThrough({ highWaterMark: 1 << 20 });
     const stdout = new PassThrough({ highWaterMark: 1 << 20 });
     let pgid: string | undefined;

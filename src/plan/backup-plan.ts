@@ -2,7 +2,7 @@ import type { SendSpec } from '../zfs/commands.js';
 import type { DatasetState, SnapshotInfo } from '../zfs/list.js';
 import { parentOf, poolOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { inGroup, snapshotsToRotate } from './rotation.js';
-import type { Step, TransferStep } from './steps.js';
+import type { HoldStep, Step, TransferStep } from './steps.js';
 
 export interface PlanInput {
   /** The VM's datasets, parents before children. */
@@ -18,6 +18,8 @@ export interface PlanInput {
   localLimit?: number;
   remoteLimit?: number;
   spec?: { directory: string; files: Array<{ name: string; content: string }> };
+  /** Hold the newest common snapshot on both sides with this tag; the sets say where it is now. */
+  holds?: { tag: string; localHeld: ReadonlySet<string>; remoteHeld: ReadonlySet<string> };
 }
 
 export interface Problem {
@@ -66,6 +68,11 @@ export function planBackup(input: PlanInput): BackupPlan {
     }
   };
 
+  const rotations: Step[] = [];
+  const holds: HoldStep[] = input.holds
+    ? (['hold', 'release'] as const).flatMap((kind) => (['local', 'remote'] as const).map((side) => ({ kind, side, tag: input.holds!.tag, snapshots: [] })))
+    : [];
+  const holdStep = (kind: 'hold' | 'release', side: 'local' | 'remote') => holds.find((h) => h.kind === kind && h.side === side)!;
   for (const dataset of input.datasets) {
     const local = input.local.get(dataset)!;
     const target = targetDatasetName(input.basePath, dataset);
@@ -90,8 +97,17 @@ export function planBackup(input: PlanInput): BackupPlan {
     }
     steps.push(transfer);
     onTarget.add(target);
-    steps.push(...planRotation(dataset, target, local, remote, arriving, input));
+    const releasing = new Set<string>();
+    if (input.holds) {
+      holdStep('hold', 'local').snapshots.push({ dataset, snapshot: newest });
+      holdStep('hold', 'remote').snapshots.push({ dataset, snapshot: `${target}@${input.snapshot}` });
+      for (const s of local.snapshots) if (input.holds.localHeld.has(`${dataset}@${s.name}`)) releasing.add(`${dataset}@${s.name}`);
+      for (const s of remote?.snapshots ?? []) if (input.holds.remoteHeld.has(`${target}@${s.name}`)) releasing.add(`${target}@${s.name}`);
+      for (const full of releasing) holdStep('release', full.startsWith(`${dataset}@`) ? 'local' : 'remote').snapshots.push({ dataset, snapshot: full });
+    }
+    rotations.push(...planRotation(dataset, target, local, remote, arriving, releasing, input));
   }
+  steps.push(...holds.filter((h) => h.snapshots.length > 0), ...rotations);
   if (input.spec) steps.push({ kind: 'store-spec', ...input.spec });
   return { steps, problems, warnings };
 }
@@ -171,14 +187,17 @@ function planOrigin(
   return `${originTarget}@${snapshot}`;
 }
 
-function planRotation(dataset: string, target: string, local: DatasetState, remote: DatasetState | undefined, arriving: string[], input: PlanInput): Step[] {
+/** Snapshots held by anyone but ourselves (after our release) are never chosen; nor is the new one. */
+function planRotation(dataset: string, target: string, local: DatasetState, remote: DatasetState | undefined, arriving: string[], releasing: ReadonlySet<string>, input: PlanInput): Step[] {
   const steps: Step[] = [];
-  const protect = new Set([input.snapshot]);
+  const heldByOthers = (d: DatasetState | undefined, on: string) =>
+    (d?.snapshots ?? []).filter((s) => s.userrefs - (releasing.has(`${on}@${s.name}`) ? 1 : 0) > 0).map((s) => s.name);
+  const protect = new Set([input.snapshot, ...heldByOthers(local, dataset)]);
   const localOrder = [...local.snapshots.map((s) => s.name), input.snapshot];
   const destroyLocal = snapshotsToRotate(localOrder, input.group, input.localLimit, protect);
   if (destroyLocal.length > 0) steps.push({ kind: 'rotate', side: 'local', dataset, on: dataset, destroy: destroyLocal });
   const remoteOrder = [...(remote?.snapshots.map((s) => s.name) ?? []), ...arriving];
-  const destroyRemote = snapshotsToRotate(remoteOrder, input.group, input.remoteLimit, protect);
+  const destroyRemote = snapshotsToRotate(remoteOrder, input.group, input.remoteLimit, new Set([input.snapshot, ...heldByOthers(remote, target)]));
   if (destroyRemote.length > 0) steps.push({ kind: 'rotate', side: 'remote', dataset, on: target, destroy: destroyRemote });
   return steps;
 }

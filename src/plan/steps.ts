@@ -1,7 +1,7 @@
 import type { SendSpec } from '../zfs/commands.js';
 
 /** What a backup run will do, as data: the planner makes these, the executor runs them, --dry-run prints them. */
-export type Step = SnapshotStep | CreateParentStep | TransferStep | RotateStep | StoreSpecStep;
+export type Step = SnapshotStep | CreateParentStep | TransferStep | HoldStep | RotateStep | StoreSpecStep;
 
 /** One atomic `zfs snapshot a@s b@s …` for all selected datasets of one pool. */
 export interface SnapshotStep {
@@ -29,6 +29,18 @@ export interface TransferStep {
   origin?: string;
   /** True when this transfer carries a clone's origin (an image), not a VM dataset. */
   isOrigin: boolean;
+}
+
+/**
+ * Moves zonecopy's hold to the newest common snapshot: `hold` puts the tag on the snapshots just
+ * sent, `release` takes it off the previous ones. Entries of datasets whose transfer failed are
+ * skipped, so the last good common snapshot stays held.
+ */
+export interface HoldStep {
+  kind: 'hold' | 'release';
+  side: 'local' | 'remote';
+  tag: string;
+  snapshots: Array<{ dataset: string; snapshot: string }>;
 }
 
 export interface RotateStep {

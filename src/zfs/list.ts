@@ -19,9 +19,11 @@ export interface SnapshotInfo {
   createtxg: number;
   /** Seconds since the epoch. */
   creation: number;
+  /** Number of holds on the snapshot (any tag). */
+  userrefs: number;
 }
 
-const FIELDS = ['name', 'type', 'guid', 'createtxg', 'creation', 'origin', 'receive_resume_token'];
+const FIELDS = ['name', 'type', 'guid', 'createtxg', 'creation', 'origin', 'receive_resume_token', 'userrefs'];
 
 export function listArgv(datasets: readonly string[]): string[] {
   return ['zfs', 'list', '-Hp', '-t', 'filesystem,volume,snapshot', '-d', '1', '-o', FIELDS.join(','), ...datasets];
@@ -51,13 +53,13 @@ export function parseList(stdout: string, requested: readonly string[]): Map<str
   const snapshots: Array<{ dataset: string; info: SnapshotInfo }> = [];
   for (const line of stdout.split('\n')) {
     if (!line) continue;
-    const [name, type, guid, createtxg, creation, origin, token] = line.split('\t');
+    const [name, type, guid, createtxg, creation, origin, token, userrefs] = line.split('\t');
     if (!name || !type || !guid) continue;
     if (type === 'snapshot') {
       const at = name.indexOf('@');
       const dataset = name.slice(0, at);
       if (wanted.has(dataset)) {
-        snapshots.push({ dataset, info: { name: name.slice(at + 1), guid, createtxg: Number(createtxg), creation: Number(creation) } });
+        snapshots.push({ dataset, info: { name: name.slice(at + 1), guid, createtxg: Number(createtxg), creation: Number(creation), userrefs: Number(userrefs) || 0 } });
       }
     } else if (wanted.has(name) && (type === 'filesystem' || type === 'volume')) {
       result.set(name, {

@@ -180,9 +180,8 @@ export class Guest {
     const child = this.host.spawn([['bash', '-c', script]]);
     child.stdin.end();
     child.stdout.pipe(process.stdout, { end: false });
-    const result = await child.done;
-    if (result.stderr) process.stderr.write(result.stderr);
-    return result.exitCode;
+    child.onStderr((text) => process.stderr.write(text));
+    return (await child.done).exitCode;
   }
 
   async stop(): Promise<void> {

@@ -6,7 +6,7 @@ import type { DatasetState } from '../../src/zfs/list.js';
 
 let txg = 100;
 function ds(name: string, snaps: Array<[string, string]>, extra: Partial<DatasetState> = {}): DatasetState {
-  return { name, type: 'filesystem', guid: `g-${name}`, snapshots: snaps.map(([n, guid]) => ({ name: n, guid, createtxg: txg++, creation: txg })), ...extra };
+  return { name, type: 'filesystem', guid: `g-${name}`, snapshots: snaps.map(([n, guid]) => ({ name: n, guid, createtxg: txg++, creation: txg, userrefs: 0 })), ...extra };
 }
 function states(...list: DatasetState[]): Map<string, DatasetState> {
   return new Map(list.map((d) => [d.name, d]));
@@ -145,5 +145,34 @@ describe('planBackup', () => {
   it('creates a missing parent on the target, structurally (zones2 is not under zones)', () => {
     const plan = planBackup(input({ basePath: 'zones2/backup', datasets: [`${VM}/data`], local: states(ds(`${VM}/data`, [])), remote: states() }));
     assert.deepEqual(plan.steps.filter((s) => s.kind === 'create-parent'), [{ kind: 'create-parent', dataset: `zones2/backup/6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44` }]);
+  });
+
+  it('moves the hold to the new snapshot on both sides and lets rotation take the released one', () => {
+    const local = ds(VM, [['daily-a', '1'], ['daily-b', '2']]);
+    local.snapshots[1]!.userrefs = 1;
+    const remote = ds(T, [['daily-a', '1'], ['daily-b', '2']]);
+    remote.snapshots[1]!.userrefs = 1;
+    const plan = planBackup(input({
+      local: states(local), remote: states(ds('backup/zones', []), remote), localLimit: 1, remoteLimit: 1,
+      holds: { tag: 'zonecopy:b:daily', localHeld: new Set([`${VM}@daily-b`]), remoteHeld: new Set([`${T}@daily-b`]) },
+    }));
+    const holdSteps = plan.steps.filter((s) => s.kind === 'hold' || s.kind === 'release').map((s) => s.kind === 'hold' || s.kind === 'release' ? [s.kind, s.side, s.snapshots.map((e) => e.snapshot)] : []);
+    assert.deepEqual(holdSteps, [
+      ['hold', 'local', [`${VM}@daily-new`]],
+      ['hold', 'remote', [`${T}@daily-new`]],
+      ['release', 'local', [`${VM}@daily-b`]],
+      ['release', 'remote', [`${T}@daily-b`]],
+    ]);
+    assert.deepEqual(rotations(plan.steps).map((r) => r.destroy), [['daily-a', 'daily-b'], ['daily-a', 'daily-b']]);
+    const firstRotation = plan.steps.findIndex((s) => s.kind === 'rotate');
+    const lastHold = plan.steps.map((s) => s.kind).lastIndexOf('release');
+    assert.ok(lastHold < firstRotation, 'holds move before anything is destroyed');
+  });
+
+  it('never rotates a snapshot that someone else holds', () => {
+    const local = ds(VM, [['daily-a', '1'], ['daily-b', '2']]);
+    local.snapshots[0]!.userrefs = 1;
+    const plan = planBackup(input({ local: states(local), localLimit: 1, holds: { tag: 't', localHeld: new Set(), remoteHeld: new Set() } }));
+    assert.deepEqual(rotations(plan.steps).map((r) => r.destroy), [['daily-b']]);
   });
 });

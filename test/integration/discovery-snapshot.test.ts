@@ -1,0 +1,117 @@
+/** Discovery from vmadm, atomic snapshots and clone origins, for every brand, on real ZFS. */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { before, describe, it } from 'node:test';
+import { createFixtures, fixtureUuid } from './fixtures.js';
+import { exists, resetHosts, run, sh, snapshotsOf, target, writeConfig, zfsGet, zonecopy, type TestConfig } from './harness.js';
+
+async function datasetsOf(uuid: string): Promise<string[]> {
+  const spec = JSON.parse(await sh(`vmadm get ${uuid}`)) as { zfs_filesystem: string; datasets?: string[]; disks?: Array<{ zfs_filesystem: string }> };
+  return [spec.zfs_filesystem, ...(spec.datasets ?? []), ...(spec.disks ?? []).map((d) => d.zfs_filesystem)];
+}
+
+describe('discovery and snapshots', () => {
+  let config: TestConfig;
+  const uuids: Record<string, string> = {};
+
+  before(async () => {
+    await resetHosts();
+    await createFixtures(['joyent', 'lx', 'kvm', 'bhyve']);
+    for (const brand of ['joyent', 'lx', 'kvm', 'bhyve']) uuids[brand] = await fixtureUuid(brand);
+    config = writeConfig();
+  });
+
+  it('KVM: the zone root and both sibling -diskN volumes are snapshotted in one atomic zfs snapshot', async () => {
+    const uuid = uuids.kvm!;
+    const datasets = await datasetsOf(uuid);
+    assert.deepEqual(datasets.slice(1), [`zones/${uuid}-disk0`, `zones/${uuid}-disk1`]);
+    const result = await zonecopy(['backup', uuid, '--groupName', 'atomic', '--name', 'one'], config);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    // one `zfs snapshot a@s b@s c@s` call commits in a single transaction group
+    const txgs = await Promise.all(datasets.map((d) => zfsGet(`${d}@atomic-one`, 'createtxg')));
+    assert.equal(new Set(txgs).size, 1, `createtxg per dataset: ${txgs.join(', ')}`);
+    for (const d of datasets) assert.deepEqual((await snapshotsOf(target(d))).map((s) => s.name), ['atomic-one']);
+    assert.equal(await zfsGet(target(`zones/${uuid}-disk1`), 'type'), 'volume');
+  });
+
+  it('bhyve: child disks are sent once each, not twice (smartcopy defect 5)', async () => {
+    const uuid = uuids.bhyve!;
+    const datasets = await datasetsOf(uuid);
+    assert.deepEqual(datasets.slice(1), [`zones/${uuid}/disk0`, `zones/${uuid}/disk1`]);
+    const result = await zonecopy(['backup', uuid, '--groupName', 'daily', '--json'], config);
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout) as { results: Array<{ datasets: Array<{ dataset: string; result: string }> }> };
+    assert.deepEqual(report.results[0]!.datasets.map((d) => [d.dataset, d.result]), datasets.map((d) => [d, 'ok']));
+    for (const d of datasets) assert.equal((await snapshotsOf(target(d))).length, 1);
+  });
+
+  it('never picks datasets by UUID substring: cores, archives and received copies stay out (smartcopy defect 4)', async () => {
+    const uuid = uuids.lx!;
+    await sh(`zfs create zones/archive-${uuid} && zfs create zones/cores/${uuid} 2>/dev/null || true`);
+    const result = await zonecopy(['backup', uuid, '--groupName', 'daily'], config);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(await exists(target(`zones/archive-${uuid}`)), false);
+    assert.equal(await exists(target(`zones/cores/${uuid}`)), false);
+    assert.equal((await snapshotsOf(`zones/archive-${uuid}`)).length, 0);
+    assert.equal(await exists(target(`zones/${uuid}`)), true);
+  });
+
+  it('LX and OS zone roots arrive as clones of their image, sent once for two VMs of one image (smartcopy defect 6)', async () => {
+    const joyent = uuids.joyent!;
+    const origin = await zfsGet(`zones/${joyent}`, 'origin');
+    assert.match(origin, /^zones\/[0-9a-f-]{36}@final$/);
+    const result = await zonecopy(['backup', joyent, '--groupName', 'daily'], config);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(await zfsGet(target(`zones/${joyent}`), 'origin'), target(origin.split('@')[0]!) + '@final');
+    assert.equal(await zfsGet(`${target(origin.split('@')[0]!)}@final`, 'guid'), await zfsGet(origin, 'guid'));
+    // a second VM from the same image: the image is already there by guid and is not sent again
+    const second = '7c1f55d2-1b0e-4c71-9a5e-0d6a4c3b2e19';
+    await sh(`vmadm get ${joyent} | node -e 'const v=JSON.parse(require("fs").readFileSync(0));process.stdout.write(JSON.stringify({brand:v.brand,uuid:"${second}",alias:"second",image_uuid:v.image_uuid,quota:1}))' | vmadm create`);
+    const again = await zonecopy(['backup', second, '--groupName', 'daily', '--json'], config);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(await zfsGet(target(`zones/${second}`), 'origin'), target(origin.split('@')[0]!) + '@final');
+    const report = JSON.parse(again.stdout) as { results: Array<{ datasets: Array<{ bytes: number }> }> };
+    const imageBytes = Number(await zfsGet(origin.split('@')[0]!, 'referenced'));
+    assert.ok(report.results[0]!.datasets[0]!.bytes < imageBytes, `clone stream ${report.results[0]!.datasets[0]!.bytes} bytes vs image ${imageBytes}`);
+  });
+
+  it('smartcopy_exclude in internal_metadata excludes by exact name', async () => {
+    const uuid = uuids.joyent!;
+    await sh(`echo '{"set_internal_metadata":{"smartcopy_exclude":"zones/${uuid}/data"}}' | vmadm update ${uuid}`);
+    const before = (await snapshotsOf(`zones/${uuid}/data`)).length;
+    const result = await zonecopy(['backup', uuid, '--groupName', 'excl'], config);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal((await snapshotsOf(`zones/${uuid}/data`)).length, before);
+    assert.ok((await snapshotsOf(`zones/${uuid}`)).some((s) => s.name.startsWith('excl-')));
+  });
+
+  it('a dataset that vmadm lists but ZFS lacks is an error naming it, before any snapshot', async () => {
+    const uuid = uuids.kvm!;
+    await sh(`zfs rename zones/${uuid}-disk1 zones/${uuid}-moved`);
+    try {
+      const result = await zonecopy(['backup', uuid, '--groupName', 'missing'], config);
+      assert.equal(result.code, 1);
+      assert.match(result.stdout + result.stderr, new RegExp(`zones/${uuid}-disk1, but ZFS has no such dataset`));
+      assert.equal((await snapshotsOf(`zones/${uuid}`)).some((s) => s.name.startsWith('missing-')), false);
+    } finally {
+      await sh(`zfs rename zones/${uuid}-moved zones/${uuid}-disk1`);
+    }
+  });
+
+  it('a snapshot that cannot be taken stops the run before anything is sent (smartcopy defect 3)', async () => {
+    const uuid = uuids.kvm!;
+    await sh(`zfs snapshot zones/${uuid}-disk0@clash-x`);
+    const remoteBefore = await snapshotsOf(target(`zones/${uuid}`));
+    const result = await zonecopy(['backup', uuid, '--groupName', 'clash', '--name', 'x'], config);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout + result.stderr, /already exists/);
+    assert.deepEqual(await snapshotsOf(target(`zones/${uuid}`)), remoteBefore);
+    assert.equal((await snapshotsOf(`zones/${uuid}`)).some((s) => s.name === 'clash-x'), false);
+  });
+
+  it('rejects hostile names in flags before touching anything', async () => {
+    const result = await run(`${process.env.ZC_PROJECT ?? '/mnt/host'}/bin/backup`, [uuids.joyent!, '--name', 'x; touch /tmp/pwned'], { env: { ZONECOPY_CONFIG: config.path } });
+    assert.equal(result.code, 2);
+    assert.equal(existsSync('/tmp/pwned'), false);
+  });
+});

@@ -1,0 +1,125 @@
+/** VM spec per snapshot, email and log reports, configuration errors, dry runs and command counts. */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import { SMTPServer } from 'smtp-server';
+import { createFixtures, fixtureUuid } from './fixtures.js';
+import { resetHosts, sh, snapshotsOf, target, writeConfig, zonecopy, type TestConfig } from './harness.js';
+
+describe('report, VM spec, configuration and dry run', () => {
+  let uuid: string;
+  let config: TestConfig;
+  let server: SMTPServer;
+  let port = 0;
+  const mails: ParsedMail[] = [];
+
+  before(async () => {
+    await resetHosts();
+    await createFixtures(['joyent', 'lx', 'kvm', 'bhyve']);
+    uuid = await fixtureUuid('joyent');
+    server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      onData(stream, _session, callback) {
+        simpleParser(stream).then((mail) => {
+          mails.push(mail);
+          callback();
+        }, callback);
+      },
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.server.address() as { port: number }).port;
+    config = writeConfig({ smtpHostname: '127.0.0.1', smtpPort: port, smtpFromAddress: 'zonecopy@smartos.test', smtpToAddress: 'ops@example.test' });
+  });
+
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('stores the vmadm spec and zone config on the backup host per snapshot', async () => {
+    const result = await zonecopy(['backup', uuid, '--groupName', 'spec', '--name', 's1'], config);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    const stored = JSON.parse(await sh(`ssh root@127.0.0.2 cat /var/zonecopy/vmspecs/${uuid}/spec-s1.json`)) as { uuid: string; brand: string };
+    const live = JSON.parse(await sh(`vmadm get ${uuid}`)) as { uuid: string; brand: string };
+    assert.equal(stored.uuid, uuid);
+    assert.equal(stored.brand, live.brand);
+    assert.match(await sh(`ssh root@127.0.0.2 cat /var/zonecopy/vmspecs/${uuid}/spec-s1.zonecfg.xml`), /zone/);
+  });
+
+  it('emails a success report with a per-dataset table, and appends to the log file', async () => {
+    const mail = mails.at(-1)!;
+    assert.ok(mail, 'no mail received');
+    assert.match(mail.subject ?? '', /Success/);
+    assert.match(mail.text ?? '', new RegExp(`zones/${uuid}/data`));
+    assert.match(String(mail.html), /<table/);
+    assert.match(String(mail.html), new RegExp(`zones/${uuid}/data`));
+    const logs = readdirSync(config.logDirectory);
+    assert.deepEqual(logs, [`zonecopy-${uuid}.log`]);
+    assert.match(readFileSync(`${config.logDirectory}/${logs[0]}`, 'utf8'), /spec-s1/);
+  });
+
+  it('emails a failure report that says FAILED, and exits 1 (smartcopy defect 11)', async () => {
+    const broken = writeConfig({ smtpHostname: '127.0.0.1', smtpPort: port, smtpFromAddress: 'zonecopy@smartos.test', smtpToAddress: 'ops@example.test', transferStrategy: 'ssh_gzip', decompressionCmd: ['false'] });
+    const count = mails.length;
+    const result = await zonecopy(['backup', uuid, '--groupName', 'spec', '--name', 'bad'], broken);
+    assert.equal(result.code, 1);
+    assert.equal(mails.length, count + 1);
+    const mail = mails.at(-1)!;
+    assert.match(mail.subject ?? '', /Fail/);
+    assert.doesNotMatch(mail.text ?? '', /completed for/);
+    assert.match(mail.text ?? '', /FAILED|failed/);
+  });
+
+  it('configuration errors exit 2 and name the key', async () => {
+    const unknownKey = writeConfig({ backupDestinaton: 'x' });
+    let result = await zonecopy(['backup', uuid], unknownKey);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /backupDestinaton/);
+    const badType = writeConfig({ localSnapshotLimit: 'many' });
+    result = await zonecopy(['backup', uuid], badType);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /localSnapshotLimit/);
+    result = await zonecopy(['backup', 'not-a-uuid'], config);
+    assert.equal(result.code, 2);
+    result = await zonecopy(['backup', uuid, '--localSnapLimit', 'x'], config);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /localSnapshotLimit|localSnapLimit/);
+  });
+
+  it('--dry-run prints the commands that would change anything and changes nothing', async () => {
+    const before = await sh('zfs list -Hp -t all -o name,guid');
+    const result = await zonecopy(['backup', uuid, '--groupName', 'dry', '--localSnapLimit', '1', '--dry-run'], config);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /\[dry-run\] local: zfs snapshot .*@dry-/);
+    assert.match(result.stdout, /zfs send -i .* \| ssh root@127\.0\.0\.2:22 'zfs receive -s -u/);
+    assert.equal(await sh('zfs list -Hp -t all -o name,guid'), before);
+  });
+
+  it('several UUIDs in one call back up several VMs over one SSH connection', async () => {
+    const lx = await fixtureUuid('lx');
+    const accepted = async () => Number(await sh('grep -c "Accepted publickey" /etc/zonecopy-test/backup-host/sshd.log || true'));
+    const connectionsBefore = await accepted();
+    const result = await zonecopy(['backup', uuid, lx, '--groupName', 'multi', '--json'], config);
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout) as { results: Array<{ uuid: string; status: string }> };
+    assert.deepEqual(report.results.map((r) => [r.uuid, r.status]), [[uuid, 'success'], [lx, 'success']]);
+    assert.equal((await accepted()) - connectionsBefore, 1, 'the backup host saw exactly one SSH login');
+    assert.equal((await snapshotsOf(target(`zones/${lx}`))).filter((s) => s.name.startsWith('multi-')).length, 1);
+  });
+
+  it('a no-change run of the 4-brand fixture set lists each side once per VM (O(1) zfs list calls)', async () => {
+    const all = await Promise.all(['joyent', 'lx', 'kvm', 'bhyve'].map(fixtureUuid));
+    await zonecopy(['backup', ...all, '--groupName', 'count'], config);
+    const result = await zonecopy(['backup', ...all, '--groupName', 'count', '--json'], config);
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout) as { commands: { local: { total: number; byProgram: Record<string, number> }; remote: { total: number; byProgram: Record<string, number> } } };
+    process.stdout.write(`# no-change run of 4 VMs: ${JSON.stringify(report.commands)}\n`);
+    const local = report.commands.local.byProgram;
+    const remote = report.commands.remote.byProgram;
+    assert.equal(local.vmadm, 4);
+    assert.equal(local['zfs snapshot'], 4, 'one atomic snapshot call per VM (one pool)');
+    assert.ok(local['zfs list']! <= 8, `local zfs list calls: ${local['zfs list']} (VM datasets + clone origins, per VM)`);
+    assert.equal(remote['zfs list'], 4, 'one remote listing per VM');
+    assert.equal(local['zfs send'], remote['zfs receive'], 'one send per received stream');
+  });
+});
+

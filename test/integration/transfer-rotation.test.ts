@@ -1,0 +1,96 @@
+/** Strategies, intermediate snapshots, target layout, rotation and failed streams, on real ZFS. */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { createFixtures, fixtureUuid } from './fixtures.js';
+import { resetHosts, sh, snapshotsOf, target, writeConfig, zonecopy, type TestConfig } from './harness.js';
+
+const names = async (dataset: string) => (await snapshotsOf(dataset)).map((s) => s.name);
+
+describe('transfer and rotation', () => {
+  let uuid: string;
+  let root: string;
+  let config: TestConfig;
+
+  before(async () => {
+    await resetHosts();
+    await createFixtures(['joyent']);
+    uuid = await fixtureUuid('joyent');
+    root = `zones/${uuid}`;
+    config = writeConfig();
+  });
+
+  for (const strategy of ['ssh_gzip', 'mbuffer', 'mbuffer_gzip', 'ssh']) {
+    it(`strategy ${strategy} delivers a snapshot with the source guid and leaves no process behind`, async () => {
+      await sh(`head -c 300K /dev/urandom > /zones/${uuid}/data/${strategy}.bin`);
+      const result = await zonecopy(['backup', uuid, '--groupName', 'strat', '--name', strategy, '--transferStrategy', strategy], config);
+      assert.equal(result.code, 0, result.stderr + result.stdout);
+      const source = (await snapshotsOf(`${root}/data`)).find((s) => s.name === `strat-${strategy}`)!;
+      const received = (await snapshotsOf(target(`${root}/data`))).find((s) => s.name === `strat-${strategy}`);
+      assert.equal(received?.guid, source.guid);
+      assert.equal((await sh('pgrep -c -x mbuffer || true')).trim(), '0');
+    });
+  }
+
+  it('sends intermediate group snapshots that the target lacks (-I), and keeps foreign ones local', async () => {
+    await sh(`zfs snapshot ${root}@strat-manual1 && zfs snapshot ${root}@vmsnap-foreign && zfs snapshot ${root}@strat-manual2`);
+    const result = await zonecopy(['backup', uuid, '--groupName', 'strat', '--name', 'after'], config);
+    assert.equal(result.code, 0, result.stderr);
+    const remote = await names(target(root));
+    assert.deepEqual(remote.slice(-3), ['strat-manual1', 'strat-manual2', 'strat-after']);
+    assert.ok(!remote.includes('vmsnap-foreign'));
+  });
+
+  it('--remoteSnapshotLimit and --remoteSnapLimit both work, and the remote may keep more than local (smartcopy defects 1 and 2)', async () => {
+    for (const n of ['r1', 'r2', 'r3', 'r4']) {
+      const result = await zonecopy(['backup', uuid, '--groupName', 'rot', '--name', n, '--localSnapLimit', '1', '--remoteSnapshotLimit', '3'], config);
+      assert.equal(result.code, 0, result.stderr);
+    }
+    assert.deepEqual((await names(root)).filter((n) => n.startsWith('rot-')), ['rot-r4']);
+    assert.deepEqual((await names(target(root))).filter((n) => n.startsWith('rot-')), ['rot-r2', 'rot-r3', 'rot-r4']);
+    const result = await zonecopy(['backup', uuid, '--groupName', 'rot', '--name', 'r5', '--remoteSnapLimit', '2'], config);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual((await names(target(root))).filter((n) => n.startsWith('rot-')), ['rot-r4', 'rot-r5']);
+  });
+
+  it('rotation matches the group exactly: daily never touches daily2 (smartcopy defect 8)', async () => {
+    for (const [group, n] of [['daily2', 'a'], ['daily2', 'b'], ['daily', 'a'], ['daily', 'b']]) {
+      const result = await zonecopy(['backup', uuid, '--groupName', group!, '--name', n!, '--localSnapLimit', '1', '--remoteSnapLimit', '1'], config);
+      assert.equal(result.code, 0, result.stderr);
+    }
+    const local = await names(root);
+    assert.ok(local.includes('daily-b') && !local.includes('daily-a'));
+    assert.ok(local.includes('daily2-b'));
+    assert.ok((await names(target(root))).includes('daily2-b'));
+  });
+
+  it('a failed stream is reported, rotates nothing, leaves the target consistent, and the next run completes', async () => {
+    const broken = writeConfig({ transferStrategy: 'ssh_gzip', decompressionCmd: ['false'] });
+    const beforeRemote = await snapshotsOf(target(root));
+    const beforeLocal = await names(root);
+    const failed = await zonecopy(['backup', uuid, '--groupName', 'rot', '--name', 'broken', '--localSnapLimit', '1', '--remoteSnapLimit', '1'], broken);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stdout + failed.stderr, /FAILED|failed/);
+    assert.deepEqual(await snapshotsOf(target(root)), beforeRemote);
+    // the old rot-* snapshots are still there: rotation waits for a good transfer
+    const afterLocal = await names(root);
+    assert.ok(beforeLocal.filter((n) => n.startsWith('rot-')).every((n) => afterLocal.includes(n)));
+    const next = await zonecopy(['backup', uuid, '--groupName', 'rot', '--name', 'fixed', '--localSnapLimit', '1', '--remoteSnapLimit', '1'], config);
+    assert.equal(next.code, 0, next.stderr);
+    assert.deepEqual((await names(target(root))).filter((n) => n.startsWith('rot-')), ['rot-fixed']);
+    const local = await snapshotsOf(root);
+    const remote = await snapshotsOf(target(root));
+    assert.equal(remote.find((s) => s.name === 'rot-fixed')?.guid, local.find((s) => s.name === 'rot-fixed')?.guid);
+  });
+
+  it('backs up under a base whose name starts with the source pool name (zones2/backup; smartcopy defect 7)', async () => {
+    await sh('zpool destroy -f zones2 2>/dev/null; zpool create -f -O mountpoint=/zones2 zones2 /dev/disk/by-id/virtio-zc-spare');
+    const other = writeConfig({ backupDestinationBasePath: 'zones2/backup' });
+    for (const n of ['p1', 'p2']) {
+      const result = await zonecopy(['backup', uuid, '--groupName', 'prefix', '--name', n, '--json'], other);
+      assert.equal(result.code, 0, result.stderr);
+      const report = JSON.parse(result.stdout) as { results: Array<{ datasets: Array<{ mode: string }> }> };
+      assert.equal(report.results[0]!.datasets[1]!.mode, n === 'p1' ? 'full' : 'incremental');
+    }
+    assert.deepEqual((await names(`zones2/backup/${uuid}`)).filter((n) => n.startsWith('prefix-')), ['prefix-p1', 'prefix-p2']);
+  });
+});
