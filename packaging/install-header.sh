@@ -44,17 +44,6 @@ case "$prefix" in /*) ;; *) die "--prefix must be an absolute path (got '$prefix
 
 is_smartos() { [ "$(uname -s)" = SunOS ] && [ -x /usr/sbin/vmadm ]; }
 
-# Finds a node >= 20: the one shipped in the payload, then pkgsrc's, then PATH. Prints its path.
-find_node() {  # $1 = directory that may hold node/bin/node
-  for candidate in "$1/node/bin/node" /opt/tools/bin/node /opt/local/bin/node $(command -v node 2>/dev/null); do
-    [ -x "$candidate" ] || continue
-    major=$("$candidate" -p 'process.versions.node.split(".")[0]' 2>/dev/null) || continue
-    case "$major" in ''|*[!0-9]*) continue ;; esac
-    if [ "$major" -ge 20 ]; then printf '%s\n' "$candidate"; return 0; fi
-  done
-  return 1
-}
-
 sha256_of_payload() {
   if command -v sha256sum >/dev/null 2>&1; then tail -c "$PAYLOAD_SIZE" "$0" | sha256sum | cut -d' ' -f1
   elif command -v digest >/dev/null 2>&1; then tail -c "$PAYLOAD_SIZE" "$0" | digest -a sha256
@@ -107,7 +96,7 @@ actual=$(sha256_of_payload)
 work=$(mktemp -d "${TMPDIR:-/tmp}/zonecopy-install.XXXXXX") || die "cannot create a temporary folder"
 trap 'rm -rf "$work"' EXIT INT TERM
 tail -c "$PAYLOAD_SIZE" "$0" | gzip -dc | (cd "$work" && tar -xf -) || die "cannot unpack the payload"
-node=$(find_node "$work/zonecopy") || die "zonecopy needs Node.js >= 20 and found none (looked in the payload, /opt/tools/bin, /opt/local/bin and PATH). On SmartOS: run 'pkgsrc-setup', then 'pkgin -y install nodejs', and run this installer again. Nothing was installed."
+node=$(ZONECOPY_PRINT_NODE=1 sh "$work/zonecopy/bin/zonecopy") || die "zonecopy needs Node.js >= 20 and found none (looked in the payload, /opt/tools/bin, /opt/local/bin and PATH). On SmartOS: run 'pkgsrc-setup', then 'pkgin -y install nodejs', and run this installer again. Nothing was installed."
 say "node: $node ($("$node" --version))"
 
 mkdir -p "$prefix" || die "cannot create $prefix"
