@@ -6,7 +6,7 @@
  *   ZC_TEST_FILES='a b'       run only these integration test files (names under test/integration)
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Guest, PROJECT_ROOT } from './guest/vm.js';
@@ -42,8 +42,21 @@ function runUnit(): Counts {
   return countsFromTap(readFileSync(tap, 'utf8'));
 }
 
+/** The installer the packaging tests use, built twice to show the build is reproducible. */
+function buildInstallerTwice(): void {
+  const sums: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const out = spawnSync('bash', ['build_distribution.sh'], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+    if (out.status !== 0) throw new Error(`build_distribution.sh failed: ${out.stderr}`);
+    sums.push(out.stdout.match(/payload sha256 ([0-9a-f]{64})/)?.[1] ?? 'none');
+  }
+  writeFileSync(join(PROJECT_ROOT, 'build/install-checksums.txt'), `${sums.join('\n')}\n`);
+  log(`installer built twice, payload sha256 ${sums.join(' / ')}`);
+}
+
 async function runIntegration(): Promise<Counts> {
   log('== integration tests (real OpenZFS guest)');
+  buildInstallerTwice();
   const guest = await Guest.start({ log });
   try {
     log(await guest.setupHosts());

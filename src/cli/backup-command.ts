@@ -1,4 +1,5 @@
-import { backupVm, type BackupSettings } from '../backup/backup-vm.js';
+import { backupVm, type BackupContext, type BackupSettings } from '../backup/backup-vm.js';
+import { lockVm, type VmLock } from '../backup/lock.js';
 import { applyOverrides, ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Host } from '../host/host.js';
@@ -25,6 +26,8 @@ export interface BackupFlags {
   dryRun?: boolean;
   verbose?: boolean;
   json?: boolean;
+  holds?: boolean;
+  wait?: boolean;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -41,7 +44,7 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
       transferStrategy: flags.transferStrategy,
       localSnapshotLimit: flags.localSnapLimit,
       remoteSnapshotLimit: flags.remoteSnapLimit ?? flags.remoteSnapshotLimit,
-    });
+    }, { transferStrategy: '--transferStrategy', localSnapshotLimit: '--localSnapLimit', remoteSnapshotLimit: '--remoteSnapLimit' });
     settings = backupSettings(config, flags);
   } catch (error) {
     if (error instanceof UsageError || error instanceof ConfigError) {
@@ -92,7 +95,7 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
     try {
       for (const uuid of uuids) {
         log.verbose(`backing up VM ${uuid} to ${remote.label} with ${strategy.name}`);
-        results.push(await backupVm(uuid, settings, { local, remote, strategy, log, now: () => new Date() }));
+        results.push(await backupLocked(uuid, settings, config, Boolean(flags.wait), { local, remote, strategy, log, now: () => new Date() }));
       }
     } finally {
       await remote.close();
@@ -107,6 +110,21 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
   return results.every((r) => runStatus(r.errors, r.datasets) === 'success') ? EXIT_OK : EXIT_FAILED;
 }
 
+async function backupLocked(uuid: string, settings: BackupSettings, config: Config, wait: boolean, context: BackupContext): Promise<VmBackupResult> {
+  let lock: VmLock;
+  try {
+    lock = await lockVm(config.lockDirectory, uuid, { wait });
+  } catch (error) {
+    const now = context.now();
+    return { uuid, backupHost: context.remote.label, startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [(error as Error).message], dryRun: context.local.dryRun };
+  }
+  try {
+    return await backupVm(uuid, settings, context);
+  } finally {
+    lock.release();
+  }
+}
+
 function backupSettings(config: Config, flags: BackupFlags): BackupSettings {
   const group = flags.groupName ?? config.snapshotIdentifier;
   if (!isValidSnapshotPart(group)) throw new UsageError(`--groupName ${JSON.stringify(group)}: use letters, digits and _ . : - only`);
@@ -118,13 +136,14 @@ function backupSettings(config: Config, flags: BackupFlags): BackupSettings {
     specDirectory: config.backupConfigurationDestinationPath,
     localLimit: config.localSnapshotLimit,
     remoteLimit: config.remoteSnapshotLimit,
+    holdTag: config.holds && flags.holds !== false ? `zonecopy:${config.backupDestination}:${group}` : undefined,
   };
 }
 
 async function report(result: VmBackupResult, config: Config, local: Host, log: Log, json: boolean): Promise<void> {
   if (!json) process.stdout.write(`${renderText(result)}\n`);
   if (local.dryRun) return;
-  const logged = await appendRunLog(config.logDirectory, result);
+  const logged = appendRunLog(config.logDirectory, result);
   if (typeof logged !== 'string') log.warn(`${logged.error}`);
   const mail = await sendReportEmail(config, result);
   if (!mail.sent) log.info(mail.note);

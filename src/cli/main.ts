@@ -22,6 +22,8 @@ export function buildProgram(): Command {
     .option('--localSnapLimit <n>', 'keep the newest N snapshots of the group on this host (default: localSnapshotLimit; unset: keep all)')
     .option('--remoteSnapLimit <n>', 'keep the newest N snapshots of the group on the backup host (default: remoteSnapshotLimit; unset: keep all)')
     .addOption(new Option('--remoteSnapshotLimit <n>', 'same as --remoteSnapLimit (smartcopy spelling)').hideHelp(false))
+    .option('--no-holds', 'do not hold the newest common snapshot on both sides (holds keep it from being destroyed by hand or by other tools)')
+    .option('--wait', 'if another zonecopy run is backing up the same VM, wait for it instead of exiting')
     .option('--dry-run', 'print every command that would change anything, and change nothing')
     .option('--verbose', 'print each step as it runs')
     .option('--json', 'print a machine-readable result on stdout')

@@ -1,0 +1,82 @@
+import { readFileSync } from 'node:fs';
+import type { z } from 'zod';
+import { CONFIG_KEYS, configSchema, type Config, type ConfigInput } from './schema.js';
+
+/** A configuration that cannot be used: the message names the file, the key and what is expected. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function loadConfig(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const hint = code === 'ENOENT' ? ' Copy configuration.json.example to that path and edit it, or pass --config PATH.' : '';
+    throw new ConfigError(`cannot read the configuration ${path}: ${code ?? (error as Error).message}.${hint}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${path} is not valid JSON: ${(error as Error).message}${position(text, error as Error)}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`${path}: expected a JSON object of settings`);
+  return validate(json, path);
+}
+
+/** CLI flags override the file; they are validated by the same schema, under their flag names. */
+export function applyOverrides(config: Config, overrides: Partial<Record<keyof ConfigInput, unknown>>, flagNames: Partial<Record<string, string>> = {}): Config {
+  const given = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+  if (Object.keys(given).length === 0) return config;
+  const { notifiers: _derived, ...input } = config;
+  return validate({ ...input, ...given }, 'command line', flagNames);
+}
+
+function validate(json: object, source: string, flagNames: Partial<Record<string, string>> = {}): Config {
+  const result = configSchema.safeParse(json);
+  if (result.success) return result.data;
+  throw new ConfigError(result.error.issues.map((issue) => describeIssue(issue, source, flagNames)).join('\n'));
+}
+
+function describeIssue(issue: z.core.$ZodIssue, source: string, flagNames: Partial<Record<string, string>>): string {
+  const key = issue.path.map(String).join('.') || '(top level)';
+  const where = flagNames[key] ? `${flagNames[key]} (${key})` : key;
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((k) => `${source}: unknown key "${k}"${suggest(k)}; see configuration.json.example for the valid keys`).join('\n');
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) return `${source}: "${where}" is required (${issue.message.replace(/^Invalid input: /, '')})`;
+  return `${source}: "${where}": ${issue.message.replace(/^Invalid input: /, '')}`;
+}
+
+function suggest(key: string): string {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of CONFIG_KEYS) {
+    const d = distance(key.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best && bestDistance <= Math.max(2, Math.floor(key.length / 5)) ? ` (did you mean "${best}"?)` : '';
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length]!;
+}
+
+function position(text: string, error: Error): string {
+  const at = Number(error.message.match(/position (\d+)/)?.[1]);
+  if (!Number.isFinite(at)) return '';
+  const before = text.slice(0, at).split('\n');
+  return ` (line ${before.length}, column ${before[before.length - 1]!.length + 1})`;
+}

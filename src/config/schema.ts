@@ -1,0 +1,90 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { isValidDatasetName, isValidSnapshotPart } from '../zfs/names.js';
+
+/**
+ * configuration.json: smartcopy's keys (same names, same meaning) plus ours. Every key and its
+ * default is documented in src/config/README.md and shown in configuration.json.example.
+ */
+
+/** smartcopy configs sometimes hold numbers as strings ("3"). */
+const wholeNumber = (what: string) =>
+  z.union([z.number(), z.string().regex(/^\s*\d+\s*$/, what)], { error: `expected ${what}` }).transform((v) => Number(v));
+const count = wholeNumber('a whole number').pipe(z.number().int().min(1, 'at least 1'));
+const port = wholeNumber('a port number').pipe(z.number().int().min(1).max(65535));
+/** A command as argv, or a string split on whitespace (never given to a shell). */
+const argv = z.union([z.array(z.string().min(1)).min(1), z.string().trim().min(1)]).transform((v) => (typeof v === 'string' ? v.split(/\s+/) : v));
+const mbufferSize = z.string().regex(/^\d+[kKmMgG]?$/, 'an mbuffer size such as 128M or 1G');
+const verbosity = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
+const address = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+
+export const configSchema = z
+  .object({
+    backupDestination: z.string().min(1, 'the backup host name or address'),
+    backupDestinationUsername: z.string().min(1).default('root'),
+    backupDestinationPort: port.default(22),
+    backupDestinationPrivateKeyPath: z.string().min(1).optional(),
+    knownHostsPath: z.string().min(1).default(join(homedir(), '.ssh', 'known_hosts')),
+    disableHostKeyChecking: z.boolean().default(false),
+    backupDestinationBasePath: z.string().refine(isValidDatasetName, 'a ZFS dataset name such as backup/zones (no leading or trailing /, no @)'),
+    backupConfigurationDestinationPath: z.string().startsWith('/', 'an absolute directory on the backup host').default('/var/zonecopy/vmspecs'),
+    backupSourceBasePath: z.string().optional(),
+    transferStrategy: z.enum(['ssh', 'ssh_gzip', 'mbuffer', 'mbuffer_gzip']).default('ssh'),
+    snapshotIdentifier: z.string().refine(isValidSnapshotPart, 'letters, digits and _ . : - only').default('smartcopy'),
+    localSnapshotLimit: count.optional(),
+    remoteSnapshotLimit: count.optional(),
+    compressionCmd: argv.optional(),
+    decompressionCmd: argv.optional(),
+    mBufferLocalPath: z.string().min(1).default('mbuffer'),
+    mBufferRemotePath: z.string().min(1).default('mbuffer'),
+    mBufferLocalBufferSize: mbufferSize.default('128M'),
+    mBufferRemoteBufferSize: mbufferSize.default('128M'),
+    mBufferPortRange: z.tuple([port, port]).refine(([low, high]) => low <= high, 'a [low, high] port range').default([20000, 29999]),
+    mBufferTimeoutSeconds: count.default(600),
+    holds: z.boolean().default(true),
+    lockDirectory: z.string().startsWith('/', 'an absolute directory').default('/var/run/zonecopy'),
+    smtpHostname: z.string().min(1).optional(),
+    smtpPort: port.optional(),
+    smtpSecure: z.boolean().optional(),
+    smtpUsername: z.string().optional(),
+    smtpPassword: z.string().optional(),
+    smtpRejectUnauthorized: z.boolean().default(true),
+    smtpFromAddress: z.string().min(1).optional(),
+    smtpToAddress: address.optional(),
+    notificationOrder: z.string().optional(),
+    successSubject: z.string().default('✔ Backup Successful for [vm.alias]'),
+    partialSubject: z.string().default('⚠ Backup Partially Failed for [vm.alias]'),
+    failedSubject: z.string().default('✘ Backup Failed for [vm.alias]'),
+    logDirectory: z.string().min(1).default('/var/log/zonecopy'),
+    logVerbosity: verbosity.optional(),
+    outputVerbosity: verbosity.optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if ((c.compressionCmd === undefined) !== (c.decompressionCmd === undefined)) {
+      const missing = c.compressionCmd === undefined ? 'compressionCmd' : 'decompressionCmd';
+      ctx.addIssue({ code: 'custom', path: [missing], message: `compressionCmd and decompressionCmd go together: set ${missing} too, or neither (default gzip / gunzip)` });
+    }
+    if ((c.smtpUsername === undefined) !== (c.smtpPassword === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [c.smtpUsername === undefined ? 'smtpUsername' : 'smtpPassword'], message: 'smtpUsername and smtpPassword go together' });
+    }
+    for (const name of (c.notificationOrder ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+      if (name !== 'email') ctx.addIssue({ code: 'custom', path: ['notificationOrder'], message: `unknown notifier "${name}"; only "email" is supported` });
+    }
+    if (c.smtpHostname && (!c.smtpFromAddress || !c.smtpToAddress)) {
+      ctx.addIssue({ code: 'custom', path: [c.smtpFromAddress ? 'smtpToAddress' : 'smtpFromAddress'], message: 'needed when smtpHostname is set' });
+    }
+  })
+  .transform((c) => ({
+    ...c,
+    compressionCmd: c.compressionCmd ?? ['gzip'],
+    decompressionCmd: c.decompressionCmd ?? ['gunzip'],
+    smtpPort: c.smtpPort ?? (c.smtpSecure ? 465 : 25),
+    smtpSecure: c.smtpSecure ?? c.smtpPort === 465,
+    notifiers: c.notificationOrder !== undefined ? c.notificationOrder.split(',').map((s) => s.trim()).filter(Boolean) : c.smtpHostname ? ['email'] : [],
+  }));
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export const CONFIG_KEYS: readonly string[] = Object.keys(configSchema.in.shape ?? {});

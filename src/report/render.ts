@@ -1,0 +1,69 @@
+import type { DatasetResult, RunStatus, VmBackupResult } from './types.js';
+
+/** The report as text (log, stdout, email text part) and HTML (email), from one result. */
+
+export function humanBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+export function renderSubject(template: string, result: VmBackupResult): string {
+  return template
+    .replaceAll('[vm.alias]', result.alias ?? result.uuid)
+    .replaceAll('[vm.uuid]', result.uuid)
+    .replaceAll('[vm.brand]', result.brand ?? 'unknown brand');
+}
+
+export function headline(result: VmBackupResult): string {
+  const name = result.alias ? `${result.alias} (${result.uuid})` : result.uuid;
+  const failed = result.datasets.filter((d) => d.result === 'failed').length;
+  const words: Record<RunStatus, string> = {
+    success: `Backup of VM ${name} completed: ${result.datasets.length} dataset(s) sent to ${result.backupHost}.`,
+    partial: `Backup of VM ${name} completed with errors: ${failed} of ${result.datasets.length} dataset(s) failed${result.errors.length ? `, ${result.errors.length} other error(s)` : ''}.`,
+    failed: `Backup of VM ${name} FAILED.`,
+  };
+  return `${result.dryRun ? '[dry run] ' : ''}${words[result.status]}`;
+}
+
+const COLUMNS = ['dataset', 'snapshot', 'mode', 'bytes', 'seconds', 'result', 'error'] as const;
+
+function cells(d: DatasetResult): string[] {
+  return [d.dataset, d.snapshot, d.mode, humanBytes(d.bytes), d.seconds.toFixed(1), d.result, d.error ?? ''];
+}
+
+export function renderText(result: VmBackupResult): string {
+  const lines = [headline(result), `snapshot ${result.snapshot ?? '-'}, ${result.startedAt.toISOString()} to ${result.finishedAt.toISOString()}`];
+  if (result.datasets.length > 0) {
+    const rows = [COLUMNS.map(String), ...result.datasets.map(cells)];
+    const widths = COLUMNS.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    lines.push('', ...rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()));
+  }
+  const rotated = result.datasets.flatMap((d) => [...d.rotatedLocal.map((s) => `local ${s}`), ...d.rotatedRemote.map((s) => `backup host ${s}`)]);
+  if (rotated.length > 0) lines.push('', `rotated (destroyed): ${rotated.join(', ')}`);
+  if (result.errors.length > 0) lines.push('', 'errors:', ...result.errors.map((e) => `  - ${e}`));
+  return lines.join('\n');
+}
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+export function renderHtml(result: VmBackupResult): string {
+  const colour = { success: '#1a7f37', partial: '#9a6700', failed: '#cf222e' }[result.status];
+  const rows = result.datasets
+    .map((d) => `<tr>${cells(d).map((c, i) => (i === 3 ? `<td title="${d.bytes} bytes">${escapeHtml(c)}</td>` : `<td>${escapeHtml(c)}</td>`)).join('')}</tr>`)
+    .join('\n');
+  const errors = result.errors.length ? `<h3>Errors</h3><ul>${result.errors.map((e) => `<li>${escapeHtml(e)}</li>`).join('')}</ul>` : '';
+  return [
+    `<p style="color:${colour}"><strong>${escapeHtml(headline(result))}</strong></p>`,
+    `<p>Snapshot ${escapeHtml(result.snapshot ?? '-')}, ${escapeHtml(result.startedAt.toISOString())} to ${escapeHtml(result.finishedAt.toISOString())}</p>`,
+    `<table border="1" cellpadding="4" cellspacing="0"><tr>${COLUMNS.map((c) => `<th>${c}</th>`).join('')}</tr>\n${rows}\n</table>`,
+    errors,
+  ].join('\n');
+}
