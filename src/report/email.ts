@@ -13,8 +13,8 @@ export interface MailOutcome {
  * it comes back as a note for the caller to print.
  */
 export async function sendReportEmail(config: Config, result: VmBackupResult): Promise<MailOutcome> {
-  if (!config.notifiers.includes('email')) return { sent: false, note: 'email not sent: notificationOrder does not include email' };
   if (!config.smtpHostname) return { sent: false, note: 'email not sent: smtpHostname is not configured' };
+  if (!config.notifiers.includes('email')) return { sent: false, note: 'email not sent: notificationOrder does not include email' };
   const subjects = { success: config.successSubject, partial: config.partialSubject, failed: config.failedSubject };
   try {
     const transport = nodemailer.createTransport({
