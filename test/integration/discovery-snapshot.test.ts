@@ -66,7 +66,7 @@ describe('discovery and snapshots', () => {
     assert.equal(await zfsGet(`${target(origin.split('@')[0]!)}@final`, 'guid'), await zfsGet(origin, 'guid'));
     // a second VM from the same image: the image is already there by guid and is not sent again
     const second = '7c1f55d2-1b0e-4c71-9a5e-0d6a4c3b2e19';
-    await sh(`vmadm get ${joyent} | node -e 'const v=JSON.parse(require("fs").readFileSync(0));process.stdout.write(JSON.stringify({brand:v.brand,uuid:"${second}",alias:"second",image_uuid:v.image_uuid,quota:1}))' | vmadm create`);
+    await sh(`vmadm get ${joyent} > /tmp/vm.json && node -e 'const v=JSON.parse(require("fs").readFileSync("/tmp/vm.json"));process.stdout.write(JSON.stringify({brand:v.brand,uuid:"${second}",alias:"second",image_uuid:v.image_uuid,quota:1}))' | vmadm create`);
     const again = await zonecopy(['backup', second, '--groupName', 'daily', '--json'], config);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(await zfsGet(target(`zones/${second}`), 'origin'), target(origin.split('@')[0]!) + '@final');

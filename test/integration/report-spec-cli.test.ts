@@ -58,7 +58,7 @@ describe('report, VM spec, configuration and dry run', () => {
   });
 
   it('emails a failure report that says FAILED, and exits 1 (smartcopy defect 11)', async () => {
-    const broken = writeConfig({ smtpHostname: '127.0.0.1', smtpPort: port, smtpFromAddress: 'zonecopy@smartos.test', smtpToAddress: 'ops@example.test', transferStrategy: 'ssh_gzip', decompressionCmd: ['false'] });
+    const broken = writeConfig({ smtpHostname: '127.0.0.1', smtpPort: port, smtpFromAddress: 'zonecopy@smartos.test', smtpToAddress: 'ops@example.test', transferStrategy: 'ssh_gzip', compressionCmd: ['gzip'], decompressionCmd: ['false'] });
     const count = mails.length;
     const result = await zonecopy(['backup', uuid, '--groupName', 'spec', '--name', 'bad'], broken);
     assert.equal(result.code, 1);

@@ -64,7 +64,7 @@ describe('transfer and rotation', () => {
   });
 
   it('a failed stream is reported, rotates nothing, leaves the target consistent, and the next run completes', async () => {
-    const broken = writeConfig({ transferStrategy: 'ssh_gzip', decompressionCmd: ['false'] });
+    const broken = writeConfig({ transferStrategy: 'ssh_gzip', compressionCmd: ['gzip'], decompressionCmd: ['false'] });
     const beforeRemote = await snapshotsOf(target(root));
     const beforeLocal = await names(root);
     const failed = await zonecopy(['backup', uuid, '--groupName', 'rot', '--name', 'broken', '--localSnapLimit', '1', '--remoteSnapLimit', '1'], broken);

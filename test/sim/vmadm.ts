@@ -2,7 +2,7 @@
  * Simulated `vmadm` (smartos-live src/vm/sbin/vmadm.js): data on stdout, messages on stderr,
  * exit 0 ok / 1 error / 2 usage; success messages go to stderr too, as the real tool does.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readSync } from 'node:fs';
 import { allRecords, isUuid, readRecord, removeRecord } from './host.js';
 import { createVm, deleteVm, startVm, stopVm, updateVm, VmadmError } from './vm-lifecycle.js';
 import { checkOrderFields, formatTable, matches, parseFilters, sortObjects } from './vm-list.js';
@@ -42,12 +42,31 @@ function uuidArg(args: string[], command: string): string {
   return uuid;
 }
 
+/** fd 0 may be a non-blocking pipe or a socket; read it to the end either way. */
+function readStdin(): string {
+  const chunks: Buffer[] = [];
+  const buffer = Buffer.alloc(1 << 16);
+  for (;;) {
+    try {
+      const n = readSync(0, buffer);
+      if (n === 0) break;
+      chunks.push(Buffer.from(buffer.subarray(0, n)));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EOF') break;
+      if (code !== 'EAGAIN') throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 function readPayload(args: string[]): Record<string, unknown> {
   const file = takeOption(args, '-f');
   let text: string;
   if (file) text = readFileSync(file, 'utf8');
   else if (process.stdin.isTTY) throw new UsageError('Will not create from stdin when stdin is a tty.');
-  else text = readFileSync(0, 'utf8');
+  else text = readStdin();
   try {
     return JSON.parse(text) as Record<string, unknown>;
   } catch (error) {
