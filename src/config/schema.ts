@@ -10,7 +10,7 @@ import { isValidDatasetName, isValidSnapshotPart } from '../zfs/names.js';
 
 /** smartcopy configs sometimes hold numbers as strings ("3"). */
 const wholeNumber = (what: string) =>
-  z.union([z.number(), z.string().regex(/^\s*\d+\s*$/, what)], { error: `expected ${what}` }).transform((v) => Number(v));
+  z.union([z.number(), z.string().regex(/^\s*\d+\s*$/, `expected ${what}`)], { error: `expected ${what}` }).transform((v) => Number(v));
 const count = wholeNumber('a whole number').pipe(z.number().int().min(1, 'at least 1'));
 const port = wholeNumber('a port number').pipe(z.number().int().min(1).max(65535));
 /** A command as argv, or a string split on whitespace (never given to a shell). */

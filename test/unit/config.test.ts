@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { applyOverrides, ConfigError, loadConfig } from '../../src/config/load.js';
+
+function file(content: unknown): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'zc-config-')), 'configuration.json');
+  writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
+  return path;
+}
+const minimal = { backupDestination: 'backup.example', backupDestinationBasePath: 'backup/zones' };
+const fails = (content: unknown, pattern: RegExp) => assert.throws(() => loadConfig(file(content)), (e: Error) => e instanceof ConfigError && pattern.test(e.message));
+
+describe('configuration', () => {
+  it('applies documented defaults', () => {
+    const c = loadConfig(file(minimal));
+    assert.equal(c.transferStrategy, 'ssh');
+    assert.equal(c.snapshotIdentifier, 'smartcopy');
+    assert.equal(c.backupDestinationUsername, 'root');
+    assert.equal(c.backupDestinationPort, 22);
+    assert.deepEqual([c.compressionCmd, c.decompressionCmd], [['gzip'], ['gunzip']]);
+    assert.equal(c.disableHostKeyChecking, false);
+    assert.equal(c.localSnapshotLimit, undefined);
+    assert.deepEqual(c.notifiers, []);
+  });
+
+  it('accepts every key of configuration.json.example, and smartcopy number strings', () => {
+    const c = loadConfig('configuration.json.example');
+    assert.equal(c.remoteSnapshotLimit, 14);
+    assert.equal(loadConfig(file({ ...minimal, localSnapshotLimit: '3' })).localSnapshotLimit, 3);
+    assert.deepEqual(loadConfig(file({ ...minimal, compressionCmd: 'zstd -1 -T0', decompressionCmd: 'zstd -d' })).compressionCmd, ['zstd', '-1', '-T0']);
+  });
+
+  it('names unknown keys with a suggestion, wrong types and missing required keys', () => {
+    fails({ ...minimal, backupDestinaton: 'x' }, /unknown key "backupDestinaton" \(did you mean "backupDestination"\?\)/);
+    fails({ ...minimal, localSnapshotLimit: 'many' }, /"localSnapshotLimit": expected a whole number/);
+    fails({ backupDestinationBasePath: 'backup/zones' }, /"backupDestination" is required/);
+    fails({ ...minimal, backupDestinationBasePath: '/backup/zones' }, /backupDestinationBasePath/);
+    fails({ ...minimal, transferStrategy: 'ftp' }, /transferStrategy/);
+    fails({ ...minimal, compressionCmd: ['zstd'] }, /set decompressionCmd too/);
+    fails({ ...minimal, smtpHostname: 'mail' }, /smtpFromAddress/);
+    fails({ ...minimal, notificationOrder: 'email,http' }, /unknown notifier "http"/);
+  });
+
+  it('says where invalid JSON is and how to start when the file is missing', () => {
+    fails('{\n  "backupDestination": "x",\n}', /not valid JSON.*line 3/s);
+    assert.throws(() => loadConfig('/nonexistent/configuration.json'), /Copy configuration.json.example/);
+  });
+
+  it('validates command-line overrides under their flag names', () => {
+    const c = loadConfig(file(minimal));
+    assert.equal(applyOverrides(c, { remoteSnapshotLimit: '5' }).remoteSnapshotLimit, 5);
+    assert.throws(() => applyOverrides(c, { localSnapshotLimit: 'x' }, { localSnapshotLimit: '--localSnapLimit' }), /--localSnapLimit \(localSnapshotLimit\)/);
+  });
+});

@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { renderHtml, renderSubject, renderText } from '../../src/report/render.js';
+import type { DatasetResult, VmBackupResult } from '../../src/report/types.js';
+
+const ok: DatasetResult = { dataset: 'zones/u', target: 'backup/zones/u', snapshot: 'daily-1', mode: 'incremental', bytes: 1536, seconds: 1.25, result: 'ok', rotatedLocal: [], rotatedRemote: ['backup/zones/u@daily-0'] };
+function result(over: Partial<VmBackupResult>): VmBackupResult {
+  const at = new Date('2026-01-01T00:00:00Z');
+  return { uuid: 'u', alias: 'db<01>', brand: 'joyent', snapshot: 'daily-1', backupHost: 'root@b:22', startedAt: at, finishedAt: at, status: 'success', datasets: [ok], errors: [], dryRun: false, ...over };
+}
+
+describe('report rendering', () => {
+  it('fills subject templates', () => {
+    assert.equal(renderSubject('✔ [vm.alias] [vm.uuid] [vm.brand]', result({})), '✔ db<01> u joyent');
+  });
+
+  it('says completed only on success, and counts failures on partial runs', () => {
+    assert.match(renderText(result({})), /completed: 1 dataset/);
+    const partial = renderText(result({ status: 'partial', datasets: [ok, { ...ok, dataset: 'zones/u/data', result: 'failed', error: 'receive exited 1' }] }));
+    assert.match(partial, /completed with errors: 1 of 2 dataset\(s\) failed/);
+    assert.match(partial, /receive exited 1/);
+    const failed = renderText(result({ status: 'failed', datasets: [], errors: ['cannot connect'] }));
+    assert.match(failed, /FAILED/);
+    assert.doesNotMatch(failed, /completed/);
+  });
+
+  it('renders a table with human and exact sizes and escapes HTML', () => {
+    const html = renderHtml(result({ datasets: [{ ...ok, dataset: 'zones/<script>&' }] }));
+    assert.match(html, /<td>zones\/&lt;script&gt;&amp;<\/td>/);
+    assert.match(html, /<td title="1536 bytes">1\.5 KiB<\/td>/);
+    assert.match(html, /db&lt;01&gt;/);
+    assert.match(renderText(result({})), /backup host backup\/zones\/u@daily-0/);
+  });
+});
