@@ -3,13 +3,13 @@ import type { Log } from '../log.js';
 import { planBackup, type BackupPlan } from '../plan/backup-plan.js';
 import type { TransferStep } from '../plan/steps.js';
 import { runStatus, type DatasetResult, type VmBackupResult } from '../report/types.js';
-import { discoverDatasets } from '../smartos/discovery.js';
-import { readZoneConfig, vmadmGet } from '../smartos/vmadm.js';
+import { imageUuidOf, imgadmGet, readZoneConfig } from '../smartos/vmadm.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
 import { snapshotsHeldBy } from '../zfs/holds.js';
 import { listDatasets, type DatasetState } from '../zfs/list.js';
-import { parentOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
+import { splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { executePlan } from './execute.js';
+import { observeVm } from './observe.js';
 import { settleInterruptedReceives } from './resume.js';
 
 export interface BackupSettings {
@@ -50,21 +50,19 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
     dryRun: context.local.dryRun,
   };
   try {
-    const { spec, raw } = await vmadmGet(context.local, uuid);
+    const observed = await observeVm(uuid, context, settings.basePath);
+    const { spec, raw, discovery, local } = observed;
+    let remote = observed.remote;
     result.alias = spec.alias;
     result.brand = spec.brand;
-    const discovery = discoverDatasets(spec);
     discovery.warnings.forEach((w) => context.log.warn(w));
     if (discovery.excluded.length > 0) context.log.info(`${uuid}: excluded by smartcopy_exclude: ${discovery.excluded.join(', ')}`);
     const snapshot = snapshotName(settings, startedAt);
     result.snapshot = snapshot;
 
-    const local = await listLocal(context.local, discovery.datasets);
-    const wanted = remoteNames(discovery.datasets, local, settings.basePath);
-    let remote = await listDatasets(context.remote, wanted);
     const resumed = await settleInterruptedReceives(remote, context);
     result.errors.push(...resumed.flatMap((r) => (r.error ? [r.error] : [])));
-    if (resumed.length > 0 && !context.remote.dryRun) remote = await listDatasets(context.remote, wanted);
+    if (resumed.length > 0 && !context.remote.dryRun) remote = await listDatasets(context.remote, observed.remoteNames);
     const holds = settings.holdTag
       ? {
           tag: settings.holdTag,
@@ -75,6 +73,8 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
     const zoneConfig = await readZoneConfig(context.local, uuid);
     const files = [{ name: `${snapshot}.json`, content: raw }];
     if (zoneConfig) files.push({ name: `${snapshot}.zonecfg.xml`, content: zoneConfig });
+    const images = await imageManifests(context.local, local);
+    if (images.length > 0) files.push({ name: `${snapshot}.images.json`, content: `${JSON.stringify(images, null, 2)}\n` });
     const plan = planBackup({
       datasets: discovery.datasets,
       snapshot,
@@ -111,30 +111,15 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
   return result;
 }
 
-/** The VM's datasets and, in a second call only when there are clones, their origins. */
-async function listLocal(host: Host, datasets: readonly string[]): Promise<Map<string, DatasetState>> {
-  const local = await listDatasets(host, datasets);
-  const origins = [...local.values()].flatMap((d) => (d.origin ? [splitSnapshot(d.origin).dataset] : []));
-  const missing = origins.filter((o) => !local.has(o));
-  if (missing.length > 0) for (const [name, state] of await listDatasets(host, missing)) local.set(name, state);
-  return local;
-}
-
-/** Everything the planner may ask about the backup host, so one `zfs list` answers it all. */
-function remoteNames(datasets: readonly string[], local: ReadonlyMap<string, DatasetState>, basePath: string): string[] {
-  const names = new Set<string>([basePath]);
-  const add = (source: string) => {
-    const target = targetDatasetName(basePath, source);
-    names.add(target);
-    const parent = parentOf(target);
-    if (parent) names.add(parent);
-  };
-  for (const dataset of datasets) {
-    add(dataset);
-    const origin = local.get(dataset)?.origin;
-    if (origin) add(splitSnapshot(origin).dataset);
+/** imgadm's record of each image the VM's datasets are cloned from, so restore can install it. */
+async function imageManifests(host: Host, local: ReadonlyMap<string, DatasetState>): Promise<Array<Record<string, unknown>>> {
+  const images = new Set([...local.values()].flatMap((d) => (d.origin ? [imageUuidOf(splitSnapshot(d.origin).dataset)] : [])).filter((u): u is string => Boolean(u)));
+  const manifests = [];
+  for (const uuid of images) {
+    const image = await imgadmGet(host, uuid);
+    if (image) manifests.push(image);
   }
-  return [...names];
+  return manifests;
 }
 
 function datasetResults(

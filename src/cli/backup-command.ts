@@ -4,7 +4,7 @@ import { applyOverrides, ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Host } from '../host/host.js';
 import { LocalHost } from '../host/local.js';
-import { RemoteHost } from '../host/remote.js';
+import type { RemoteHost } from '../host/remote.js';
 import { stderrLog, type Log } from '../log.js';
 import { sendReportEmail } from '../report/email.js';
 import { appendRunLog } from '../report/log-file.js';
@@ -13,6 +13,7 @@ import { runStatus, type VmBackupResult } from '../report/types.js';
 import { createStrategy } from '../transfer/index.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { defaultConfigPath } from './paths.js';
+import { backupHostLabel, checkUuids, connectBackupHost, UsageError } from './session.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 
 export interface BackupFlags {
@@ -30,16 +31,12 @@ export interface BackupFlags {
   wait?: boolean;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-class UsageError extends Error {}
-
 export async function backupCommand(uuids: string[], flags: BackupFlags): Promise<number> {
   const log = stderrLog(Boolean(flags.verbose));
   let config: Config;
   let settings: BackupSettings;
   try {
-    for (const uuid of uuids) if (!UUID.test(uuid)) throw new UsageError(`not a VM UUID: ${JSON.stringify(uuid)} (expected the form 6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44; see \`vmadm list\`)`);
+    checkUuids(uuids);
     config = applyOverrides(loadConfig(flags.config ?? defaultConfigPath()), {
       transferStrategy: flags.transferStrategy,
       localSnapshotLimit: flags.localSnapLimit,
@@ -59,21 +56,12 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
   let remote: RemoteHost | undefined;
   const results: VmBackupResult[] = [];
   try {
-    remote = await RemoteHost.connect({
-      host: config.backupDestination,
-      port: config.backupDestinationPort,
-      username: config.backupDestinationUsername,
-      privateKeyPath: config.backupDestinationPrivateKeyPath,
-      knownHostsPath: config.knownHostsPath,
-      disableHostKeyChecking: config.disableHostKeyChecking,
-      dryRun: Boolean(flags.dryRun),
-      print: flags.json ? (line) => log.info(line) : print,
-    });
+    remote = await connectBackupHost(config, { dryRun: Boolean(flags.dryRun), print: flags.json ? (line) => log.info(line) : print });
   } catch (error) {
     const now = new Date();
     for (const uuid of uuids) {
       results.push({
-        uuid, backupHost: `${config.backupDestinationUsername}@${config.backupDestination}:${config.backupDestinationPort}`,
+        uuid, backupHost: backupHostLabel(config),
         startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [(error as Error).message], dryRun: Boolean(flags.dryRun),
       });
     }

@@ -1,6 +1,13 @@
 import { Command, CommanderError, Option } from 'commander';
 import { backupCommand, type BackupFlags } from './backup-command.js';
-import { EXIT_USAGE } from './exit-codes.js';
+import { checkCommand, type CheckFlags } from './check-command.js';
+import { ConfigError } from '../config/load.js';
+import { HostKeyError } from '../host/known-hosts.js';
+import { ConnectError } from '../host/remote.js';
+import { EXIT_FAILED, EXIT_USAGE } from './exit-codes.js';
+import { UsageError } from './session.js';
+import { restoreCommand, type RestoreFlags } from './restore-command.js';
+import { statusCommand, type StatusFlags } from './status-command.js';
 import { VERSION } from './version.js';
 
 /** `zonecopy <command>`; `bin/backup <uuid>` is the smartcopy-compatible spelling of `zonecopy backup <uuid>`. */
@@ -31,6 +38,44 @@ export function buildProgram(): Command {
     .action(async (uuids: string[], flags: BackupFlags) => {
       process.exitCode = await backupCommand(uuids, flags);
     });
+  program
+    .command('restore')
+    .description('Restore a VM on this host from its backups: the newest complete backup set (or --snapshot), its image installed if missing, the VM recreated from its stored spec and every dataset received. The backup host is only read.')
+    .argument('<vm-uuid>', 'UUID of the backed-up VM')
+    .option('--config <path>', 'configuration file')
+    .option('--snapshot <name>', 'restore this backup set (a snapshot name such as daily-2026-01-01T02:00:00.000Z) instead of the newest')
+    .option('--new-uuid', 'restore a copy under a new UUID beside the original')
+    .option('--force', 'replace an existing VM with the same UUID')
+    .option('--start', 'start the VM when restored')
+    .option('--dry-run', 'print what would change and change nothing')
+    .option('--verbose', 'print each step')
+    .option('--json', 'machine-readable result')
+    .action(async (uuid: string, flags: RestoreFlags) => {
+      process.exitCode = await restoreCommand(uuid, flags);
+    });
+
+  program
+    .command('status')
+    .description('Show, per VM and dataset, the snapshots of each group on both sides, the newest common snapshot and its age, pending resumable transfers and chain health.')
+    .argument('[vm-uuid...]', 'VMs to show (default: every VM on this host)')
+    .option('--config <path>', 'configuration file')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExit status: 0 every chain healthy, 1 something needs attention, 2 usage or configuration error.')
+    .action(async (uuids: string[], flags: StatusFlags) => {
+      process.exitCode = await statusCommand(uuids, flags);
+    });
+
+  program
+    .command('check')
+    .description('Monitoring check (Nagios style): one line, by the age of the newest complete backup of each VM.')
+    .argument('[vm-uuid...]', 'VMs to check (default: every VM on this host)')
+    .option('--config <path>', 'configuration file')
+    .option('--warn <age>', 'WARNING when a VM\'s newest backup is older than this (s, m, h, d, w)', '26h')
+    .option('--crit <age>', 'CRITICAL when older than this', '50h')
+    .addHelpText('after', '\nExit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.')
+    .action(async (uuids: string[], flags: CheckFlags) => {
+      process.exitCode = await checkCommand(uuids, flags);
+    });
   return program;
 }
 
@@ -43,6 +88,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (error instanceof CommanderError) {
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return 0;
       return EXIT_USAGE;
+    }
+    if (error instanceof ConfigError || error instanceof UsageError) {
+      process.stderr.write(`zonecopy: ${error.message}\n`);
+      return EXIT_USAGE;
+    }
+    if (error instanceof ConnectError || error instanceof HostKeyError) {
+      process.stderr.write(`zonecopy: ${error.message}\n`);
+      return EXIT_FAILED;
     }
     throw error;
   }

@@ -52,3 +52,21 @@ export async function readZoneConfig(host: Host, uuid: string): Promise<string |
   const result = await host.run(['cat', `/etc/zones/${uuid}.xml`], { mutates: false, allowExitCodes: [1, 2] });
   return result.exitCode === 0 ? result.stdout : undefined;
 }
+
+const IMAGE_DATASET = /^[^/]+\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+/** The image UUID when `dataset` is an installed image (`<pool>/<uuid>`), else undefined. */
+export function imageUuidOf(dataset: string): string | undefined {
+  return IMAGE_DATASET.exec(dataset)?.[1];
+}
+
+/** `imgadm get <uuid>` ({manifest, zpool, …}), or undefined when imgadm does not know it. */
+export async function imgadmGet(host: Host, uuid: string): Promise<Record<string, unknown> | undefined> {
+  const result = await host.run(['imgadm', 'get', uuid], { mutates: false, allowExitCodes: [1, 2, 3] });
+  if (result.exitCode !== 0) return undefined;
+  try {
+    return JSON.parse(result.stdout) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}

@@ -69,3 +69,10 @@ export function importImage(uuid: string): Manifest {
   writeFileSync(manifestPath(uuid), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
 }
+
+/** `imgadm install -m -f`: receives the image's stream (which keeps the @final guid) and records it. */
+export function installImage(manifest: Manifest, streamFile: string): void {
+  execFileSync('sh', ['-c', 'zfs receive -u "$1" < "$2"', 'sh', `${POOL}/${manifest.uuid}`, streamFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+  mkdirSync(join(IMGADM, 'images'), { recursive: true });
+  writeFileSync(manifestPath(manifest.uuid), `${JSON.stringify(manifest, null, 2)}\n`);
+}

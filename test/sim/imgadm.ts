@@ -1,5 +1,6 @@
 /** Simulated `imgadm` list / get / import over the catalog in images.ts. */
-import { CATALOG, importImage, installedImages, installedManifest } from './images.js';
+import { readFileSync } from 'node:fs';
+import { CATALOG, importImage, installImage, installedImages, installedManifest } from './images.js';
 import { POOL } from './host.js';
 
 function main(argv: string[]): number {
@@ -46,8 +47,25 @@ function main(argv: string[]): number {
       process.stdout.write(`Imported image ${uuid} (${entry.name}@${entry.version})\n`);
       return 0;
     }
+    case 'install': {
+      // imgadm install -m <manifest> -f <file>: an image from a local manifest and zfs stream
+      const manifestFile = args[args.indexOf('-m') + 1];
+      const file = args[args.indexOf('-f') + 1];
+      if (!args.includes('-m') || !args.includes('-f') || !manifestFile || !file) {
+        process.stderr.write('imgadm install: error (Usage): -m MANIFEST and -f FILE are required\n');
+        return 1;
+      }
+      const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { uuid: string; name: string; version: string };
+      if (installedManifest(manifest.uuid)) {
+        process.stdout.write(`Image ${manifest.uuid} (${manifest.name}@${manifest.version}) is already installed, skipping\n`);
+        return 0;
+      }
+      installImage(manifest as never, file);
+      process.stdout.write(`Installed image ${manifest.uuid} (${manifest.name}@${manifest.version}) to "${POOL}/${manifest.uuid}".\n`);
+      return 0;
+    }
     default:
-      process.stderr.write('usage: imgadm list [-j] | get <uuid> | import <uuid>\n');
+      process.stderr.write('usage: imgadm list [-j] | get <uuid> | import <uuid> | install -m MANIFEST -f FILE\n');
       return 1;
   }
 }

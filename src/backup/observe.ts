@@ -1,0 +1,48 @@
+import type { Host } from '../host/host.js';
+import { discoverDatasets, type Discovery } from '../smartos/discovery.js';
+import { vmadmGet, type VmSpec } from '../smartos/vmadm.js';
+import { listDatasets, type DatasetState } from '../zfs/list.js';
+import { parentOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
+
+/** What a run knows about one VM before it changes anything: its spec and both sides' ZFS state. */
+export interface VmObservation {
+  spec: VmSpec;
+  /** `vmadm get` output exactly as printed, stored with each backup. */
+  raw: string;
+  discovery: Discovery;
+  /** The VM's datasets and the origins of its clones, on the SmartOS host. */
+  local: Map<string, DatasetState>;
+  /** Everything the planner may ask about the backup host (see remoteNames). */
+  remote: Map<string, DatasetState>;
+  remoteNames: string[];
+}
+
+/** vmadm get, then one `zfs list` per side (plus one for clone origins when there are clones). */
+export async function observeVm(uuid: string, hosts: { local: Host; remote: Host }, basePath: string): Promise<VmObservation> {
+  const { spec, raw } = await vmadmGet(hosts.local, uuid);
+  const discovery = discoverDatasets(spec);
+  const local = await listDatasets(hosts.local, discovery.datasets);
+  const origins = [...local.values()].flatMap((d) => (d.origin ? [splitSnapshot(d.origin).dataset] : []));
+  const missing = origins.filter((o) => !local.has(o));
+  if (missing.length > 0) for (const [name, state] of await listDatasets(hosts.local, missing)) local.set(name, state);
+  const names = remoteNames(discovery.datasets, local, basePath);
+  const remote = await listDatasets(hosts.remote, names);
+  return { spec, raw, discovery, local, remote, remoteNames: names };
+}
+
+/** Targets, their parents, clone-origin targets and the base path, so one `zfs list` answers all. */
+function remoteNames(datasets: readonly string[], local: ReadonlyMap<string, DatasetState>, basePath: string): string[] {
+  const names = new Set<string>([basePath]);
+  const add = (source: string) => {
+    const target = targetDatasetName(basePath, source);
+    names.add(target);
+    const parent = parentOf(target);
+    if (parent) names.add(parent);
+  };
+  for (const dataset of datasets) {
+    add(dataset);
+    const origin = local.get(dataset)?.origin;
+    if (origin) add(splitSnapshot(origin).dataset);
+  }
+  return [...names];
+}

@@ -1,0 +1,56 @@
+import { loadConfig } from '../config/load.js';
+import { LocalHost } from '../host/local.js';
+import { stderrLog } from '../log.js';
+import { humanBytes } from '../report/render.js';
+import { restoreVm, RestoreError } from '../restore/restore-vm.js';
+import { isValidSnapshotPart } from '../zfs/names.js';
+import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
+import { defaultConfigPath } from './paths.js';
+import { checkUuids, connectBackupHost, UsageError } from './session.js';
+
+export interface RestoreFlags {
+  config?: string;
+  snapshot?: string;
+  newUuid?: boolean;
+  force?: boolean;
+  start?: boolean;
+  dryRun?: boolean;
+  verbose?: boolean;
+  json?: boolean;
+}
+
+export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise<number> {
+  checkUuids([uuid]);
+  if (flags.snapshot !== undefined && !isValidSnapshotPart(flags.snapshot)) throw new UsageError(`--snapshot ${JSON.stringify(flags.snapshot)} is not a snapshot name`);
+  const config = loadConfig(flags.config ?? defaultConfigPath());
+  const log = stderrLog(Boolean(flags.verbose));
+  const local = new LocalHost(Boolean(flags.dryRun));
+  const remote = await connectBackupHost(config, { dryRun: Boolean(flags.dryRun) });
+  const started = Date.now();
+  try {
+    const result = await restoreVm(
+      {
+        uuid, snapshot: flags.snapshot, newUuid: Boolean(flags.newUuid), force: Boolean(flags.force), start: Boolean(flags.start),
+        basePath: config.backupDestinationBasePath, specDirectory: config.backupConfigurationDestinationPath,
+      },
+      { local, remote, log },
+    );
+    const seconds = (Date.now() - started) / 1000;
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify({ ...result, seconds }, null, 2)}\n`);
+    } else {
+      process.stdout.write(`${flags.dryRun ? '[dry run] ' : ''}restored VM ${result.uuid} from backup set ${result.snapshot} in ${seconds.toFixed(1)} s${result.started ? ', started' : ', stopped'}\n`);
+      for (const d of result.datasets) process.stdout.write(`  ${d.backup}@${result.snapshot} -> ${d.local}  ${d.mode}  ${humanBytes(d.bytes)}  ${d.seconds.toFixed(1)} s\n`);
+      if (result.imagesInstalled.length) process.stdout.write(`  images installed from the backup host: ${result.imagesInstalled.join(', ')}\n`);
+    }
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof RestoreError) {
+      process.stderr.write(`zonecopy restore: ${error.message}\n`);
+      return EXIT_FAILED;
+    }
+    throw error;
+  } finally {
+    await remote.close();
+  }
+}

@@ -1,0 +1,48 @@
+import { loadConfig } from '../config/load.js';
+import { LocalHost } from '../host/local.js';
+import { collectStatus, allVmUuids, type VmStatus } from '../status/collect.js';
+import { formatAge } from '../status/health.js';
+import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
+import { defaultConfigPath } from './paths.js';
+import { checkUuids, connectBackupHost } from './session.js';
+
+export interface StatusFlags {
+  config?: string;
+  json?: boolean;
+}
+
+/** `zonecopy status [uuid…]`: per VM and dataset, both sides' snapshots, the newest common one, chain health. */
+export async function statusCommand(uuids: string[], flags: StatusFlags): Promise<number> {
+  checkUuids(uuids);
+  const config = loadConfig(flags.config ?? defaultConfigPath());
+  const local = new LocalHost(false);
+  const remote = await connectBackupHost(config, { dryRun: false });
+  let statuses: VmStatus[];
+  try {
+    statuses = await collectStatus(uuids.length ? uuids : await allVmUuids(local), { local, remote }, config.backupDestinationBasePath, Date.now() / 1000);
+  } finally {
+    await remote.close();
+  }
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(statuses.map((s) => ({ ...s, ageSeconds: Number.isFinite(s.ageSeconds) ? s.ageSeconds : null })), null, 2)}\n`);
+  } else {
+    for (const s of statuses) process.stdout.write(`${renderStatus(s)}\n\n`);
+  }
+  const healthy = statuses.every((s) => !s.error && s.datasets.every((d) => d.chain === 'ok' && !d.resumePending));
+  return healthy ? EXIT_OK : EXIT_FAILED;
+}
+
+function groups(counts: Record<string, number>): string {
+  return Object.entries(counts).map(([g, n]) => `${g}:${n}`).join(' ') || '-';
+}
+
+export function renderStatus(s: VmStatus): string {
+  const head = `VM ${s.alias ?? '?'} (${s.uuid}) ${s.brand ?? ''}: last complete backup ${formatAge(s.ageSeconds)} ago`;
+  if (s.error) return `${head}\n  error: ${s.error}`;
+  const rows = [['dataset', 'local', 'backup host', 'newest common', 'age', 'chain', 'resume']];
+  for (const d of s.datasets) {
+    rows.push([d.dataset, groups(d.localGroups), groups(d.remoteGroups), d.newestCommon?.name ?? '-', formatAge(d.newestCommon?.ageSeconds ?? Infinity), d.chain, d.resumePending ? 'pending' : '-']);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return [head, ...rows.map((r) => `  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}`)].join('\n');
+}

@@ -1,0 +1,27 @@
+import type { DatasetState } from '../zfs/list.js';
+
+/**
+ * A backup set: one snapshot name present on every dataset of the VM on the backup host, with
+ * the VM spec stored for it. Pure: the caller lists the spec files and the targets.
+ */
+export function pickBackupSet(
+  specSnapshots: readonly string[],
+  targets: readonly string[],
+  remote: ReadonlyMap<string, DatasetState>,
+  wanted?: string,
+): { snapshot: string } | { error: string } {
+  const root = remote.get(targets[0]!);
+  const complete = (name: string) => targets.every((t) => remote.get(t)?.snapshots.some((s) => s.name === name));
+  // newest first, by the root target's own order (createtxg)
+  const ordered = [...(root?.snapshots ?? [])].reverse().map((s) => s.name).filter((n) => specSnapshots.includes(n));
+  const sets = ordered.filter(complete);
+  if (wanted !== undefined) {
+    if (sets.includes(wanted)) return { snapshot: wanted };
+    return { error: `no complete backup set ${wanted}: ${sets.length ? `complete sets are ${sets.join(', ')}` : 'there is no complete set'}` };
+  }
+  if (sets.length === 0) {
+    const missing = targets.filter((t) => !remote.get(t));
+    return { error: `no complete backup set (every dataset at one snapshot, with its VM spec)${missing.length ? `; missing on the backup host: ${missing.join(', ')}` : ''}` };
+  }
+  return { snapshot: sets[0]! };
+}

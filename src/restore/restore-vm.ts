@@ -1,0 +1,180 @@
+import { randomUUID } from 'node:crypto';
+import type { Host } from '../host/host.js';
+import type { Log } from '../log.js';
+import { discoverDatasets } from '../smartos/discovery.js';
+import { imgadmGet, vmadmGet, type VmSpec } from '../smartos/vmadm.js';
+import { pump } from '../transfer/pump.js';
+import { listDatasets, type DatasetState } from '../zfs/list.js';
+import { splitSnapshot, targetDatasetName } from '../zfs/names.js';
+import { pickBackupSet } from './backup-sets.js';
+import { createPayload } from './create-payload.js';
+
+export interface RestoreOptions {
+  uuid: string;
+  snapshot?: string;
+  newUuid: boolean;
+  force: boolean;
+  start: boolean;
+  basePath: string;
+  specDirectory: string;
+}
+
+export interface RestoredDataset {
+  /** Dataset name when it was backed up. */
+  source: string;
+  /** Where it is on the backup host. */
+  backup: string;
+  /** The VM's dataset on this host now. */
+  local: string;
+  mode: 'incremental' | 'full';
+  bytes: number;
+  seconds: number;
+}
+
+export interface RestoreResult {
+  uuid: string;
+  snapshot: string;
+  datasets: RestoredDataset[];
+  imagesInstalled: string[];
+  started: boolean;
+}
+
+export class RestoreError extends Error {
+  override name = 'RestoreError';
+}
+
+interface Context {
+  local: Host;
+  remote: Host;
+  log: Log;
+}
+
+const UUID_TAIL = /([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+/**
+ * Restores a VM from the backup host onto this host: the newest complete backup set (or the one
+ * asked for), its origin image installed if missing, the VM recreated from its stored spec and
+ * stopped, every dataset received over its fresh one. The backup host is only read.
+ */
+export async function restoreVm(options: RestoreOptions, context: Context): Promise<RestoreResult> {
+  const { local, remote, log } = context;
+  const directory = `${options.specDirectory}/${options.uuid}`;
+  const listing = await remote.run(['ls', '-1', directory], { mutates: false, allowExitCodes: [1, 2] });
+  if (listing.exitCode !== 0) throw new RestoreError(`no backups of VM ${options.uuid} on ${remote.label}: ${directory} does not exist`);
+  const specNames = listing.stdout.split('\n').filter((f) => f.endsWith('.json') && !f.endsWith('.images.json')).map((f) => f.slice(0, -'.json'.length));
+  if (specNames.length === 0) throw new RestoreError(`no VM specs in ${directory} on ${remote.label}`);
+
+  const readSpec = async (snapshot: string) => JSON.parse((await remote.run(['cat', `${directory}/${snapshot}.json`], { mutates: false })).stdout) as VmSpec;
+  const probe = await readSpec(specNames[specNames.length - 1]!);
+  let targets = discoverDatasets(probe).datasets.map((d) => targetDatasetName(options.basePath, d));
+  let remoteState = await listDatasets(remote, targets);
+  const chosen = pickBackupSet(specNames, targets, remoteState, options.snapshot);
+  if ('error' in chosen) throw new RestoreError(`VM ${options.uuid}: ${chosen.error}`);
+  const snapshot = chosen.snapshot;
+  const spec = await readSpec(snapshot);
+  const sources = discoverDatasets(spec).datasets;
+  const chosenTargets = sources.map((d) => targetDatasetName(options.basePath, d));
+  if (chosenTargets.join() !== targets.join()) {
+    targets = chosenTargets;
+    remoteState = await listDatasets(remote, targets);
+  }
+  log.info(`restoring VM ${options.uuid} (${spec.alias ?? spec.brand}) from ${remote.label}, backup set ${snapshot}`);
+
+  const uuid = options.newUuid ? randomUUID() : options.uuid;
+  await makeRoom(uuid, options, local);
+  const imagesInstalled = await ensureImages(spec, snapshot, directory, remoteState, context);
+
+  const payload = createPayload(spec as Record<string, unknown>, { uuid });
+  await local.run(['vmadm', 'create'], { mutates: true, input: JSON.stringify(payload) });
+  if (local.dryRun) return { uuid, snapshot, datasets: [], imagesInstalled, started: false };
+  await local.run(['vmadm', 'stop', uuid], { mutates: true, allowExitCodes: [1] });
+  const fresh = discoverDatasets((await vmadmGet(local, uuid)).spec).datasets;
+  if (fresh.length !== sources.length) throw new RestoreError(`the recreated VM ${uuid} has ${fresh.length} datasets, the backup ${sources.length}: ${fresh.join(', ')}`);
+  const localState = await listDatasets(local, fresh);
+
+  const datasets: RestoredDataset[] = [];
+  for (const [i, source] of sources.entries()) {
+    const backup = targets[i]!;
+    const into = fresh[i]!;
+    const origin = remoteState.get(backup)?.origin;
+    const localOrigin = localState.get(into)?.origin;
+    const incremental = origin !== undefined && localOrigin !== undefined && (await sameGuid(remote, origin, local, localOrigin));
+    const send = incremental ? ['zfs', 'send', '-i', origin, `${backup}@${snapshot}`] : ['zfs', 'send', `${backup}@${snapshot}`];
+    log.verbose(`${send.join(' ')} -> ${into}`);
+    const stream = remote.spawn([send]);
+    stream.stdin.end();
+    const moved = await pump(stream, local.spawn([['zfs', 'receive', '-F', into]]), `restore of ${backup}@${snapshot} into ${into}`);
+    datasets.push({ source, backup, local: into, mode: incremental ? 'incremental' : 'full', ...moved });
+  }
+  if (options.start) await local.run(['vmadm', 'start', uuid], { mutates: true });
+  return { uuid, snapshot, datasets, imagesInstalled, started: options.start };
+}
+
+/** Refuses to touch an existing VM unless --force, which deletes it first. */
+async function makeRoom(uuid: string, options: RestoreOptions, local: Host): Promise<void> {
+  const existing = await local.run(['vmadm', 'get', uuid], { mutates: false, allowExitCodes: [1] });
+  if (existing.exitCode !== 0) return;
+  if (!options.force) {
+    throw new RestoreError(`VM ${uuid} exists on this host; zonecopy will not overwrite it. Use --force to replace it, or --new-uuid to restore a copy beside it.`);
+  }
+  await local.run(['vmadm', 'delete', uuid], { mutates: true });
+}
+
+async function sameGuid(a: Host, snapshotA: string, b: Host, snapshotB: string): Promise<boolean> {
+  return (await guidOf(a, snapshotA)) === (await guidOf(b, snapshotB));
+}
+
+/**
+ * Every image the backed-up datasets are clones of must exist here with the same @final guid, or
+ * the streams cannot be received incrementally. Missing ones are installed from the backup host.
+ */
+async function ensureImages(spec: VmSpec, snapshot: string, directory: string, remote: ReadonlyMap<string, DatasetState>, context: Context): Promise<string[]> {
+  const { local, log } = context;
+  const origins = new Set([...remote.values()].flatMap((d) => (d.origin ? [d.origin] : [])));
+  const installed: string[] = [];
+  let manifests: Array<{ manifest?: { uuid?: string } }> | undefined;
+  for (const origin of origins) {
+    const image = UUID_TAIL.exec(splitSnapshot(origin).dataset)?.[1];
+    if (!image) continue;
+    const here = await imgadmGet(local, image);
+    const backupGuid = await guidOf(context.remote, origin);
+    if (here) {
+      const localGuid = await guidOf(local, `${String(here.zpool ?? 'zones')}/${image}@final`);
+      if (localGuid !== backupGuid) {
+        throw new RestoreError(`image ${image} on this host has @final guid ${localGuid}, but VM ${spec.uuid} was cloned from guid ${backupGuid}; its datasets cannot be received over this image. Remove the local image (imgadm delete ${image}) if unused so zonecopy installs the backed-up one.`);
+      }
+      continue;
+    }
+    manifests ??= await readManifests(directory, snapshot, context.remote);
+    const manifest = manifests.find((m) => m.manifest?.uuid === image)?.manifest;
+    if (!manifest) {
+      throw new RestoreError(`image ${image} is not installed here and its manifest was not stored with backup ${snapshot}: import it first (imgadm import ${image}); its @final guid must be ${backupGuid}.`);
+    }
+    log.info(`installing image ${image} from the backup host`);
+    const work = (await local.run(['mktemp', '-d'], { mutates: false })).stdout.trim();
+    await local.run(['sh', '-c', 'cat > "$1"', 'sh', `${work}/manifest.json`], { mutates: true, input: JSON.stringify(manifest) });
+    if (!local.dryRun) {
+      const stream = context.remote.spawn([['zfs', 'send', origin]]);
+      stream.stdin.end();
+      await pump(stream, local.spawn([['sh', '-c', 'cat > "$1"', 'sh', `${work}/image.zfs`]]), `copy of image ${origin}`);
+    }
+    await local.run(['imgadm', 'install', '-m', `${work}/manifest.json`, '-f', `${work}/image.zfs`], { mutates: true });
+    await local.run(['rm', '-rf', work], { mutates: true });
+    installed.push(image);
+  }
+  return installed;
+}
+
+async function guidOf(host: Host, snapshot: string): Promise<string> {
+  return (await host.run(['zfs', 'get', '-Hp', '-o', 'value', 'guid', snapshot], { mutates: false, allowExitCodes: [1] })).stdout.trim();
+}
+
+async function readManifests(directory: string, snapshot: string, remote: Host): Promise<Array<{ manifest?: { uuid?: string } }>> {
+  const out = await remote.run(['cat', `${directory}/${snapshot}.images.json`], { mutates: false, allowExitCodes: [1] });
+  if (out.exitCode !== 0) return [];
+  try {
+    return JSON.parse(out.stdout) as Array<{ manifest?: { uuid?: string } }>;
+  } catch {
+    return [];
+  }
+}
