@@ -22,6 +22,7 @@ export interface BackupSettings {
   remoteLimit?: number;
   /** Hold tag for the newest common snapshots; undefined with --no-holds. */
   holdTag?: string;
+  rollback?: boolean;
 }
 
 export interface BackupContext {
@@ -51,7 +52,7 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
   };
   try {
     const observed = await observeVm(uuid, context, settings.basePath);
-    const { spec, raw, discovery, local } = observed;
+    const { spec, raw, discovery, local, datasets } = observed;
     let remote = observed.remote;
     result.alias = spec.alias;
     result.brand = spec.brand;
@@ -66,7 +67,7 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
     const holds = settings.holdTag
       ? {
           tag: settings.holdTag,
-          localHeld: await snapshotsHeldBy(context.local, settings.holdTag, discovery.datasets.flatMap((d) => local.get(d) ?? [])),
+          localHeld: await snapshotsHeldBy(context.local, settings.holdTag, datasets.flatMap((d) => local.get(d) ?? [])),
           remoteHeld: await snapshotsHeldBy(context.remote, settings.holdTag, remote.values()),
         }
       : undefined;
@@ -76,7 +77,7 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
     const images = await imageManifests(context.local, local);
     if (images.length > 0) files.push({ name: `${snapshot}.images.json`, content: `${JSON.stringify(images, null, 2)}\n` });
     const plan = planBackup({
-      datasets: discovery.datasets,
+      datasets,
       snapshot,
       group: settings.group,
       basePath: settings.basePath,
@@ -86,6 +87,7 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
       remoteLimit: settings.remoteLimit,
       spec: { directory: `${settings.specDirectory}/${uuid}`, files },
       holds,
+      rollback: settings.rollback,
     });
     plan.warnings.forEach((w) => context.log.warn(w));
     if (plan.steps.length === 0) {
@@ -94,14 +96,14 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
       const execution = await executePlan(plan.steps, context);
       result.errors.push(...execution.errors);
       for (const r of resumed) {
-        const dataset = discovery.datasets.find((d) => targetDatasetName(settings.basePath, d) === r.target);
+        const dataset = datasets.find((d) => targetDatasetName(settings.basePath, d) === r.target);
         const outcome = dataset ? execution.outcomes.get(dataset) : undefined;
         if (outcome) {
           outcome.bytes += r.bytes;
           outcome.seconds += r.seconds;
         }
       }
-      result.datasets = datasetResults(discovery.datasets, plan, execution.outcomes, settings.basePath, snapshot);
+      result.datasets = datasetResults(datasets, plan, execution.outcomes, settings.basePath, snapshot);
     }
   } catch (error) {
     result.errors.push((error as Error).message);

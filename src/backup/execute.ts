@@ -114,7 +114,20 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
   return { outcomes, errors };
 }
 
+const MODIFIED = /modified since most recent snapshot/;
+
 async function runTransfer(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext): Promise<void> {
+  if (step.rollback && step.common) await context.remote.run(['zfs', 'rollback', step.common], { mutates: true });
+  try {
+    await runSends(step, outcome, context);
+  } catch (error) {
+    const message = (error as Error).message;
+    if (!MODIFIED.test(message) || !step.common) throw error;
+    throw new Error(`${message}. ${step.target} was changed on the backup host after its last snapshot; run again with --rollback to roll it back to ${step.common} (this discards only those changes on the backup host)`);
+  }
+}
+
+async function runSends(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext): Promise<void> {
   for (const [index, send] of step.sends.entries()) {
     const receive = receiveArgv(step.target, { origin: index === 0 ? step.origin : undefined });
     if (context.remote.dryRun) {

@@ -1,8 +1,8 @@
 import type { Host } from '../host/host.js';
 import { discoverDatasets, type Discovery } from '../smartos/discovery.js';
 import { vmadmGet, type VmSpec } from '../smartos/vmadm.js';
-import { listDatasets, type DatasetState } from '../zfs/list.js';
-import { parentOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
+import { datasetsWithin, listDatasets, type DatasetState } from '../zfs/list.js';
+import { depth, parentOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 
 /** What a run knows about one VM before it changes anything: its spec and both sides' ZFS state. */
 export interface VmObservation {
@@ -10,6 +10,11 @@ export interface VmObservation {
   /** `vmadm get` output exactly as printed, stored with each backup. */
   raw: string;
   discovery: Discovery;
+  /**
+   * The datasets to back up: those vmadm names and everything below them (children created
+   * inside a zone under its delegated dataset), minus exclusions, parents first.
+   */
+  datasets: string[];
   /** The VM's datasets and the origins of its clones, on the SmartOS host. */
   local: Map<string, DatasetState>;
   /** Everything the planner may ask about the backup host (see remoteNames). */
@@ -21,13 +26,17 @@ export interface VmObservation {
 export async function observeVm(uuid: string, hosts: { local: Host; remote: Host }, basePath: string): Promise<VmObservation> {
   const { spec, raw } = await vmadmGet(hosts.local, uuid);
   const discovery = discoverDatasets(spec);
-  const local = await listDatasets(hosts.local, discovery.datasets);
+  const local = await listDatasets(hosts.local, discovery.datasets, { recursive: true });
+  const excluded = new Set(discovery.excluded);
+  const datasets = [...new Set([...discovery.datasets, ...datasetsWithin(local, discovery.datasets)])]
+    .filter((d) => !excluded.has(d))
+    .sort((a, b) => depth(a) - depth(b));
   const origins = [...local.values()].flatMap((d) => (d.origin ? [splitSnapshot(d.origin).dataset] : []));
   const missing = origins.filter((o) => !local.has(o));
   if (missing.length > 0) for (const [name, state] of await listDatasets(hosts.local, missing)) local.set(name, state);
-  const names = remoteNames(discovery.datasets, local, basePath);
+  const names = remoteNames(datasets, local, basePath);
   const remote = await listDatasets(hosts.remote, names);
-  return { spec, raw, discovery, local, remote, remoteNames: names };
+  return { spec, raw, discovery, datasets, local, remote, remoteNames: names };
 }
 
 /** Targets, their parents, clone-origin targets and the base path, so one `zfs list` answers all. */

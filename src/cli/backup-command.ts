@@ -29,6 +29,7 @@ export interface BackupFlags {
   json?: boolean;
   holds?: boolean;
   wait?: boolean;
+  rollback?: boolean;
 }
 
 export async function backupCommand(uuids: string[], flags: BackupFlags): Promise<number> {
@@ -125,6 +126,7 @@ function backupSettings(config: Config, flags: BackupFlags): BackupSettings {
     localLimit: config.localSnapshotLimit,
     remoteLimit: config.remoteSnapshotLimit,
     holdTag: config.holds && flags.holds !== false ? `zonecopy:${config.backupDestination}:${group}` : undefined,
+    rollback: Boolean(flags.rollback),
   };
 }
 

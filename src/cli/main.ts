@@ -30,6 +30,7 @@ export function buildProgram(): Command {
     .option('--remoteSnapLimit <n>', 'keep the newest N snapshots of the group on the backup host (default: remoteSnapshotLimit; unset: keep all)')
     .addOption(new Option('--remoteSnapshotLimit <n>', 'same as --remoteSnapLimit (smartcopy spelling)').hideHelp(false))
     .option('--no-holds', 'do not hold the newest common snapshot on both sides (holds keep it from being destroyed by hand or by other tools)')
+    .option('--rollback', 'if a dataset was changed on the backup host since its last snapshot, roll it back there before receiving (never done otherwise)')
     .option('--wait', 'if another zonecopy run is backing up the same VM, wait for it instead of exiting')
     .option('--dry-run', 'print every command that would change anything, and change nothing')
     .option('--verbose', 'print each step as it runs')

@@ -20,6 +20,8 @@ export interface PlanInput {
   spec?: { directory: string; files: Array<{ name: string; content: string }> };
   /** Hold the newest common snapshot on both sides with this tag; the sets say where it is now. */
   holds?: { tag: string; localHeld: ReadonlySet<string>; remoteHeld: ReadonlySet<string> };
+  /** --rollback: discard changes made on the backup host since the common snapshot. */
+  rollback?: boolean;
 }
 
 export interface Problem {
@@ -86,7 +88,10 @@ export function planBackup(input: PlanInput): BackupPlan {
         problems.push({ dataset, message: result.problem });
         continue;
       }
-      transfer = { kind: 'transfer', dataset, source: dataset, target, mode: 'incremental', sends: result.sends, isOrigin: false };
+      transfer = {
+        kind: 'transfer', dataset, source: dataset, target, mode: 'incremental', sends: result.sends, isOrigin: false,
+        common: `${target}@${result.common}`, rollback: input.rollback,
+      };
       arriving = result.arriving;
     } else {
       const origin = local.origin ? planOrigin(dataset, local.origin, input, onTarget, steps, ensureParent, warnings) : undefined;
@@ -112,7 +117,7 @@ export function planBackup(input: PlanInput): BackupPlan {
   return { steps, problems, warnings };
 }
 
-type Incremental = { sends: SendSpec[]; arriving: string[] } | { problem: string };
+type Incremental = { sends: SendSpec[]; arriving: string[]; common: string } | { problem: string };
 
 function planIncremental(dataset: string, local: DatasetState, remote: DatasetState, input: PlanInput): Incremental {
   const target = remote.name;
@@ -136,7 +141,7 @@ function planIncremental(dataset: string, local: DatasetState, remote: DatasetSt
   const from = `${dataset}@${common.name}`;
   const to = `${dataset}@${input.snapshot}`;
   if (later.every((s) => inGroup(s.name, input.group))) {
-    return { sends: [{ from, to, intermediates: later.length > 0 }], arriving: [...later.map((s) => s.name), input.snapshot] };
+    return { sends: [{ from, to, intermediates: later.length > 0 }], arriving: [...later.map((s) => s.name), input.snapshot], common: common.name };
   }
   // Foreign snapshots in between (vmsnap-*, other groups) stay local: send the group's one by one.
   const chain: SnapshotInfo[] = later.filter((s) => inGroup(s.name, input.group));
@@ -147,7 +152,7 @@ function planIncremental(dataset: string, local: DatasetState, remote: DatasetSt
     sends.push({ from: previous, to: next });
     previous = next;
   }
-  return { sends, arriving: [...chain.map((s) => s.name), input.snapshot] };
+  return { sends, arriving: [...chain.map((s) => s.name), input.snapshot], common: common.name };
 }
 
 /**

@@ -29,6 +29,9 @@ export interface TransferStep {
   origin?: string;
   /** True when this transfer carries a clone's origin (an image), not a VM dataset. */
   isOrigin: boolean;
+  /** The common snapshot on the target: rolled back to first with --rollback, named in errors. */
+  common?: string;
+  rollback?: boolean;
 }
 
 /**

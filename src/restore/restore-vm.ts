@@ -4,8 +4,8 @@ import type { Log } from '../log.js';
 import { discoverDatasets } from '../smartos/discovery.js';
 import { imgadmGet, vmadmGet, type VmSpec } from '../smartos/vmadm.js';
 import { pump } from '../transfer/pump.js';
-import { listDatasets, type DatasetState } from '../zfs/list.js';
-import { splitSnapshot, targetDatasetName } from '../zfs/names.js';
+import { datasetsWithin, listDatasets, type DatasetState } from '../zfs/list.js';
+import { isWithin, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { pickBackupSet } from './backup-sets.js';
 import { createPayload } from './create-payload.js';
 
@@ -67,7 +67,7 @@ export async function restoreVm(options: RestoreOptions, context: Context): Prom
   const readSpec = async (snapshot: string) => JSON.parse((await remote.run(['cat', `${directory}/${snapshot}.json`], { mutates: false })).stdout) as VmSpec;
   const probe = await readSpec(specNames[specNames.length - 1]!);
   let targets = discoverDatasets(probe).datasets.map((d) => targetDatasetName(options.basePath, d));
-  let remoteState = await listDatasets(remote, targets);
+  let remoteState = await listDatasets(remote, targets, { recursive: true });
   const chosen = pickBackupSet(specNames, targets, remoteState, options.snapshot);
   if ('error' in chosen) throw new RestoreError(`VM ${options.uuid}: ${chosen.error}`);
   const snapshot = chosen.snapshot;
@@ -76,7 +76,7 @@ export async function restoreVm(options: RestoreOptions, context: Context): Prom
   const chosenTargets = sources.map((d) => targetDatasetName(options.basePath, d));
   if (chosenTargets.join() !== targets.join()) {
     targets = chosenTargets;
-    remoteState = await listDatasets(remote, targets);
+    remoteState = await listDatasets(remote, targets, { recursive: true });
   }
   log.info(`restoring VM ${options.uuid} (${spec.alias ?? spec.brand}) from ${remote.label}, backup set ${snapshot}`);
 
@@ -92,10 +92,17 @@ export async function restoreVm(options: RestoreOptions, context: Context): Prom
   if (fresh.length !== sources.length) throw new RestoreError(`the recreated VM ${uuid} has ${fresh.length} datasets, the backup ${sources.length}: ${fresh.join(', ')}`);
   const localState = await listDatasets(local, fresh);
 
+  // children made inside the zone (below its delegated dataset, say) come along, under their parents
+  const below = datasetsWithin(remoteState, targets).filter((d) => !targets.includes(d) && remoteState.get(d)!.snapshots.some((s) => s.name === snapshot));
+  const pairs = [
+    ...targets.map((backup, i) => ({ source: sources[i]!, backup, into: fresh[i]! })),
+    ...below.map((backup) => {
+      const i = targets.findIndex((t) => isWithin(backup, t));
+      return { source: sources[i]! + backup.slice(targets[i]!.length), backup, into: fresh[i]! + backup.slice(targets[i]!.length) };
+    }),
+  ];
   const datasets: RestoredDataset[] = [];
-  for (const [i, source] of sources.entries()) {
-    const backup = targets[i]!;
-    const into = fresh[i]!;
+  for (const { source, backup, into } of pairs) {
     const origin = remoteState.get(backup)?.origin;
     const localOrigin = localState.get(into)?.origin;
     const incremental = origin !== undefined && localOrigin !== undefined && (await sameGuid(remote, origin, local, localOrigin));

@@ -24,7 +24,7 @@ export async function collectStatus(uuids: readonly string[], hosts: { local: Ho
   for (const uuid of uuids) {
     try {
       const o = await observeVm(uuid, hosts, basePath);
-      const datasets = o.discovery.datasets.map((d) => {
+      const datasets = o.datasets.map((d) => {
         const target = targetDatasetName(basePath, d);
         return datasetHealth(d, target, o.local.get(d), o.remote.get(target), now);
       });

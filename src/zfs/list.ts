@@ -1,4 +1,5 @@
 import { CommandError, type Host } from '../host/host.js';
+import { depth, isWithin } from './names.js';
 
 /** What one batched `zfs list` says about a dataset and its snapshots (oldest first). */
 export interface DatasetState {
@@ -25,8 +26,9 @@ export interface SnapshotInfo {
 
 const FIELDS = ['name', 'type', 'guid', 'createtxg', 'creation', 'origin', 'receive_resume_token', 'userrefs'];
 
-export function listArgv(datasets: readonly string[]): string[] {
-  return ['zfs', 'list', '-Hp', '-t', 'filesystem,volume,snapshot', '-d', '1', '-o', FIELDS.join(','), ...datasets];
+/** `recursive` also lists every descendant (children created inside a zone, say). */
+export function listArgv(datasets: readonly string[], recursive = false): string[] {
+  return ['zfs', 'list', '-Hp', '-t', 'filesystem,volume,snapshot', ...(recursive ? ['-r'] : ['-d', '1']), '-o', FIELDS.join(','), ...datasets];
 }
 
 const MISSING = /^cannot open '([^']+)': (dataset does not exist|.*not exist.*)$/;
@@ -35,20 +37,21 @@ const MISSING = /^cannot open '([^']+)': (dataset does not exist|.*not exist.*)$
  * One `zfs list` call for all `datasets` (and their snapshots). Datasets that do not exist are
  * simply absent from the result; any other error is thrown.
  */
-export async function listDatasets(host: Host, datasets: readonly string[]): Promise<Map<string, DatasetState>> {
+export async function listDatasets(host: Host, datasets: readonly string[], options: { recursive?: boolean } = {}): Promise<Map<string, DatasetState>> {
   const result = new Map<string, DatasetState>();
   const unique = [...new Set(datasets)];
   if (unique.length === 0) return result;
-  const out = await host.run(listArgv(unique), { mutates: false, allowExitCodes: [1] });
+  const out = await host.run(listArgv(unique, options.recursive), { mutates: false, allowExitCodes: [1] });
   if (out.exitCode !== 0) {
     const unexpected = out.stderr.split('\n').filter((line) => line.trim() && !MISSING.test(line.trim()));
     if (unexpected.length > 0) throw new CommandError(out);
   }
-  return parseList(out.stdout, unique);
+  return parseList(out.stdout, unique, options.recursive);
 }
 
-export function parseList(stdout: string, requested: readonly string[]): Map<string, DatasetState> {
-  const wanted = new Set(requested);
+export function parseList(stdout: string, requested: readonly string[], recursive = false): Map<string, DatasetState> {
+  const named = new Set(requested);
+  const wanted = { has: (name: string) => named.has(name) || (recursive && requested.some((r) => isWithin(name, r))) };
   const result = new Map<string, DatasetState>();
   const snapshots: Array<{ dataset: string; info: SnapshotInfo }> = [];
   for (const line of stdout.split('\n')) {
@@ -75,4 +78,9 @@ export function parseList(stdout: string, requested: readonly string[]): Map<str
   for (const { dataset, info } of snapshots) result.get(dataset)?.snapshots.push(info);
   for (const state of result.values()) state.snapshots.sort((a, b) => a.createtxg - b.createtxg);
   return result;
+}
+
+/** Every dataset listed at or below `roots`, parents before children. */
+export function datasetsWithin(listing: ReadonlyMap<string, DatasetState>, roots: readonly string[]): string[] {
+  return [...listing.keys()].filter((name) => roots.some((r) => isWithin(name, r))).sort((a, b) => depth(a) - depth(b) || a.localeCompare(b));
 }

@@ -75,6 +75,17 @@ describe('discovery and snapshots', () => {
     assert.ok(report.results[0]!.datasets[0]!.bytes < imageBytes, `clone stream ${report.results[0]!.datasets[0]!.bytes} bytes vs image ${imageBytes}`);
   });
 
+  it('children created inside the zone under its delegated dataset are backed up too', async () => {
+    const uuid = uuids.joyent!;
+    await sh(`zfs create zones/${uuid}/data/pgsql && echo rows > /zones/${uuid}/data/pgsql/table`);
+    const result = await zonecopy(['backup', uuid, '--groupName', 'child'], config);
+    assert.equal(result.code, 0, result.stderr);
+    const source = await snapshotsOf(`zones/${uuid}/data/pgsql`);
+    const received = await snapshotsOf(target(`zones/${uuid}/data/pgsql`));
+    assert.equal(received.length, 1);
+    assert.equal(received[0]!.guid, source.find((s) => s.name === received[0]!.name)!.guid);
+  });
+
   it('smartcopy_exclude in internal_metadata excludes by exact name', async () => {
     const uuid = uuids.joyent!;
     await sh(`echo '{"set_internal_metadata":{"smartcopy_exclude":"zones/${uuid}/data"}}' | vmadm update ${uuid}`);

@@ -75,6 +75,7 @@ describe('restore drills', () => {
     await resetHosts();
     await createFixtures([...BRANDS]);
     config = writeConfig();
+    await sh(`zfs create zones/${await fixtureUuid('joyent')}/data/pgsql && echo rows > /zones/${await fixtureUuid('joyent')}/data/pgsql/table`);
     for (const brand of BRANDS) {
       const uuid = (uuids[brand] = await fixtureUuid(brand));
       let result = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', 'b1'], config);
@@ -115,6 +116,7 @@ describe('restore drills', () => {
       assert.match(result.stdout, /backup set daily-b2/);
       assert.deepEqual(await fingerprint(uuid), second[brand]);
       assert.deepEqual(essentials(await specOf(uuid)), essentials(specs[brand]!));
+      if (brand === 'joyent') assert.equal((await sh(`cat /zones/${uuid}/data/pgsql/table`)).trim(), 'rows', 'a child of the delegated dataset came back');
 
       const refused = await zonecopy(['restore', uuid, '--snapshot', 'daily-b1'], config);
       assert.equal(refused.code, 1);
