@@ -92,7 +92,8 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
   }
   for (const result of results) await report(result, config, local, log, Boolean(flags.json));
   if (flags.json) {
-    print(JSON.stringify({ results: results.map(jsonResult), commands: { local: local.stats, remote: remote?.stats ?? null } }, null, 2));
+    const maxRssKiB = process.resourceUsage().maxRSS;
+    print(JSON.stringify({ results: results.map(jsonResult), commands: { local: local.stats, remote: remote?.stats ?? null }, maxRssKiB }, null, 2));
   } else {
     log.verbose(`commands run: local ${JSON.stringify(local.stats)}, backup host ${JSON.stringify(remote?.stats ?? {})}`);
   }

@@ -146,6 +146,8 @@ export class RemoteHost implements Host {
       async (channel): Promise<CommandResult> => {
         stdin.pipe(channel);
         channel.pipe(stdout);
+        // once the remote command is gone, writers must fail instead of filling a buffer forever
+        channel.on('close', () => stdin.destroy());
         channel.stderr.on('data', (chunk: Buffer) => {
           stderrText += chunk.toString();
           if (pgid === undefined) {

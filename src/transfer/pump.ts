@@ -30,6 +30,8 @@ export async function pump(source: StreamProcess, sink: StreamProcess, what: str
     source.done.then((r) => endOtherOnFailure(r, sink, 'send')),
     sink.done.then((r) => endOtherOnFailure(r, source, 'receive')),
   ]);
+  // A receiver that died early leaves unread data in the pipe to it; nothing will drain it now.
+  for (const stream of [source.stdout, counter, sink.stdin]) if (!stream.destroyed) stream.destroy();
   await flow;
   const seconds = (Date.now() - started) / 1000;
   if (sent.exitCode !== 0 || received.exitCode !== 0) {

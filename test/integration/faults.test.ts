@@ -31,7 +31,7 @@ async function assertChainsVerify(): Promise<void> {
 /** Starts the backup host's copy over: holds released, targets destroyed. */
 async function dropTargets(): Promise<void> {
   const root = target(`zones/${uuid}`);
-  await sh(`zfs holds -rH ${root} 2>/dev/null | while IFS="$(printf '\t')" read -r snap tag _; do zfs release "$tag" "$snap"; done; zfs destroy -r ${root} 2>/dev/null; true`);
+  await sh(`zfs list -H -r -t snapshot -o name ${root} 2>/dev/null | xargs -r zfs holds -H | while IFS="$(printf '\\t')" read -r snap tag _; do zfs release "$tag" "$snap"; done; zfs destroy -r ${root} 2>/dev/null; true`);
 }
 
 async function assertNoLeftovers(): Promise<void> {

@@ -1,0 +1,153 @@
+/**
+ * Benchmarks, run inside the real-OpenZFS guest by bench/run.ts. Every figure is measured side by
+ * side in this one run, and reported as a ratio where it is compared with something.
+ *
+ *   BENCH_DATASETS=10,50,100   dataset counts for the per-run overhead
+ *   BENCH_MB=1024              size of the data-path streams
+ *   BENCH_RSS_MB=100,2048      stream sizes for the memory figure
+ *   BENCH_HISTORY=10,1000      target history sizes
+ */
+import { writeFileSync } from 'node:fs';
+import { LocalHost } from '../src/host/local.js';
+import { RemoteHost } from '../src/host/remote.js';
+import { createStrategy } from '../src/transfer/index.js';
+import type { StrategyName } from '../src/transfer/strategy.js';
+import { createFixtures, fixtureUuid } from '../test/integration/fixtures.js';
+import { PROJECT, resetHosts, run, sh, writeConfig, zonecopy } from '../test/integration/harness.js';
+
+const list = (name: string, fallback: string) => (process.env[name] ?? fallback).split(',').map(Number);
+const log = (line: string) => process.stdout.write(`${line}\n`);
+const seconds = (since: number) => (Date.now() - since) / 1000;
+
+interface RunJson {
+  commands: { local: { total: number }; remote: { total: number } };
+  maxRssKiB: number;
+}
+
+async function timed(args: string[], config = writeConfig()): Promise<{ seconds: number; json: RunJson }> {
+  const started = Date.now();
+  const result = await zonecopy([...args, '--json'], config);
+  if (result.code !== 0) throw new Error(`zonecopy ${args.join(' ')} failed: ${result.stderr}${result.stdout}`);
+  return { seconds: seconds(started), json: JSON.parse(result.stdout) as RunJson };
+}
+
+/** A joyent VM whose delegated dataset has `count - 2` children: `count` datasets to back up. */
+async function vmWithDatasets(count: number): Promise<{ uuid: string; datasets: string[] }> {
+  await resetHosts();
+  await createFixtures(['joyent']);
+  const uuid = await fixtureUuid('joyent');
+  const children = Array.from({ length: count - 2 }, (_, i) => `zones/${uuid}/data/c${i}`);
+  if (children.length) await sh(`for d in ${children.join(' ')}; do zfs create "$d"; done`);
+  return { uuid, datasets: [`zones/${uuid}`, `zones/${uuid}/data`, ...children] };
+}
+
+async function overhead(counts: number[]) {
+  const rows = [];
+  for (const count of counts) {
+    log(`overhead: ${count} datasets`);
+    const { uuid, datasets } = await vmWithDatasets(count);
+    const config = writeConfig();
+    await timed(['backup', uuid, '--groupName', 'bench', '--name', 'full'], config);
+    const ours = await timed(['backup', uuid, '--groupName', 'bench', '--name', 'nochange'], config);
+    const started = Date.now();
+    const baseline = await run('bash', [`${PROJECT}/bench/per-dataset-baseline.sh`, 'baseline', 'backup/zones', ...datasets]);
+    if (baseline.code !== 0) throw new Error(`baseline failed: ${baseline.stderr}`);
+    const baselineSeconds = seconds(started);
+    const oursPrograms = ours.json.commands.local.total + ours.json.commands.remote.total + 1;
+    const baselinePrograms = Number(/programs (\d+)/.exec(baseline.stdout)?.[1]);
+    rows.push({
+      datasets: count,
+      zonecopySeconds: ours.seconds, baselineSeconds, timeRatio: baselineSeconds / ours.seconds,
+      zonecopyPrograms: oursPrograms, baselinePrograms, programRatio: baselinePrograms / oursPrograms,
+      zonecopySecondsPerDataset: ours.seconds / count, baselineSecondsPerDataset: baselineSeconds / count,
+    });
+    log(`  zonecopy ${ours.seconds.toFixed(1)} s / ${oursPrograms} programs; per-dataset loop ${baselineSeconds.toFixed(1)} s / ${baselinePrograms} programs`);
+  }
+  return rows;
+}
+
+async function connect() {
+  const local = new LocalHost(false);
+  const remote = await RemoteHost.connect({ host: '127.0.0.2', port: 22, username: 'root', privateKeyPath: '/root/.ssh/id_ed25519', knownHostsPath: '/root/.ssh/known_hosts', disableHostKeyChecking: false, dryRun: false });
+  return { local, remote };
+}
+
+function strategy(name: StrategyName, hosts: Awaited<ReturnType<typeof connect>>) {
+  return createStrategy(name, {
+    ...hosts, remoteAddress: '127.0.0.2', compress: ['zstd', '-1', '-T0'], decompress: ['zstd', '-d'],
+    mbufferLocal: 'mbuffer', mbufferRemote: 'mbuffer', mbufferLocalSize: '128M', mbufferRemoteSize: '128M', mbufferPorts: [20000, 29999], mbufferTimeoutSeconds: 600,
+  });
+}
+
+async function dataPath(mb: number) {
+  await resetHosts();
+  await sh(`zfs create -o compression=off zones/random && head -c ${mb}M /dev/urandom > /zones/random/blob && zfs snapshot zones/random@s`);
+  await sh(`zfs create -o compression=off zones/text && seq 1 999999999 | head -c ${mb}M > /zones/text/blob && zfs snapshot zones/text@s`);
+  const hosts = await connect();
+  const rows = [];
+  for (const data of ['random', 'text']) {
+    const bytes = Number(await sh(`zfs send -nP zones/${data}@s | awk '/^size/ {print $2}'`));
+    const measure = async (label: string, work: () => Promise<unknown>) => {
+      await sh('zfs destroy -r backup/t 2>/dev/null; true');
+      const started = Date.now();
+      await work();
+      const s = seconds(started);
+      log(`  ${data} ${label}: ${(bytes / 1e6 / s).toFixed(0)} MB/s`);
+      return { data, path: label, seconds: s, mbPerSecond: bytes / 1e6 / s };
+    };
+    const plain = await measure('plain zfs send | ssh -c aes128-gcm | zfs receive', () => sh(`zfs send zones/${data}@s | ssh -c aes128-gcm@openssh.com root@127.0.0.2 zfs receive -u backup/t`));
+    const rawMbuffer = await measure('plain mbuffer', () => sh(`ssh root@127.0.0.2 'mbuffer -q -s 128k -m 128M -I 127.0.0.1:29999 | zfs receive -u backup/t' & sleep 1; zfs send zones/${data}@s | mbuffer -q -s 128k -m 128M -O 127.0.0.2:29999; wait`));
+    rows.push(plain, rawMbuffer);
+    for (const name of ['ssh', 'ssh_gzip', 'mbuffer', 'mbuffer_gzip'] as const) {
+      const row = await measure(`zonecopy ${name}${name.endsWith('gzip') ? ' (zstd -1 -T0)' : ''}`, () => strategy(name, hosts).transfer(['zfs', 'send', `zones/${data}@s`], ['zfs', 'receive', '-u', 'backup/t']));
+      rows.push({ ...row, ratioToPlain: row.mbPerSecond / (name.startsWith('mbuffer') ? rawMbuffer.mbPerSecond : plain.mbPerSecond) });
+    }
+  }
+  await hosts.remote.close();
+  return rows;
+}
+
+async function memory(sizes: number[]) {
+  const rows = [];
+  for (const mb of sizes) {
+    const { uuid } = await vmWithDatasets(2);
+    await sh(`head -c ${mb}M /dev/urandom > /zones/${uuid}/data/blob`);
+    const run1 = await timed(['backup', uuid, '--groupName', 'rss']);
+    rows.push({ streamMB: mb, maxRssMiB: run1.json.maxRssKiB / 1024, seconds: run1.seconds });
+    log(`  ${mb} MB stream: peak RSS ${(run1.json.maxRssKiB / 1024).toFixed(0)} MiB`);
+  }
+  return rows;
+}
+
+async function history(sizes: number[]) {
+  const rows: Array<{ snapshotsPerDataset: number; snapshotsOnTarget: number; noChangeSeconds: number }> = [];
+  for (const count of sizes) {
+    const { uuid, datasets } = await vmWithDatasets(2);
+    const config = writeConfig();
+    for (const d of datasets) await sh(`zfs snapshot ${Array.from({ length: count }, (_, i) => `${d}@hist-${String(i).padStart(5, '0')}`).join(' ')}`);
+    await timed(['backup', uuid, '--groupName', 'hist', '--name', 'first'], config);
+    const nochange = await timed(['backup', uuid, '--groupName', 'hist', '--name', 'nochange'], config);
+    const onTarget = Number(await sh(`zfs list -H -t snapshot -o name -r backup | wc -l`));
+    rows.push({ snapshotsPerDataset: count, snapshotsOnTarget: onTarget, noChangeSeconds: nochange.seconds });
+    log(`  ${count} snapshots per dataset (${onTarget} on the target): no-change run ${nochange.seconds.toFixed(1)} s`);
+  }
+  return rows.map((r) => ({ ...r, ratioToSmallest: r.noChangeSeconds / rows[0]!.noChangeSeconds }));
+}
+
+async function main() {
+  const results = {
+    measuredAt: new Date().toISOString(),
+    environment: `${(await sh('zfs version | head -1')).trim()} in a QEMU TCG guest (2 vCPUs); both hosts in the one guest`,
+    overhead: await overhead(list('BENCH_DATASETS', '10,50,100')),
+    dataPath: await dataPath(Number(process.env.BENCH_MB ?? 1024)),
+    memory: await memory(list('BENCH_RSS_MB', '100,2048')),
+    history: await history(list('BENCH_HISTORY', '10,1000')),
+  };
+  writeFileSync(`${PROJECT}/bench/results.json`, `${JSON.stringify(results, null, 2)}\n`);
+  log('wrote bench/results.json');
+}
+
+main().catch((error: Error) => {
+  process.stderr.write(`${error.stack ?? error.message}\n`);
+  process.exit(1);
+});

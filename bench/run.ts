@@ -1,0 +1,59 @@
+/**
+ * `npm run bench`: boots the real-OpenZFS guest, runs bench/guest.ts in it (which writes
+ * bench/results.json), then rewrites the figures table in bench/README.md from that file.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Guest, PROJECT_ROOT } from '../test/guest/vm.js';
+
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+async function main(): Promise<number> {
+  const guest = await Guest.start({ instance: 'bench', log });
+  let code: number;
+  try {
+    log(await guest.setupHosts());
+    const env = ['BENCH_DATASETS', 'BENCH_MB', 'BENCH_RSS_MB', 'BENCH_HISTORY'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`).join(' ');
+    code = await guest.stream(`cd /mnt/host && ${env} node build/bench/guest.js`);
+  } finally {
+    await guest.stop();
+  }
+  if (code === 0) writeTable();
+  return code;
+}
+
+const f = (n: number, digits = 1) => n.toFixed(digits);
+
+function writeTable(): void {
+  const r = JSON.parse(readFileSync(join(PROJECT_ROOT, 'bench/results.json'), 'utf8'));
+  const lines = [
+    `Measured ${r.measuredAt}; ${r.environment}.`,
+    '',
+    '| datasets | zonecopy no-change run | per-dataset loop | time ratio | programs (zonecopy / loop) | program ratio |',
+    '|---|---|---|---|---|---|',
+    ...r.overhead.map((o: Record<string, number>) => `| ${o.datasets} | ${f(o.zonecopySeconds!)} s | ${f(o.baselineSeconds!)} s | ${f(o.timeRatio!, 2)}x | ${o.zonecopyPrograms} / ${o.baselinePrograms} | ${f(o.programRatio!, 2)}x |`),
+    '',
+    '| data | path | MB/s | ratio to the plain pipeline |',
+    '|---|---|---|---|',
+    ...r.dataPath.map((d: Record<string, string | number>) => `| ${d.data} | ${d.path} | ${f(Number(d.mbPerSecond), 0)} | ${d.ratioToPlain === undefined ? '—' : `${f(Number(d.ratioToPlain) * 100, 0)} %`} |`),
+    '',
+    '| stream | peak RSS of zonecopy |',
+    '|---|---|',
+    ...r.memory.map((m: Record<string, number>) => `| ${m.streamMB} MB | ${f(m.maxRssMiB!, 0)} MiB |`),
+    '',
+    '| snapshots per dataset | on the target | no-change run | ratio |',
+    '|---|---|---|---|',
+    ...r.history.map((h: Record<string, number>) => `| ${h.snapshotsPerDataset} | ${h.snapshotsOnTarget} | ${f(h.noChangeSeconds!)} s | ${f(h.ratioToSmallest!, 2)}x |`),
+  ];
+  const readme = join(PROJECT_ROOT, 'bench/README.md');
+  const text = readFileSync(readme, 'utf8');
+  const begin = '<!-- figures -->';
+  const end = '<!-- /figures -->';
+  writeFileSync(readme, `${text.slice(0, text.indexOf(begin) + begin.length)}\n${lines.join('\n')}\n${text.slice(text.indexOf(end))}`);
+  log('updated bench/README.md');
+}
+
+main().then((code) => process.exit(code), (error: Error) => {
+  log(`bench failed: ${error.message}`);
+  process.exit(1);
+});
