@@ -101,18 +101,29 @@ export async function restoreVm(options: RestoreOptions, context: Context): Prom
       return { source: sources[i]! + backup.slice(targets[i]!.length), backup, into: fresh[i]! + backup.slice(targets[i]!.length) };
     }),
   ];
+  // A stream from a clone's origin creates its dataset and cannot land on an existing one, so the
+  // fresh (empty) datasets vmadm made are destroyed first and the backed-up ones received in
+  // their place, as clones of the local image where they were clones. vmadm's cores dataset is
+  // mounted inside the zone root, so it steps aside meanwhile.
+  const cores = `${fresh[0]!.split('/')[0]}/cores/${uuid}`;
+  await local.run(['zfs', 'unmount', cores], { mutates: true, allowExitCodes: [1] });
+  for (const top of fresh.filter((d) => !fresh.some((p) => p !== d && isWithin(d, p)))) await local.run(['zfs', 'destroy', '-r', top], { mutates: true });
   const datasets: RestoredDataset[] = [];
   for (const { source, backup, into } of pairs) {
     const origin = remoteState.get(backup)?.origin;
     const localOrigin = localState.get(into)?.origin;
     const incremental = origin !== undefined && localOrigin !== undefined && (await sameGuid(remote, origin, local, localOrigin));
     const send = incremental ? ['zfs', 'send', '-i', origin, `${backup}@${snapshot}`] : ['zfs', 'send', `${backup}@${snapshot}`];
-    log.verbose(`${send.join(' ')} -> ${into}`);
+    const receive = ['zfs', 'receive', ...(incremental ? ['-o', `origin=${localOrigin}`] : []), into];
+    log.verbose(`${send.join(' ')} -> ${receive.join(' ')}`);
     const stream = remote.spawn([send]);
     stream.stdin.end();
-    const moved = await pump(stream, local.spawn([['zfs', 'receive', '-F', into]]), `restore of ${backup}@${snapshot} into ${into}`);
+    const moved = await pump(stream, local.spawn([receive]), `restore of ${backup}@${snapshot} into ${into}`);
     datasets.push({ source, backup, local: into, mode: incremental ? 'incremental' : 'full', ...moved });
   }
+  await local.run(['zfs', 'mount', cores], { mutates: true, allowExitCodes: [1] });
+  // properties are not in the streams: vmadm sets its own again (quota; bhyve's refquota and reservations)
+  if (typeof spec.quota === 'number') await local.run(['vmadm', 'update', uuid, `quota=${spec.quota}`], { mutates: true });
   if (options.start) await local.run(['vmadm', 'start', uuid], { mutates: true });
   return { uuid, snapshot, datasets, imagesInstalled, started: options.start };
 }

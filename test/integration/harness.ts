@@ -98,3 +98,11 @@ export async function zfsGet(dataset: string, property: string): Promise<string>
 export function target(dataset: string): string {
   return [BASE, ...dataset.split('/').slice(1)].join('/');
 }
+
+/**
+ * Releases every hold on the snapshots of a VM's datasets (zonecopy holds its newest common
+ * snapshots, and held snapshots make `vmadm delete` fail, as on SmartOS).
+ */
+export async function releaseHolds(uuid: string): Promise<void> {
+  await sh(`zfs list -H -r -t snapshot -o name $(zfs list -H -o name | grep -E '^[^/]+/${uuid}(-disk[0-9]+)?$') 2>/dev/null | xargs -r zfs holds -H | while IFS="$(printf '\\t')" read -r snap tag _; do zfs release "$tag" "$snap"; done`);
+}

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { createFixtures, fixtureUuid } from './fixtures.js';
-import { resetHosts, run, sh, writeConfig, zonecopy, PROJECT, type TestConfig } from './harness.js';
+import { releaseHolds, resetHosts, run, sh, writeConfig, zonecopy, PROJECT, type TestConfig } from './harness.js';
 
 const BRANDS = ['joyent', 'lx', 'kvm', 'bhyve'] as const;
 
@@ -108,7 +108,11 @@ describe('restore drills', () => {
   for (const brand of BRANDS) {
     it(`${brand}: destroyed, then restored from the latest and from the older backup set, bit for bit`, async () => {
       const uuid = uuids[brand]!;
-      assert.equal((await run('vmadm', ['delete', uuid])).code, 0);
+      const held = await run('vmadm', ['delete', uuid]);
+      assert.notEqual(held.code, 0, 'zonecopy holds its newest common snapshot, so the VM cannot be deleted by accident');
+      await releaseHolds(uuid);
+      const deleted = await run('vmadm', ['delete', uuid]);
+      assert.equal(deleted.code, 0, deleted.stderr);
       let started = Date.now();
       let result = await zonecopy(['restore', uuid], config);
       timings.push(`${brand} latest ${((Date.now() - started) / 1000).toFixed(1)} s`);
