@@ -114,7 +114,7 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
   return { outcomes, errors };
 }
 
-const MODIFIED = /modified since most recent snapshot/;
+const MODIFIED = /has been modified/;
 
 async function runTransfer(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext): Promise<void> {
   if (step.rollback && step.common) await context.remote.run(['zfs', 'rollback', step.common], { mutates: true });

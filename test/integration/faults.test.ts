@@ -80,24 +80,26 @@ describe('fault injection', () => {
     process.stdout.write(`# fault table:\n${table.map((l) => `#   ${l}`).join('\n')}\n`);
   });
 
-  const cuts = [0, 1, 100, 312, 1000, 4096, 10000, 65536, 200000, 1000000, 2500000];
-  it(`ssh_gzip: the stream cut at ${cuts.length} offsets of the full stream, then resumed or restarted`, async () => {
+  // 14 different offsets with ssh_gzip (7 into full streams, 7 into incremental ones), 4 with mbuffer
+  const fullCuts = [0, 100, 4096, 65536, 200000, 1000000, 2500000];
+  const incrementalCuts = [1, 312, 10000, 150000, 600000, 1500000, 2800000];
+  it(`ssh_gzip: the stream cut at ${fullCuts.length} offsets of the full stream, then resumed or restarted`, async () => {
     // the first backup of the data set is full; cut it, then let each next run go on from the token
-    for (const cut of cuts) {
+    for (const cut of fullCuts) {
       await dropTargets();
       const cutter = writeConfig({ transferStrategy: 'ssh_gzip', compressionCmd: ['head', '-c', String(cut)], decompressionCmd: ['cat'] });
       await failThenRecover(() => backup([], cutter), /failed/);
     }
-    table.push(`stream cut, full send, ssh_gzip | ${cuts.length} offsets | pass`);
+    table.push(`stream cut, full send, ssh_gzip | ${fullCuts.length} offsets | pass`);
   });
 
-  it(`ssh_gzip: the stream cut at ${cuts.length} offsets of incremental streams`, async () => {
-    for (const cut of cuts) {
+  it(`ssh_gzip: the stream cut at ${incrementalCuts.length} offsets of incremental streams`, async () => {
+    for (const cut of incrementalCuts) {
       await sh(`head -c 3M /dev/urandom > /zones/${uuid}/data/inc-${cut}.bin`);
       const cutter = writeConfig({ transferStrategy: 'ssh_gzip', compressionCmd: ['head', '-c', String(cut)], decompressionCmd: ['cat'] });
       await failThenRecover(() => backup([], cutter), /failed/);
     }
-    table.push(`stream cut, incremental, ssh_gzip | ${cuts.length} offsets | pass`);
+    table.push(`stream cut, incremental, ssh_gzip | ${incrementalCuts.length} offsets | pass`);
   });
 
   it('mbuffer and mbuffer_gzip: the receiving side cut at several offsets', async () => {
@@ -116,12 +118,14 @@ describe('fault injection', () => {
   });
 
   it('the SSH connection dropped mid-transfer (backup sshd sessions killed)', async () => {
-    for (const delay of [1500, 3000]) {
+    for (const delay of [200, 1200]) {
       await sh(`head -c 6M /dev/urandom > /zones/${uuid}/data/drop-${delay}.bin`);
       // mbuffer -r throttles the stream to 2 MB/s, so the drop lands mid-transfer
       const slow = writeConfig({ transferStrategy: 'ssh_gzip', compressionCmd: ['mbuffer', '-q', '-r', '2M', '-m', '1M'], decompressionCmd: ['cat'] });
       await failThenRecover(async () => {
         const child = backup([], slow);
+        // wait until the data set's stream is being received, then cut the connection
+        await sh(`for i in $(seq 300); do pgrep -f 'zfs receive -s -u ${target(`zones/${uuid}/data`)}' >/dev/null && break; sleep 0.2; done`);
         await new Promise((r) => setTimeout(r, delay));
         await sh('pkill -P "$(cat /etc/zonecopy-test/backup-host/sshd.pid)" || true');
         return child;
@@ -150,7 +154,7 @@ describe('fault injection', () => {
   });
 
   it('the target pool full, then space freed: the next run completes', async () => {
-    await sh(`rm -f /zones/${uuid}/data/*.bin; zpool destroy -f tiny 2>/dev/null; rm -f /var/tmp/tiny.img; truncate -s 128M /var/tmp/tiny.img && zpool create -f -O mountpoint=none tiny /var/tmp/tiny.img && zfs create -o refreservation=90M tiny/filler`);
+    await sh(`rm -f /zones/${uuid}/data/*.bin; zpool destroy -f tiny 2>/dev/null; rm -f /var/tmp/tiny.img; truncate -s 512M /var/tmp/tiny.img && zpool create -f -O mountpoint=none tiny /var/tmp/tiny.img && zfs create -o refreservation=$(( $(zfs get -Hp -o value available tiny) - 20 * 1048576 )) tiny/filler`);
     const tiny = writeConfig({ backupDestinationBasePath: 'tiny/zones' });
     await sh(`head -c 40M /dev/urandom > /zones/${uuid}/data/large.bin`);
     const first = await backup([], tiny);
