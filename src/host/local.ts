@@ -59,16 +59,20 @@ export class LocalHost implements Host {
         env: { LC_ALL: 'C' },
       }),
     );
+    // A stage whose reader went away must still be drained, or execa waits for its output forever.
+    const drainWhenClosed = (from: NodeJS.ReadableStream, reader: NodeJS.EventEmitter) => reader.once('close', () => from.resume());
     for (let i = 0; i + 1 < stages.length; i++) {
       const from = stages[i]!.stdout!;
       const to = stages[i + 1]!.stdin!;
       to.on('error', () => {}); // EPIPE when a later stage ends early: its exit code tells the story
+      drainWhenClosed(from, to);
       from.pipe(to);
     }
     const first = stages[0]!;
     const last = stages[stages.length - 1]!;
     first.stdin!.on('error', () => {});
     const stdout = new PassThrough({ highWaterMark: 1 << 20 });
+    drainWhenClosed(last.stdout!, stdout);
     last.stdout!.pipe(stdout);
     const command = describePipeline(pipeline);
     const done = Promise.all(stages).then((results): CommandResult => {
