@@ -4,6 +4,7 @@
  *
  *   ZC_UNIT_ONLY=1            skip the guest
  *   ZC_TEST_FILES='a b'       run only these integration test files (names under test/integration)
+ *   ZC_GUEST_INSTANCE=name    run the guest under ~/.cache/zonecopy/run-<name> (so two runs can share the machine)
  *   ZC_EXTENDED=1             also run the long suites (*.extended.test.js: fault injection, restore drills)
  */
 import { spawnSync } from 'node:child_process';
@@ -59,7 +60,7 @@ function buildInstallerTwice(): void {
 async function runIntegration(): Promise<Counts> {
   log('== integration tests (real OpenZFS guest)');
   buildInstallerTwice();
-  const guest = await Guest.start({ log });
+  const guest = await Guest.start({ log, instance: process.env.ZC_GUEST_INSTANCE });
   try {
     log(await guest.setupHosts());
     log(`integration suite runs against OpenZFS ${guest.zfsVersion} (kernel module), ${(await guest.sh('zfs version | head -1')).stdout.trim()}`);
