@@ -33,7 +33,7 @@ export interface BackupContext {
   now: () => Date;
 }
 
-export function snapshotName(settings: BackupSettings, now: Date): string {
+export function snapshotName(settings: Pick<BackupSettings, 'group' | 'name'>, now: Date): string {
   return `${settings.group}-${settings.name ?? now.toISOString()}`;
 }
 
@@ -114,7 +114,7 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
 }
 
 /** imgadm's record of each image the VM's datasets are cloned from, so restore can install it. */
-async function imageManifests(host: Host, local: ReadonlyMap<string, DatasetState>): Promise<Array<Record<string, unknown>>> {
+export async function imageManifests(host: Host, local: ReadonlyMap<string, DatasetState>): Promise<Array<Record<string, unknown>>> {
   const images = new Set([...local.values()].flatMap((d) => (d.origin ? [imageUuidOf(splitSnapshot(d.origin).dataset)] : [])).filter((u): u is string => Boolean(u)));
   const manifests = [];
   for (const uuid of images) {

@@ -24,19 +24,25 @@ export interface VmObservation {
 
 /** vmadm get, then one `zfs list` per side (plus one for clone origins when there are clones). */
 export async function observeVm(uuid: string, hosts: { local: Host; remote: Host }, basePath: string): Promise<VmObservation> {
-  const { spec, raw } = await vmadmGet(hosts.local, uuid);
+  const observed = await observeLocal(uuid, hosts.local);
+  const names = remoteNames(observed.datasets, observed.local, basePath);
+  const remote = await listDatasets(hosts.remote, names);
+  return { ...observed, remote, remoteNames: names };
+}
+
+/** The SmartOS side alone: the spec, the datasets to back up, and their ZFS state with clone origins. */
+export async function observeLocal(uuid: string, host: Host): Promise<Omit<VmObservation, 'remote' | 'remoteNames'>> {
+  const { spec, raw } = await vmadmGet(host, uuid);
   const discovery = discoverDatasets(spec);
-  const local = await listDatasets(hosts.local, discovery.datasets, { recursive: true });
+  const local = await listDatasets(host, discovery.datasets, { recursive: true });
   const excluded = new Set(discovery.excluded);
   const datasets = [...new Set([...discovery.datasets, ...datasetsWithin(local, discovery.datasets)])]
     .filter((d) => !excluded.has(d))
     .sort((a, b) => depth(a) - depth(b));
   const origins = [...local.values()].flatMap((d) => (d.origin ? [splitSnapshot(d.origin).dataset] : []));
   const missing = origins.filter((o) => !local.has(o));
-  if (missing.length > 0) for (const [name, state] of await listDatasets(hosts.local, missing)) local.set(name, state);
-  const names = remoteNames(datasets, local, basePath);
-  const remote = await listDatasets(hosts.remote, names);
-  return { spec, raw, discovery, datasets, local, remote, remoteNames: names };
+  if (missing.length > 0) for (const [name, state] of await listDatasets(host, missing)) local.set(name, state);
+  return { spec, raw, discovery, datasets, local };
 }
 
 /** Targets, their parents, clone-origin targets and the base path, so one `zfs list` answers all. */

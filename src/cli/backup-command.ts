@@ -13,7 +13,9 @@ import { runStatus, type VmBackupResult } from '../report/types.js';
 import { createStrategy } from '../transfer/index.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { defaultConfigPath } from './paths.js';
-import { backupHostLabel, checkUuids, connectBackupHost, UsageError } from './session.js';
+import { backupHostLabel, checkUuids, chooseTarget, connectBackupHost, sshTarget, UsageError } from './session.js';
+import { backupVmToS3 } from '../s3/backup.js';
+import { S3Store } from '../s3/s3-store.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 
 export interface BackupFlags {
@@ -30,12 +32,14 @@ export interface BackupFlags {
   holds?: boolean;
   wait?: boolean;
   rollback?: boolean;
+  target?: string;
 }
 
 export async function backupCommand(uuids: string[], flags: BackupFlags): Promise<number> {
   const log = stderrLog(Boolean(flags.verbose));
   let config: Config;
   let settings: BackupSettings;
+  let target: 'ssh' | 's3';
   try {
     checkUuids(uuids);
     config = applyOverrides(loadConfig(flags.config ?? defaultConfigPath()), {
@@ -43,7 +47,8 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
       localSnapshotLimit: flags.localSnapLimit,
       remoteSnapshotLimit: flags.remoteSnapLimit ?? flags.remoteSnapshotLimit,
     }, { transferStrategy: '--transferStrategy', localSnapshotLimit: '--localSnapLimit', remoteSnapshotLimit: '--remoteSnapLimit' });
-    settings = backupSettings(config, flags);
+    target = chooseTarget(config, flags.target);
+    settings = backupSettings(config, flags, target);
   } catch (error) {
     if (error instanceof UsageError || error instanceof ConfigError) {
       log.info(`zonecopy: ${error.message}`);
@@ -54,42 +59,8 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
 
   const print = (line: string) => process.stdout.write(`${line}\n`);
   const local = new LocalHost(Boolean(flags.dryRun), flags.json ? (line) => log.info(line) : print);
-  let remote: RemoteHost | undefined;
-  const results: VmBackupResult[] = [];
-  try {
-    remote = await connectBackupHost(config, { dryRun: Boolean(flags.dryRun), print: flags.json ? (line) => log.info(line) : print });
-  } catch (error) {
-    const now = new Date();
-    for (const uuid of uuids) {
-      results.push({
-        uuid, backupHost: backupHostLabel(config),
-        startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [(error as Error).message], dryRun: Boolean(flags.dryRun),
-      });
-    }
-  }
-  if (remote) {
-    const strategy = createStrategy(config.transferStrategy, {
-      local,
-      remote,
-      remoteAddress: config.backupDestination,
-      compress: config.compressionCmd,
-      decompress: config.decompressionCmd,
-      mbufferLocal: config.mBufferLocalPath,
-      mbufferRemote: config.mBufferRemotePath,
-      mbufferLocalSize: config.mBufferLocalBufferSize,
-      mbufferRemoteSize: config.mBufferRemoteBufferSize,
-      mbufferPorts: config.mBufferPortRange,
-      mbufferTimeoutSeconds: config.mBufferTimeoutSeconds,
-    });
-    try {
-      for (const uuid of uuids) {
-        log.verbose(`backing up VM ${uuid} to ${remote.label} with ${strategy.name}`);
-        results.push(await backupLocked(uuid, settings, config, Boolean(flags.wait), { local, remote, strategy, log, now: () => new Date() }));
-      }
-    } finally {
-      await remote.close();
-    }
-  }
+  const run = { config, settings, local, log, wait: Boolean(flags.wait), print: flags.json ? (line: string) => log.info(line) : print };
+  const { results, remote } = target === 's3' ? { ...(await backupToS3(uuids, run)), remote: undefined } : await backupToHost(uuids, run);
   for (const result of results) await report(result, config, local, log, Boolean(flags.json));
   if (flags.json) {
     const maxRssKiB = process.resourceUsage().maxRSS;
@@ -100,33 +71,94 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
   return results.every((r) => runStatus(r.errors, r.datasets) === 'success') ? EXIT_OK : EXIT_FAILED;
 }
 
-async function backupLocked(uuid: string, settings: BackupSettings, config: Config, wait: boolean, context: BackupContext): Promise<VmBackupResult> {
+interface Run {
+  config: Config;
+  settings: BackupSettings;
+  local: LocalHost;
+  log: Log;
+  wait: boolean;
+  print: (line: string) => void;
+}
+
+async function backupToS3(uuids: readonly string[], run: Run): Promise<{ results: VmBackupResult[] }> {
+  const { config, settings, local, log } = run;
+  const store = new S3Store(config.s3!);
+  const results: VmBackupResult[] = [];
+  for (const uuid of uuids) {
+    log.verbose(`backing up VM ${uuid} to ${store.label}`);
+    results.push(await withVmLock(uuid, config, run.wait, store.label, local, () => backupVmToS3(uuid, settings, { local, store, s3: config.s3!, log, now: () => new Date() })));
+  }
+  return { results };
+}
+
+/** Every VM of the run over one SSH connection to the backup host. */
+async function backupToHost(uuids: readonly string[], run: Run): Promise<{ results: VmBackupResult[]; remote?: RemoteHost }> {
+  const { config, settings, local, log } = run;
+  let remote: RemoteHost;
+  try {
+    remote = await connectBackupHost(config, { dryRun: local.dryRun, print: run.print });
+  } catch (error) {
+    const now = new Date();
+    return {
+      results: uuids.map((uuid) => ({
+        uuid, backupHost: backupHostLabel(config), startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [(error as Error).message], dryRun: local.dryRun,
+      })),
+    };
+  }
+  const strategy = createStrategy(config.transferStrategy, {
+    local,
+    remote,
+    remoteAddress: sshTarget(config).destination,
+    compress: config.compressionCmd,
+    decompress: config.decompressionCmd,
+    mbufferLocal: config.mBufferLocalPath,
+    mbufferRemote: config.mBufferRemotePath,
+    mbufferLocalSize: config.mBufferLocalBufferSize,
+    mbufferRemoteSize: config.mBufferRemoteBufferSize,
+    mbufferPorts: config.mBufferPortRange,
+    mbufferTimeoutSeconds: config.mBufferTimeoutSeconds,
+  });
+  const results: VmBackupResult[] = [];
+  try {
+    for (const uuid of uuids) {
+      log.verbose(`backing up VM ${uuid} to ${remote.label} with ${strategy.name}`);
+      const context: BackupContext = { local, remote, strategy, log, now: () => new Date() };
+      results.push(await withVmLock(uuid, config, run.wait, remote.label, local, () => backupVm(uuid, settings, context)));
+    }
+  } finally {
+    await remote.close();
+  }
+  return { results, remote };
+}
+
+/** One run per VM at a time: a second one fails with the lock's message, or waits with --wait. */
+async function withVmLock(uuid: string, config: Config, wait: boolean, backupHost: string, local: Host, run: () => Promise<VmBackupResult>): Promise<VmBackupResult> {
   let lock: VmLock;
   try {
     lock = await lockVm(config.lockDirectory, uuid, { wait });
   } catch (error) {
-    const now = context.now();
-    return { uuid, backupHost: context.remote.label, startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [(error as Error).message], dryRun: context.local.dryRun };
+    const now = new Date();
+    return { uuid, backupHost, startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [(error as Error).message], dryRun: local.dryRun };
   }
   try {
-    return await backupVm(uuid, settings, context);
+    return await run();
   } finally {
     lock.release();
   }
 }
 
-function backupSettings(config: Config, flags: BackupFlags): BackupSettings {
+function backupSettings(config: Config, flags: BackupFlags, target: 'ssh' | 's3'): BackupSettings {
   const group = flags.groupName ?? config.snapshotIdentifier;
   if (!isValidSnapshotPart(group)) throw new UsageError(`--groupName ${JSON.stringify(group)}: use letters, digits and _ . : - only`);
   if (flags.name !== undefined && !isValidSnapshotPart(flags.name)) throw new UsageError(`--name ${JSON.stringify(flags.name)}: use letters, digits and _ . : - only`);
   return {
     group,
     name: flags.name,
-    basePath: config.backupDestinationBasePath,
+    basePath: sshTarget(config, target).basePath,
     specDirectory: config.backupConfigurationDestinationPath,
     localLimit: config.localSnapshotLimit,
     remoteLimit: config.remoteSnapshotLimit,
-    holdTag: config.holds && flags.holds !== false ? `zonecopy:${config.backupDestination}:${group}` : undefined,
+    holdTag: target === 'ssh' && config.holds && flags.holds !== false ? `zonecopy:${config.backupDestination}:${group}` : undefined,
     rollback: Boolean(flags.rollback),
   };
 }

@@ -1,14 +1,14 @@
 import { loadConfig } from '../config/load.js';
-import { LocalHost } from '../host/local.js';
-import { allVmUuids, collectStatus } from '../status/collect.js';
 import { formatAge, parseDuration } from '../status/health.js';
 import { defaultConfigPath } from './paths.js';
-import { checkUuids, connectBackupHost } from './session.js';
+import { checkUuids } from './session.js';
+import { collectStatuses } from './status-command.js';
 
 export interface CheckFlags {
   config?: string;
   warn: string;
   crit: string;
+  target?: string;
 }
 
 const STATES = ['OK', 'WARNING', 'CRITICAL', 'UNKNOWN'] as const;
@@ -22,9 +22,7 @@ export async function checkCommand(uuids: string[], flags: CheckFlags): Promise<
     const warn = parseDuration(flags.warn);
     const crit = parseDuration(flags.crit);
     const config = loadConfig(flags.config ?? defaultConfigPath());
-    const local = new LocalHost(false);
-    const remote = await connectBackupHost(config, { dryRun: false });
-    const statuses = await collectStatus(uuids.length ? uuids : await allVmUuids(local), { local, remote }, config.backupDestinationBasePath, Date.now() / 1000).finally(() => remote.close());
+    const statuses = await collectStatuses(config, uuids, { target: flags.target });
     const unknown = statuses.filter((s) => s.error);
     const critical = statuses.filter((s) => !s.error && s.ageSeconds >= crit);
     const warning = statuses.filter((s) => !s.error && s.ageSeconds >= warn && s.ageSeconds < crit);

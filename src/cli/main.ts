@@ -20,7 +20,7 @@ export function buildProgram(): Command {
 
   program
     .command('backup')
-    .description('Snapshot every dataset of each VM at one instant, send the snapshots to the backup host, rotate old snapshots on both sides, and report.')
+    .description('Snapshot every dataset of each VM at one instant, send the snapshots to the backup host (or object storage), rotate old snapshots on both sides, and report.')
     .argument('<vm-uuid...>', 'UUIDs of the VMs to back up (as in `vmadm list`)')
     .option('--config <path>', 'configuration file (default: configuration.json beside the installation, or $ZONECOPY_CONFIG)')
     .option('--groupName <group>', 'snapshot group: names are <group>-<name>, and rotation only touches this group (default: snapshotIdentifier, else "smartcopy")')
@@ -31,6 +31,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--remoteSnapshotLimit <n>', 'same as --remoteSnapLimit (smartcopy spelling)').hideHelp(false))
     .option('--no-holds', 'do not hold the newest common snapshot on both sides (holds keep it from being destroyed by hand or by other tools)')
     .option('--rollback', 'if a dataset was changed on the backup host since its last snapshot, roll it back there before receiving (never done otherwise)')
+    .option('--target <target>', 'ssh (the backup host) or s3 (object storage); default: backupTarget from the config')
     .option('--wait', 'if another zonecopy run is backing up the same VM, wait for it instead of exiting')
     .option('--dry-run', 'print every command that would change anything, and change nothing')
     .option('--verbose', 'print each step as it runs')
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
     .argument('<vm-uuid>', 'UUID of the backed-up VM')
     .option('--config <path>', 'configuration file')
     .option('--snapshot <name>', 'restore this backup set (a snapshot name such as daily-2026-01-01T02:00:00.000Z) instead of the newest')
+    .option('--target <target>', 'restore from ssh (the backup host) or s3 (object storage); default: backupTarget')
     .option('--new-uuid', 'restore a copy under a new UUID beside the original')
     .option('--force', 'replace an existing VM with the same UUID')
     .option('--start', 'start the VM when restored')
@@ -61,6 +63,8 @@ export function buildProgram(): Command {
     .argument('[vm-uuid...]', 'VMs to show (default: every VM on this host)')
     .option('--config <path>', 'configuration file')
     .option('--json', 'machine-readable output')
+    .option('--target <target>', 'ssh (the backup host) or s3 (object storage); default: backupTarget from the config')
+    .option('--verify', 'object storage: download every stored stream and check it against its recorded sha256')
     .addHelpText('after', '\nExit status: 0 every chain healthy, 1 something needs attention, 2 usage or configuration error.')
     .action(async (uuids: string[], flags: StatusFlags) => {
       process.exitCode = await statusCommand(uuids, flags);
@@ -73,6 +77,7 @@ export function buildProgram(): Command {
     .option('--config <path>', 'configuration file')
     .option('--warn <age>', 'WARNING when a VM\'s newest backup is older than this (s, m, h, d, w)', '26h')
     .option('--crit <age>', 'CRITICAL when older than this', '50h')
+    .option('--target <target>', 'ssh (the backup host) or s3 (object storage); default: backupTarget from the config')
     .addHelpText('after', '\nExit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.')
     .action(async (uuids: string[], flags: CheckFlags) => {
       process.exitCode = await checkCommand(uuids, flags);

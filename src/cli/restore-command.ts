@@ -6,7 +6,9 @@ import { restoreVm, RestoreError } from '../restore/restore-vm.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { defaultConfigPath } from './paths.js';
-import { checkUuids, connectBackupHost, UsageError } from './session.js';
+import { checkUuids, chooseTarget, connectBackupHost, sshTarget, UsageError } from './session.js';
+import { restoreVmFromS3 } from '../s3/restore.js';
+import { S3Store } from '../s3/s3-store.js';
 
 export interface RestoreFlags {
   config?: string;
@@ -17,31 +19,30 @@ export interface RestoreFlags {
   dryRun?: boolean;
   verbose?: boolean;
   json?: boolean;
+  target?: string;
 }
 
 export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise<number> {
   checkUuids([uuid]);
   if (flags.snapshot !== undefined && !isValidSnapshotPart(flags.snapshot)) throw new UsageError(`--snapshot ${JSON.stringify(flags.snapshot)} is not a snapshot name`);
   const config = loadConfig(flags.config ?? defaultConfigPath());
+  const target = chooseTarget(config, flags.target);
   const log = stderrLog(Boolean(flags.verbose));
   const local = new LocalHost(Boolean(flags.dryRun));
-  const remote = await connectBackupHost(config, { dryRun: Boolean(flags.dryRun) });
+  const remote = target === 'ssh' ? await connectBackupHost(config, { dryRun: Boolean(flags.dryRun) }) : undefined;
   const started = Date.now();
+  const options = { uuid, snapshot: flags.snapshot, newUuid: Boolean(flags.newUuid), force: Boolean(flags.force), start: Boolean(flags.start) };
   try {
-    const result = await restoreVm(
-      {
-        uuid, snapshot: flags.snapshot, newUuid: Boolean(flags.newUuid), force: Boolean(flags.force), start: Boolean(flags.start),
-        basePath: config.backupDestinationBasePath, specDirectory: config.backupConfigurationDestinationPath,
-      },
-      { local, remote, log },
-    );
+    const result = remote
+      ? await restoreVm({ ...options, basePath: sshTarget(config).basePath, specDirectory: config.backupConfigurationDestinationPath }, { local, remote, log })
+      : await restoreVmFromS3(options, { local, store: new S3Store(config.s3!), s3: config.s3!, log });
     const seconds = (Date.now() - started) / 1000;
     if (flags.json) {
       process.stdout.write(`${JSON.stringify({ ...result, seconds }, null, 2)}\n`);
     } else {
       process.stdout.write(`${flags.dryRun ? '[dry run] ' : ''}restored VM ${result.uuid} from backup set ${result.snapshot} in ${seconds.toFixed(1)} s${result.started ? ', started' : ', stopped'}\n`);
       for (const d of result.datasets) process.stdout.write(`  ${d.backup}@${result.snapshot} -> ${d.local}  ${d.mode}  ${humanBytes(d.bytes)}  ${d.seconds.toFixed(1)} s\n`);
-      if (result.imagesInstalled.length) process.stdout.write(`  images installed from the backup host: ${result.imagesInstalled.join(', ')}\n`);
+      if (result.imagesInstalled.length) process.stdout.write(`  images installed from the backup: ${result.imagesInstalled.join(', ')}\n`);
     }
     return EXIT_OK;
   } catch (error) {
@@ -51,6 +52,6 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
     }
     throw error;
   } finally {
-    await remote.close();
+    await remote?.close();
   }
 }

@@ -19,9 +19,27 @@ export function backupHostLabel(config: Config): string {
   return `${config.backupDestinationUsername}@${config.backupDestination}:${config.backupDestinationPort}`;
 }
 
+/** Which target a run uses: `--target`, else `backupTarget` from the configuration. */
+export function chooseTarget(config: Config, flag: string | undefined): 'ssh' | 's3' {
+  const target = flag ?? config.backupTarget;
+  if (target !== 'ssh' && target !== 's3') throw new UsageError(`--target ${JSON.stringify(flag)}: use ssh or s3`);
+  if (target === 's3' && !config.s3) throw new UsageError('--target s3 needs an "s3" section in the configuration ({ "bucket": ..., "endpoint": ... }; see src/config/README.md)');
+  sshTarget(config, target);
+  return target;
+}
+
+/** The SSH backup host's settings, which the configuration must have when that target is used. */
+export function sshTarget(config: Config, target: 'ssh' | 's3' = 'ssh'): { destination: string; basePath: string } {
+  if (target === 's3') return { destination: '', basePath: '' };
+  if (!config.backupDestination || !config.backupDestinationBasePath) {
+    throw new UsageError('the SSH backup host needs backupDestination and backupDestinationBasePath in the configuration (or use --target s3)');
+  }
+  return { destination: config.backupDestination, basePath: config.backupDestinationBasePath };
+}
+
 export function connectBackupHost(config: Config, options: { dryRun: boolean; print?: (line: string) => void }): Promise<RemoteHost> {
   return RemoteHost.connect({
-    host: config.backupDestination,
+    host: sshTarget(config).destination,
     port: config.backupDestinationPort,
     username: config.backupDestinationUsername,
     privateKeyPath: config.backupDestinationPrivateKeyPath,

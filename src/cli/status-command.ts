@@ -4,25 +4,39 @@ import { collectStatus, allVmUuids, type VmStatus } from '../status/collect.js';
 import { formatAge } from '../status/health.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { defaultConfigPath } from './paths.js';
-import { checkUuids, connectBackupHost } from './session.js';
+import { checkUuids, chooseTarget, connectBackupHost, sshTarget, UsageError } from './session.js';
+import type { Config } from '../config/schema.js';
+import { collectS3Status } from '../s3/status.js';
+import { S3Store } from '../s3/s3-store.js';
 
 export interface StatusFlags {
   config?: string;
   json?: boolean;
+  target?: string;
+  verify?: boolean;
+}
+
+/** Status of the VMs (all on this host when none are named) against the chosen target. */
+export async function collectStatuses(config: Config, uuids: string[], options: { target?: string; verify?: boolean }): Promise<VmStatus[]> {
+  const target = chooseTarget(config, options.target);
+  const local = new LocalHost(false);
+  const vms = uuids.length ? uuids : await allVmUuids(local);
+  const now = Date.now() / 1000;
+  if (target === 's3') return collectS3Status(vms, local, new S3Store(config.s3!), config.s3!, now, Boolean(options.verify));
+  if (options.verify) throw new UsageError('--verify checks stored streams in object storage; on a backup host ZFS checks every block itself (zpool scrub)');
+  const remote = await connectBackupHost(config, { dryRun: false });
+  try {
+    return await collectStatus(vms, { local, remote }, sshTarget(config).basePath, now);
+  } finally {
+    await remote.close();
+  }
 }
 
 /** `zonecopy status [uuid…]`: per VM and dataset, both sides' snapshots, the newest common one, chain health. */
 export async function statusCommand(uuids: string[], flags: StatusFlags): Promise<number> {
   checkUuids(uuids);
   const config = loadConfig(flags.config ?? defaultConfigPath());
-  const local = new LocalHost(false);
-  const remote = await connectBackupHost(config, { dryRun: false });
-  let statuses: VmStatus[];
-  try {
-    statuses = await collectStatus(uuids.length ? uuids : await allVmUuids(local), { local, remote }, config.backupDestinationBasePath, Date.now() / 1000);
-  } finally {
-    await remote.close();
-  }
+  const statuses = await collectStatuses(config, uuids, flags);
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(statuses.map((s) => ({ ...s, ageSeconds: Number.isFinite(s.ageSeconds) ? s.ageSeconds : null })), null, 2)}\n`);
   } else {
@@ -44,5 +58,6 @@ export function renderStatus(s: VmStatus): string {
     rows.push([d.dataset, groups(d.localGroups), groups(d.remoteGroups), d.newestCommon?.name ?? '-', formatAge(d.newestCommon?.ageSeconds ?? Infinity), d.chain, d.resumePending ? 'pending' : '-']);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return [head, ...rows.map((r) => `  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}`)].join('\n');
+  const problems = s.datasets.flatMap((d) => d.problems ?? []).map((p) => `  ! ${p}`);
+  return [head, ...rows.map((r) => `  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}`), ...problems].join('\n');
 }

@@ -19,15 +19,34 @@ const mbufferSize = z.string().regex(/^\d+[kKmMgG]?$/, 'an mbuffer size such as 
 const verbosity = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 const address = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
+/** The object-storage target (`backupTarget: "s3"`): see src/config/README.md. */
+export const s3Schema = z
+  .object({
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name (lowercase letters, digits, . and -)'),
+    prefix: z.string().regex(/^[^/](.*[^/])?$/, 'a key prefix without leading or trailing /').default('zonecopy'),
+    region: z.string().min(1).default('us-east-1'),
+    endpoint: z.url({ error: 'a URL such as https://s3.example.com' }).optional(),
+    forcePathStyle: z.boolean().optional(),
+    profile: z.string().min(1).optional(),
+    compression: z.enum(['zstd', 'gzip', 'none']).default('zstd'),
+    gpgRecipient: z.string().min(1).optional(),
+    partConcurrency: count.default(4),
+    fullEvery: count.optional(),
+    stateDirectory: z.string().startsWith('/', 'an absolute directory').default('/var/zonecopy/s3-uploads'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
-    backupDestination: z.string().min(1, 'the backup host name or address'),
+    backupTarget: z.enum(['ssh', 's3']).default('ssh'),
+    backupDestination: z.string().min(1, 'the backup host name or address').optional(),
     backupDestinationUsername: z.string().min(1).default('root'),
     backupDestinationPort: port.default(22),
     backupDestinationPrivateKeyPath: z.string().min(1).optional(),
     knownHostsPath: z.string().min(1).default(join(homedir(), '.ssh', 'known_hosts')),
     disableHostKeyChecking: z.boolean().default(false),
-    backupDestinationBasePath: z.string().refine(isValidDatasetName, 'a ZFS dataset name such as backup/zones (no leading or trailing /, no @)'),
+    backupDestinationBasePath: z.string().refine(isValidDatasetName, 'a ZFS dataset name such as backup/zones (no leading or trailing /, no @)').optional(),
+    s3: s3Schema.optional(),
     backupConfigurationDestinationPath: z.string().startsWith('/', 'an absolute directory on the backup host').default('/var/zonecopy/vmspecs'),
     backupSourceBasePath: z.string().optional(),
     transferStrategy: z.enum(['ssh', 'ssh_gzip', 'mbuffer', 'mbuffer_gzip']).default('ssh'),
@@ -62,6 +81,14 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.backupTarget === 'ssh') {
+      for (const key of ['backupDestination', 'backupDestinationBasePath'] as const) {
+        if (c[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'required for the SSH backup host (backupTarget "ssh")' });
+      }
+    }
+    if (c.backupTarget === 's3' && c.s3 === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['s3'], message: 'required when backupTarget is "s3": { "bucket": "...", "endpoint": "..." }' });
+    }
     if ((c.compressionCmd === undefined) !== (c.decompressionCmd === undefined)) {
       const missing = c.compressionCmd === undefined ? 'compressionCmd' : 'decompressionCmd';
       ctx.addIssue({ code: 'custom', path: [missing], message: `compressionCmd and decompressionCmd go together: set ${missing} too, or neither (default gzip / gunzip)` });

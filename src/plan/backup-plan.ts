@@ -2,7 +2,7 @@ import type { SendSpec } from '../zfs/commands.js';
 import type { DatasetState, SnapshotInfo } from '../zfs/list.js';
 import { parentOf, poolOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { inGroup, snapshotsToRotate } from './rotation.js';
-import type { HoldStep, Step, TransferStep } from './steps.js';
+import type { HoldStep, SnapshotStep, Step, TransferStep } from './steps.js';
 
 export interface PlanInput {
   /** The VM's datasets, parents before children. */
@@ -41,25 +41,11 @@ export interface BackupPlan {
  * matching, clone origins, intermediate snapshots, rotation limits) is tested table-style.
  */
 export function planBackup(input: PlanInput): BackupPlan {
-  const steps: Step[] = [];
-  const problems: Problem[] = [];
   const warnings: string[] = [];
-  const byPool = new Map<string, string[]>();
-  for (const dataset of input.datasets) {
-    const state = input.local.get(dataset);
-    if (!state) {
-      problems.push({ dataset, message: `vmadm lists ${dataset}, but ZFS has no such dataset` });
-      continue;
-    }
-    if (state.snapshots.some((s) => s.name === input.snapshot)) {
-      problems.push({ dataset, message: `${dataset}@${input.snapshot} already exists; choose another --name` });
-      continue;
-    }
-    const pool = poolOf(dataset);
-    byPool.set(pool, [...(byPool.get(pool) ?? []), `${dataset}@${input.snapshot}`]);
-  }
+  const snapshots = planSnapshots(input);
+  const problems: Problem[] = snapshots.problems;
   if (problems.length > 0) return { steps: [], problems, warnings };
-  for (const [pool, snapshots] of byPool) steps.push({ kind: 'snapshot', pool, snapshots });
+  const steps: Step[] = snapshots.steps;
 
   const onTarget = new Set(input.remote.keys());
   const ensureParent = (target: string) => {
@@ -116,6 +102,30 @@ export function planBackup(input: PlanInput): BackupPlan {
   if (input.spec) steps.push({ kind: 'store-spec', ...input.spec });
   return { steps, problems, warnings };
 }
+
+/** One atomic snapshot step per pool; refused (nothing planned) when a dataset is missing or the name is taken. */
+export function planSnapshots(input: Pick<PlanInput, 'datasets' | 'local' | 'snapshot'>): { steps: SnapshotStep[]; problems: Problem[] } {
+  const steps: SnapshotStep[] = [];
+  const problems: Problem[] = [];
+  const byPool = new Map<string, string[]>();
+  for (const dataset of input.datasets) {
+    const state = input.local.get(dataset);
+    if (!state) {
+      problems.push({ dataset, message: `vmadm lists ${dataset}, but ZFS has no such dataset` });
+      continue;
+    }
+    if (state.snapshots.some((s) => s.name === input.snapshot)) {
+      problems.push({ dataset, message: `${dataset}@${input.snapshot} already exists; choose another --name` });
+      continue;
+    }
+    const pool = poolOf(dataset);
+    byPool.set(pool, [...(byPool.get(pool) ?? []), `${dataset}@${input.snapshot}`]);
+  }
+  if (problems.length > 0) return { steps: [], problems };
+  for (const [pool, snapshots] of byPool) steps.push({ kind: 'snapshot', pool, snapshots });
+  return { steps, problems };
+}
+
 
 type Incremental = { sends: SendSpec[]; arriving: string[]; common: string } | { problem: string };
 

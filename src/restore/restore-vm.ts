@@ -81,37 +81,22 @@ export async function restoreVm(options: RestoreOptions, context: Context): Prom
   log.info(`restoring VM ${options.uuid} (${spec.alias ?? spec.brand}) from ${remote.label}, backup set ${snapshot}`);
 
   const uuid = options.newUuid ? randomUUID() : options.uuid;
-  await makeRoom(uuid, options, local);
+  await makeRoom(uuid, options.force, local);
   const imagesInstalled = await ensureImages(spec, snapshot, directory, remoteState, context);
-
-  const payload = createPayload(spec as Record<string, unknown>, { uuid });
-  await local.run(['vmadm', 'create'], { mutates: true, input: JSON.stringify(payload) });
-  if (local.dryRun) return { uuid, snapshot, datasets: [], imagesInstalled, started: false };
-  await local.run(['vmadm', 'stop', uuid], { mutates: true, allowExitCodes: [1] });
-  const fresh = discoverDatasets((await vmadmGet(local, uuid)).spec).datasets;
-  if (fresh.length !== sources.length) throw new RestoreError(`the recreated VM ${uuid} has ${fresh.length} datasets, the backup ${sources.length}: ${fresh.join(', ')}`);
-  const localState = await listDatasets(local, fresh);
 
   // children made inside the zone (below its delegated dataset, say) come along, under their parents
   const below = datasetsWithin(remoteState, targets).filter((d) => !targets.includes(d) && remoteState.get(d)!.snapshots.some((s) => s.name === snapshot));
-  const pairs = [
-    ...targets.map((backup, i) => ({ source: sources[i]!, backup, into: fresh[i]! })),
-    ...below.map((backup) => {
-      const i = targets.findIndex((t) => isWithin(backup, t));
-      return { source: sources[i]! + backup.slice(targets[i]!.length), backup, into: fresh[i]! + backup.slice(targets[i]!.length) };
-    }),
-  ];
-  // A stream from a clone's origin creates its dataset and cannot land on an existing one, so the
-  // fresh (empty) datasets vmadm made are destroyed first and the backed-up ones received in
-  // their place, as clones of the local image where they were clones. vmadm's cores dataset is
-  // mounted inside the zone root, so it steps aside meanwhile.
-  const cores = `${fresh[0]!.split('/')[0]}/cores/${uuid}`;
-  await local.run(['zfs', 'unmount', cores], { mutates: true, allowExitCodes: [1] });
-  for (const top of fresh.filter((d) => !fresh.some((p) => p !== d && isWithin(d, p)))) await local.run(['zfs', 'destroy', '-r', top], { mutates: true });
+  const backupNameOf = new Map([...sources.map((d, i) => [d, targets[i]!] as const), ...below.map((b) => {
+    const i = targets.findIndex((t) => isWithin(b, t));
+    return [sources[i]! + b.slice(targets[i]!.length), b] as const;
+  })]);
+  const vm = await recreateStopped(spec, uuid, [...backupNameOf.keys()], local);
+  if (!vm) return { uuid, snapshot, datasets: [], imagesInstalled, started: false };
   const datasets: RestoredDataset[] = [];
-  for (const { source, backup, into } of pairs) {
+  for (const { source, into } of vm.pairs) {
+    const backup = backupNameOf.get(source)!;
     const origin = remoteState.get(backup)?.origin;
-    const localOrigin = localState.get(into)?.origin;
+    const localOrigin = vm.localState.get(into)?.origin;
     const incremental = origin !== undefined && localOrigin !== undefined && (await sameGuid(remote, origin, local, localOrigin));
     const send = incremental ? ['zfs', 'send', '-i', origin, `${backup}@${snapshot}`] : ['zfs', 'send', `${backup}@${snapshot}`];
     const receive = ['zfs', 'receive', ...(incremental ? ['-o', `origin=${localOrigin}`] : []), into];
@@ -121,18 +106,52 @@ export async function restoreVm(options: RestoreOptions, context: Context): Prom
     const moved = await pump(stream, local.spawn([receive]), `restore of ${backup}@${snapshot} into ${into}`);
     datasets.push({ source, backup, local: into, mode: incremental ? 'incremental' : 'full', ...moved });
   }
-  await local.run(['zfs', 'mount', cores], { mutates: true, allowExitCodes: [1] });
-  // properties are not in the streams: vmadm sets its own again (quota; bhyve's refquota and reservations)
-  if (typeof spec.quota === 'number') await local.run(['vmadm', 'update', uuid, `quota=${spec.quota}`], { mutates: true });
-  if (options.start) await local.run(['vmadm', 'start', uuid], { mutates: true });
+  await finishRestore(spec, uuid, vm.cores, options.start, local);
   return { uuid, snapshot, datasets, imagesInstalled, started: options.start };
 }
 
+/**
+ * vmadm create from the stored spec (read-only fields stripped), stop, and clear the way: a stream
+ * from a clone's origin creates its dataset and cannot land on an existing one, so the fresh
+ * (empty) datasets vmadm made are destroyed and the backed-up ones received in their place, as
+ * clones of the local image where they were clones. vmadm's cores dataset is mounted inside the
+ * zone root, so it steps aside until finishRestore. `sources` are the backed-up datasets, vmadm's
+ * first in vmadm's order, then children below them. Undefined in a dry run.
+ */
+export async function recreateStopped(spec: VmSpec, uuid: string, sources: readonly string[], local: Host): Promise<
+  { pairs: Array<{ source: string; into: string }>; localState: Map<string, DatasetState>; cores: string } | undefined
+> {
+  const payload = createPayload(spec as Record<string, unknown>, { uuid });
+  await local.run(['vmadm', 'create'], { mutates: true, input: JSON.stringify(payload) });
+  if (local.dryRun) return undefined;
+  await local.run(['vmadm', 'stop', uuid], { mutates: true, allowExitCodes: [1] });
+  const top = discoverDatasets(spec).datasets;
+  const fresh = discoverDatasets((await vmadmGet(local, uuid)).spec).datasets;
+  if (fresh.length !== top.length) throw new RestoreError(`the recreated VM ${uuid} has ${fresh.length} datasets, the backup ${top.length}: ${fresh.join(', ')}`);
+  const localState = await listDatasets(local, fresh);
+  const pairs = sources.map((source) => {
+    const i = top.findIndex((t) => t === source || isWithin(source, t));
+    if (i < 0) throw new RestoreError(`backed-up dataset ${source} is not part of the VM's spec`);
+    return { source, into: fresh[i]! + source.slice(top[i]!.length) };
+  });
+  const cores = `${fresh[0]!.split('/')[0]}/cores/${uuid}`;
+  await local.run(['zfs', 'unmount', cores], { mutates: true, allowExitCodes: [1] });
+  for (const d of fresh.filter((d) => !fresh.some((p) => p !== d && isWithin(d, p)))) await local.run(['zfs', 'destroy', '-r', d], { mutates: true });
+  return { pairs, localState, cores };
+}
+
+/** Properties are not in the streams: vmadm sets its own again (quota; bhyve's refquota and reservations). */
+export async function finishRestore(spec: VmSpec, uuid: string, cores: string, start: boolean, local: Host): Promise<void> {
+  await local.run(['zfs', 'mount', cores], { mutates: true, allowExitCodes: [1] });
+  if (typeof spec.quota === 'number') await local.run(['vmadm', 'update', uuid, `quota=${spec.quota}`], { mutates: true });
+  if (start) await local.run(['vmadm', 'start', uuid], { mutates: true });
+}
+
 /** Refuses to touch an existing VM unless --force, which deletes it first. */
-async function makeRoom(uuid: string, options: RestoreOptions, local: Host): Promise<void> {
+export async function makeRoom(uuid: string, force: boolean, local: Host): Promise<void> {
   const existing = await local.run(['vmadm', 'get', uuid], { mutates: false, allowExitCodes: [1] });
   if (existing.exitCode !== 0) return;
-  if (!options.force) {
+  if (!force) {
     throw new RestoreError(`VM ${uuid} exists on this host; zonecopy will not overwrite it. Use --force to replace it, or --new-uuid to restore a copy beside it.`);
   }
   await local.run(['vmadm', 'delete', uuid], { mutates: true });
@@ -183,7 +202,7 @@ async function ensureImages(spec: VmSpec, snapshot: string, directory: string, r
   return installed;
 }
 
-async function guidOf(host: Host, snapshot: string): Promise<string> {
+export async function guidOf(host: Host, snapshot: string): Promise<string> {
   return (await host.run(['zfs', 'get', '-Hp', '-o', 'value', 'guid', snapshot], { mutates: false, allowExitCodes: [1] })).stdout.trim();
 }
 

@@ -11,9 +11,12 @@ export interface DatasetHealth {
   resumePending: boolean;
   /**
    * ok: the next run can send incrementally; missing: nothing on the backup host yet;
-   * diverged: the backup host has snapshots after the common one; no-common: names but no guid in common.
+   * diverged: the backup host has snapshots after the common one; no-common: names but no guid in common;
+   * broken (object storage): a stored incremental's parent is missing; corrupt: stored bytes fail their sha256.
    */
-  chain: 'ok' | 'missing' | 'diverged' | 'no-common';
+  chain: 'ok' | 'missing' | 'diverged' | 'no-common' | 'broken' | 'corrupt';
+  /** Object storage: what is wrong, one line per stream. */
+  problems?: string[];
 }
 
 export function groupOf(snapshot: string): string {
@@ -21,7 +24,7 @@ export function groupOf(snapshot: string): string {
   return dash > 0 ? snapshot.slice(0, dash) : snapshot;
 }
 
-function countGroups(snapshots: readonly SnapshotInfo[]): Record<string, number> {
+export function countGroups(snapshots: ReadonlyArray<{ name: string }>): Record<string, number> {
   const groups: Record<string, number> = {};
   for (const s of snapshots) groups[groupOf(s.name)] = (groups[groupOf(s.name)] ?? 0) + 1;
   return groups;

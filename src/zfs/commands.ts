@@ -13,10 +13,12 @@ export interface SendSpec {
   intermediates?: boolean;
   /** Full name of the snapshot sent. */
   to: string;
+  /** `-w`: an encrypted dataset's blocks as they are on disk (the key never leaves the host). */
+  raw?: boolean;
 }
 
 export function sendArgv(spec: SendSpec): Argv {
-  const base = ['zfs', 'send'];
+  const base = ['zfs', 'send', ...(spec.raw ? ['-w'] : [])];
   if (!spec.from) return [...base, spec.to];
   return [...base, spec.intermediates ? '-I' : '-i', spec.from, spec.to];
 }

@@ -1,0 +1,241 @@
+import { imageManifests, snapshotName, type BackupSettings } from '../backup/backup-vm.js';
+import { SnapshotFailedError } from '../backup/execute.js';
+import { observeLocal } from '../backup/observe.js';
+import { describePipeline, type Host } from '../host/host.js';
+import type { Log } from '../log.js';
+import { runStatus, type DatasetResult, type VmBackupResult } from '../report/types.js';
+import { readZoneConfig } from '../smartos/vmadm.js';
+import { destroySnapshotsArgv, sendArgv, snapshotArgv, type SendSpec } from '../zfs/commands.js';
+import { readCatalog, type VmCatalog } from './catalog.js';
+import { setKey, streamFromMetadata, streamMetadata, vmPrefix, type SetManifest, type StoredStream } from './keys.js';
+import { planS3Backup, type S3Step, type UploadStep } from './plan.js';
+import type { S3Settings } from './settings.js';
+import { MAX_COPY_BYTES, type ObjectStore } from './store.js';
+import { compressArgv, encryptArgv, parseSendEstimate } from './streams.js';
+import { abandonUpload, pendingJournals, uploadStream } from './upload.js';
+import type { DatasetState } from '../zfs/list.js';
+
+export interface S3BackupContext {
+  local: Host;
+  store: ObjectStore;
+  s3: S3Settings;
+  log: Log;
+  now: () => Date;
+}
+
+interface Outcome {
+  bytes: number;
+  seconds: number;
+  error?: string;
+  rotatedLocal: string[];
+  deleted: string[];
+  mode: DatasetResult['mode'];
+}
+
+/** Backs up one VM into the bucket: snapshot, one object per stream, the set manifest, rotation. */
+export async function backupVmToS3(uuid: string, settings: Omit<BackupSettings, 'basePath' | 'specDirectory'>, context: S3BackupContext): Promise<VmBackupResult> {
+  const { local, store, s3, log } = context;
+  const startedAt = context.now();
+  const result: VmBackupResult = { uuid, backupHost: store.label, startedAt, finishedAt: startedAt, status: 'failed', datasets: [], errors: [], dryRun: local.dryRun };
+  try {
+    const observed = await observeLocal(uuid, local);
+    result.alias = observed.spec.alias;
+    result.brand = observed.spec.brand;
+    observed.discovery.warnings.forEach((w) => log.warn(w));
+    const snapshot = snapshotName(settings, startedAt);
+    result.snapshot = snapshot;
+    if (!local.dryRun) await finishInterruptedUploads(uuid, observed.local, context, result.errors);
+    const catalog = await readCatalog(store, s3.prefix, uuid);
+    const plan = planS3Backup({
+      vm: uuid, prefix: s3.prefix, datasets: observed.datasets, local: observed.local, catalog, snapshot, group: settings.group,
+      compression: s3.compression, encrypted: Boolean(s3.gpgRecipient), localLimit: settings.localLimit, remoteLimit: settings.remoteLimit, fullEvery: s3.fullEvery,
+    });
+    plan.warnings.forEach((w) => log.warn(w));
+    if (plan.steps.length === 0) {
+      result.errors.push(...plan.problems.map((p) => p.message));
+    } else {
+      const encrypted = await encryptedDatasets(local, [...new Set(plan.steps.flatMap((s) => (s.kind === 'upload' ? [s.stream.dataset] : [])))]);
+      const outcomes = await execute(plan.steps, encrypted, context, result.errors);
+      const stored = plan.steps.filter((s): s is UploadStep => s.kind === 'upload' && !outcomes.get(s.dataset)?.error).map((s) => s.stream);
+      const complete = observed.datasets.every((d) => !outcomes.get(d)?.error);
+      if (complete && !local.dryRun) {
+        const zonecfg = await readZoneConfig(local, uuid);
+        const manifest: SetManifest = {
+          format: 1, vm: uuid, snapshot, createdAt: startedAt.toISOString(), spec: observed.raw, zonecfg,
+          images: await imageManifests(local, observed.local), datasets: observed.datasets, streams: stored,
+        };
+        await store.putText(setKey(s3.prefix, uuid, snapshot), `${JSON.stringify(manifest, null, 2)}\n`).catch((e: Error) => result.errors.push(`storing the set manifest failed: ${e.message}`));
+      }
+      await dropEmptySets(catalog, outcomes, context, result.errors);
+      result.datasets = observed.datasets.map((dataset) => {
+        const o = outcomes.get(dataset);
+        const upload = plan.steps.find((s): s is UploadStep => s.kind === 'upload' && s.dataset === dataset && !s.isOrigin);
+        return {
+          dataset, target: upload?.stream.key ?? '', snapshot, mode: o?.mode ?? 'none', bytes: o?.bytes ?? 0, seconds: o?.seconds ?? 0,
+          result: o?.error ? 'failed' : upload ? 'ok' : 'skipped', error: o?.error, rotatedLocal: o?.rotatedLocal ?? [], rotatedRemote: o?.deleted ?? [],
+        };
+      });
+    }
+  } catch (error) {
+    result.errors.push((error as Error).message);
+  }
+  result.finishedAt = context.now();
+  result.status = runStatus(result.errors, result.datasets);
+  return result;
+}
+
+async function execute(steps: readonly S3Step[], encrypted: ReadonlySet<string>, context: S3BackupContext, errors: string[]): Promise<Map<string, Outcome>> {
+  const { local, store, log } = context;
+  const outcomes = new Map<string, Outcome>();
+  const outcome = (dataset: string) => {
+    let o = outcomes.get(dataset);
+    if (!o) outcomes.set(dataset, (o = { bytes: 0, seconds: 0, rotatedLocal: [], deleted: [], mode: 'none' }));
+    return o;
+  };
+  for (const step of steps) {
+    switch (step.kind) {
+      case 'snapshot':
+        try {
+          await local.run(snapshotArgv(step.snapshots), { mutates: true });
+        } catch (error) {
+          throw new SnapshotFailedError(`snapshot of pool ${step.pool} failed, nothing was sent: ${(error as Error).message}`);
+        }
+        if (!local.dryRun) await fillIdentity(local, step.snapshots, steps);
+        break;
+      case 'upload': {
+        const o = outcome(step.dataset);
+        if (o.error) break;
+        try {
+          const send: SendSpec = { ...step.send, raw: encrypted.has(step.stream.dataset) };
+          const moved = await upload(step, send, context);
+          if (!step.isOrigin) o.mode = step.send.from ? 'incremental' : 'full';
+          o.bytes += moved.bytes;
+          o.seconds += moved.seconds;
+        } catch (error) {
+          o.error = `${step.isOrigin ? `origin ${step.send.to}: ` : ''}${(error as Error).message}`;
+        }
+        break;
+      }
+      case 'rotate': {
+        const o = outcome(step.dataset);
+        if (o.error) break;
+        try {
+          await local.run(destroySnapshotsArgv(step.on, step.destroy), { mutates: true });
+          o.rotatedLocal.push(...step.destroy.map((s) => `${step.on}@${s}`));
+        } catch (error) {
+          errors.push(`rotation on ${local.label} failed for ${step.on}: ${(error as Error).message}`);
+        }
+        break;
+      }
+      case 'delete-objects': {
+        const o = outcome(step.dataset);
+        if (o.error) break;
+        if (local.dryRun) {
+          local.skipped(`delete ${step.keys.length} object(s) from ${store.label}: ${step.keys.join(' ')}`);
+          break;
+        }
+        try {
+          await store.delete(step.keys);
+          o.deleted.push(...step.keys);
+          log.verbose(`deleted ${step.keys.join(' ')}`);
+        } catch (error) {
+          errors.push(`rotation in ${store.label} failed for ${step.dataset}: ${(error as Error).message}`);
+        }
+        break;
+      }
+    }
+  }
+  return outcomes;
+}
+
+async function upload(step: UploadStep, send: SendSpec, context: S3BackupContext): Promise<{ bytes: number; seconds: number }> {
+  const { local, store, s3, log } = context;
+  const pipeline = [sendArgv(send), ...compressArgv(s3.compression), ...encryptArgv(s3.gpgRecipient)];
+  if (local.dryRun) {
+    local.skipped(`${describePipeline(pipeline)} > ${store.label.replace(/\/.*$/, '')}/${step.stream.key}`);
+    return { bytes: 0, seconds: 0 };
+  }
+  const [zfs, verb, ...args] = sendArgv(send);
+  const estimate = await local.run([zfs!, verb!, '-nP', ...args], { mutates: false });
+  const stored = await uploadStream(store, {
+    key: step.stream.key,
+    metadata: streamMetadata(step.stream),
+    fingerprint: JSON.stringify([step.stream.guid, step.stream.parent?.guid ?? '', pipeline]),
+    estimatedBytes: parseSendEstimate(estimate.stdout) ?? 0,
+    concurrency: s3.partConcurrency,
+    pipeline,
+    spawn: (p) => local.spawn(p),
+    stateDirectory: s3.stateDirectory,
+    log,
+  });
+  await recordChecksum(step.stream, stored, store);
+  return stored;
+}
+
+/** The stored size and sha256 go into the object's own metadata too, where a single copy can (up to 5 GiB). */
+async function recordChecksum(stream: StoredStream, stored: { bytes: number; sha256: string }, store: ObjectStore): Promise<void> {
+  stream.bytes = stored.bytes;
+  stream.sha256 = stored.sha256;
+  if (stored.bytes <= MAX_COPY_BYTES) await store.replaceMetadata(stream.key, streamMetadata(stream));
+}
+
+/**
+ * Uploads an earlier run left unfinished (killed, network gone) are completed first, from the
+ * parts already stored, so this run's streams can build on them. One whose snapshot is gone is
+ * aborted.
+ */
+async function finishInterruptedUploads(uuid: string, local: ReadonlyMap<string, DatasetState>, context: S3BackupContext, errors: string[]): Promise<void> {
+  const { store, s3, log } = context;
+  for (const journal of pendingJournals(s3.stateDirectory, vmPrefix(s3.prefix, uuid))) {
+    const stream = streamFromMetadata(journal.key, journal.metadata);
+    if (!stream || !local.get(stream.dataset)?.snapshots.some((s) => s.name === stream.snapshot)) {
+      log.warn(`${journal.key}: the snapshot of an unfinished upload is gone; aborting that upload`);
+      await abandonUpload(store, s3.stateDirectory, journal);
+      continue;
+    }
+    try {
+      const stored = await uploadStream(store, {
+        key: journal.key, metadata: journal.metadata, fingerprint: journal.fingerprint, estimatedBytes: journal.estimatedBytes,
+        concurrency: s3.partConcurrency, pipeline: journal.pipeline, spawn: (p) => context.local.spawn(p), stateDirectory: s3.stateDirectory, log,
+      });
+      await recordChecksum(stream, stored, store);
+      log.info(`${journal.key}: finished an interrupted upload (${stored.resumedParts} part(s) were already stored)`);
+    } catch (error) {
+      errors.push(`finishing the interrupted upload of ${journal.key} failed: ${(error as Error).message}`);
+    }
+  }
+}
+
+/** The new snapshots' guid and createtxg, which the streams' metadata carries: one `zfs get` for all. */
+async function fillIdentity(local: Host, snapshots: readonly string[], steps: readonly S3Step[]): Promise<void> {
+  const out = await local.run(['zfs', 'get', '-Hp', '-o', 'name,property,value', 'guid,createtxg', ...snapshots], { mutates: false });
+  const values = new Map<string, string>();
+  for (const line of out.stdout.split('\n').filter(Boolean)) {
+    const [name, property, value] = line.split('\t');
+    values.set(`${name}\n${property}`, value!);
+  }
+  for (const step of steps) {
+    if (step.kind !== 'upload' || step.isOrigin) continue;
+    const full = `${step.stream.dataset}@${step.stream.snapshot}`;
+    if (!snapshots.includes(full)) continue;
+    step.stream.guid = values.get(`${full}\nguid`) ?? step.stream.guid;
+    step.stream.createtxg = Number(values.get(`${full}\ncreatetxg`) ?? 0);
+  }
+}
+
+/** Datasets whose `encryption` is on go raw; a platform without the property has none. */
+async function encryptedDatasets(local: Host, datasets: readonly string[]): Promise<Set<string>> {
+  if (datasets.length === 0) return new Set();
+  const out = await local.run(['zfs', 'get', '-Hp', '-o', 'name,value', 'encryption', ...datasets], { mutates: false, allowExitCodes: [1, 2] });
+  if (out.exitCode !== 0) return new Set();
+  return new Set(out.stdout.split('\n').map((l) => l.split('\t')).filter(([, v]) => v && v !== 'off' && v !== '-').map(([n]) => n!));
+}
+
+/** A set manifest whose own snapshot's streams are all gone after rotation is deleted too (an origin it first stored stays). */
+async function dropEmptySets(catalog: VmCatalog, outcomes: ReadonlyMap<string, Outcome>, context: S3BackupContext, errors: string[]): Promise<void> {
+  const deleted = new Set([...outcomes.values()].flatMap((o) => o.deleted));
+  if (deleted.size === 0) return;
+  const gone = (s: StoredStream) => deleted.has(s.key) || !catalog.streams.has(s.key);
+  const empty = catalog.sets.filter((set) => set.streams.filter((s) => s.snapshot === set.snapshot).every(gone)).map((set) => setKey(context.s3.prefix, set.vm, set.snapshot));
+  if (empty.length > 0) await context.store.delete(empty).catch((e: Error) => errors.push(`deleting emptied set manifests failed: ${e.message}`));
+}

@@ -1,0 +1,32 @@
+import type { Argv } from '../host/quote.js';
+import type { Compression } from './keys.js';
+
+/** The filters a stream passes through on its way into the bucket, and back out of it. */
+
+export function compressArgv(compression: Compression): Argv[] {
+  if (compression === 'zstd') return [['zstd', '-q', '-c']];
+  if (compression === 'gzip') return [['gzip', '-c']];
+  return [];
+}
+
+export function decompressArgv(compression: Compression): Argv[] {
+  if (compression === 'zstd') return [['zstd', '-q', '-d', '-c']];
+  if (compression === 'gzip') return [['gzip', '-d', '-c']];
+  return [];
+}
+
+/** Encryption to a public key, as z3 does: the SmartOS host needs only the recipient's public key. */
+export function encryptArgv(recipient: string | undefined): Argv[] {
+  return recipient ? [['gpg', '--batch', '--quiet', '--trust-model', 'always', '--encrypt', '--recipient', recipient]] : [];
+}
+
+/** Restoring an encrypted stream needs the private key in the restoring user's gpg keyring. */
+export function decryptArgv(encrypted: boolean): Argv[] {
+  return encrypted ? [['gpg', '--batch', '--quiet', '--decrypt']] : [];
+}
+
+/** `zfs send -nP` prints `size\t<bytes>` last: the estimate that sets the part size. */
+export function parseSendEstimate(output: string): number | undefined {
+  const match = /^size\s+(\d+)\s*$/m.exec(output);
+  return match ? Number(match[1]) : undefined;
+}
