@@ -72,8 +72,9 @@ async function connect() {
   return { local, remote };
 }
 
-function strategy(name: StrategyName, hosts: Awaited<ReturnType<typeof connect>>) {
+function strategy(name: StrategyName, hosts: Awaited<ReturnType<typeof connect>>, bulk: 'openssh' | 'ssh2' = 'openssh') {
   return createStrategy(name, {
+    bulk, openssh: { host: '127.0.0.2', port: 22, username: 'root', privateKeyPath: '/root/.ssh/id_ed25519', knownHostsPath: '/root/.ssh/known_hosts', disableHostKeyChecking: false },
     ...hosts, remoteAddress: '127.0.0.2', compress: ['zstd', '-1', '-T0'], decompress: ['zstd', '-d'],
     mbufferLocal: 'mbuffer', mbufferRemote: 'mbuffer', mbufferLocalSize: '128M', mbufferRemoteSize: '128M', mbufferPorts: [20000, 29999], mbufferTimeoutSeconds: 600,
   });
@@ -98,8 +99,12 @@ async function dataPath(mb: number) {
     const plain = await measure('plain zfs send | ssh -c aes128-gcm | zfs receive', () => sh(`zfs send zones/${data}@s | ssh -c aes128-gcm@openssh.com root@127.0.0.2 zfs receive -u backup/t`));
     const rawMbuffer = await measure('plain mbuffer', () => sh(`ssh root@127.0.0.2 'mbuffer -q -s 128k -m 128M -I 127.0.0.1:29999 | zfs receive -u backup/t' & sleep 1; zfs send zones/${data}@s | mbuffer -q -s 128k -m 128M -O 127.0.0.2:29999; wait`));
     rows.push(plain, rawMbuffer);
-    for (const name of ['ssh', 'ssh_gzip', 'mbuffer', 'mbuffer_gzip'] as const) {
-      const row = await measure(`zonecopy ${name}${name.endsWith('gzip') ? ' (zstd -1 -T0)' : ''}`, () => strategy(name, hosts).transfer(['zfs', 'send', `zones/${data}@s`], ['zfs', 'receive', '-u', 'backup/t']));
+    const variants = [
+      ['ssh', 'openssh'], ['ssh', 'ssh2'], ['ssh_gzip', 'openssh'], ['ssh_gzip', 'ssh2'], ['mbuffer', 'openssh'], ['mbuffer_gzip', 'openssh'],
+    ] as const;
+    for (const [name, bulk] of variants) {
+      const label = `zonecopy ${name}${name.startsWith('ssh') ? ` (bulk over ${bulk === 'openssh' ? 'an OpenSSH child' : 'the ssh2 channel'})` : ''}${name.endsWith('gzip') ? ' (zstd -1 -T0)' : ''}`;
+      const row = await measure(label, () => strategy(name, hosts, bulk).transfer(['zfs', 'send', `zones/${data}@s`], ['zfs', 'receive', '-u', 'backup/t']));
       rows.push({ ...row, ratioToPlain: row.mbPerSecond / (name.startsWith('mbuffer') ? rawMbuffer.mbPerSecond : plain.mbPerSecond) });
     }
   }

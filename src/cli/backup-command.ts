@@ -117,6 +117,11 @@ async function backupToHost(uuids: readonly string[], run: Run): Promise<{ resul
     mbufferRemoteSize: config.mBufferRemoteBufferSize,
     mbufferPorts: config.mBufferPortRange,
     mbufferTimeoutSeconds: config.mBufferTimeoutSeconds,
+    bulk: config.sshBulkTransport,
+    openssh: {
+      host: sshTarget(config).destination, port: config.backupDestinationPort, username: config.backupDestinationUsername,
+      privateKeyPath: config.backupDestinationPrivateKeyPath, knownHostsPath: config.knownHostsPath, disableHostKeyChecking: config.disableHostKeyChecking,
+    },
   });
   const results: VmBackupResult[] = [];
   try {

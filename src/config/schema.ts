@@ -50,6 +50,7 @@ export const configSchema = z
     backupConfigurationDestinationPath: z.string().startsWith('/', 'an absolute directory on the backup host').default('/var/zonecopy/vmspecs'),
     backupSourceBasePath: z.string().optional(),
     transferStrategy: z.enum(['ssh', 'ssh_gzip', 'mbuffer', 'mbuffer_gzip']).default('ssh'),
+    sshBulkTransport: z.enum(['openssh', 'ssh2']).default('openssh'),
     snapshotIdentifier: z.string().refine(isValidSnapshotPart, 'letters, digits and _ . : - only').default('smartcopy'),
     localSnapshotLimit: count.optional(),
     remoteSnapshotLimit: count.optional(),

@@ -1,10 +1,12 @@
 import { describePipeline } from '../host/host.js';
-import type { Argv } from '../host/quote.js';
+import { pipelineLine, type Argv } from '../host/quote.js';
+import { opensshArgv } from './openssh.js';
 import { pump } from './pump.js';
 import type { StrategyOptions, TransferResult, TransferStrategy } from './strategy.js';
 
 /**
- * `ssh`: the stream goes over the run's one SSH connection, as a channel running `zfs receive`.
+ * `ssh`: the stream goes to `zfs receive` on the backup host over SSH: an OpenSSH client child by
+ * default (the fastest path bench/ measures), or a channel of the run's ssh2 connection.
  * `ssh_gzip`: the same with compressionCmd after `zfs send` and decompressionCmd before receive.
  */
 export class SshStrategy implements TransferStrategy {
@@ -20,7 +22,9 @@ export class SshStrategy implements TransferStrategy {
 
   async transfer(send: Argv, receive: Argv): Promise<TransferResult> {
     const { local, remote } = this.pipelines(send, receive);
-    const sink = this.options.remote.spawn(remote);
+    const sink = this.options.bulk === 'openssh'
+      ? this.options.local.spawn([opensshArgv(this.options.openssh, pipelineLine(remote))])
+      : this.options.remote.spawn(remote);
     const source = this.options.local.spawn(local);
     source.stdin.end();
     return pump(source, sink, `\`${describePipeline(local)}\` to ${this.options.remote.label}`);

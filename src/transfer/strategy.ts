@@ -1,5 +1,6 @@
 import type { Host } from '../host/host.js';
 import type { Argv } from '../host/quote.js';
+import type { OpensshTarget } from './openssh.js';
 
 /**
  * How one `zfs send` stream reaches one `zfs receive` on the backup host. Every strategy sits
@@ -34,6 +35,9 @@ export interface StrategyOptions {
   mbufferRemoteSize: string;
   mbufferPorts: readonly [number, number];
   mbufferTimeoutSeconds: number;
+  /** ssh strategies: the bulk stream over an OpenSSH client child (`openssh`) or a channel of the ssh2 connection. */
+  bulk: 'openssh' | 'ssh2';
+  openssh: OpensshTarget;
 }
 
 export class TransferError extends Error {

@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -21,6 +22,7 @@ const BUCKET = 'zonecopy-test';
 const PORT = 4568;
 const ENDPOINT = `http://127.0.0.1:${PORT}`;
 process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
 
 const client = new S3Client({
@@ -51,6 +53,16 @@ async function head(key: string): Promise<Record<string, string> | undefined> {
   }
 }
 
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.end();
+      resolve(true);
+    });
+    socket.on('error', () => resolve(false));
+  });
+}
+
 function s3Config(prefix: string, extra: Record<string, unknown> = {}): TestConfig & { stateDirectory: string } {
   const stateDirectory = mkdtempSync(join(tmpdir(), 'zc-uploads-'));
   return {
@@ -69,8 +81,8 @@ describe('object storage target (s3rver)', () => {
     await resetHosts();
     await sh('rm -rf /tmp/zc-s3 && mkdir -p /tmp/zc-s3');
     server = spawn('node', ['--openssl-legacy-provider', `${PROJECT}/node_modules/s3rver/bin/s3rver.js`, '-d', '/tmp/zc-s3', '-a', '127.0.0.1', '-p', String(PORT), '-s', '--configure-bucket', BUCKET], { stdio: 'ignore' });
-    for (let i = 0; (await run('curl', ['-s', '-o', '/dev/null', ENDPOINT])).code !== 0; i++) {
-      assert.ok(i < 100, 's3rver did not come up');
+    for (let i = 0; !(await listening(PORT)); i++) {
+      assert.ok(i < 150, 's3rver did not come up');
       await new Promise((r) => setTimeout(r, 200));
     }
     await createFixtures([...BRANDS]);

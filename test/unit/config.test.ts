@@ -36,12 +36,25 @@ describe('configuration', () => {
   it('names unknown keys with a suggestion, wrong types and missing required keys', () => {
     fails({ ...minimal, backupDestinaton: 'x' }, /unknown key "backupDestinaton" \(did you mean "backupDestination"\?\)/);
     fails({ ...minimal, localSnapshotLimit: 'many' }, /"localSnapshotLimit": expected a whole number/);
-    fails({ backupDestinationBasePath: 'backup/zones' }, /"backupDestination" is required/);
+    fails({ backupDestinationBasePath: 'backup/zones' }, /"backupDestination": required for the SSH backup host/);
     fails({ ...minimal, backupDestinationBasePath: '/backup/zones' }, /backupDestinationBasePath/);
     fails({ ...minimal, transferStrategy: 'ftp' }, /transferStrategy/);
     fails({ ...minimal, compressionCmd: ['zstd'] }, /set decompressionCmd too/);
     fails({ ...minimal, smtpHostname: 'mail' }, /smtpFromAddress/);
     fails({ ...minimal, notificationOrder: 'email,http' }, /unknown notifier "http"/);
+  });
+
+  it('the object-storage target needs its s3 section, and the SSH keys only when SSH is the target', () => {
+    const s3 = { backupTarget: 's3', s3: { bucket: 'zone-backups', endpoint: 'http://127.0.0.1:4568' } };
+    const c = loadConfig(file(s3));
+    assert.deepEqual([c.s3!.prefix, c.s3!.compression, c.s3!.partConcurrency, c.s3!.region], ['zonecopy', 'zstd', 4, 'us-east-1']);
+    assert.equal(c.sshBulkTransport, 'openssh');
+    fails({ backupTarget: 's3' }, /"s3": required when backupTarget is "s3"/);
+    fails({ ...s3, s3: { bucket: 'Bad_Bucket' } }, /"s3.bucket": an S3 bucket name/);
+    fails({ ...s3, s3: { bucket: 'zone-backups', prefix: '/x/' } }, /"s3.prefix"/);
+    fails({ ...s3, s3: { bucket: 'zone-backups', endpoint: 'not a url' } }, /"s3.endpoint"/);
+    fails({ ...s3, s3: { bucket: 'zone-backups', compresion: 'zstd' } }, /unknown key "s3.compresion" \(did you mean "compression"\?\)|compresion/);
+    fails({ ...minimal, sshBulkTransport: 'scp' }, /sshBulkTransport/);
   });
 
   it('says where invalid JSON is and how to start when the file is missing', () => {

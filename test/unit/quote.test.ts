@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { commandLine, pipelineLine, shellQuote } from '../../src/host/quote.js';
+import { opensshArgv } from '../../src/transfer/openssh.js';
 
 const HOSTILE = [`a b`, `it's`, `$(touch /tmp/zc-pwned)`, '`id`', 'x;y', 'new\nline', `"dq"`, '*', '~root', '--', '', 'a|b', '\\', '!bang', '$HOME'];
 
@@ -30,5 +31,21 @@ describe('shellQuote', () => {
       code = (error as { status: number }).status;
     }
     assert.equal(code, 3);
+  });
+
+  it('hands the OpenSSH bulk child the remote pipeline as one argument, quoted once, with the host key checked', () => {
+    const target = { host: '-oProxyCommand=x', port: 2222, username: 'root', privateKeyPath: '/root/.ssh/id', knownHostsPath: '/etc/zc hosts', disableHostKeyChecking: false };
+    for (const name of HOSTILE) {
+      const remote = pipelineLine([['cat'], ['printf', '%s\\0', '-u', `backup/${name}`]]);
+      const argv = opensshArgv(target, remote);
+      assert.equal(argv[argv.length - 1], remote);
+      // the remote shell (bash, for pipefail) turns that one argument back into exactly our argv
+      const out = execFileSync('bash', ['-c', argv[argv.length - 1]!], { encoding: 'utf8', input: '' });
+      assert.deepEqual(out.split('\0').slice(0, -1), ['-u', `backup/${name}`]);
+    }
+    const argv = opensshArgv(target, 'true');
+    assert.deepEqual(argv.slice(-3), ['--', '-oProxyCommand=x', 'true'], 'a host name never becomes an option');
+    assert.ok(argv.includes('StrictHostKeyChecking=yes') && argv.includes('UserKnownHostsFile=/etc/zc hosts') && argv.includes('BatchMode=yes'));
+    assert.ok(opensshArgv({ ...target, disableHostKeyChecking: true }, 'true').includes('StrictHostKeyChecking=no'));
   });
 });
