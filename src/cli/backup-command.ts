@@ -13,7 +13,7 @@ import { runStatus, type VmBackupResult } from '../report/types.js';
 import { createStrategy } from '../transfer/index.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { defaultConfigPath } from './paths.js';
-import { backupHostLabel, checkUuids, chooseTarget, connectBackupHost, sshTarget, UsageError } from './session.js';
+import { backupHostLabel, checkUuids, chooseTarget, connectBackupHost, sshEndpoint, sshTarget, UsageError } from './session.js';
 import { backupVmToS3 } from '../s3/backup.js';
 import { S3Store } from '../s3/s3-store.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
@@ -118,10 +118,7 @@ async function backupToHost(uuids: readonly string[], run: Run): Promise<{ resul
     mbufferPorts: config.mBufferPortRange,
     mbufferTimeoutSeconds: config.mBufferTimeoutSeconds,
     bulk: config.sshBulkTransport,
-    openssh: {
-      host: sshTarget(config).destination, port: config.backupDestinationPort, username: config.backupDestinationUsername,
-      privateKeyPath: config.backupDestinationPrivateKeyPath, knownHostsPath: config.knownHostsPath, disableHostKeyChecking: config.disableHostKeyChecking,
-    },
+    openssh: sshEndpoint(config),
   });
   const results: VmBackupResult[] = [];
   try {

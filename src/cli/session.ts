@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.js';
-import { RemoteHost } from '../host/remote.js';
+import { RemoteHost, type SshEndpoint } from '../host/remote.js';
 
 /** Pieces every subcommand shares: UUID checks and the one SSH connection to the backup host. */
 
@@ -37,15 +37,17 @@ export function sshTarget(config: Config, target: 'ssh' | 's3' = 'ssh'): { desti
   return { destination: config.backupDestination, basePath: config.backupDestinationBasePath };
 }
 
-export function connectBackupHost(config: Config, options: { dryRun: boolean; print?: (line: string) => void }): Promise<RemoteHost> {
-  return RemoteHost.connect({
+export function sshEndpoint(config: Config): SshEndpoint {
+  return {
     host: sshTarget(config).destination,
     port: config.backupDestinationPort,
     username: config.backupDestinationUsername,
     privateKeyPath: config.backupDestinationPrivateKeyPath,
     knownHostsPath: config.knownHostsPath,
     disableHostKeyChecking: config.disableHostKeyChecking,
-    dryRun: options.dryRun,
-    print: options.print,
-  });
+  };
+}
+
+export function connectBackupHost(config: Config, options: { dryRun: boolean; print?: (line: string) => void }): Promise<RemoteHost> {
+  return RemoteHost.connect({ ...sshEndpoint(config), dryRun: options.dryRun, print: options.print });
 }

@@ -16,13 +16,17 @@ import {
 import { HostKeyError, verifyHostKey } from './known-hosts.js';
 import { commandLine, pipelineLine, type Argv } from './quote.js';
 
-export interface RemoteOptions {
+/** Where the backup host is and how its key is checked: the ssh2 connection and the OpenSSH bulk child share these. */
+export interface SshEndpoint {
   host: string;
   port: number;
   username: string;
   privateKeyPath?: string;
   knownHostsPath: string;
   disableHostKeyChecking: boolean;
+}
+
+export interface RemoteOptions extends SshEndpoint {
   dryRun: boolean;
   connectTimeoutMs?: number;
   print?: (line: string) => void;

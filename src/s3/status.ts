@@ -6,6 +6,7 @@ import { chainOf, readCatalog, streamsOf } from './catalog.js';
 import { vmPrefix } from './keys.js';
 import type { S3Settings } from './settings.js';
 import type { ObjectStore } from './store.js';
+import { pendingJournals } from './upload.js';
 import { verifyStream } from './verify.js';
 
 /**
@@ -19,6 +20,7 @@ export async function collectS3Status(uuids: readonly string[], local: Host, sto
     try {
       const observed = await observeLocal(uuid, local);
       const catalog = await readCatalog(store, s3.prefix, uuid);
+      const pending = pendingJournals(s3.stateDirectory, vmPrefix(s3.prefix, uuid)).map((j) => j.key);
       const datasets: DatasetHealth[] = [];
       for (const dataset of observed.datasets) {
         const localSnaps = observed.local.get(dataset)?.snapshots ?? [];
@@ -34,13 +36,14 @@ export async function collectS3Status(uuids: readonly string[], local: Host, sto
         }
         const common = [...localSnaps].reverse().find((s) => intact.has(s.guid));
         const corrupt = problems.some((p) => p.includes('do not match') || p.includes('no sha256'));
+        const target = `${vmPrefix(s3.prefix, uuid)}${dataset.slice(dataset.indexOf('/') + 1)}/`;
         datasets.push({
           dataset,
-          target: `${vmPrefix(s3.prefix, uuid)}${dataset.slice(dataset.indexOf('/') + 1)}/`,
+          target,
           localGroups: countGroups(localSnaps),
           remoteGroups: countGroups(stored.map((s) => ({ name: s.snapshot }))),
           newestCommon: common ? { name: common.name, guid: common.guid, creation: common.creation, ageSeconds: Math.max(0, now - common.creation) } : undefined,
-          resumePending: false,
+          resumePending: pending.some((key) => key.startsWith(target) && !key.slice(target.length).includes('/')),
           chain: corrupt ? 'corrupt' : problems.length ? 'broken' : stored.length === 0 ? 'missing' : common ? 'ok' : 'no-common',
           problems,
         });

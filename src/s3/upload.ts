@@ -161,6 +161,7 @@ async function attempt(store: ObjectStore, request: UploadRequest): Promise<Uplo
     rmSync(journalPath, { force: true });
     return { bytes, sha256: sha256.digest('hex'), seconds: (Date.now() - started) / 1000, resumedParts };
   } catch (error) {
+    producer.stdout.destroy();
     await producer.kill();
     await Promise.allSettled(inFlight);
     throw error;

@@ -1,14 +1,8 @@
 import type { Argv } from '../host/quote.js';
+import type { SshEndpoint } from '../host/remote.js';
 
-/** How an OpenSSH client child reaches the backup host: the same host, key and known_hosts as the control connection. */
-export interface OpensshTarget {
-  host: string;
-  port: number;
-  username: string;
-  privateKeyPath?: string;
-  knownHostsPath: string;
-  disableHostKeyChecking: boolean;
-}
+/** The OpenSSH child reaches the backup host with the same host, key and known_hosts as the control connection. */
+export type OpensshTarget = SshEndpoint;
 
 /** Ciphers in order of speed on hosts with AES instructions (peripherals.md §2), with fallbacks every sshd offers. */
 const CIPHERS = 'aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr';

@@ -19,9 +19,14 @@ export async function pump(source: StreamProcess, sink: StreamProcess, what: str
   });
   const flow = pipeline(source.stdout, counter, sink.stdin).catch(() => undefined);
   let firstFailure: 'send' | 'receive' | undefined;
+  // Unread data stuck between the two ends would keep a dead pipeline's stages from ever settling.
+  const stopFlow = () => {
+    for (const stream of [source.stdout, counter, sink.stdin]) if (!stream.destroyed) stream.destroy();
+  };
   const endOtherOnFailure = (result: CommandResult, other: StreamProcess, side: 'send' | 'receive') => {
     if (result.exitCode !== 0) {
       firstFailure ??= side;
+      stopFlow();
       void other.kill();
     }
     return result;
@@ -30,8 +35,7 @@ export async function pump(source: StreamProcess, sink: StreamProcess, what: str
     source.done.then((r) => endOtherOnFailure(r, sink, 'send')),
     sink.done.then((r) => endOtherOnFailure(r, source, 'receive')),
   ]);
-  // A receiver that died early leaves unread data in the pipe to it; nothing will drain it now.
-  for (const stream of [source.stdout, counter, sink.stdin]) if (!stream.destroyed) stream.destroy();
+  stopFlow();
   await flow;
   const seconds = (Date.now() - started) / 1000;
   if (sent.exitCode !== 0 || received.exitCode !== 0) {

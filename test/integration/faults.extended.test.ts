@@ -102,6 +102,22 @@ describe('fault injection', () => {
     table.push(`stream cut, incremental, ssh_gzip | ${incrementalCuts.length} offsets | pass`);
   });
 
+  it('ssh: the stream cut at 4 offsets on its way into the OpenSSH bulk connection, full and incremental', async () => {
+    for (const [i, cut] of [0, 70000, 900000, 2200000].entries()) {
+      if (i < 2) await dropTargets();
+      else await sh(`head -c 3M /dev/urandom > /zones/${uuid}/data/ssh-${cut}.bin`);
+      const dir = `/tmp/ssh-cut-${cut}`;
+      await sh(`mkdir -p ${dir}`);
+      writeFileSync(`${dir}/ssh`, `#!/bin/sh\nhead -c ${cut} | /usr/bin/ssh "$@"\n`);
+      chmodSync(`${dir}/ssh`, 0o755);
+      await failThenRecover(
+        () => run(`${PROJECT}/bin/zonecopy`, ['backup', uuid, '--groupName', 'fault', '--name', `r${++round}`], { env: { ZONECOPY_CONFIG: config.path, PATH: `${dir}:${process.env.PATH}` } }),
+        /failed/,
+      );
+    }
+    table.push('stream cut, ssh (full and incremental) | 4 offsets | pass');
+  });
+
   it('mbuffer and mbuffer_gzip: the receiving side cut at several offsets', async () => {
     const offsets = [0, 5000, 300000, 1500000];
     for (const strategy of ['mbuffer', 'mbuffer_gzip']) {
