@@ -47,6 +47,7 @@ export function buildProgram(): Command {
     .option('--config <path>', 'configuration file')
     .option('--snapshot <name>', 'restore this backup set (a snapshot name such as daily-2026-01-01T02:00:00.000Z) instead of the newest')
     .option('--target <target>', 'restore from ssh (the backup host) or s3 (object storage); default: backupTarget')
+    .option('--to-host <[user@]host[:port]>', 'recreate the VM on that SmartOS host over SSH (same key and known_hosts as the backup host) instead of this one')
     .option('--new-uuid', 'restore a copy under a new UUID beside the original')
     .option('--force', 'replace an existing VM with the same UUID')
     .option('--start', 'start the VM when restored')

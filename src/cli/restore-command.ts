@@ -1,12 +1,14 @@
 import { loadConfig } from '../config/load.js';
+import type { Host } from '../host/host.js';
 import { LocalHost } from '../host/local.js';
+import { RemoteHost } from '../host/remote.js';
 import { stderrLog } from '../log.js';
 import { humanBytes } from '../report/render.js';
 import { restoreVm, RestoreError } from '../restore/restore-vm.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { defaultConfigPath } from './paths.js';
-import { checkUuids, chooseTarget, connectBackupHost, sshTarget, UsageError } from './session.js';
+import { checkUuids, chooseTarget, connectBackupHost, sshEndpoint, sshTarget, UsageError } from './session.js';
 import { restoreVmFromS3 } from '../s3/restore.js';
 import { S3Store } from '../s3/s3-store.js';
 
@@ -20,6 +22,15 @@ export interface RestoreFlags {
   verbose?: boolean;
   json?: boolean;
   target?: string;
+  toHost?: string;
+}
+
+/** `[user@]host[:port]` of the SmartOS host a restore goes to, when it is not this one. */
+export function parseHostSpec(spec: string): { username: string; host: string; port: number } {
+  const match = /^(?:([^@\s]+)@)?([^@:\s]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?$/.exec(spec);
+  const port = Number(match?.[3] ?? 22);
+  if (!match || port < 1 || port > 65535) throw new UsageError(`--to-host ${JSON.stringify(spec)}: expected [user@]host[:port], e.g. root@smartos-02`);
+  return { username: match[1] ?? 'root', host: match[2]!.replace(/^\[|\]$/g, ''), port };
 }
 
 export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise<number> {
@@ -28,8 +39,15 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
   const config = loadConfig(flags.config ?? defaultConfigPath());
   const target = chooseTarget(config, flags.target);
   const log = stderrLog(Boolean(flags.verbose));
-  const local = new LocalHost(Boolean(flags.dryRun));
-  const remote = target === 'ssh' ? await connectBackupHost(config, { dryRun: Boolean(flags.dryRun) }) : undefined;
+  const dryRun = Boolean(flags.dryRun);
+  // --to-host: the VM is recreated and received on another SmartOS host, over SSH, as if run there
+  const local: Host = flags.toHost
+    ? await RemoteHost.connect({ ...sshEndpoint(config, target), ...parseHostSpec(flags.toHost), dryRun })
+    : new LocalHost(dryRun);
+  const remote = target === 'ssh' ? await connectBackupHost(config, { dryRun }).catch(async (error: Error) => {
+    await local.close();
+    throw error;
+  }) : undefined;
   const started = Date.now();
   const options = { uuid, snapshot: flags.snapshot, newUuid: Boolean(flags.newUuid), force: Boolean(flags.force), start: Boolean(flags.start) };
   try {
@@ -53,5 +71,6 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
     throw error;
   } finally {
     await remote?.close();
+    await local.close();
   }
 }

@@ -37,9 +37,10 @@ export function sshTarget(config: Config, target: 'ssh' | 's3' = 'ssh'): { desti
   return { destination: config.backupDestination, basePath: config.backupDestinationBasePath };
 }
 
-export function sshEndpoint(config: Config): SshEndpoint {
+/** The backup host's SSH settings; with target s3 only the key and known_hosts matter (for --to-host). */
+export function sshEndpoint(config: Config, target: 'ssh' | 's3' = 'ssh'): SshEndpoint {
   return {
-    host: sshTarget(config).destination,
+    host: sshTarget(config, target).destination,
     port: config.backupDestinationPort,
     username: config.backupDestinationUsername,
     privateKeyPath: config.backupDestinationPrivateKeyPath,

@@ -96,6 +96,18 @@ describe('restore drills', () => {
     assert.equal((await run('vmadm', ['get', uuid])).code, 0);
   });
 
+  it('restores onto another SmartOS host over SSH (--to-host), driven from this one', async () => {
+    // the backup host's sshd stands in for the other SmartOS host: its vmadm and pool are this guest's
+    const uuid = uuids.joyent!;
+    const result = await zonecopy(['restore', uuid, '--new-uuid', '--to-host', 'root@127.0.0.2', '--json'], config);
+    assert.equal(result.code, 0, result.stderr);
+    const copy = (JSON.parse(result.stdout) as { uuid: string }).uuid;
+    assert.deepEqual(await fingerprint(copy), second.joyent);
+    const refused = await zonecopy(['restore', uuid, '--to-host', 'root@127.0.0.2:notaport'], config);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /--to-host .*expected \[user@\]host\[:port\]/);
+  });
+
   it('restores onto a second SmartOS host that lacks the image, installing it from the backup host', async () => {
     await sh('zpool destroy -f zones2 2>/dev/null; zpool create -f -O mountpoint=/zones2 zones2 /dev/disk/by-id/virtio-zc-spare && zfs create zones2/cores; rm -rf /etc/zones2 /var/imgadm2');
     const env = { SIM_POOL: 'zones2', SIM_STATE: '/etc/zones2', SIM_IMGADM_DIR: '/var/imgadm2' };
