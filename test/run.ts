@@ -5,7 +5,6 @@
  *   ZC_UNIT_ONLY=1            skip the guest
  *   ZC_TEST_FILES='a b'       run only these integration test files (names under test/integration)
  *   ZC_GUEST_INSTANCE=name    run the guest under ~/.cache/zonecopy/run-<name> (so two runs can share the machine)
- *   ZC_EXTENDED=1             also run the long suites (*.extended.test.js: fault injection, restore drills)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -30,7 +29,6 @@ function testFiles(folder: string, only?: string): string[] {
   const wanted = only?.split(/\s+/).filter(Boolean);
   return readdirSync(dir)
     .filter((f) => f.endsWith('.test.js'))
-    .filter((f) => wanted || process.env.ZC_EXTENDED || !f.endsWith('.extended.test.js'))
     .filter((f) => !wanted || wanted.some((w) => f.startsWith(w.replace(/\.test\.(ts|js)$/, ''))))
     .sort()
     .map((f) => `build/test/${folder}/${f}`);
