@@ -8,7 +8,8 @@ import { silentLog } from '../../src/log.js';
 import { chainOf, type VmCatalog } from '../../src/s3/catalog.js';
 import { streamFromMetadata, streamKey, streamMetadata, type StoredStream } from '../../src/s3/keys.js';
 import { planS3Backup, type S3PlanInput, type UploadStep } from '../../src/s3/plan.js';
-import { parseSendEstimate } from '../../src/s3/streams.js';
+import { compressArgv, decompressArgv, decryptArgv, encryptArgv, parseSendEstimate } from '../../src/s3/streams.js';
+import { sendArgv } from '../../src/zfs/commands.js';
 import { MIN_PART_SIZE, partSizeFor, uploadStream, type UploadRequest } from '../../src/s3/upload.js';
 import type { DatasetState } from '../../src/zfs/list.js';
 import { bufferProcess, FakeObjectStore } from './fake-object-store.js';
@@ -196,6 +197,16 @@ describe('S3 object metadata', () => {
     assert.deepEqual(back.parent, s.parent);
     assert.equal(back.createtxg, 7);
     assert.equal(back.sha256, 'x');
+  });
+
+  it('sends encrypted datasets raw and filters streams through zstd and gpg in that order, and back', () => {
+    assert.deepEqual(sendArgv({ to: 'zones/u@s', raw: true }), ['zfs', 'send', '-w', 'zones/u@s']);
+    assert.deepEqual(sendArgv({ from: 'zones/u@a', to: 'zones/u@b' }), ['zfs', 'send', '-i', 'zones/u@a', 'zones/u@b']);
+    const up = [...compressArgv('zstd'), ...encryptArgv('ops@example.com')];
+    assert.deepEqual(up.map((a) => a[0]), ['zstd', 'gpg']);
+    assert.ok(up[1]!.includes('--recipient') && up[1]!.includes('ops@example.com'));
+    assert.deepEqual([...decryptArgv(true), ...decompressArgv('zstd')].map((a) => a[0]), ['gpg', 'zstd']);
+    assert.deepEqual([...compressArgv('none'), ...encryptArgv(undefined), ...decryptArgv(false), ...decompressArgv('none')], []);
   });
 
   it('reads the estimate from zfs send -nP', () => {
