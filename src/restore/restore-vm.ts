@@ -9,12 +9,16 @@ import { isWithin, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { pickBackupSet } from './backup-sets.js';
 import { createPayload } from './create-payload.js';
 
-export interface RestoreOptions {
+/** What the operator asked for, whatever the backup is kept on. */
+export interface RestoreRequest {
   uuid: string;
   snapshot?: string;
   newUuid: boolean;
   force: boolean;
   start: boolean;
+}
+
+export interface RestoreOptions extends RestoreRequest {
   basePath: string;
   specDirectory: string;
 }

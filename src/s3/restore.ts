@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Host } from '../host/host.js';
 import type { Argv } from '../host/quote.js';
 import type { Log } from '../log.js';
-import { finishRestore, guidOf, makeRoom, recreateStopped, RestoreError, type RestoredDataset, type RestoreResult } from '../restore/restore-vm.js';
+import { finishRestore, guidOf, makeRoom, recreateStopped, RestoreError, type RestoredDataset, type RestoreRequest, type RestoreResult } from '../restore/restore-vm.js';
 import { imgadmGet, type VmSpec } from '../smartos/vmadm.js';
 import { chainOf, readCatalog, type VmCatalog } from './catalog.js';
 import type { SetManifest, StoredStream } from './keys.js';
@@ -12,14 +12,6 @@ import type { S3Settings } from './settings.js';
 import type { ObjectStore } from './store.js';
 import { decompressArgv, decryptArgv } from './streams.js';
 import { verifyStream } from './verify.js';
-
-export interface S3RestoreOptions {
-  uuid: string;
-  snapshot?: string;
-  newUuid: boolean;
-  force: boolean;
-  start: boolean;
-}
 
 interface Context {
   local: Host;
@@ -35,7 +27,7 @@ const UUID_TAIL = /([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
  * verify every stream it needs against its sha256 before touching anything, install missing images
  * from their stored streams, recreate the VM stopped, receive each dataset's chain in order.
  */
-export async function restoreVmFromS3(options: S3RestoreOptions, context: Context): Promise<RestoreResult> {
+export async function restoreVmFromS3(options: RestoreRequest, context: Context): Promise<RestoreResult> {
   const { local, store, log } = context;
   const catalog = await readCatalog(store, context.s3.prefix, options.uuid);
   const set = pickSet(catalog, options.snapshot);
