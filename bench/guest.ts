@@ -104,7 +104,9 @@ async function dataPath(mb: number) {
     ] as const;
     for (const [name, bulk] of variants) {
       const label = `zonecopy ${name}${name.startsWith('ssh') ? ` (bulk over ${bulk === 'openssh' ? 'an OpenSSH child' : 'the ssh2 channel'})` : ''}${name.endsWith('gzip') ? ' (zstd -1 -T0)' : ''}`;
-      const row = await measure(label, () => strategy(name, hosts, bulk).transfer(['zfs', 'send', `zones/${data}@s`], ['zfs', 'receive', '-u', 'backup/t']));
+      const s = strategy(name, hosts, bulk);
+      const row = await measure(label, () => s.transfer(['zfs', 'send', `zones/${data}@s`], ['zfs', 'receive', '-u', 'backup/t']));
+      await s.close();
       rows.push({ ...row, ratioToPlain: row.mbPerSecond / (name.startsWith('mbuffer') ? rawMbuffer.mbPerSecond : plain.mbPerSecond) });
     }
   }

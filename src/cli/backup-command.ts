@@ -128,6 +128,7 @@ async function backupToHost(uuids: readonly string[], run: Run): Promise<{ resul
       results.push(await withVmLock(uuid, config, run.wait, remote.label, local, () => backupVm(uuid, settings, context)));
     }
   } finally {
+    await strategy.close();
     await remote.close();
   }
   return { results, remote };

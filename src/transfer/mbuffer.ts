@@ -94,6 +94,8 @@ export class MbufferStrategy implements TransferStrategy {
     }
   }
 
+  async close(): Promise<void> {}
+
   describe(send: Argv, receive: Argv): string {
     return `${describePipeline([...this.sourcePipeline(send), ...this.senderPipeline(0)])} ; on ${this.options.remote.label}: ${describePipeline(this.receiverPipeline(receive, '<smartos-host>', 0))}  (port chosen at run time)`;
   }

@@ -1,6 +1,9 @@
 import { describePipeline } from '../host/host.js';
 import { pipelineLine, type Argv } from '../host/quote.js';
-import { opensshArgv } from './openssh.js';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { opensshArgv, opensshExitArgv } from './openssh.js';
 import { pump } from './pump.js';
 import type { StrategyOptions, TransferResult, TransferStrategy } from './strategy.js';
 
@@ -10,6 +13,8 @@ import type { StrategyOptions, TransferResult, TransferStrategy } from './strate
  * `ssh_gzip`: the same with compressionCmd after `zfs send` and decompressionCmd before receive.
  */
 export class SshStrategy implements TransferStrategy {
+  private controlDirectory?: string;
+
   constructor(
     readonly name: 'ssh' | 'ssh_gzip',
     private readonly options: StrategyOptions,
@@ -23,11 +28,25 @@ export class SshStrategy implements TransferStrategy {
   async transfer(send: Argv, receive: Argv): Promise<TransferResult> {
     const { local, remote } = this.pipelines(send, receive);
     const sink = this.options.bulk === 'openssh'
-      ? this.options.local.spawn([opensshArgv(this.options.openssh, pipelineLine(remote))])
+      ? this.options.local.spawn([opensshArgv(this.options.openssh, pipelineLine(remote), this.controlPath())])
       : this.options.remote.spawn(remote);
     const source = this.options.local.spawn(local);
     source.stdin.end();
     return pump(source, sink, `\`${describePipeline(local)}\` to ${this.options.remote.label}`);
+  }
+
+  /** A private directory for the run's OpenSSH control socket (mkdtemp: mode 0700). */
+  private controlPath(): string {
+    this.controlDirectory ??= mkdtempSync(join(tmpdir(), 'zonecopy-ssh-'));
+    return join(this.controlDirectory, 'master');
+  }
+
+  async close(): Promise<void> {
+    if (!this.controlDirectory) return;
+    const path = join(this.controlDirectory, 'master');
+    if (existsSync(path)) await this.options.local.run(opensshExitArgv(this.options.openssh, path), { mutates: false, allowExitCodes: [255] }).catch(() => undefined);
+    rmSync(this.controlDirectory, { recursive: true, force: true });
+    this.controlDirectory = undefined;
   }
 
   describe(send: Argv, receive: Argv): string {

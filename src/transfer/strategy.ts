@@ -12,6 +12,8 @@ export interface TransferStrategy {
   transfer(send: Argv, receive: Argv): Promise<TransferResult>;
   /** The pipeline as an operator would type it, for --dry-run. */
   describe(send: Argv, receive: Argv): string;
+  /** Ends what the strategy keeps open between transfers (a shared OpenSSH connection). */
+  close(): Promise<void>;
 }
 
 export type StrategyName = 'ssh' | 'ssh_gzip' | 'mbuffer' | 'mbuffer_gzip';
