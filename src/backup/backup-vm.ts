@@ -31,6 +31,8 @@ export interface BackupContext {
   strategy: TransferStrategy;
   log: Log;
   now: () => Date;
+  /** Transfers in flight at once. */
+  concurrency?: number;
 }
 
 export function snapshotName(settings: Pick<BackupSettings, 'group' | 'name'>, now: Date): string {

@@ -4,12 +4,15 @@ import type { Step, TransferStep } from '../plan/steps.js';
 import { createParentArgv, destroySnapshotsArgv, receiveArgv, sendArgv, snapshotArgv } from '../zfs/commands.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
 import { holdArgv, releaseArgv } from '../zfs/holds.js';
+import { isWithin } from '../zfs/names.js';
 
 export interface ExecutionContext {
   local: Host;
   remote: Host;
   strategy: TransferStrategy;
   log: Log;
+  /** Transfers in flight at once (default 1). */
+  concurrency?: number;
 }
 
 /** What happened to each VM dataset (keyed by source dataset name). */
@@ -45,7 +48,9 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
     return o;
   };
   const holdFailed = new Set<'local' | 'remote'>();
+  const transfers = new TransferPool(context.concurrency ?? 1);
   for (const step of steps) {
+    if (step.kind !== 'transfer' && step.kind !== 'create-parent') await transfers.drain();
     switch (step.kind) {
       case 'snapshot':
         try {
@@ -64,12 +69,14 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
         break;
       case 'transfer': {
         const o = outcome(step.dataset);
-        if (o.error) break;
-        try {
-          await runTransfer(step, o, context);
-        } catch (error) {
-          o.error = (error as Error).message;
-        }
+        await transfers.start(step, async () => {
+          if (o.error) return;
+          try {
+            await runTransfer(step, o, context);
+          } catch (error) {
+            o.error = (error as Error).message;
+          }
+        });
         break;
       }
       case 'hold':
@@ -111,7 +118,45 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
         break;
     }
   }
+  await transfers.drain();
   return { outcomes, errors };
+}
+
+/**
+ * Runs transfers side by side (a no-change run is mostly waiting for each receive's txg sync),
+ * but never before what a transfer builds on: an earlier transfer of the same VM dataset (a
+ * clone's origin), or of a dataset above its target (a child is received under its parent).
+ */
+export class TransferPool {
+  private readonly started: Array<{ step: TransferStep; done: Promise<void> }> = [];
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {}
+
+  async start(step: TransferStep, work: () => Promise<void>): Promise<void> {
+    const after = this.started.filter((s) => s.step.dataset === step.dataset || isWithin(step.target, s.step.target)).map((s) => s.done);
+    const done = (async () => {
+      await Promise.all(after);
+      await this.slot();
+      try {
+        await work();
+      } finally {
+        this.running -= 1;
+        this.waiting.shift()?.();
+      }
+    })();
+    this.started.push({ step, done });
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.started.map((s) => s.done));
+  }
+
+  private async slot(): Promise<void> {
+    while (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running += 1;
+  }
 }
 
 const MODIFIED = /has been modified/;

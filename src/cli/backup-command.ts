@@ -124,7 +124,8 @@ async function backupToHost(uuids: readonly string[], run: Run): Promise<{ resul
   try {
     for (const uuid of uuids) {
       log.verbose(`backing up VM ${uuid} to ${remote.label} with ${strategy.name}`);
-      const context: BackupContext = { local, remote, strategy, log, now: () => new Date() };
+      // a dry run prints its steps in plan order
+      const context: BackupContext = { local, remote, strategy, log, now: () => new Date(), concurrency: local.dryRun ? 1 : config.transferConcurrency };
       results.push(await withVmLock(uuid, config, run.wait, remote.label, local, () => backupVm(uuid, settings, context)));
     }
   } finally {

@@ -51,6 +51,7 @@ export const configSchema = z
     backupSourceBasePath: z.string().optional(),
     transferStrategy: z.enum(['ssh', 'ssh_gzip', 'mbuffer', 'mbuffer_gzip']).default('ssh'),
     sshBulkTransport: z.enum(['openssh', 'ssh2']).default('openssh'),
+    transferConcurrency: count.pipe(z.number().max(16, 'at most 16')).default(4),
     snapshotIdentifier: z.string().refine(isValidSnapshotPart, 'letters, digits and _ . : - only').default('smartcopy'),
     localSnapshotLimit: count.optional(),
     remoteSnapshotLimit: count.optional(),
