@@ -60,7 +60,9 @@ export class LocalHost implements Host {
       }),
     );
     // A stage whose reader went away must still be drained, or execa waits for its output forever.
-    const drainWhenClosed = (from: NodeJS.ReadableStream, reader: NodeJS.EventEmitter) => reader.once('close', () => from.resume());
+    // After the close, pipe() unpipes, and unpiping the last reader pauses: resume once that is done.
+    const drainWhenClosed = (from: NodeJS.ReadableStream, reader: NodeJS.WritableStream & NodeJS.EventEmitter) =>
+      reader.once('close', () => setImmediate(() => from.unpipe(reader).resume()));
     for (let i = 0; i + 1 < stages.length; i++) {
       const from = stages[i]!.stdout!;
       const to = stages[i + 1]!.stdin!;
@@ -93,7 +95,10 @@ export class LocalHost implements Host {
       done,
       onStderr: (listener) => listeners.push(listener),
       kill: async () => {
-        for (const stage of stages) stage.kill('SIGTERM');
+        for (const stage of stages) {
+          stage.kill('SIGTERM');
+          stage.stdout!.unpipe().resume();
+        }
         await done;
       },
     };

@@ -27,7 +27,9 @@ export async function pump(source: StreamProcess, sink: StreamProcess, what: str
     if (result.exitCode !== 0) {
       firstFailure ??= side;
       stopFlow();
+      // both: the failed side may still hold output nobody reads now, which kill() drains
       void other.kill();
+      void (other === sink ? source : sink).kill();
     }
     return result;
   };
