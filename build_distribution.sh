@@ -19,10 +19,7 @@ payload=$stage/zonecopy
 npx tsc -p tsconfig.json
 rm -rf "$stage"
 mkdir -p "$payload/bin" "$payload/dist" "$payload/smf" dist
-npx esbuild build/src/cli/run.js --bundle --platform=node --target=node20 --format=esm --log-level=warning \
-  --external:cpu-features '--external:*.node' --define:ZONECOPY_VERSION="\"$version ($commit)\"" \
-  --banner:js="import { createRequire as __zcRequire } from 'node:module'; import { fileURLToPath as __zcPath } from 'node:url'; import { dirname as __zcDir } from 'node:path'; const require = __zcRequire(import.meta.url); const __filename = __zcPath(import.meta.url); const __dirname = __zcDir(__filename);" \
-  --outfile="$payload/dist/zonecopy.mjs"
+packaging/bundle.sh "$payload/dist" --define:ZONECOPY_VERSION="\"$version ($commit)\""
 install -m 755 bin/zonecopy bin/backup "$payload/bin/"
 install -m 644 configuration.json.example "$payload/"
 install -m 644 packaging/zonecopy-cron.xml "$payload/smf/"

@@ -14,8 +14,6 @@ import { createStrategy } from '../transfer/index.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { defaultConfigPath } from './paths.js';
 import { backupHostLabel, checkUuids, chooseTarget, connectBackupHost, sshEndpoint, sshTarget, UsageError } from './session.js';
-import { backupVmToS3 } from '../s3/backup.js';
-import { S3Store } from '../s3/s3-store.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 
 export interface BackupFlags {
@@ -82,6 +80,8 @@ interface Run {
 
 async function backupToS3(uuids: readonly string[], run: Run): Promise<{ results: VmBackupResult[] }> {
   const { config, settings, local, log } = run;
+  // the AWS SDK is loaded only by runs that use it (it is most of the bundle)
+  const { backupVmToS3, S3Store } = await import('../s3/index.js');
   const store = new S3Store(config.s3!);
   const results: VmBackupResult[] = [];
   for (const uuid of uuids) {

@@ -4,13 +4,13 @@ import { LocalHost } from '../host/local.js';
 import { RemoteHost } from '../host/remote.js';
 import { stderrLog } from '../log.js';
 import { humanBytes } from '../report/render.js';
-import { restoreVm, RestoreError } from '../restore/restore-vm.js';
+import { restoreVm, RestoreError, type RestoreRequest, type RestoreResult } from '../restore/restore-vm.js';
+import type { Config } from '../config/schema.js';
+import type { Log } from '../log.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { defaultConfigPath } from './paths.js';
 import { checkUuids, chooseTarget, connectBackupHost, sshEndpoint, sshTarget, UsageError } from './session.js';
-import { restoreVmFromS3 } from '../s3/restore.js';
-import { S3Store } from '../s3/s3-store.js';
 
 export interface RestoreFlags {
   config?: string;
@@ -53,7 +53,7 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
   try {
     const result = remote
       ? await restoreVm({ ...options, basePath: sshTarget(config).basePath, specDirectory: config.backupConfigurationDestinationPath }, { local, remote, log })
-      : await restoreVmFromS3(options, { local, store: new S3Store(config.s3!), s3: config.s3!, log });
+      : await restoreFromS3(options, config, local, log);
     const seconds = (Date.now() - started) / 1000;
     if (flags.json) {
       process.stdout.write(`${JSON.stringify({ ...result, seconds }, null, 2)}\n`);
@@ -73,4 +73,9 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
     await remote?.close();
     await local.close();
   }
+}
+
+async function restoreFromS3(options: RestoreRequest, config: Config, local: Host, log: Log): Promise<RestoreResult> {
+  const { restoreVmFromS3, S3Store } = await import('../s3/index.js');
+  return restoreVmFromS3(options, { local, store: new S3Store(config.s3!), s3: config.s3!, log });
 }

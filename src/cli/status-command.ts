@@ -6,8 +6,6 @@ import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { defaultConfigPath } from './paths.js';
 import { checkUuids, chooseTarget, connectBackupHost, sshTarget, UsageError } from './session.js';
 import type { Config } from '../config/schema.js';
-import { collectS3Status } from '../s3/status.js';
-import { S3Store } from '../s3/s3-store.js';
 
 export interface StatusFlags {
   config?: string;
@@ -22,7 +20,10 @@ export async function collectStatuses(config: Config, uuids: string[], options: 
   const local = new LocalHost(false);
   const vms = uuids.length ? uuids : await allVmUuids(local);
   const now = Date.now() / 1000;
-  if (target === 's3') return collectS3Status(vms, local, new S3Store(config.s3!), config.s3!, now, Boolean(options.verify));
+  if (target === 's3') {
+    const { collectS3Status, S3Store } = await import('../s3/index.js');
+    return collectS3Status(vms, local, new S3Store(config.s3!), config.s3!, now, Boolean(options.verify));
+  }
   if (options.verify) throw new UsageError('--verify checks stored streams in object storage; on a backup host ZFS checks every block itself (zpool scrub)');
   const remote = await connectBackupHost(config, { dryRun: false });
   try {
