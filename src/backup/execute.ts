@@ -49,6 +49,7 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
   };
   const holdFailed = new Set<'local' | 'remote'>();
   const transfers = new TransferPool(context.concurrency ?? 1);
+  let sizes: Promise<Map<string, number>> | undefined;
   for (const step of steps) {
     if (step.kind !== 'transfer' && step.kind !== 'create-parent') await transfers.drain();
     switch (step.kind) {
@@ -69,10 +70,12 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
         break;
       case 'transfer': {
         const o = outcome(step.dataset);
+        sizes ??= addedBytes(steps, context.local);
+        const known = await sizes;
         await transfers.start(step, async () => {
           if (o.error) return;
           try {
-            await runTransfer(step, o, context);
+            await runTransfer(step, o, context, known);
           } catch (error) {
             o.error = (error as Error).message;
           }
@@ -123,6 +126,24 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
 }
 
 /**
+ * One `zfs get written` for the snapshots just taken that go as an incremental from the snapshot
+ * right before them: what each adds, so a strategy can pick the path that suits its size.
+ */
+async function addedBytes(steps: readonly Step[], local: Host): Promise<Map<string, number>> {
+  const snapshots = steps.flatMap((s) =>
+    s.kind === 'transfer' && !s.origin && s.sends.length === 1 && s.sends[0]!.from && !s.sends[0]!.intermediates ? [s.sends[0]!.to] : [],
+  );
+  const sizes = new Map<string, number>();
+  if (snapshots.length === 0 || local.dryRun) return sizes;
+  const out = await local.run(['zfs', 'get', '-Hp', '-o', 'name,value', 'written', ...snapshots], { mutates: false, allowExitCodes: [1] });
+  for (const line of out.stdout.split('\n')) {
+    const [name, value] = line.split('\t');
+    if (name && /^\d+$/.test(value ?? '')) sizes.set(name, Number(value));
+  }
+  return sizes;
+}
+
+/**
  * Runs transfers side by side (a no-change run is mostly waiting for each receive's txg sync),
  * but never before what a transfer builds on: an earlier transfer of the same VM dataset (a
  * clone's origin), or of a dataset above its target (a child is received under its parent).
@@ -161,10 +182,10 @@ export class TransferPool {
 
 const MODIFIED = /has been modified/;
 
-async function runTransfer(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext): Promise<void> {
+async function runTransfer(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext, sizes: ReadonlyMap<string, number>): Promise<void> {
   if (step.rollback && step.common) await context.remote.run(['zfs', 'rollback', step.common], { mutates: true });
   try {
-    await runSends(step, outcome, context);
+    await runSends(step, outcome, context, sizes);
   } catch (error) {
     const message = (error as Error).message;
     if (!MODIFIED.test(message) || !step.common) throw error;
@@ -172,7 +193,7 @@ async function runTransfer(step: TransferStep, outcome: DatasetOutcome, context:
   }
 }
 
-async function runSends(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext): Promise<void> {
+async function runSends(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext, sizes: ReadonlyMap<string, number>): Promise<void> {
   for (const [index, send] of step.sends.entries()) {
     const receive = receiveArgv(step.target, { origin: index === 0 ? step.origin : undefined });
     if (context.remote.dryRun) {
@@ -180,7 +201,7 @@ async function runSends(step: TransferStep, outcome: DatasetOutcome, context: Ex
       continue;
     }
     context.log.verbose(`send ${describeCommand(sendArgv(send))} -> ${step.target}`);
-    const result = await context.strategy.transfer(sendArgv(send), receive);
+    const result = await context.strategy.transfer(sendArgv(send), receive, { estimatedBytes: sizes.get(send.to) });
     outcome.bytes += result.bytes;
     outcome.seconds += result.seconds;
   }

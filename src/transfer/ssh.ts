@@ -5,13 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { opensshArgv, opensshExitArgv } from './openssh.js';
 import { pump } from './pump.js';
-import type { StrategyOptions, TransferResult, TransferStrategy } from './strategy.js';
+import type { StrategyOptions, TransferHint, TransferResult, TransferStrategy } from './strategy.js';
 
 /**
  * `ssh`: the stream goes to `zfs receive` on the backup host over SSH: an OpenSSH client child by
  * default (the fastest path bench/ measures), or a channel of the run's ssh2 connection.
  * `ssh_gzip`: the same with compressionCmd after `zfs send` and decompressionCmd before receive.
  */
+/** Streams below this go over the ssh2 channel even when the bulk path is OpenSSH. */
+export const SMALL_STREAM_BYTES = 64 * 1024 * 1024;
+
 export class SshStrategy implements TransferStrategy {
   private controlDirectory?: string;
 
@@ -25,9 +28,11 @@ export class SshStrategy implements TransferStrategy {
     return { local: [send, this.options.compress], remote: [this.options.decompress, receive] };
   }
 
-  async transfer(send: Argv, receive: Argv): Promise<TransferResult> {
+  async transfer(send: Argv, receive: Argv, hint: TransferHint = {}): Promise<TransferResult> {
     const { local, remote } = this.pipelines(send, receive);
-    const sink = this.options.bulk === 'openssh'
+    // a small stream costs more to start than to move: one more process and SSH session is not worth it
+    const small = hint.estimatedBytes !== undefined && hint.estimatedBytes < SMALL_STREAM_BYTES;
+    const sink = this.options.bulk === 'openssh' && !small
       ? this.options.local.spawn([opensshArgv(this.options.openssh, pipelineLine(remote), this.controlPath())])
       : this.options.remote.spawn(remote);
     const source = this.options.local.spawn(local);

@@ -9,7 +9,7 @@ import type { OpensshTarget } from './openssh.js';
 export interface TransferStrategy {
   readonly name: StrategyName;
   /** Streams `send` (run locally) into `receive` (run on the backup host). Throws TransferError. */
-  transfer(send: Argv, receive: Argv): Promise<TransferResult>;
+  transfer(send: Argv, receive: Argv, hint?: TransferHint): Promise<TransferResult>;
   /** The pipeline as an operator would type it, for --dry-run. */
   describe(send: Argv, receive: Argv): string;
   /** Ends what the strategy keeps open between transfers (a shared OpenSSH connection). */
@@ -17,6 +17,12 @@ export interface TransferStrategy {
 }
 
 export type StrategyName = 'ssh' | 'ssh_gzip' | 'mbuffer' | 'mbuffer_gzip';
+
+/** What is known of a stream before it is sent. */
+export interface TransferHint {
+  /** Bytes the snapshot added (its `written`), for an incremental from the snapshot just before it. */
+  estimatedBytes?: number;
+}
 
 export interface TransferResult {
   /** Bytes that crossed to the backup host (compressed bytes for the gzip strategies). */

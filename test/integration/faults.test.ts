@@ -102,10 +102,10 @@ describe('fault injection', () => {
     table.push(`stream cut, incremental, ssh_gzip | ${incrementalCuts.length} offsets | pass`);
   });
 
-  it('ssh: the stream cut at 4 offsets on its way into the OpenSSH bulk connection, full and incremental', async () => {
-    for (const [i, cut] of [0, 70000, 900000, 2200000].entries()) {
-      if (i < 2) await dropTargets();
-      else await sh(`head -c 3M /dev/urandom > /zones/${uuid}/data/ssh-${cut}.bin`);
+  it('ssh: the stream cut at 4 offsets on its way into the OpenSSH bulk connection', async () => {
+    // full sends take the OpenSSH path (small incrementals go over the ssh2 channel, cut above with ssh_gzip)
+    for (const cut of [0, 70000, 900000, 2200000]) {
+      await dropTargets();
       const dir = `/tmp/ssh-cut-${cut}`;
       await sh(`mkdir -p ${dir}`);
       writeFileSync(`${dir}/ssh`, `#!/bin/sh\nhead -c ${cut} | /usr/bin/ssh "$@"\n`);
@@ -115,7 +115,7 @@ describe('fault injection', () => {
         /failed/,
       );
     }
-    table.push('stream cut, ssh (full and incremental) | 4 offsets | pass');
+    table.push('stream cut, ssh over the OpenSSH bulk connection (full sends) | 4 offsets | pass');
   });
 
   it('mbuffer and mbuffer_gzip: the receiving side cut at several offsets', async () => {
