@@ -6,8 +6,9 @@
  *   BENCH_MB=1024              size of the data-path streams
  *   BENCH_RSS_MB=100,2048      stream sizes for the memory figure
  *   BENCH_HISTORY=10,1000      target history sizes
+ *   BENCH_PHASES=overhead,...  run only these phases (overhead, dataPath, memory, history)
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { LocalHost } from '../src/host/local.js';
 import { RemoteHost } from '../src/host/remote.js';
 import { createStrategy } from '../src/transfer/index.js';
@@ -141,17 +142,22 @@ async function history(sizes: number[]) {
   return rows.map((r) => ({ ...r, ratioToSmallest: r.noChangeSeconds / rows[0]!.noChangeSeconds }));
 }
 
+/** BENCH_PHASES=overhead,dataPath,memory,history picks phases; the others keep their last figures. */
 async function main() {
-  const results = {
+  const phases = (process.env.BENCH_PHASES ?? 'overhead,dataPath,memory,history').split(',');
+  const file = `${PROJECT}/bench/results.json`;
+  const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
+  const results: Record<string, unknown> = {
+    ...previous,
     measuredAt: new Date().toISOString(),
     environment: `${(await sh('zfs version | head -1')).trim()} in a QEMU TCG guest (2 vCPUs); both hosts in the one guest`,
-    overhead: await overhead(list('BENCH_DATASETS', '10,50,100')),
-    dataPath: await dataPath(Number(process.env.BENCH_MB ?? 1024)),
-    memory: await memory(list('BENCH_RSS_MB', '100,2048')),
-    history: await history(list('BENCH_HISTORY', '10,1000')),
   };
-  writeFileSync(`${PROJECT}/bench/results.json`, `${JSON.stringify(results, null, 2)}\n`);
-  log('wrote bench/results.json');
+  if (phases.includes('overhead')) results.overhead = await overhead(list('BENCH_DATASETS', '10,50,100'));
+  if (phases.includes('dataPath')) results.dataPath = await dataPath(Number(process.env.BENCH_MB ?? 1024));
+  if (phases.includes('memory')) results.memory = await memory(list('BENCH_RSS_MB', '100,2048'));
+  if (phases.includes('history')) results.history = await history(list('BENCH_HISTORY', '10,1000'));
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  log(`wrote bench/results.json (${phases.join(', ')})`);
 }
 
 main().catch((error: Error) => {

@@ -13,7 +13,7 @@ async function main(): Promise<number> {
   let code: number;
   try {
     log(await guest.setupHosts());
-    const env = ['BENCH_DATASETS', 'BENCH_MB', 'BENCH_RSS_MB', 'BENCH_HISTORY'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`).join(' ');
+    const env = ['BENCH_DATASETS', 'BENCH_MB', 'BENCH_RSS_MB', 'BENCH_HISTORY', 'BENCH_PHASES'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`).join(' ');
     code = await guest.stream(`cd /mnt/host && ${env} node build/bench/guest.js`);
   } finally {
     await guest.stop();
