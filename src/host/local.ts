@@ -29,7 +29,8 @@ export class LocalHost implements Host {
     const [file, ...args] = argv;
     this.stats.count([argv]);
     const result = await execa(file!, args, {
-      input: options.input,
+      // no input: stdin is /dev/null, so nothing can wait on it
+      ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }),
       reject: false,
       stripFinalNewline: false,
       timeout: options.timeoutMs,

@@ -49,7 +49,7 @@ export class SshStrategy implements TransferStrategy {
   async close(): Promise<void> {
     if (!this.controlDirectory) return;
     const path = join(this.controlDirectory, 'master');
-    if (existsSync(path)) await this.options.local.run(opensshExitArgv(this.options.openssh, path), { mutates: false, allowExitCodes: [255] }).catch(() => undefined);
+    if (existsSync(path)) await this.options.local.run(opensshExitArgv(this.options.openssh, path), { mutates: false, allowExitCodes: [255], timeoutMs: 15_000 }).catch(() => undefined);
     rmSync(this.controlDirectory, { recursive: true, force: true });
     this.controlDirectory = undefined;
   }

@@ -21,4 +21,10 @@ describe('local pipelines', () => {
     assert.equal(bytes, 1000);
     assert.notEqual(result.exitCode, undefined);
   });
+
+  it('a command run without input reads end of file at once, never waits on stdin', async () => {
+    const result = await new LocalHost(false).run(['cat'], { mutates: false, timeoutMs: 5000, allowExitCodes: [1, 143] });
+    assert.equal(result.exitCode, 0, 'cat was still waiting for input when the timeout killed it');
+    assert.equal((await new LocalHost(false).run(['cat'], { mutates: false, input: 'x' })).stdout, 'x');
+  });
 });
