@@ -98,7 +98,8 @@ async function dataPath(mb: number) {
       return { data, path: label, seconds: s, mbPerSecond: bytes / 1e6 / s };
     };
     const plain = await measure('plain zfs send | ssh -c aes128-gcm | zfs receive', () => sh(`zfs send zones/${data}@s | ssh -c aes128-gcm@openssh.com root@127.0.0.2 zfs receive -u backup/t`));
-    const rawMbuffer = await measure('plain mbuffer', () => sh(`ssh root@127.0.0.2 'mbuffer -q -s 128k -m 128M -I 127.0.0.1:29999 | zfs receive -u backup/t' & sleep 1; zfs send zones/${data}@s | mbuffer -q -s 128k -m 128M -O 127.0.0.2:29999; wait`));
+    // the sender starts once the listener is up (a fixed sleep loses the race on a loaded machine)
+    const rawMbuffer = await measure('plain mbuffer', () => sh(`ssh root@127.0.0.2 'mbuffer -q -s 128k -m 128M -I 127.0.0.1:29999 | zfs receive -u backup/t' & until ss -ltn | grep -q ':29999 '; do sleep 0.1; done; zfs send zones/${data}@s | mbuffer -q -s 128k -m 128M -O 127.0.0.2:29999; wait`));
     rows.push(plain, rawMbuffer);
     const variants = [
       ['ssh', 'openssh'], ['ssh', 'ssh2'], ['ssh_gzip', 'openssh'], ['ssh_gzip', 'ssh2'], ['mbuffer', 'openssh'], ['mbuffer_gzip', 'openssh'],
