@@ -141,7 +141,8 @@ describe('fault injection', () => {
       await failThenRecover(async () => {
         const child = backup([], slow);
         // wait until the data set's stream is being received, then cut the connection
-        await sh(`for i in $(seq 300); do pgrep -f 'zfs receive -s -u ${target(`zones/${uuid}/data`)}' >/dev/null && break; sleep 0.2; done`);
+        // [z]: the pattern must not match this shell's own command line; fail if the receive never shows
+        await sh(`for i in $(seq 300); do pgrep -f '[z]fs receive -s -u ${target(`zones/${uuid}/data`)}' >/dev/null && exit 0; sleep 0.2; done; exit 1`);
         await new Promise((r) => setTimeout(r, delay));
         await sh('pkill -P "$(cat /etc/zonecopy-test/backup-host/sshd.pid)" || true');
         return child;
@@ -224,7 +225,8 @@ describe('fault injection', () => {
       round++;
       const child = spawn(`${PROJECT}/bin/zonecopy`, ['backup', uuid, '--groupName', 'fault', '--name', `k${round}`], { env: { ...process.env, ZONECOPY_CONFIG: config.path }, stdio: 'ignore' });
       await new Promise((r) => setTimeout(r, delay));
-      await sh(`pkill -KILL -f 'dist/zonecopy.mjs backup ${uuid}' || true`);
+      // [d]: the pattern must not match the command line of the shell that runs pkill
+      await sh(`pkill -KILL -f '[d]ist/zonecopy.mjs backup ${uuid}' || true`);
       await new Promise((r) => child.on('exit', r));
       await assertNoLeftovers();
       const next = await backup();

@@ -118,7 +118,7 @@ describe('restore drills', () => {
     const result = await run(`${PROJECT}/bin/zonecopy`, ['restore', uuid], { env: { ...env, ZONECOPY_CONFIG: config.path } });
     timings.push(`lx onto a second host ${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.equal(result.code, 0, result.stderr + result.stdout);
-    assert.match(result.stdout, /images installed from the backup host/);
+    assert.match(result.stdout, /images installed from the backup: /);
     assert.equal(await sh(`zfs get -Hp -o value guid zones2/${image}@final`), await sh(`zfs get -Hp -o value guid zones/${image}@final`));
     assert.deepEqual(await fingerprint(uuid, env), second.lx);
     process.stdout.write(`# restore times: ${timings.join(', ')}\n`);
