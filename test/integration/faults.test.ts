@@ -224,10 +224,11 @@ describe('fault injection', () => {
       await sh(`head -c 4M /dev/urandom > /zones/${uuid}/data/kill-${delay}.bin`);
       round++;
       const child = spawn(`${PROJECT}/bin/zonecopy`, ['backup', uuid, '--groupName', 'fault', '--name', `k${round}`], { env: { ...process.env, ZONECOPY_CONFIG: config.path }, stdio: 'ignore' });
+      const exited = new Promise((r) => child.on('exit', r));
       await new Promise((r) => setTimeout(r, delay));
       // [d]: the pattern must not match the command line of the shell that runs pkill
       await sh(`pkill -KILL -f '[d]ist/zonecopy.mjs backup ${uuid}' || true`);
-      await new Promise((r) => child.on('exit', r));
+      await exited;
       await assertNoLeftovers();
       const next = await backup();
       assert.equal(next.code, 0, next.stderr + next.stdout);
