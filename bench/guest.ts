@@ -153,12 +153,16 @@ async function main() {
     measuredAt: new Date().toISOString(),
     environment: `${(await sh('zfs version | head -1')).trim()} in a QEMU TCG guest (2 vCPUs); both hosts in the one guest`,
   };
-  if (phases.includes('overhead')) results.overhead = await overhead(list('BENCH_DATASETS', '10,50,100'));
-  if (phases.includes('dataPath')) results.dataPath = await dataPath(Number(process.env.BENCH_MB ?? 1024));
-  if (phases.includes('memory')) results.memory = await memory(list('BENCH_RSS_MB', '100,2048'));
-  if (phases.includes('history')) results.history = await history(list('BENCH_HISTORY', '10,1000'));
-  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  log(`wrote bench/results.json (${phases.join(', ')})`);
+  // written after every phase, so an interrupted run keeps the figures it measured
+  const save = (phase: string, figures: unknown) => {
+    results[phase] = figures;
+    writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+    log(`wrote bench/results.json (${phase})`);
+  };
+  if (phases.includes('overhead')) save('overhead', await overhead(list('BENCH_DATASETS', '10,50,100')));
+  if (phases.includes('dataPath')) save('dataPath', await dataPath(Number(process.env.BENCH_MB ?? 1024)));
+  if (phases.includes('memory')) save('memory', await memory(list('BENCH_RSS_MB', '100,2048')));
+  if (phases.includes('history')) save('history', await history(list('BENCH_HISTORY', '10,1000')));
 }
 
 main().catch((error: Error) => {

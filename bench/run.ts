@@ -27,23 +27,23 @@ const f = (n: number, digits = 1) => n.toFixed(digits);
 function writeTable(): void {
   const r = JSON.parse(readFileSync(join(PROJECT_ROOT, 'bench/results.json'), 'utf8'));
   const lines = [
-    `Measured ${r.measuredAt}; ${r.environment}.`,
+    `Measured ${r.measuredAt}; ${r.environment}.${r.note ? ` ${r.note}.` : ''}`,
     '',
     '| datasets | zonecopy no-change run | per-dataset loop | time ratio | programs (zonecopy / loop) | program ratio |',
     '|---|---|---|---|---|---|',
-    ...r.overhead.map((o: Record<string, number>) => `| ${o.datasets} | ${f(o.zonecopySeconds!)} s | ${f(o.baselineSeconds!)} s | ${f(o.timeRatio!, 2)}x | ${o.zonecopyPrograms} / ${o.baselinePrograms} | ${f(o.programRatio!, 2)}x |`),
+    ...(r.overhead ?? []).map((o: Record<string, number>) => `| ${o.datasets} | ${f(o.zonecopySeconds!)} s | ${f(o.baselineSeconds!)} s | ${f(o.timeRatio!, 2)}x | ${o.zonecopyPrograms} / ${o.baselinePrograms} | ${f(o.programRatio!, 2)}x |`),
     '',
     '| data | path | MB/s | ratio to the plain pipeline |',
     '|---|---|---|---|',
-    ...r.dataPath.map((d: Record<string, string | number>) => `| ${d.data} | ${d.path} | ${f(Number(d.mbPerSecond), 0)} | ${d.ratioToPlain === undefined ? '—' : `${f(Number(d.ratioToPlain) * 100, 0)} %`} |`),
+    ...(r.dataPath ?? []).map((d: Record<string, string | number>) => `| ${d.data} | ${String(d.path).replace(/\|/g, '\\|')} | ${f(Number(d.mbPerSecond), 0)} | ${d.ratioToPlain === undefined ? '—' : `${f(Number(d.ratioToPlain) * 100, 0)} %`} |`),
     '',
     '| stream | peak RSS of zonecopy |',
     '|---|---|',
-    ...r.memory.map((m: Record<string, number>) => `| ${m.streamMB} MB | ${f(m.maxRssMiB!, 0)} MiB |`),
+    ...(r.memory ? r.memory.map((m: Record<string, number>) => `| ${m.streamMB} MB | ${f(m.maxRssMiB!, 0)} MiB |`) : ['| not measured in this run | |']),
     '',
     '| snapshots per dataset | on the target | no-change run | ratio |',
     '|---|---|---|---|',
-    ...r.history.map((h: Record<string, number>) => `| ${h.snapshotsPerDataset} | ${h.snapshotsOnTarget} | ${f(h.noChangeSeconds!)} s | ${f(h.ratioToSmallest!, 2)}x |`),
+    ...(r.history ? r.history.map((h: Record<string, number>) => `| ${h.snapshotsPerDataset} | ${h.snapshotsOnTarget} | ${f(h.noChangeSeconds!)} s | ${f(h.ratioToSmallest!, 2)}x |`) : ['| not measured in this run | | | |']),
   ];
   const readme = join(PROJECT_ROOT, 'bench/README.md');
   const text = readFileSync(readme, 'utf8');
@@ -51,6 +51,11 @@ function writeTable(): void {
   const end = '<!-- /figures -->';
   writeFileSync(readme, `${text.slice(0, text.indexOf(begin) + begin.length)}\n${lines.join('\n')}\n${text.slice(text.indexOf(end))}`);
   log('updated bench/README.md');
+}
+
+if (process.argv.includes('--table-only')) {
+  writeTable(); // redraws the README table from bench/results.json
+  process.exit(0);
 }
 
 main().then((code) => process.exit(code), (error: Error) => {
