@@ -120,7 +120,8 @@ async function memory(sizes: number[]) {
   const rows = [];
   for (const mb of sizes) {
     const { uuid } = await vmWithDatasets(2);
-    await sh(`head -c ${mb}M /dev/urandom > /zones/${uuid}/data/blob`);
+    // the fixture's delegated dataset has a quota smaller than the larger streams
+    await sh(`zfs set quota=none zones/${uuid}/data && head -c ${mb}M /dev/urandom > /zones/${uuid}/data/blob`);
     const run1 = await timed(['backup', uuid, '--groupName', 'rss']);
     rows.push({ streamMB: mb, maxRssMiB: run1.json.maxRssKiB / 1024, seconds: run1.seconds });
     log(`  ${mb} MB stream: peak RSS ${(run1.json.maxRssKiB / 1024).toFixed(0)} MiB`);
