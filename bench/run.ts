@@ -24,6 +24,11 @@ async function main(): Promise<number> {
 
 const f = (n: number, digits = 1) => n.toFixed(digits);
 
+/** A phase's table rows, or one row saying it was not measured. */
+function rowsOf<T>(figures: T[] | undefined, columns: number, row: (figure: T) => string): string[] {
+  return figures ? figures.map(row) : [`| not measured in this run |${' |'.repeat(columns - 1)}`];
+}
+
 function writeTable(): void {
   const r = JSON.parse(readFileSync(join(PROJECT_ROOT, 'bench/results.json'), 'utf8'));
   const lines = [
@@ -31,19 +36,19 @@ function writeTable(): void {
     '',
     '| datasets | zonecopy no-change run | per-dataset loop | time ratio | programs (zonecopy / loop) | program ratio |',
     '|---|---|---|---|---|---|',
-    ...(r.overhead ?? []).map((o: Record<string, number>) => `| ${o.datasets} | ${f(o.zonecopySeconds!)} s | ${f(o.baselineSeconds!)} s | ${f(o.timeRatio!, 2)}x | ${o.zonecopyPrograms} / ${o.baselinePrograms} | ${f(o.programRatio!, 2)}x |`),
+    ...rowsOf(r.overhead, 6, (o: Record<string, number>) => `| ${o.datasets} | ${f(o.zonecopySeconds!)} s | ${f(o.baselineSeconds!)} s | ${f(o.timeRatio!, 2)}x | ${o.zonecopyPrograms} / ${o.baselinePrograms} | ${f(o.programRatio!, 2)}x |`),
     '',
     '| data | path | MB/s | ratio to the plain pipeline |',
     '|---|---|---|---|',
-    ...(r.dataPath ?? []).map((d: Record<string, string | number>) => `| ${d.data} | ${String(d.path).replace(/\|/g, '\\|')} | ${f(Number(d.mbPerSecond), 0)} | ${d.ratioToPlain === undefined ? '—' : `${f(Number(d.ratioToPlain) * 100, 0)} %`} |`),
+    ...rowsOf(r.dataPath, 4, (d: Record<string, string | number>) => `| ${d.data} | ${String(d.path).replace(/\|/g, '\\|')} | ${f(Number(d.mbPerSecond), 0)} | ${d.ratioToPlain === undefined ? '—' : `${f(Number(d.ratioToPlain) * 100, 0)} %`} |`),
     '',
     '| stream | peak RSS of zonecopy |',
     '|---|---|',
-    ...(r.memory ? r.memory.map((m: Record<string, number>) => `| ${m.streamMB} MB | ${f(m.maxRssMiB!, 0)} MiB |`) : ['| not measured in this run | |']),
+    ...rowsOf(r.memory, 2, (m: Record<string, number>) => `| ${m.streamMB} MB | ${f(m.maxRssMiB!, 0)} MiB |`),
     '',
     '| snapshots per dataset | on the target | no-change run | ratio |',
     '|---|---|---|---|',
-    ...(r.history ? r.history.map((h: Record<string, number>) => `| ${h.snapshotsPerDataset} | ${h.snapshotsOnTarget} | ${f(h.noChangeSeconds!)} s | ${f(h.ratioToSmallest!, 2)}x |`) : ['| not measured in this run | | | |']),
+    ...rowsOf(r.history, 4, (h: Record<string, number>) => `| ${h.snapshotsPerDataset} | ${h.snapshotsOnTarget} | ${f(h.noChangeSeconds!)} s | ${f(h.ratioToSmallest!, 2)}x |`),
   ];
   const readme = join(PROJECT_ROOT, 'bench/README.md');
   const text = readFileSync(readme, 'utf8');
