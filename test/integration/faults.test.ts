@@ -28,6 +28,18 @@ async function assertChainsVerify(): Promise<void> {
   }
 }
 
+/**
+ * Waits until a process whose command line matches `pattern` runs (pgrep itself, not a shell
+ * around it: a shell's command line would contain the pattern and match at once).
+ */
+async function waitForProcess(pattern: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if ((await run('pgrep', ['-f', pattern])).code === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail(`no process matching ${pattern} within 60 s`);
+}
+
 /** Starts the backup host's copy over: holds released, targets destroyed. */
 async function dropTargets(): Promise<void> {
   const root = target(`zones/${uuid}`);
@@ -141,8 +153,7 @@ describe('fault injection', () => {
       await failThenRecover(async () => {
         const child = backup([], slow);
         // wait until the data set's stream is being received, then cut the connection
-        // [z]: the pattern must not match this shell's own command line; fail if the receive never shows
-        await sh(`for i in $(seq 300); do pgrep -f '[z]fs receive -s -u ${target(`zones/${uuid}/data`)}' >/dev/null && exit 0; sleep 0.2; done; exit 1`);
+        await waitForProcess(`zfs receive -s -u ${target(`zones/${uuid}/data`)}`);
         await new Promise((r) => setTimeout(r, delay));
         await sh('pkill -P "$(cat /etc/zonecopy-test/backup-host/sshd.pid)" || true');
         return child;
@@ -226,8 +237,7 @@ describe('fault injection', () => {
       const child = spawn(`${PROJECT}/bin/zonecopy`, ['backup', uuid, '--groupName', 'fault', '--name', `k${round}`], { env: { ...process.env, ZONECOPY_CONFIG: config.path }, stdio: 'ignore' });
       const exited = new Promise((r) => child.on('exit', r));
       await new Promise((r) => setTimeout(r, delay));
-      // [d]: the pattern must not match the command line of the shell that runs pkill
-      await sh(`pkill -KILL -f '[d]ist/zonecopy.mjs backup ${uuid}' || true`);
+      await run('pkill', ['-KILL', '-f', `dist/zonecopy.mjs backup ${uuid}`]);
       await exited;
       await assertNoLeftovers();
       const next = await backup();
