@@ -3,7 +3,7 @@ import type { Log } from '../log.js';
 import { planBackup, type BackupPlan } from '../plan/backup-plan.js';
 import type { TransferStep } from '../plan/steps.js';
 import { runStatus, type DatasetResult, type VmBackupResult } from '../report/types.js';
-import { imageUuidOf, imgadmGet, readZoneConfig } from '../smartos/vmadm.js';
+import { imageUuidOf, imgadmGet, readZoneConfig, type VmSpecWithRaw } from '../smartos/vmadm.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
 import { snapshotsHeldBy } from '../zfs/holds.js';
 import { listDatasets, type DatasetState } from '../zfs/list.js';
@@ -33,6 +33,8 @@ export interface BackupContext {
   now: () => Date;
   /** Transfers in flight at once. */
   concurrency?: number;
+  /** This VM's `vmadm get`, when it was started early (during the SSH handshake). */
+  spec?: Promise<VmSpecWithRaw>;
 }
 
 export function snapshotName(settings: Pick<BackupSettings, 'group' | 'name'>, now: Date): string {
@@ -66,17 +68,16 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
     const resumed = await settleInterruptedReceives(remote, context);
     result.errors.push(...resumed.flatMap((r) => (r.error ? [r.error] : [])));
     if (resumed.length > 0 && !context.remote.dryRun) remote = await listDatasets(context.remote, observed.remoteNames);
-    const holds = settings.holdTag
-      ? {
-          tag: settings.holdTag,
-          localHeld: await snapshotsHeldBy(context.local, settings.holdTag, datasets.flatMap((d) => local.get(d) ?? [])),
-          remoteHeld: await snapshotsHeldBy(context.remote, settings.holdTag, remote.values()),
-        }
-      : undefined;
-    const zoneConfig = await readZoneConfig(context.local, uuid);
+    // independent reads, side by side: each costs a process start (and a channel on the backup host)
+    const [localHeld, remoteHeld, zoneConfig, images] = await Promise.all([
+      settings.holdTag ? snapshotsHeldBy(context.local, settings.holdTag, datasets.flatMap((d) => local.get(d) ?? [])) : undefined,
+      settings.holdTag ? snapshotsHeldBy(context.remote, settings.holdTag, remote.values()) : undefined,
+      readZoneConfig(context.local, uuid),
+      imageManifests(context.local, local),
+    ]);
+    const holds = settings.holdTag && localHeld && remoteHeld ? { tag: settings.holdTag, localHeld, remoteHeld } : undefined;
     const files = [{ name: `${snapshot}.json`, content: raw }];
     if (zoneConfig) files.push({ name: `${snapshot}.zonecfg.xml`, content: zoneConfig });
-    const images = await imageManifests(context.local, local);
     if (images.length > 0) files.push({ name: `${snapshot}.images.json`, content: `${JSON.stringify(images, null, 2)}\n` });
     const plan = planBackup({
       datasets,
@@ -118,12 +119,8 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
 /** imgadm's record of each image the VM's datasets are cloned from, so restore can install it. */
 export async function imageManifests(host: Host, local: ReadonlyMap<string, DatasetState>): Promise<Array<Record<string, unknown>>> {
   const images = new Set([...local.values()].flatMap((d) => (d.origin ? [imageUuidOf(splitSnapshot(d.origin).dataset)] : [])).filter((u): u is string => Boolean(u)));
-  const manifests = [];
-  for (const uuid of images) {
-    const image = await imgadmGet(host, uuid);
-    if (image) manifests.push(image);
-  }
-  return manifests;
+  const manifests = await Promise.all([...images].map((uuid) => imgadmGet(host, uuid)));
+  return manifests.filter((m): m is NonNullable<typeof m> => Boolean(m));
 }
 
 function datasetResults(

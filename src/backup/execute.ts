@@ -1,6 +1,6 @@
 import { describeCommand, type Host } from '../host/host.js';
 import type { Log } from '../log.js';
-import type { Step, TransferStep } from '../plan/steps.js';
+import type { HoldStep, Step, TransferStep } from '../plan/steps.js';
 import { createParentArgv, destroySnapshotsArgv, receiveArgv, sendArgv, snapshotArgv } from '../zfs/commands.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
 import { holdArgv, releaseArgv } from '../zfs/holds.js';
@@ -50,7 +50,19 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
   const holdFailed = new Set<'local' | 'remote'>();
   const transfers = new TransferPool(context.concurrency ?? 1);
   let sizes: Promise<Map<string, number>> | undefined;
-  for (const step of steps) {
+  const holdOrRelease = async (step: HoldStep) => {
+    const snapshots = step.snapshots.filter((e) => !outcome(e.dataset).error).map((e) => e.snapshot);
+    if (snapshots.length === 0 || (step.kind === 'release' && holdFailed.has(step.side))) return;
+    const host = step.side === 'local' ? context.local : context.remote;
+    try {
+      await host.run(step.kind === 'hold' ? holdArgv(step.tag, snapshots) : releaseArgv(step.tag, snapshots), { mutates: true });
+    } catch (error) {
+      if (step.kind === 'hold') holdFailed.add(step.side);
+      errors.push(`${step.kind} ${step.tag} on ${host.label} failed: ${(error as Error).message}`);
+    }
+  };
+  for (let index = 0; index < steps.length; index++) {
+    const step = steps[index]!;
     if (step.kind !== 'transfer' && step.kind !== 'create-parent') await transfers.drain();
     switch (step.kind) {
       case 'snapshot':
@@ -84,15 +96,10 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
       }
       case 'hold':
       case 'release': {
-        const snapshots = step.snapshots.filter((e) => !outcome(e.dataset).error).map((e) => e.snapshot);
-        if (snapshots.length === 0 || (step.kind === 'release' && holdFailed.has(step.side))) break;
-        const host = step.side === 'local' ? context.local : context.remote;
-        try {
-          await host.run(step.kind === 'hold' ? holdArgv(step.tag, snapshots) : releaseArgv(step.tag, snapshots), { mutates: true });
-        } catch (error) {
-          if (step.kind === 'hold') holdFailed.add(step.side);
-          errors.push(`${step.kind} ${step.tag} on ${host.label} failed: ${(error as Error).message}`);
-        }
+        // the local and the remote side of one kind at once; every hold ends before any release
+        const group: HoldStep[] = [step];
+        while (steps[index + 1]?.kind === step.kind) group.push(steps[++index] as HoldStep);
+        await Promise.all(group.map(holdOrRelease));
         break;
       }
       case 'rotate': {
@@ -109,12 +116,15 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
       }
       case 'store-spec':
         try {
-          for (const file of step.files) {
-            await context.remote.run(['sh', '-c', 'mkdir -p "$1" && cat > "$1/$2.tmp" && mv "$1/$2.tmp" "$1/$2"', 'sh', step.directory, file.name], {
-              mutates: true,
-              input: file.content,
-            });
-          }
+          // one channel per file, side by side over the one connection
+          await Promise.all(
+            step.files.map((file) =>
+              context.remote.run(['sh', '-c', 'mkdir -p "$1" && cat > "$1/$2.tmp" && mv "$1/$2.tmp" "$1/$2"', 'sh', step.directory, file.name], {
+                mutates: true,
+                input: file.content,
+              }),
+            ),
+          );
         } catch (error) {
           errors.push(`storing the VM spec in ${step.directory} on the backup host failed: ${(error as Error).message}`);
         }

@@ -1,6 +1,6 @@
 import type { Host } from '../host/host.js';
 import { discoverDatasets, type Discovery } from '../smartos/discovery.js';
-import { vmadmGet, type VmSpec } from '../smartos/vmadm.js';
+import { vmadmGet, type VmSpec, type VmSpecWithRaw } from '../smartos/vmadm.js';
 import { datasetsWithin, listDatasets, type DatasetState } from '../zfs/list.js';
 import { depth, parentOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 
@@ -23,16 +23,19 @@ export interface VmObservation {
 }
 
 /** vmadm get, then one `zfs list` per side (plus one for clone origins when there are clones). */
-export async function observeVm(uuid: string, hosts: { local: Host; remote: Host }, basePath: string): Promise<VmObservation> {
-  const observed = await observeLocal(uuid, hosts.local);
+export async function observeVm(uuid: string, hosts: { local: Host; remote: Host; spec?: Promise<VmSpecWithRaw> }, basePath: string): Promise<VmObservation> {
+  const observed = await observeLocal(uuid, hosts.local, hosts.spec);
   const names = remoteNames(observed.datasets, observed.local, basePath);
   const remote = await listDatasets(hosts.remote, names);
   return { ...observed, remote, remoteNames: names };
 }
 
-/** The SmartOS side alone: the spec, the datasets to back up, and their ZFS state with clone origins. */
-export async function observeLocal(uuid: string, host: Host): Promise<Omit<VmObservation, 'remote' | 'remoteNames'>> {
-  const { spec, raw } = await vmadmGet(host, uuid);
+/**
+ * The SmartOS side alone: the spec, the datasets to back up, and their ZFS state with clone
+ * origins. `prefetched` is a `vmadm get` of this VM already under way.
+ */
+export async function observeLocal(uuid: string, host: Host, prefetched?: Promise<VmSpecWithRaw>): Promise<Omit<VmObservation, 'remote' | 'remoteNames'>> {
+  const { spec, raw } = await (prefetched ?? vmadmGet(host, uuid));
   const discovery = discoverDatasets(spec);
   const local = await listDatasets(host, discovery.datasets, { recursive: true });
   const excluded = new Set(discovery.excluded);

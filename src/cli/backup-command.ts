@@ -10,6 +10,7 @@ import { sendReportEmail } from '../report/email.js';
 import { appendRunLog } from '../report/log-file.js';
 import { renderText } from '../report/render.js';
 import { runStatus, type VmBackupResult } from '../report/types.js';
+import { vmadmGet } from '../smartos/vmadm.js';
 import { createStrategy } from '../transfer/index.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { defaultConfigPath } from './paths.js';
@@ -95,6 +96,9 @@ async function backupToS3(uuids: readonly string[], run: Run): Promise<{ results
 async function backupToHost(uuids: readonly string[], run: Run): Promise<{ results: VmBackupResult[]; remote?: RemoteHost }> {
   const { config, settings, local, log } = run;
   let remote: RemoteHost;
+  // the first VM's `vmadm get` runs during the SSH handshake (each takes about a second on a busy host)
+  const firstSpec = uuids[0] ? vmadmGet(local, uuids[0]) : undefined;
+  firstSpec?.catch(() => undefined); // its error, if any, is reported where the spec is used
   try {
     remote = await connectBackupHost(config, { dryRun: local.dryRun, print: run.print });
   } catch (error) {
@@ -122,10 +126,12 @@ async function backupToHost(uuids: readonly string[], run: Run): Promise<{ resul
   });
   const results: VmBackupResult[] = [];
   try {
-    for (const uuid of uuids) {
+    for (const [index, uuid] of uuids.entries()) {
       log.verbose(`backing up VM ${uuid} to ${remote.label} with ${strategy.name}`);
       // a dry run prints its steps in plan order
-      const context: BackupContext = { local, remote, strategy, log, now: () => new Date(), concurrency: local.dryRun ? 1 : config.transferConcurrency };
+      const context: BackupContext = {
+        local, remote, strategy, log, now: () => new Date(), concurrency: local.dryRun ? 1 : config.transferConcurrency, spec: index === 0 ? firstSpec : undefined,
+      };
       results.push(await withVmLock(uuid, config, run.wait, remote.label, local, () => backupVm(uuid, settings, context)));
     }
   } finally {

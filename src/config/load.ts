@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { CONFIG_KEYS, configSchema, type Config, type ConfigInput } from './schema.js';
 
 /** A configuration that cannot be used: the message names the file, the key and what is expected. */

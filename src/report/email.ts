@@ -1,4 +1,3 @@
-import nodemailer from 'nodemailer';
 import type { Config } from '../config/schema.js';
 import { renderHtml, renderSubject, renderText } from './render.js';
 import type { VmBackupResult } from './types.js';
@@ -17,6 +16,8 @@ export async function sendReportEmail(config: Config, result: VmBackupResult): P
   if (!config.notifiers.includes('email')) return { sent: false, note: 'email not sent: notificationOrder does not include email' };
   const subjects = { success: config.successSubject, partial: config.partialSubject, failed: config.failedSubject };
   try {
+    // loaded only when a report is mailed: most runs never pay for parsing nodemailer
+    const { default: nodemailer } = await import('nodemailer');
     const transport = nodemailer.createTransport({
       host: config.smtpHostname,
       port: config.smtpPort,

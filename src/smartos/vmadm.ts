@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Host } from '../host/host.js';
 
 /** The parts of `vmadm get` that backup and restore rely on; everything else is kept verbatim. */

@@ -49,11 +49,12 @@ async function nodeLayer(): Promise<string> {
   const key = createHash('sha256').update(`${process.version}:${statSync(node).size}`).digest('hex').slice(0, 12);
   const layer = join(CACHE, `node-${key}.cpio.zst`);
   if (existsSync(layer)) return layer;
-  const staging = join(CACHE, `node-${key}.staging`);
+  // unique scratch names: guests started side by side may build the same layer at once
+  const staging = join(CACHE, `node-${key}.staging-${process.pid}-${Math.random().toString(36).slice(2)}`);
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(join(staging, 'usr/local/bin'), { recursive: true });
   execFileSync('cp', [node, join(staging, 'usr/local/bin/node')]);
-  execFileSync('sh', ['-c', `cd "$1" && find . | cpio -o -H newc --quiet -R 0:0 | zstd -q -T0 -3 > "$2.tmp" && mv "$2.tmp" "$2"`, 'sh', staging, layer]);
+  execFileSync('sh', ['-c', `cd "$1" && find . | cpio -o -H newc --quiet -R 0:0 | zstd -q -T0 -3 > "$1.cpio" && mv "$1.cpio" "$2"`, 'sh', staging, layer]);
   rmSync(staging, { recursive: true, force: true });
   return layer;
 }
@@ -95,9 +96,10 @@ export class Guest {
     const image = buildImage(log);
     const initrd = join(CACHE, `initrd-${createHash('sha256').update(image + (await nodeLayer())).digest('hex').slice(0, 12)}.img`);
     if (!existsSync(initrd)) {
-      await pipeline(createReadStream(join(image, 'initrd.img')), createWriteStream(`${initrd}.tmp`));
-      await pipeline(createReadStream(await nodeLayer()), createWriteStream(`${initrd}.tmp`, { flags: 'a' }));
-      execFileSync('mv', [`${initrd}.tmp`, initrd]);
+      const scratch = `${initrd}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`;
+      await pipeline(createReadStream(join(image, 'initrd.img')), createWriteStream(scratch));
+      await pipeline(createReadStream(await nodeLayer()), createWriteStream(scratch, { flags: 'a' }));
+      execFileSync('mv', [scratch, initrd]);
     }
     const runDir = join(CACHE, `run-${options.instance ?? 'default'}`);
     const stale = join(runDir, 'qemu.pid');
@@ -176,11 +178,12 @@ export class Guest {
   }
 
   /** Runs a shell script in the guest with its output streamed to ours; resolves to its exit code. */
-  async stream(script: string): Promise<number> {
+  async stream(script: string, write: (text: string) => void = (text) => process.stdout.write(text)): Promise<number> {
     const child = this.host.spawn([['bash', '-c', script]]);
     child.stdin.end();
-    child.stdout.pipe(process.stdout, { end: false });
-    child.onStderr((text) => process.stderr.write(text));
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', write);
+    child.onStderr(write);
     return (await child.done).exitCode;
   }
 

@@ -8,9 +8,10 @@ import { describe, it } from 'node:test';
 /** The node-detection rules of bin/zonecopy (which install.sh asks too), with fake node binaries. */
 const LAUNCHER = resolve('bin/zonecopy');
 
+/** A node that answers `--version` like the real one (`v22.1.0`), or with whatever `major` says when it is not a number. */
 function fakeNode(path: string, major: string): string {
   mkdirSync(join(path, '..'), { recursive: true });
-  writeFileSync(path, `#!/bin/sh\necho '${major}'\n`);
+  writeFileSync(path, `#!/bin/sh\n[ "$1" = --version ] || exit 9\necho '${/^\d+$/.test(major) ? `v${major}.1.0` : major}'\n`);
   chmodSync(path, 0o755);
   return path;
 }
@@ -43,8 +44,8 @@ describe('node detection (bin/zonecopy, install.sh)', () => {
     assert.equal(r.node, join(r.root, 'tools/node'));
   });
 
-  it('falls back to PATH and ignores a node that prints garbage (like SmartOS v0.10 with -p failing)', () => {
-    const r = install({ search: [['tools', 'v0.10.48-not-a-number']], path: '20' });
+  it('falls back to PATH and ignores a node that prints garbage or is as old as SmartOS v0.10', () => {
+    const r = install({ search: [['tools', 'not-a-version'], ['local', 'v0.10.48']], path: '20' });
     assert.equal(r.node, join(r.root, 'pathbin/node'));
   });
 

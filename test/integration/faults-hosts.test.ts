@@ -1,0 +1,129 @@
+/** Fault injection, part 2: connections, hosts, pools, concurrent and killed runs, hostile names. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { assertChainsVerify, assertNoLeftovers, backup, failThenRecover, fault, printFaultTable, setUpFaultFixture, waitForProcess } from './faults-harness.js';
+import { PROJECT, run, sh, snapshotsOf, target, writeConfig } from './harness.js';
+
+describe('fault injection: hosts, pools and runs', () => {
+  before(setUpFaultFixture);
+  after(printFaultTable);
+
+  it('the SSH connection dropped mid-transfer (backup sshd sessions killed)', async () => {
+    for (const delay of [200, 1200]) {
+      await sh(`head -c 6M /dev/urandom > /zones/${fault.uuid}/data/drop-${delay}.bin`);
+      // mbuffer -r throttles the stream to 2 MB/s, so the drop lands mid-transfer
+      const slow = writeConfig({ transferStrategy: 'ssh_gzip', compressionCmd: ['mbuffer', '-q', '-r', '2M', '-m', '1M'], decompressionCmd: ['cat'] });
+      await failThenRecover(async () => {
+        const child = backup([], slow);
+        // wait until the data set's stream is being received, then cut the connection
+        await waitForProcess(`zfs receive -s -u ${target(`zones/${fault.uuid}/data`)}`);
+        await new Promise((r) => setTimeout(r, delay));
+        await sh('pkill -P "$(cat /etc/zonecopy-test/backup-host/sshd.pid)" || true');
+        return child;
+      }, /failed|closed|exited|connect/i);
+    }
+    fault.table.push('SSH connection dropped mid-transfer | 2 moments | pass');
+  });
+
+  it('backup host unreachable, authentication refused, unknown and changed host key: refused before any snapshot', async () => {
+    const variants: Array<[Record<string, unknown>, RegExp]> = [
+      [{ backupDestination: '127.0.0.9' }, /cannot connect to backup host/],
+      [{ backupDestinationPrivateKeyPath: '/tmp/zc-wrong-key' }, /refused the SSH key/],
+      [{ knownHostsPath: '/tmp/zc-empty-known-hosts' }, /is not known.*SHA256:/],
+      [{ knownHostsPath: '/tmp/zc-changed-known-hosts' }, /HOST KEY CHANGED/],
+    ];
+    await sh(`rm -f /tmp/zc-wrong-key* /tmp/zc-other-host*; ssh-keygen -q -t ed25519 -N '' -f /tmp/zc-wrong-key; : > /tmp/zc-empty-known-hosts; ssh-keygen -q -t ed25519 -N '' -f /tmp/zc-other-host; echo "127.0.0.2 $(cut -d' ' -f1,2 /tmp/zc-other-host.pub)" > /tmp/zc-changed-known-hosts`);
+    for (const [settings, message] of variants) {
+      const local = await sh(`zfs list -H -t snapshot -o name,guid -r zones/${fault.uuid}`);
+      await failThenRecover(async () => {
+        const failed = await backup([], writeConfig(settings));
+        assert.equal(await sh(`zfs list -H -t snapshot -o name,guid -r zones/${fault.uuid}`), local, 'no snapshot was taken');
+        return failed;
+      }, message);
+    }
+    fault.table.push('unreachable / auth refused / unknown key / changed key | 4 | pass');
+  });
+
+  it('the target pool full, then space freed: the next run completes', async () => {
+    await sh(`rm -f /zones/${fault.uuid}/data/*.bin; zpool destroy -f tiny 2>/dev/null; rm -f /var/tmp/tiny.img; truncate -s 512M /var/tmp/tiny.img && zpool create -f -O mountpoint=none tiny /var/tmp/tiny.img && zfs create -o refreservation=$(( $(zfs get -Hp -o value available tiny) - 20 * 1048576 )) tiny/filler`);
+    const tiny = writeConfig({ backupDestinationBasePath: 'tiny/zones' });
+    await sh(`head -c 40M /dev/urandom > /zones/${fault.uuid}/data/large.bin`);
+    const first = await backup([], tiny);
+    assert.equal(first.code, 1);
+    assert.match(first.stdout + first.stderr, /space|quota|failed/i);
+    await assertNoLeftovers();
+    await sh('zfs destroy tiny/filler');
+    const next = await backup([], tiny);
+    assert.equal(next.code, 0, next.stderr + next.stdout);
+    await sh(`rm /zones/${fault.uuid}/data/large.bin; zpool destroy -f tiny; rm -f /var/tmp/tiny.img`);
+    fault.table.push('target pool full | 1 | pass');
+  });
+
+  it('the target modified since the last snapshot: a clear error naming --rollback, which then completes', async () => {
+    await backup();
+    const data = target(`zones/${fault.uuid}/data`);
+    await sh(`zfs set mountpoint=/mnt/modified ${data} && zfs mount ${data} && echo changed > /mnt/modified/changed.txt && zfs umount ${data} && zfs inherit mountpoint ${data}`);
+    await sh(`echo more > /zones/${fault.uuid}/data/more.txt`);
+    await failThenRecover(() => backup(), new RegExp(`${data}.*--rollback`), () => backup(['--rollback']));
+    fault.table.push('target modified | 1 | pass (--rollback)');
+  });
+
+  it('a snapshot destroyed on the target by hand: holds refuse it; once released and destroyed, the next run goes on from an older common one', async () => {
+    await backup();
+    await backup();
+    const data = target(`zones/${fault.uuid}/data`);
+    const newest = (await snapshotsOf(data)).at(-1)!.name;
+    const refused = await run('zfs', ['destroy', `${data}@${newest}`]);
+    assert.notEqual(refused.code, 0, 'the held newest common snapshot cannot be destroyed');
+    await sh(`zfs release "zonecopy:127.0.0.2:fault" ${data}@${newest} && zfs destroy ${data}@${newest}`);
+    const next = await backup();
+    assert.equal(next.code, 0, next.stderr + next.stdout);
+    await assertChainsVerify();
+    fault.table.push('snapshot destroyed on target | 1 | pass');
+  });
+
+  it('two runs of one VM at once: the second refuses with a clear message, or waits with --wait', async () => {
+    const [a, b] = await Promise.all([backup(), (async () => { await new Promise((r) => setTimeout(r, 1500)); return backup(); })()]);
+    const codes = [a.code, b.code].sort();
+    assert.deepEqual(codes, [0, 1]);
+    assert.match([a, b].find((r) => r.code === 1)!.stdout + [a, b].find((r) => r.code === 1)!.stderr, /another zonecopy run .* is backing up VM/);
+    const [c, d] = await Promise.all([backup(['--wait']), (async () => { await new Promise((r) => setTimeout(r, 1500)); return backup(['--wait']); })()]);
+    assert.deepEqual([c.code, d.code], [0, 0]);
+    await assertChainsVerify();
+    fault.table.push('two runs at once | 2 (refuse, --wait) | pass');
+  });
+
+  it('a run killed with SIGKILL at several moments: the lock is taken over and the next run completes', async () => {
+    for (const delay of [700, 2500, 4500]) {
+      await sh(`head -c 4M /dev/urandom > /zones/${fault.uuid}/data/kill-${delay}.bin`);
+      fault.round++;
+      const child = spawn(`${PROJECT}/bin/zonecopy`, ['backup', fault.uuid, '--groupName', 'fault', '--name', `k${fault.round}`], { env: { ...process.env, ZONECOPY_CONFIG: fault.config.path }, stdio: 'ignore' });
+      const exited = new Promise((r) => child.on('exit', r));
+      await new Promise((r) => setTimeout(r, delay));
+      await run('pkill', ['-KILL', '-f', `dist/zonecopy.mjs backup ${fault.uuid}`]);
+      await exited;
+      await assertNoLeftovers();
+      const next = await backup();
+      assert.equal(next.code, 0, next.stderr + next.stdout);
+      await assertChainsVerify();
+    }
+    fault.table.push('SIGKILL at a random moment | 3 moments | pass');
+  });
+
+  it('malicious names in the vmadm JSON and the config never execute anything', async () => {
+    const evil = '$(touch /tmp/pwned-alias); `touch /tmp/pwned-tick` \'quote" x\ny';
+    await sh(`echo '${JSON.stringify({ alias: evil, set_internal_metadata: { smartcopy_exclude: `zones/x; touch /tmp/pwned-exclude,${evil}` } }).replace(/'/g, `'\\''`)}' | vmadm update ${fault.uuid}`);
+    const dir = '/var/zonecopy/$(touch /tmp/pwned-dir) it\'s';
+    const result = await backup([], writeConfig({ backupConfigurationDestinationPath: dir, compressionCmd: ['gzip', '-1', '$(touch /tmp/pwned-gzip)'], decompressionCmd: ['gunzip'] }));
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    for (const f of ['/tmp/pwned-alias', '/tmp/pwned-tick', '/tmp/pwned-exclude', '/tmp/pwned-dir', '/tmp/pwned-gzip']) assert.equal(existsSync(f), false, f);
+    assert.ok(existsSync(`${dir}/${fault.uuid}`), 'the spec directory exists under its literal name');
+    const gz = await backup(['--transferStrategy', 'ssh_gzip'], writeConfig({ compressionCmd: ['gzip', '-1', '$(touch /tmp/pwned-gzip)'], decompressionCmd: ['gunzip'] }));
+    assert.notEqual(gz.code, 0, 'gzip got a literal file argument it cannot open');
+    assert.equal(existsSync('/tmp/pwned-gzip'), false);
+    await assertNoLeftovers();
+    fault.table.push('malicious names in vmadm JSON and config | 6 | pass');
+  });
+});

@@ -1,0 +1,66 @@
+/** Fault injection, part 1: the stream cut at 20 byte offsets, every strategy, full and incremental. */
+import { chmodSync, writeFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { backup, dropTargets, failThenRecover, fault, printFaultTable, setUpFaultFixture } from './faults-harness.js';
+import { PROJECT, run, sh, writeConfig } from './harness.js';
+
+describe('fault injection: cut streams', () => {
+  before(setUpFaultFixture);
+  after(printFaultTable);
+
+  // 20 different byte offsets: 5 into full and 5 into incremental ssh_gzip streams, 4 into the
+  // OpenSSH bulk connection, 3 each on the receiving side of mbuffer and mbuffer_gzip
+  const fullCuts = [0, 100, 65536, 1000000, 2500000];
+  const incrementalCuts = [1, 312, 150000, 600000, 2800000];
+  const opensshCuts = [10000, 70000, 900000, 2200000];
+  const mbufferCuts = { mbuffer: [5000, 300000, 1500000], mbuffer_gzip: [200, 40000, 700000] };
+  it(`ssh_gzip: the stream cut at ${fullCuts.length} offsets of the full stream, then resumed or restarted`, async () => {
+    // the first backup of the data set is full; cut it, then let each next run go on from the token
+    for (const cut of fullCuts) {
+      await dropTargets();
+      const cutter = writeConfig({ transferStrategy: 'ssh_gzip', compressionCmd: ['head', '-c', String(cut)], decompressionCmd: ['cat'] });
+      await failThenRecover(() => backup([], cutter), /failed/);
+    }
+    fault.table.push(`stream cut, full send, ssh_gzip | ${fullCuts.length} offsets | pass`);
+  });
+
+  it(`ssh_gzip: the stream cut at ${incrementalCuts.length} offsets of incremental streams`, async () => {
+    for (const cut of incrementalCuts) {
+      await sh(`head -c 3M /dev/urandom > /zones/${fault.uuid}/data/inc-${cut}.bin`);
+      const cutter = writeConfig({ transferStrategy: 'ssh_gzip', compressionCmd: ['head', '-c', String(cut)], decompressionCmd: ['cat'] });
+      await failThenRecover(() => backup([], cutter), /failed/);
+    }
+    fault.table.push(`stream cut, incremental, ssh_gzip | ${incrementalCuts.length} offsets | pass`);
+  });
+
+  it(`ssh: the stream cut at ${opensshCuts.length} offsets on its way into the OpenSSH bulk connection`, async () => {
+    // full sends take the OpenSSH path (small incrementals go over the ssh2 channel, cut above with ssh_gzip)
+    for (const cut of opensshCuts) {
+      await dropTargets();
+      const dir = `/tmp/ssh-cut-${cut}`;
+      await sh(`mkdir -p ${dir}`);
+      writeFileSync(`${dir}/ssh`, `#!/bin/sh\nhead -c ${cut} | /usr/bin/ssh "$@"\n`);
+      chmodSync(`${dir}/ssh`, 0o755);
+      await failThenRecover(
+        () => run(`${PROJECT}/bin/zonecopy`, ['backup', fault.uuid, '--groupName', 'fault', '--name', `r${++fault.round}`], { env: { ZONECOPY_CONFIG: fault.config.path, PATH: `${dir}:${process.env.PATH}` } }),
+        /failed/,
+      );
+    }
+    fault.table.push(`stream cut, ssh over the OpenSSH bulk connection (full sends) | ${opensshCuts.length} offsets | pass`);
+  });
+
+  it('mbuffer and mbuffer_gzip: the receiving side cut at several offsets', async () => {
+    for (const [strategy, offsets] of Object.entries(mbufferCuts)) {
+      for (const cut of offsets) {
+        await sh(`head -c 2M /dev/urandom > /zones/${fault.uuid}/data/mb-${strategy}-${cut}.bin`);
+        const wrapper = `/tmp/mbuffer-cut-${cut}`;
+        writeFileSync(wrapper, `#!/bin/sh\nmbuffer "$@" | head -c ${cut}\n`);
+        chmodSync(wrapper, 0o755);
+        const cutter = writeConfig({ transferStrategy: strategy, mBufferRemotePath: wrapper, compressionCmd: ['gzip', '-1'], decompressionCmd: ['gunzip'] });
+        await failThenRecover(() => backup([], cutter), /failed/, () => backup(['--transferStrategy', strategy]));
+      }
+    }
+    fault.table.push(`stream cut, mbuffer + mbuffer_gzip | ${Object.values(mbufferCuts).flat().length} offsets | pass`);
+  });
+
+});
