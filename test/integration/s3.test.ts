@@ -80,9 +80,13 @@ describe('object storage target (s3rver)', () => {
   before(async () => {
     await resetHosts();
     await sh('rm -rf /tmp/zc-s3 && mkdir -p /tmp/zc-s3');
-    server = spawn('node', ['--openssl-legacy-provider', `${PROJECT}/node_modules/s3rver/bin/s3rver.js`, '-d', '/tmp/zc-s3', '-a', '127.0.0.1', '-p', String(PORT), '-s', '--configure-bucket', BUCKET], { stdio: 'ignore' });
+    server = spawn('node', ['--openssl-legacy-provider', `${PROJECT}/node_modules/s3rver/bin/s3rver.js`, '-d', '/tmp/zc-s3', '-a', '127.0.0.1', '-p', String(PORT), '-s', '--configure-bucket', BUCKET], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let serverErrors = '';
+    server.stderr!.on('data', (chunk: Buffer) => (serverErrors += chunk.toString()));
+    // s3rver loads hundreds of modules over 9p: about 15 s in an idle guest, several times that beside a busy one
     for (let i = 0; !(await listening(PORT)); i++) {
-      assert.ok(i < 150, 's3rver did not come up');
+      assert.ok(server.exitCode === null, `s3rver exited ${server.exitCode}: ${serverErrors}`);
+      assert.ok(i < 900, `s3rver did not come up within 3 minutes: ${serverErrors}`);
       await new Promise((r) => setTimeout(r, 200));
     }
     await createFixtures([...BRANDS]);
