@@ -66,7 +66,7 @@ const MINUTES: Record<string, number> = {
 };
 
 /** Longest first, each into the group with the least so far. */
-export function splitIntoGroups(files: readonly string[], count: number): string[][] {
+function splitIntoGroups(files: readonly string[], count: number): string[][] {
   const groups = Array.from({ length: count }, () => ({ files: [] as string[], minutes: 0 }));
   const minutes = (file: string) => MINUTES[file.replace(/^.*\/|\.test\.js$/g, '')] ?? 5;
   for (const file of [...files].sort((a, b) => minutes(b) - minutes(a))) {

@@ -49,14 +49,18 @@ async function nodeLayer(): Promise<string> {
   const key = createHash('sha256').update(`${process.version}:${statSync(node).size}`).digest('hex').slice(0, 12);
   const layer = join(CACHE, `node-${key}.cpio.zst`);
   if (existsSync(layer)) return layer;
-  // unique scratch names: guests started side by side may build the same layer at once
-  const staging = join(CACHE, `node-${key}.staging-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const staging = scratchPath(join(CACHE, `node-${key}.staging`));
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(join(staging, 'usr/local/bin'), { recursive: true });
   execFileSync('cp', [node, join(staging, 'usr/local/bin/node')]);
   execFileSync('sh', ['-c', `cd "$1" && find . | cpio -o -H newc --quiet -R 0:0 | zstd -q -T0 -3 > "$1.cpio" && mv "$1.cpio" "$2"`, 'sh', staging, layer]);
   rmSync(staging, { recursive: true, force: true });
   return layer;
+}
+
+/** A path beside `path` no other process or guest start will pick (guests may start side by side). */
+function scratchPath(path: string): string {
+  return `${path}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`;
 }
 
 function freePort(): Promise<number> {
@@ -96,7 +100,7 @@ export class Guest {
     const image = buildImage(log);
     const initrd = join(CACHE, `initrd-${createHash('sha256').update(image + (await nodeLayer())).digest('hex').slice(0, 12)}.img`);
     if (!existsSync(initrd)) {
-      const scratch = `${initrd}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`;
+      const scratch = scratchPath(initrd);
       await pipeline(createReadStream(join(image, 'initrd.img')), createWriteStream(scratch));
       await pipeline(createReadStream(await nodeLayer()), createWriteStream(scratch, { flags: 'a' }));
       execFileSync('mv', [scratch, initrd]);
