@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -24,11 +24,15 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * The lock file appears with its content in one step (written aside, then hard-linked into place),
+ * so another run never reads an empty lock and mistakes a live owner for a stale one.
+ */
 function tryAcquire(path: string): VmLock | { holder: number; since: string } {
+  const draft = `${path}.${process.pid}.new`;
+  writeFileSync(draft, `${process.pid}\n${new Date().toISOString()}\n`, { mode: 0o644 });
   try {
-    const fd = openSync(path, 'wx', 0o644);
-    writeSync(fd, `${process.pid}\n${new Date().toISOString()}\n`);
-    closeSync(fd);
+    linkSync(draft, path);
     return {
       release: () => {
         try {
@@ -40,6 +44,8 @@ function tryAcquire(path: string): VmLock | { holder: number; since: string } {
     };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  } finally {
+    rmSync(draft, { force: true });
   }
   let content = '';
   try {
@@ -50,13 +56,28 @@ function tryAcquire(path: string): VmLock | { holder: number; since: string } {
   const [pid, since] = content.split('\n');
   const holder = Number(pid);
   if (Number.isInteger(holder) && holder > 0 && alive(holder)) return { holder, since: since ?? '' };
-  try {
-    renameSync(path, `${path}.stale-${process.pid}`);
-    unlinkSync(`${path}.stale-${process.pid}`);
-  } catch {
-    // another run took it over first
-  }
+  takeOverStale(path, content);
   return { holder: 0, since: '' };
+}
+
+/**
+ * Moves a stale lock away. If another run replaced it between our read and the rename, what we
+ * moved is that run's live lock: it goes back into place (unless a third run got there first).
+ */
+function takeOverStale(path: string, staleContent: string): void {
+  const aside = `${path}.stale-${process.pid}`;
+  try {
+    renameSync(path, aside);
+  } catch {
+    return; // another run took it over first
+  }
+  try {
+    if (readFileSync(aside, 'utf8') !== staleContent) linkSync(aside, path);
+  } catch {
+    // the lock went back, or a third run holds it now: either way one owner
+  } finally {
+    rmSync(aside, { force: true });
+  }
 }
 
 export async function lockVm(directory: string, uuid: string, options: { wait: boolean; pollMs?: number }): Promise<VmLock> {

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { assertChainsVerify, assertNoLeftovers, backup, failThenRecover, fault, printFaultTable, setUpFaultFixture, waitForProcess } from './faults-harness.js';
-import { PROJECT, run, sh, snapshotsOf, target, writeConfig } from './harness.js';
+import { PROJECT, run, type Run, sh, snapshotsOf, target, writeConfig } from './harness.js';
 
 describe('fault injection: hosts, pools and runs', () => {
   before(setUpFaultFixture);
@@ -86,11 +86,14 @@ describe('fault injection: hosts, pools and runs', () => {
 
   it('two runs of one VM at once: the second refuses with a clear message, or waits with --wait', async () => {
     const [a, b] = await Promise.all([backup(), (async () => { await new Promise((r) => setTimeout(r, 1500)); return backup(); })()]);
-    const codes = [a.code, b.code].sort();
-    assert.deepEqual(codes, [0, 1]);
+    let c: Run | undefined;
+    let d: Run | undefined;
+    // on a failure, every run's output says why
+    const outputs = () => [a, b, c, d].filter(Boolean).map((r, i) => `--- run ${i + 1} (exit ${r!.code}):\n${r!.stdout}${r!.stderr}`).join('\n');
+    assert.deepEqual([a.code, b.code].sort(), [0, 1], outputs());
     assert.match([a, b].find((r) => r.code === 1)!.stdout + [a, b].find((r) => r.code === 1)!.stderr, /another zonecopy run .* is backing up VM/);
-    const [c, d] = await Promise.all([backup(['--wait']), (async () => { await new Promise((r) => setTimeout(r, 1500)); return backup(['--wait']); })()]);
-    assert.deepEqual([c.code, d.code], [0, 0]);
+    [c, d] = await Promise.all([backup(['--wait']), (async () => { await new Promise((r) => setTimeout(r, 1500)); return backup(['--wait']); })()]);
+    assert.deepEqual([c.code, d.code], [0, 0], outputs());
     await assertChainsVerify();
     fault.table.push('two runs at once | 2 (refuse, --wait) | pass');
   });
