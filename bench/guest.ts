@@ -7,6 +7,8 @@
  *   BENCH_RSS_MB=100,2048      stream sizes for the memory figure
  *   BENCH_HISTORY=10,1000      target history sizes
  *   BENCH_PHASES=overhead,...  run only these phases (overhead, dataPath, memory, history)
+ *   BENCH_CONFIG='{"transferConcurrency":8}'  configuration.json settings for zonecopy's overhead runs
+ *   BENCH_STRATEGIES=mbuffer,ssh  data path: only these strategies (the plain pipelines always run)
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { LocalHost } from '../src/host/local.js';
@@ -47,7 +49,7 @@ async function overhead(counts: number[]) {
   for (const count of counts) {
     log(`overhead: ${count} datasets`);
     const { uuid, datasets } = await vmWithDatasets(count);
-    const config = writeConfig();
+    const config = writeConfig(JSON.parse(process.env.BENCH_CONFIG ?? '{}'));
     await timed(['backup', uuid, '--groupName', 'bench', '--name', 'full'], config);
     const ours = await timed(['backup', uuid, '--groupName', 'bench', '--name', 'nochange'], config);
     const started = Date.now();
@@ -104,7 +106,8 @@ async function dataPath(mb: number) {
     const variants = [
       ['ssh', 'openssh'], ['ssh', 'ssh2'], ['ssh_gzip', 'openssh'], ['ssh_gzip', 'ssh2'], ['mbuffer', 'openssh'], ['mbuffer_gzip', 'openssh'],
     ] as const;
-    for (const [name, bulk] of variants) {
+    const only = process.env.BENCH_STRATEGIES?.split(',');
+    for (const [name, bulk] of variants.filter(([name]) => !only || only.includes(name))) {
       const label = `zonecopy ${name}${name.startsWith('ssh') ? ` (bulk over ${bulk === 'openssh' ? 'an OpenSSH child' : 'the ssh2 channel'})` : ''}${name.endsWith('gzip') ? ' (zstd -1 -T0)' : ''}`;
       const s = strategy(name, hosts, bulk);
       const row = await measure(label, () => s.transfer(['zfs', 'send', `zones/${data}@s`], ['zfs', 'receive', '-u', 'backup/t']));

@@ -4,6 +4,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { shellQuote } from '../src/host/quote.js';
 import { Guest, PROJECT_ROOT } from '../test/guest/vm.js';
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -13,7 +14,7 @@ async function main(): Promise<number> {
   let code: number;
   try {
     log(await guest.setupHosts());
-    const env = ['BENCH_DATASETS', 'BENCH_MB', 'BENCH_RSS_MB', 'BENCH_HISTORY', 'BENCH_PHASES'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`).join(' ');
+    const env = ['BENCH_DATASETS', 'BENCH_MB', 'BENCH_RSS_MB', 'BENCH_HISTORY', 'BENCH_PHASES', 'BENCH_CONFIG', 'BENCH_STRATEGIES'].filter((k) => process.env[k]).map((k) => `${k}=${shellQuote(process.env[k]!)}`).join(' ');
     code = await guest.stream(`cd /mnt/host && ${env} node build/bench/guest.js`);
   } finally {
     await guest.stop();

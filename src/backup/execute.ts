@@ -2,9 +2,10 @@ import { describeCommand, type Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import type { HoldStep, Step, TransferStep } from '../plan/steps.js';
 import { createParentArgv, destroySnapshotsArgv, receiveArgv, sendArgv, snapshotArgv } from '../zfs/commands.js';
+import { SMALL_STREAM_BYTES } from '../transfer/ssh.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
-import { holdArgv, releaseArgv } from '../zfs/holds.js';
-import { isWithin } from '../zfs/names.js';
+import { holdCommands } from '../zfs/holds.js';
+import { isWithin, splitSnapshot } from '../zfs/names.js';
 
 export interface ExecutionContext {
   local: Host;
@@ -48,14 +49,16 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
     return o;
   };
   const holdFailed = new Set<'local' | 'remote'>();
-  const transfers = new TransferPool(context.concurrency ?? 1);
+  const transfers = new TransferPool(context.concurrency ?? 1, smallLimit(context.concurrency ?? 1));
   let sizes: Promise<Map<string, number>> | undefined;
   const holdOrRelease = async (step: HoldStep) => {
-    const snapshots = step.snapshots.filter((e) => !outcome(e.dataset).error).map((e) => e.snapshot);
+    const failed = (e: { dataset: string }) => Boolean(outcome(e.dataset).error);
+    const snapshots = step.snapshots.filter((e) => !failed(e)).map((e) => e.snapshot);
     if (snapshots.length === 0 || (step.kind === 'release' && holdFailed.has(step.side))) return;
     const host = step.side === 'local' ? context.local : context.remote;
+    const keep = [...step.others, ...step.snapshots.filter(failed).map((e) => splitSnapshot(e.snapshot).dataset)];
     try {
-      await host.run(step.kind === 'hold' ? holdArgv(step.tag, snapshots) : releaseArgv(step.tag, snapshots), { mutates: true });
+      for (const argv of holdCommands(step.kind, step.tag, snapshots, keep)) await host.run(argv, { mutates: true });
     } catch (error) {
       if (step.kind === 'hold') holdFailed.add(step.side);
       errors.push(`${step.kind} ${step.tag} on ${host.label} failed: ${(error as Error).message}`);
@@ -84,7 +87,8 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
         const o = outcome(step.dataset);
         sizes ??= addedBytes(steps, context.local);
         const known = await sizes;
-        await transfers.start(step, async () => {
+        const small = step.sends.every((send) => (known.get(send.to) ?? Infinity) < SMALL_STREAM_BYTES);
+        await transfers.start(step, small, async () => {
           if (o.error) return;
           try {
             await runTransfer(step, o, context, known);
@@ -154,27 +158,41 @@ async function addedBytes(steps: readonly Step[], local: Host): Promise<Map<stri
 }
 
 /**
- * Runs transfers side by side (a no-change run is mostly waiting for each receive's txg sync),
- * but never before what a transfer builds on: an earlier transfer of the same VM dataset (a
- * clone's origin), or of a dataset above its target (a child is received under its parent).
+ * Small streams (a run over many datasets that changed little) cost process starts and a pool
+ * sync each, not bandwidth: up to four times `transferConcurrency` of them run at once (at most 16).
+ */
+export function smallLimit(limit: number): number {
+  return Math.max(limit, Math.min(16, limit * 4));
+}
+
+/**
+ * Runs transfers side by side, at most `limit` large ones and `smallLimit` in all, but never
+ * before what a transfer builds on: an earlier transfer of the same VM dataset (a clone's
+ * origin), or of a dataset above its target (a child is received under its parent).
  */
 export class TransferPool {
   private readonly started: Array<{ step: TransferStep; done: Promise<void> }> = [];
   private running = 0;
+  private runningLarge = 0;
   private readonly waiting: Array<() => void> = [];
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly smallLimit = limit,
+  ) {}
 
-  async start(step: TransferStep, work: () => Promise<void>): Promise<void> {
+  async start(step: TransferStep, small: boolean, work: () => Promise<void>): Promise<void> {
     const after = this.started.filter((s) => s.step.dataset === step.dataset || isWithin(step.target, s.step.target)).map((s) => s.done);
     const done = (async () => {
       await Promise.all(after);
-      await this.slot();
+      await this.slot(small);
       try {
         await work();
       } finally {
         this.running -= 1;
-        this.waiting.shift()?.();
+        if (!small) this.runningLarge -= 1;
+        // every waiter checks again: a freed large slot may suit one that is not first in line
+        this.waiting.splice(0).forEach((wake) => wake());
       }
     })();
     this.started.push({ step, done });
@@ -184,9 +202,12 @@ export class TransferPool {
     await Promise.all(this.started.map((s) => s.done));
   }
 
-  private async slot(): Promise<void> {
-    while (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+  private async slot(small: boolean): Promise<void> {
+    while (this.running >= this.smallLimit || (!small && this.runningLarge >= this.limit)) {
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
     this.running += 1;
+    if (!small) this.runningLarge += 1;
   }
 }
 

@@ -23,14 +23,26 @@ export interface Host {
   close(): Promise<void>;
 }
 
+/** With ZONECOPY_TRACE=1 every command prints when it started (seconds into the run) and how long it took. */
+const TRACE = Boolean(process.env.ZONECOPY_TRACE);
+
 export class HostStats {
   readonly byProgram: Record<string, number> = {};
 
-  count(pipeline: readonly Argv[]): void {
+  constructor(private readonly label = '') {}
+
+  /** Counts a command (or each stage of a pipeline) as it starts; call the result when it has ended. */
+  count(pipeline: readonly Argv[]): () => void {
     for (const argv of pipeline) {
       const key = argv[0] === 'zfs' || argv[0] === 'zpool' ? `${argv[0]} ${argv[1]}` : argv[0]!;
       this.byProgram[key] = (this.byProgram[key] ?? 0) + 1;
     }
+    if (!TRACE) return () => {};
+    const started = performance.now();
+    return () => {
+      const s = (ms: number) => (ms / 1000).toFixed(2);
+      process.stderr.write(`trace +${s(started)}s ${s(performance.now() - started)}s ${this.label}: ${describePipeline(pipeline).slice(0, 200)}\n`);
+    };
   }
 
   get total(): number {

@@ -16,7 +16,7 @@ import type { Argv } from './quote.js';
 /** The SmartOS host itself: commands run as child processes, never through a shell. */
 export class LocalHost implements Host {
   readonly label = 'local';
-  readonly stats = new HostStats();
+  readonly stats = new HostStats('local');
 
   constructor(
     readonly dryRun: boolean,
@@ -27,7 +27,7 @@ export class LocalHost implements Host {
     const skipped = dryRunResult(this, argv, options);
     if (skipped) return skipped;
     const [file, ...args] = argv;
-    this.stats.count([argv]);
+    const finished = this.stats.count([argv]);
     const result = await execa(file!, args, {
       // no input: stdin is /dev/null, so nothing can wait on it
       ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }),
@@ -36,6 +36,7 @@ export class LocalHost implements Host {
       timeout: options.timeoutMs,
       env: { LC_ALL: 'C' },
     });
+    finished();
     return checkResult(
       {
         host: this.label,
@@ -49,7 +50,7 @@ export class LocalHost implements Host {
   }
 
   spawn(pipeline: readonly Argv[]): StreamProcess {
-    this.stats.count(pipeline);
+    const finished = this.stats.count(pipeline);
     const stages: ResultPromise[] = pipeline.map(([file, ...args]) =>
       execa(file!, args, {
         stdin: 'pipe',
@@ -88,6 +89,7 @@ export class LocalHost implements Host {
         exitCode: failing ? (failing.exitCode ?? 128 + 9) : 0,
       };
     });
+    void done.then(finished);
     const listeners: Array<(text: string) => void> = [];
     for (const stage of stages) stage.stderr!.on('data', (chunk: Buffer) => listeners.forEach((l) => l(chunk.toString())));
     return {

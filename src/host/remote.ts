@@ -61,7 +61,7 @@ function readPrivateKey(options: RemoteOptions): Buffer {
 export class RemoteHost implements Host {
   readonly label: string;
   readonly dryRun: boolean;
-  readonly stats = new HostStats();
+  readonly stats = new HostStats('remote');
   private readonly print: (line: string) => void;
 
   private constructor(
@@ -121,7 +121,7 @@ export class RemoteHost implements Host {
     const skipped = dryRunResult(this, argv, options);
     if (skipped) return skipped;
     const command = commandLine(argv);
-    this.stats.count([argv]);
+    const finished = this.stats.count([argv]);
     const channel = await this.exec(command);
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
@@ -130,6 +130,7 @@ export class RemoteHost implements Host {
     channel.end(options.input);
     const timer = options.timeoutMs ? setTimeout(() => channel.close(), options.timeoutMs) : undefined;
     const exitCode = await channelExit(channel);
+    finished();
     if (timer) clearTimeout(timer);
     return checkResult(
       { host: this.label, command, stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString(), exitCode },
@@ -139,7 +140,7 @@ export class RemoteHost implements Host {
 
   spawn(pipeline: readonly Argv[]): StreamProcess {
     const command = describePipeline(pipeline);
-    this.stats.count(pipeline);
+    const finished = this.stats.count(pipeline);
     const stdin = new PassThrough({ highWaterMark: 1 << 20 });
     const stdout = new PassThrough({ highWaterMark: 1 << 20 });
     let pgid: string | undefined;
@@ -170,6 +171,7 @@ export class RemoteHost implements Host {
       },
       (error: Error): CommandResult => ({ host: this.label, command, stdout: '', stderr: error.message, exitCode: 255 }),
     );
+    void done.then(finished);
     return {
       stdin,
       stdout,

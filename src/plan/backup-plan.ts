@@ -58,7 +58,7 @@ export function planBackup(input: PlanInput): BackupPlan {
 
   const rotations: Step[] = [];
   const holds: HoldStep[] = input.holds
-    ? (['hold', 'release'] as const).flatMap((kind) => (['local', 'remote'] as const).map((side) => ({ kind, side, tag: input.holds!.tag, snapshots: [] })))
+    ? (['hold', 'release'] as const).flatMap((kind) => (['local', 'remote'] as const).map((side) => ({ kind, side, tag: input.holds!.tag, snapshots: [], others: [] })))
     : [];
   const holdStep = (kind: 'hold' | 'release', side: 'local' | 'remote') => holds.find((h) => h.kind === kind && h.side === side)!;
   for (const dataset of input.datasets) {
@@ -97,6 +97,11 @@ export function planBackup(input: PlanInput): BackupPlan {
       for (const full of releasing) holdStep('release', full.startsWith(`${dataset}@`) ? 'local' : 'remote').snapshots.push({ dataset, snapshot: full });
     }
     rotations.push(...planRotation(dataset, target, local, remote, arriving, releasing, input));
+  }
+  for (const step of holds) {
+    const sideDatasets = step.side === 'local' ? input.datasets : input.datasets.map((d) => targetDatasetName(input.basePath, d));
+    const entered = new Set(step.snapshots.map((e) => splitSnapshot(e.snapshot).dataset));
+    step.others = sideDatasets.filter((d) => !entered.has(d));
   }
   steps.push(...holds.filter((h) => h.snapshots.length > 0), ...rotations);
   if (input.spec) steps.push({ kind: 'store-spec', ...input.spec });

@@ -44,6 +44,8 @@ export interface HoldStep {
   side: 'local' | 'remote';
   tag: string;
   snapshots: Array<{ dataset: string; snapshot: string }>;
+  /** This side's VM datasets without an entry here: a -r hold or release never reaches below one. */
+  others: string[];
 }
 
 export interface RotateStep {

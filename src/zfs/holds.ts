@@ -1,15 +1,41 @@
 import type { Host } from '../host/host.js';
 import type { Argv } from '../host/quote.js';
 import type { DatasetState } from './list.js';
+import { isWithin, parentOf, splitSnapshot } from './names.js';
 
-/** `zfs hold`/`release` take many snapshots in one call; `zfs holds -H` answers for many at once. */
-
-export function holdArgv(tag: string, snapshots: readonly string[]): Argv {
-  return ['zfs', 'hold', tag, ...snapshots];
-}
-
-export function releaseArgv(tag: string, snapshots: readonly string[]): Argv {
-  return ['zfs', 'release', tag, ...snapshots];
+/**
+ * `zfs hold`/`release` commands for many snapshots. Named one by one, each snapshot costs the pool
+ * a sync of its own (4 s for 100 in the test guest); with -r the whole tree is one sync (0.5 s).
+ * So snapshots of one name below a dataset whose own snapshot is in the list collapse into
+ * `-r dataset@name`, unless one of `keep` (datasets whose holds must stay as they are: a failed
+ * transfer's, or a VM dataset with no entry in the list) lies in that tree. -r passes over
+ * datasets without the snapshot or without the hold.
+ */
+export function holdCommands(kind: 'hold' | 'release', tag: string, snapshots: readonly string[], keep: readonly string[]): Argv[] {
+  const listed = new Set(snapshots);
+  const collapsible = (full: string) => {
+    const { dataset } = splitSnapshot(full);
+    return !keep.some((k) => isWithin(k, dataset));
+  };
+  // a snapshot is covered when an ancestor's snapshot of the same name is in the list and collapsible
+  const coveredBy = (full: string) => {
+    const { dataset, snapshot } = splitSnapshot(full);
+    for (let p = parentOf(dataset); p; p = parentOf(p)) {
+      if (listed.has(`${p}@${snapshot}`) && collapsible(`${p}@${snapshot}`)) return true;
+    }
+    return false;
+  };
+  const below = (s: string, o: string) => {
+    const [top, other] = [splitSnapshot(s), splitSnapshot(o)];
+    return o !== s && top.snapshot === other.snapshot && isWithin(other.dataset, top.dataset);
+  };
+  // -r only where it saves a command: the snapshot heads others
+  const recursive = snapshots.filter((s) => !coveredBy(s) && collapsible(s) && snapshots.some((o) => below(s, o)));
+  const single = snapshots.filter((s) => !coveredBy(s) && !recursive.includes(s));
+  return [
+    ...(recursive.length > 0 ? [['zfs', kind, '-r', tag, ...recursive]] : []),
+    ...(single.length > 0 ? [['zfs', kind, tag, ...single]] : []),
+  ];
 }
 
 /**

@@ -82,6 +82,29 @@ describe('transfer and rotation', () => {
     assert.equal(remote.find((s) => s.name === 'rot-fixed')?.guid, local.find((s) => s.name === 'rot-fixed')?.guid);
   });
 
+  it('holds move to the new snapshot on both sides, except for a dataset whose transfer failed: its last common one stays held', async () => {
+    const tag = 'zonecopy:127.0.0.2:hl';
+    const data = `${root}/data`;
+    // snapshot names of `dataset` that carry zonecopy's hold for this group
+    const held = async (dataset: string) =>
+      (await sh(`zfs list -H -t snapshot -o name -d 1 ${dataset} | xargs zfs holds -H | awk -F '\t' '$2 == "${tag}" { sub(/.*@/, "", $1); print $1 }'`)).split('\n').filter(Boolean).sort();
+    const backup = (name: string, ...extra: string[]) => zonecopy(['backup', uuid, '--groupName', 'hl', '--name', name, ...extra], config);
+    assert.equal((await backup('h1')).code, 0);
+    for (const d of [root, data, target(root), target(data)]) assert.deepEqual(await held(d), ['hl-h1'], d);
+
+    // only the data dataset fails: its target was changed on the backup host
+    await sh(`zfs set mountpoint=/mnt/hl ${target(data)} && zfs mount ${target(data)} && echo changed > /mnt/hl/changed.txt && zfs umount ${target(data)} && zfs inherit mountpoint ${target(data)}`);
+    await sh(`echo more > /${data}/more-hl.txt`);
+    const failed = await backup('h2');
+    assert.equal(failed.code, 1, failed.stdout);
+    for (const d of [root, target(root)]) assert.deepEqual(await held(d), ['hl-h2'], `${d}: the hold moved`);
+    for (const d of [data, target(data)]) assert.deepEqual(await held(d), ['hl-h1'], `${d}: the last common snapshot stays held`);
+
+    const fixed = await backup('h3', '--rollback');
+    assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr);
+    for (const d of [root, data, target(root), target(data)]) assert.deepEqual(await held(d), ['hl-h3'], d);
+  });
+
   it('backs up under a base whose name starts with the source pool name (zones2/backup; smartcopy defect 7)', async () => {
     await sh('zpool destroy -f zones2 2>/dev/null; zpool create -f -O mountpoint=/zones2 zones2 /dev/disk/by-id/virtio-zc-spare');
     const other = writeConfig({ backupDestinationBasePath: 'zones2/backup' });

@@ -169,6 +169,17 @@ describe('planBackup', () => {
     assert.ok(lastHold < firstRotation, 'holds move before anything is destroyed');
   });
 
+  it('names the VM datasets a hold step leaves out, so a -r hold never reaches them', () => {
+    const local = states(ds(VM, [['daily-a', '1']]), ds(`${VM}/data`, [['daily-a', '2']]));
+    const remote = states(ds('backup/zones', []), ds(T, [['daily-a', '1']]), ds(`${T}/data`, [['daily-a', '2']], { resumeToken: '1-abc' }));
+    const plan = planBackup(input({ datasets: [VM, `${VM}/data`], local, remote, holds: { tag: 't', localHeld: new Set(), remoteHeld: new Set() } }));
+    const holds = plan.steps.filter((s) => s.kind === 'hold').map((s) => (s.kind === 'hold' ? [s.side, s.snapshots.map((e) => e.snapshot), s.others] : []));
+    assert.deepEqual(holds, [
+      ['local', [`${VM}@daily-new`], [`${VM}/data`]],
+      ['remote', [`${T}@daily-new`], [`${T}/data`]],
+    ]);
+  });
+
   it('never rotates a snapshot that someone else holds', () => {
     const local = ds(VM, [['daily-a', '1'], ['daily-b', '2']]);
     local.snapshots[0]!.userrefs = 1;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TransferPool } from '../../src/backup/execute.js';
+import { smallLimit, TransferPool } from '../../src/backup/execute.js';
 import type { TransferStep } from '../../src/plan/steps.js';
 
 const step = (dataset: string, target: string): TransferStep => ({ kind: 'transfer', dataset, source: dataset, target, mode: 'full', sends: [], isOrigin: false });
@@ -19,11 +19,11 @@ describe('transfers side by side', () => {
       running -= 1;
     };
     const pool = new TransferPool(2);
-    await pool.start({ ...step('zones/vm', 'b/img'), isOrigin: true }, work('origin', 40));
-    await pool.start(step('zones/vm', 'b/vm'), work('clone', 10));
-    await pool.start(step('zones/vm/data', 'b/vm/data'), work('child', 10));
-    await pool.start(step('zones/other', 'b/other'), work('other', 10));
-    await pool.start(step('zones/third', 'b/third'), work('third', 10));
+    await pool.start({ ...step('zones/vm', 'b/img'), isOrigin: true }, false, work('origin', 40));
+    await pool.start(step('zones/vm', 'b/vm'), false, work('clone', 10));
+    await pool.start(step('zones/vm/data', 'b/vm/data'), false, work('child', 10));
+    await pool.start(step('zones/other', 'b/other'), false, work('other', 10));
+    await pool.start(step('zones/third', 'b/third'), false, work('third', 10));
     await pool.drain();
     const at = (e: string) => events.indexOf(e);
     assert.ok(at('start other') < at('end origin'), 'an independent transfer does not wait');
@@ -31,5 +31,32 @@ describe('transfers side by side', () => {
     assert.ok(at('start child') > at('end clone'), 'the child waits for its parent');
     assert.equal(peak, 2);
     assert.equal(events.length, 10);
+  });
+
+  it('runs more small streams at once than large ones, and never more large ones than the limit', async () => {
+    let running = 0;
+    let large = 0;
+    let peak = 0;
+    let peakLarge = 0;
+    const work = (isLarge: boolean) => async () => {
+      running += 1;
+      if (isLarge) large += 1;
+      peak = Math.max(peak, running);
+      peakLarge = Math.max(peakLarge, large);
+      await new Promise((r) => setTimeout(r, 20));
+      running -= 1;
+      if (isLarge) large -= 1;
+    };
+    const pool = new TransferPool(2, smallLimit(2));
+    for (let i = 0; i < 24; i++) {
+      const isLarge = i % 4 === 0;
+      await pool.start(step(`zones/d${i}`, `b/d${i}`), !isLarge, work(isLarge));
+    }
+    await pool.drain();
+    assert.equal(smallLimit(2), 8);
+    assert.equal(peak, 8, 'small streams fill four times the limit');
+    assert.ok(peakLarge <= 2, `at most 2 large at once (saw ${peakLarge})`);
+    assert.equal(smallLimit(1), 4);
+    assert.equal(smallLimit(8), 16);
   });
 });
