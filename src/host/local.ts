@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { PassThrough } from 'node:stream';
 import { execa, type ResultPromise } from 'execa';
 import {
@@ -51,27 +52,30 @@ export class LocalHost implements Host {
 
   spawn(pipeline: readonly Argv[]): StreamProcess {
     const finished = this.stats.count(pipeline);
-    const stages: ResultPromise[] = pipeline.map(([file, ...args]) =>
-      execa(file!, args, {
-        stdin: 'pipe',
-        stdout: 'pipe',
-        stderr: 'pipe',
-        buffer: { stdout: false, stderr: true },
-        reject: false,
-        env: { LC_ALL: 'C' },
-      }),
-    );
-    // A stage whose reader went away must still be drained, or execa waits for its output forever.
+    // Stages start from the last: each stage writes straight into the stdin pipe of the one after
+    // it, so the data between stages moves through the kernel and never through this process (one
+    // copy through Node costs a third of mbuffer's rate in the test guest: bench/README.md).
+    const stages: ResultPromise[] = [];
+    for (let i = pipeline.length - 1; i >= 0; i--) {
+      const [file, ...args] = pipeline[i]!;
+      const next = stages[0];
+      stages.unshift(
+        execa(file!, args, {
+          stdin: 'pipe',
+          stdout: next ? next.stdin! : 'pipe',
+          stderr: 'pipe',
+          buffer: { stdout: false, stderr: true },
+          reject: false,
+          env: { LC_ALL: 'C' },
+        }),
+      );
+      // our copy of the write end: the next stage sees end of file once this stage exits
+      next?.stdin!.destroy();
+    }
+    // A reader that went away must not leave the last stage waiting to be read forever.
     // After the close, pipe() unpipes, and unpiping the last reader pauses: resume once that is done.
     const drainWhenClosed = (from: NodeJS.ReadableStream, reader: NodeJS.WritableStream & NodeJS.EventEmitter) =>
       reader.once('close', () => setImmediate(() => from.unpipe(reader).resume()));
-    for (let i = 0; i + 1 < stages.length; i++) {
-      const from = stages[i]!.stdout!;
-      const to = stages[i + 1]!.stdin!;
-      to.on('error', () => {}); // EPIPE when a later stage ends early: its exit code tells the story
-      drainWhenClosed(from, to);
-      from.pipe(to);
-    }
     const first = stages[0]!;
     const last = stages[stages.length - 1]!;
     first.stdin!.on('error', () => {});
@@ -80,13 +84,16 @@ export class LocalHost implements Host {
     last.stdout!.pipe(stdout);
     const command = describePipeline(pipeline);
     const done = Promise.all(stages).then((results): CommandResult => {
-      const failing = results.find((r) => r.exitCode !== 0);
+      // the last failing stage, as with `set -o pipefail`: a stage before it that failed only saw
+      // its reader go away (EPIPE), while a stage after a failed one sees a plain end of file
+      const failing = [...results].reverse().find((r) => exitCodeOf(r) !== 0);
       return {
         host: this.label,
         command,
         stdout: '',
-        stderr: results.map((r) => (typeof r.stderr === 'string' ? r.stderr : '')).join(''),
-        exitCode: failing ? (failing.exitCode ?? 128 + 9) : 0,
+        // a stage that never started has only execa's message (spawn … ENOENT)
+        stderr: results.map((r) => (typeof r.stderr === 'string' ? r.stderr : '') + (r.exitCode === undefined && !r.signal ? `${r.message}\n` : '')).join(''),
+        exitCode: failing ? exitCodeOf(failing) : 0,
       };
     });
     void done.then(finished);
@@ -98,10 +105,8 @@ export class LocalHost implements Host {
       done,
       onStderr: (listener) => listeners.push(listener),
       kill: async () => {
-        for (const stage of stages) {
-          stage.kill('SIGTERM');
-          stage.stdout!.unpipe().resume();
-        }
+        for (const stage of stages) stage.kill('SIGTERM');
+        last.stdout!.unpipe().resume();
         await done;
       },
     };
@@ -112,4 +117,11 @@ export class LocalHost implements Host {
   }
 
   async close(): Promise<void> {}
+}
+
+/** A stage's exit code, shell style: 128 + the signal's number when a signal ended it, 127 when it never started. */
+function exitCodeOf(result: { exitCode?: number; signal?: string }): number {
+  if (result.exitCode !== undefined) return result.exitCode;
+  if (result.signal) return 128 + (constants.signals[result.signal as keyof typeof constants.signals] ?? 9);
+  return 127;
 }

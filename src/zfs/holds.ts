@@ -18,7 +18,7 @@ export function holdCommands(kind: 'hold' | 'release', tag: string, snapshots: r
     return !keep.some((k) => isWithin(k, dataset));
   };
   // a snapshot is covered when an ancestor's snapshot of the same name is in the list and collapsible
-  const coveredBy = (full: string) => {
+  const covered = (full: string) => {
     const { dataset, snapshot } = splitSnapshot(full);
     for (let p = parentOf(dataset); p; p = parentOf(p)) {
       if (listed.has(`${p}@${snapshot}`) && collapsible(`${p}@${snapshot}`)) return true;
@@ -30,8 +30,8 @@ export function holdCommands(kind: 'hold' | 'release', tag: string, snapshots: r
     return o !== s && top.snapshot === other.snapshot && isWithin(other.dataset, top.dataset);
   };
   // -r only where it saves a command: the snapshot heads others
-  const recursive = snapshots.filter((s) => !coveredBy(s) && collapsible(s) && snapshots.some((o) => below(s, o)));
-  const single = snapshots.filter((s) => !coveredBy(s) && !recursive.includes(s));
+  const recursive = snapshots.filter((s) => !covered(s) && collapsible(s) && snapshots.some((o) => below(s, o)));
+  const single = snapshots.filter((s) => !covered(s) && !recursive.includes(s));
   return [
     ...(recursive.length > 0 ? [['zfs', kind, '-r', tag, ...recursive]] : []),
     ...(single.length > 0 ? [['zfs', kind, tag, ...single]] : []),
