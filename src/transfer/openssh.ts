@@ -12,7 +12,8 @@ const CIPHERS = 'aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr
 
 /**
  * `ssh … host <remote command>` for the bulk stream. OpenSSH pushes about twice what the ssh2
- * channel does (bench/README.md), so the data takes this path while every control command stays on
+ * channel does on real hardware (research notes; bench/README.md has the test guest's figures), so
+ * the data takes this path while every control command stays on
  * the run's one ssh2 connection. `remoteCommand` is already quoted (pipelineLine); it is one argv
  * element here, so nothing is quoted twice. With `controlPath`, every stream of a run shares one
  * OpenSSH connection (the first one becomes the master), so a stream costs no key exchange.
