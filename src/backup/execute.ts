@@ -49,7 +49,7 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
     return o;
   };
   const holdFailed = new Set<'local' | 'remote'>();
-  const transfers = new TransferPool(context.concurrency ?? 1, smallLimit(context.concurrency ?? 1));
+  const transfers = new TransferPool(context.concurrency ?? 1);
   let sizes: Promise<Map<string, number>> | undefined;
   const holdOrRelease = async (step: HoldStep) => {
     const failed = (e: { dataset: string }) => Boolean(outcome(e.dataset).error);
@@ -159,10 +159,12 @@ async function addedBytes(steps: readonly Step[], local: Host): Promise<Map<stri
 
 /**
  * Small streams (a run over many datasets that changed little) cost process starts and a pool
- * sync each, not bandwidth: up to four times `transferConcurrency` of them run at once (at most 16).
+ * sync each, not bandwidth: up to four times `transferConcurrency` of them run at once, but at
+ * most 8 (small streams go over ssh2 channels of the one connection, and sshd's default
+ * MaxSessions of 10 counts each of them, with room left for control commands).
  */
 export function smallLimit(limit: number): number {
-  return Math.max(limit, Math.min(16, limit * 4));
+  return Math.max(limit, Math.min(8, limit * 4));
 }
 
 /**
@@ -176,10 +178,11 @@ export class TransferPool {
   private runningLarge = 0;
   private readonly waiting: Array<() => void> = [];
 
-  constructor(
-    private readonly limit: number,
-    private readonly smallLimit = limit,
-  ) {}
+  private readonly smallLimit: number;
+
+  constructor(private readonly limit: number) {
+    this.smallLimit = smallLimit(limit);
+  }
 
   async start(step: TransferStep, small: boolean, work: () => Promise<void>): Promise<void> {
     const after = this.started.filter((s) => s.step.dataset === step.dataset || isWithin(step.target, s.step.target)).map((s) => s.done);

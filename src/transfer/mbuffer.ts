@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { describePipeline, type StreamProcess } from '../host/host.js';
+import { describePipeline, type CommandResult, type StreamProcess } from '../host/host.js';
 import type { Argv } from '../host/quote.js';
 import { failureMessage } from './pump.js';
 import { TransferError, type StrategyOptions, type TransferResult, type TransferStrategy } from './strategy.js';
@@ -82,10 +82,11 @@ export class MbufferStrategy implements TransferStrategy {
     sender.stdout.resume();
     const what = `\`${describePipeline(this.sourcePipeline(send))}\` via mbuffer to ${this.options.remoteAddress}:${port}`;
     // whichever end fails first ends the other, so neither waits for a partner that is gone
-    const [sent, received] = await Promise.all([
-      sender.done.then((r) => (r.exitCode !== 0 && void receiver.kill(), r)),
-      receiver.done.then((r) => (r.exitCode !== 0 && void sender.kill(), r)),
-    ]);
+    const endOtherOnFailure = (other: StreamProcess) => (result: CommandResult) => {
+      if (result.exitCode !== 0) void other.kill();
+      return result;
+    };
+    const [sent, received] = await Promise.all([sender.done.then(endOtherOnFailure(receiver)), receiver.done.then(endOtherOnFailure(sender))]);
     const bytes = summaryBytes(sent.stderr);
     if (sent.exitCode !== 0 || received.exitCode !== 0) {
       throw new TransferError(failureMessage(what, { ...sent, stderr: withoutStatus(sent.stderr) }, { ...received, stderr: withoutStatus(received.stderr) }, bytes));
