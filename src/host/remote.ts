@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { constants, homedir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Client, type ClientChannel } from 'ssh2';
@@ -197,13 +197,17 @@ export class RemoteHost implements Host {
   }
 }
 
+/**
+ * The command's exit status, from the channel's close event. Not from 'exit': a fast command's exec
+ * reply, status and close can arrive in one read, and ssh2 emits 'exit' before the exec callback's
+ * caller can listen; 'close' waits for the output to be read and carries the same status.
+ */
 function channelExit(channel: ClientChannel): Promise<number> {
   return new Promise((resolve) => {
-    let code: number | undefined;
-    channel.on('exit', (exitCode: number | null, signal?: string) => {
-      code = exitCode ?? (signal ? 128 + 15 : 255);
+    channel.on('close', (code?: number | null, signal?: string) => {
+      if (typeof code === 'number') return resolve(code);
+      const number = signal ? constants.signals[signal as NodeJS.Signals] : undefined;
+      resolve(number ? 128 + number : 255);
     });
-    channel.on('close', () => resolve(code ?? 255));
   });
 }
-
