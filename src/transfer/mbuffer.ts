@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { describePipeline, type CommandResult, type StreamProcess } from '../host/host.js';
 import type { Argv } from '../host/quote.js';
+import { scaledBytes } from './byte-units.js';
 import { failureMessage } from './pump.js';
 import { TransferError, type StrategyOptions, type TransferResult, type TransferStrategy } from './strategy.js';
 
@@ -123,12 +124,10 @@ function waitForListener(receiver: StreamProcess): Promise<{ listening: boolean;
   });
 }
 
-const UNITS: Record<string, number> = { '': 1, k: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
-
 /** Bytes from mbuffer's `summary:  1.5 GiByte in 40.2sec - average of 38.1 MiB/s` (0 without one). */
 export function summaryBytes(stderr: string): number {
   const match = /summary:\s+([\d.]+)\s*([kMGT]?)i?Byte/.exec(stderr);
-  return match ? Math.round(Number(match[1]) * UNITS[match[2]!]!) : 0;
+  return match ? scaledBytes(match[1]!, match[2]!) : 0;
 }
 
 /** mbuffer's running status (`in @ … MiB/s, out @ …` ended by \r) is noise in an error message. */

@@ -53,6 +53,6 @@ export function failureMessage(what: string, sent: CommandResult, received: Comm
   return `${what} failed after ${bytes} bytes: ${parts.join('; ')}`;
 }
 
-function lastLines(text: string): string {
+export function lastLines(text: string): string {
   return text.trim().split('\n').filter(Boolean).slice(-3).join(' / ');
 }

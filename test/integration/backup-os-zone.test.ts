@@ -18,15 +18,20 @@ describe('backup of an OS zone over ssh', () => {
   });
 
   it('first run sends every dataset in full and the backup host has the same snapshot guids', async () => {
-    const run = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', 'first'], config);
+    const run = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', 'first', '--json'], config);
     assert.equal(run.code, 0, run.stderr + run.stdout);
+    const report = JSON.parse(run.stdout) as { results: Array<{ datasets: Array<{ dataset: string; mode: string; bytes: number }> }> };
     for (const dataset of datasets) {
       const source = await snapshotsOf(dataset);
       const received = await snapshotsOf(target(dataset));
       assert.deepEqual(received.map((s) => s.name), ['daily-first'], `${target(dataset)}: ${JSON.stringify(received)}`);
       assert.equal(received[0]!.guid, source.find((s) => s.name === 'daily-first')!.guid);
     }
-    assert.match(run.stdout, /full/);
+    // full streams take the OpenSSH path, where the count comes from `zfs receive -v` (3 digits)
+    const data = report.results[0]!.datasets.find((d) => d.dataset === datasets[1])!;
+    assert.equal(data.mode, 'full');
+    const size = Number(/^size\s+(\d+)$/m.exec(await sh(`zfs send -nP ${datasets[1]}@daily-first 2>&1`))![1]);
+    assert.ok(Math.abs(data.bytes - size) < size * 0.02, `reported ${data.bytes} bytes, zfs send -nP says ${size}`);
   });
 
   it('second run is incremental: only the new snapshot crosses, guids match', async () => {
