@@ -53,9 +53,11 @@ export class SshStrategy implements TransferStrategy {
     const verbose: Argv = [...receive.slice(0, 2), '-v', ...receive.slice(2)];
     const stream = this.options.local.spawn([send, opensshArgv(this.options.openssh, pipelineLine([verbose]), this.controlPath())]);
     stream.stdin.end();
-    stream.stdout.resume();
+    // receive -v prints on its standard output: a few lines, which ssh passes on as its own
+    let said = '';
+    stream.stdout.on('data', (chunk: Buffer) => (said += chunk.toString()));
     const result = await stream.done;
-    const bytes = receivedBytes(result.stderr);
+    const bytes = receivedBytes(said);
     if (result.exitCode !== 0) {
       throw new TransferError(`\`${describePipeline([send])}\` to ${this.options.remote.label} failed${bytes ? ` after ${bytes} bytes` : ''}: exited ${result.exitCode}: ${lastLines(result.stderr) || '(no message)'}`);
     }
@@ -83,7 +85,7 @@ export class SshStrategy implements TransferStrategy {
 }
 
 /** Bytes from `zfs receive -v`'s `received 1.00G stream in 25 seconds` (illumos writes `1.00GB`); 0 without one. */
-export function receivedBytes(stderr: string): number {
-  const match = /received ([\d.]+)([KMGTP]?)B? stream/.exec(stderr);
+export function receivedBytes(output: string): number {
+  const match = /received ([\d.]+)([KMGTP]?)B? stream/.exec(output);
   return match ? scaledBytes(match[1]!, match[2]!) : 0;
 }
