@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,10 @@ import { after, before, describe, it } from 'node:test';
 import ssh2, { type ServerChannel } from 'ssh2';
 import { RemoteHost } from '../../src/host/remote.js';
 
-const { Server, utils } = ssh2;
+const { Server } = ssh2;
+
+/** A P-256 key in PEM: ssh2's own ed25519 generator writes about one key in 250 that its parser then rejects. */
+const newKey = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1', privateKeyEncoding: { type: 'sec1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey;
 
 /**
  * An ssh2 server in this process that answers every exec at once: output, exit status and close
@@ -20,9 +24,9 @@ describe('remote commands over ssh2', () => {
 
   before(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'zc-remote-exit-'));
-    const clientKey = join(dir, 'id_ed25519');
-    writeFileSync(clientKey, utils.generateKeyPairSync('ed25519').private);
-    server = new Server({ hostKeys: [utils.generateKeyPairSync('ed25519').private] }, (client) => {
+    const clientKey = join(dir, 'id_ecdsa');
+    writeFileSync(clientKey, newKey());
+    server = new Server({ hostKeys: [newKey()] }, (client) => {
       client.on('authentication', (context) => context.accept());
       client.on('session', (accept) => {
         accept().on('exec', (acceptExec, _reject, info) => answer(acceptExec(), info.command));
