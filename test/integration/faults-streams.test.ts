@@ -1,8 +1,9 @@
 /** Fault injection, part 1: the stream cut at 20 byte offsets, every strategy, full and incremental. */
+import assert from 'node:assert/strict';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { backup, dropTargets, failThenRecover, fault, printFaultTable, setUpFaultFixture } from './faults-harness.js';
-import { PROJECT, run, sh, writeConfig } from './harness.js';
+import { assertChainsVerify, assertNoLeftovers, backup, dropTargets, failThenRecover, fault, printFaultTable, setUpFaultFixture } from './faults-harness.js';
+import { PROJECT, run, sh, target, writeConfig } from './harness.js';
 
 describe('fault injection: cut streams', () => {
   before(setUpFaultFixture);
@@ -47,6 +48,34 @@ describe('fault injection: cut streams', () => {
       );
     }
     fault.table.push(`stream cut, ssh over the OpenSSH bulk connection (full sends) | ${opensshCuts.length} offsets | pass`);
+  });
+
+  it('an interrupted receive is resumed from its token; a stale token is aborted and the stream starts over', async () => {
+    const data = `zones/${fault.uuid}/data`;
+    const token = async () => (await sh(`zfs get -H -o value receive_resume_token ${target(data)}`)).trim();
+    const cutter = writeConfig({ transferStrategy: 'ssh_gzip', compressionCmd: ['head', '-c', '3000000'], decompressionCmd: ['cat'] });
+    // resumed: the cut leaves a token, and the next run finishes that stream with zfs send -t
+    await sh(`head -c 6M /dev/urandom > /zones/${fault.uuid}/data/resume-1.bin`);
+    const cut = await backup([], cutter);
+    assert.equal(cut.code, 1, cut.stdout + cut.stderr);
+    assert.notEqual(await token(), '-', 'the cut receive left no resume token');
+    const resumed = await backup();
+    assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
+    assert.match(resumed.stderr, /resuming the interrupted receive into/);
+    await assertChainsVerify();
+    // stale: the snapshot the token describes is gone from the source, so the partial receive is
+    // aborted (zfs receive -A) and the dataset goes on from its last common snapshot
+    await sh(`head -c 6M /dev/urandom > /zones/${fault.uuid}/data/resume-2.bin`);
+    const cutAgain = await backup([], cutter);
+    assert.equal(cutAgain.code, 1, cutAgain.stdout + cutAgain.stderr);
+    assert.notEqual(await token(), '-', 'the second cut left no resume token');
+    await sh(`zfs destroy ${data}@fault-r${fault.round}`);
+    const restarted = await backup();
+    assert.equal(restarted.code, 0, restarted.stdout + restarted.stderr);
+    assert.match(restarted.stderr, /no longer matches the source.*aborting it/);
+    await assertChainsVerify();
+    await assertNoLeftovers();
+    fault.table.push('resume token: resumed; stale token aborted, then sent again | 2 | pass');
   });
 
   it('mbuffer and mbuffer_gzip: the receiving side cut at several offsets', async () => {
