@@ -30,11 +30,12 @@ export class SshStrategy implements TransferStrategy {
   }
 
   async transfer(send: Argv, receive: Argv, hint: TransferHint = {}): Promise<TransferResult> {
-    const { local, remote } = this.pipelines(send, receive);
     // a small stream costs more to start than to move: one more process and SSH session is not worth it
     const small = hint.estimatedBytes !== undefined && hint.estimatedBytes < SMALL_STREAM_BYTES;
-    if (this.name === 'ssh' && this.options.bulk === 'openssh' && !small) return this.throughKernel(send, receive);
-    const sink = this.options.bulk === 'openssh' && !small
+    const overOpenssh = this.options.bulk === 'openssh' && !small;
+    if (overOpenssh && this.name === 'ssh') return this.throughKernel(send, receive);
+    const { local, remote } = this.pipelines(send, receive);
+    const sink = overOpenssh
       ? this.options.local.spawn([opensshArgv(this.options.openssh, pipelineLine(remote), this.controlPath())])
       : this.options.remote.spawn(remote);
     const source = this.options.local.spawn(local);
