@@ -23,7 +23,9 @@ export function run(file: string, args: readonly string[], options: { input?: st
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     });
-    child.stdin?.end(options.input ?? '');
+    // a child that exits without reading (pgrep, true) closes the pipe first: the exit code is what counts
+    child.stdin?.on('error', () => {});
+    child.stdin?.end(options.input);
   });
 }
 
