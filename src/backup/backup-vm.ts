@@ -6,10 +6,10 @@ import { runStatus, type DatasetResult, type VmBackupResult } from '../report/ty
 import { imageUuidOf, imgadmGet, readZoneConfig, type VmSpecWithRaw } from '../smartos/vmadm.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
 import { snapshotsHeldBy } from '../zfs/holds.js';
-import { listDatasets, type DatasetState } from '../zfs/list.js';
+import type { DatasetState } from '../zfs/list.js';
 import { splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { executePlan } from './execute.js';
-import { observeVm } from './observe.js';
+import { observeLocal, observeRemote } from './observe.js';
 import { settleInterruptedReceives } from './resume.js';
 
 export interface BackupSettings {
@@ -55,9 +55,8 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
     dryRun: context.local.dryRun,
   };
   try {
-    const observed = await observeVm(uuid, context, settings.basePath);
+    const observed = await observeLocal(uuid, context.local, context.spec);
     const { spec, raw, discovery, local, datasets } = observed;
-    let remote = observed.remote;
     result.alias = spec.alias;
     result.brand = spec.brand;
     discovery.warnings.forEach((w) => context.log.warn(w));
@@ -65,16 +64,18 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
     const snapshot = snapshotName(settings, startedAt);
     result.snapshot = snapshot;
 
-    const resumed = await settleInterruptedReceives(remote, context);
-    result.errors.push(...resumed.flatMap((r) => (r.error ? [r.error] : [])));
-    if (resumed.length > 0 && !context.remote.dryRun) remote = await listDatasets(context.remote, observed.remoteNames);
-    // independent reads, side by side: each costs a process start (and a channel on the backup host)
-    const [localHeld, remoteHeld, zoneConfig, images] = await Promise.all([
+    // independent reads, side by side with the backup host's listing, the longest of them
+    const [listed, localHeld, zoneConfig, images] = await Promise.all([
+      observeRemote(observed, context.remote, settings.basePath),
       settings.holdTag ? snapshotsHeldBy(context.local, settings.holdTag, datasets.flatMap((d) => local.get(d) ?? [])) : undefined,
-      settings.holdTag ? snapshotsHeldBy(context.remote, settings.holdTag, remote.values()) : undefined,
       readZoneConfig(context.local, uuid),
       imageManifests(context.local, local),
     ]);
+    let remote = listed;
+    const resumed = await settleInterruptedReceives(remote, context);
+    result.errors.push(...resumed.flatMap((r) => (r.error ? [r.error] : [])));
+    if (resumed.length > 0 && !context.remote.dryRun) remote = await observeRemote(observed, context.remote, settings.basePath);
+    const remoteHeld = settings.holdTag ? await snapshotsHeldBy(context.remote, settings.holdTag, remote.values()) : undefined;
     const holds = settings.holdTag && localHeld && remoteHeld ? { tag: settings.holdTag, localHeld, remoteHeld } : undefined;
     const files = [{ name: `${snapshot}.json`, content: raw }];
     if (zoneConfig) files.push({ name: `${snapshot}.zonecfg.xml`, content: zoneConfig });

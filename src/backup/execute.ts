@@ -48,21 +48,33 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
     if (!o) outcomes.set(dataset, (o = { bytes: 0, seconds: 0, rotatedLocal: [], rotatedRemote: [] }));
     return o;
   };
-  const holdFailed = new Set<'local' | 'remote'>();
   const transfers = new TransferPool(context.concurrency ?? 1);
-  let sizes: Promise<Map<string, number>> | undefined;
-  const holdOrRelease = async (step: HoldStep) => {
+  /** True when every command succeeded (or there was nothing to do). */
+  const holdOrRelease = async (step: HoldStep, what: string = step.kind): Promise<boolean> => {
     const failed = (e: { dataset: string }) => Boolean(outcome(e.dataset).error);
     const snapshots = step.snapshots.filter((e) => !failed(e)).map((e) => e.snapshot);
-    if (snapshots.length === 0 || (step.kind === 'release' && holdFailed.has(step.side))) return;
+    if (snapshots.length === 0) return true;
     const host = step.side === 'local' ? context.local : context.remote;
     const keep = [...step.others, ...step.snapshots.filter(failed).map((e) => splitSnapshot(e.snapshot).dataset)];
     try {
       for (const argv of holdCommands(step.kind, step.tag, snapshots, keep)) await host.run(argv, { mutates: true });
+      return true;
     } catch (error) {
-      if (step.kind === 'hold') holdFailed.add(step.side);
-      errors.push(`${step.kind} ${step.tag} on ${host.label} failed: ${(error as Error).message}`);
+      errors.push(`${what} ${step.tag} on ${host.label} failed: ${(error as Error).message}`);
+      return false;
     }
+  };
+  /**
+   * On one side the new hold goes on while the old one comes off (each pays for opening every
+   * dataset of the tree, 5 s for 100 received ones in the test guest). The old snapshot is no
+   * longer the newest common one once the new one has arrived; should the new hold fail, the old
+   * one is held again, so a failed hold leaves the holds as they were.
+   */
+  const moveHold = async (onSide: HoldStep[]) => {
+    const hold = onSide.find((s) => s.kind === 'hold');
+    const release = onSide.find((s) => s.kind === 'release');
+    const [held, released] = await Promise.all([hold ? holdOrRelease(hold) : true, release ? holdOrRelease(release) : false]);
+    if (!held && release && released) await holdOrRelease({ ...release, kind: 'hold' }, 'hold (of the previous snapshots again)');
   };
   for (let index = 0; index < steps.length; index++) {
     const step = steps[index]!;
@@ -85,13 +97,11 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
         break;
       case 'transfer': {
         const o = outcome(step.dataset);
-        sizes ??= addedBytes(steps, context.local);
-        const known = await sizes;
-        const small = step.sends.every((send) => (known.get(send.to) ?? Infinity) < SMALL_STREAM_BYTES);
+        const small = step.added !== undefined && step.added < SMALL_STREAM_BYTES;
         await transfers.start(step, small, async () => {
           if (o.error) return;
           try {
-            await runTransfer(step, o, context, known);
+            await runTransfer(step, o, context);
           } catch (error) {
             o.error = (error as Error).message;
           }
@@ -100,10 +110,10 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
       }
       case 'hold':
       case 'release': {
-        // the local and the remote side of one kind at once; every hold ends before any release
+        // the planner puts every hold and release step together: both sides at once
         const group: HoldStep[] = [step];
-        while (steps[index + 1]?.kind === step.kind) group.push(steps[++index] as HoldStep);
-        await Promise.all(group.map(holdOrRelease));
+        while (steps[index + 1]?.kind === 'hold' || steps[index + 1]?.kind === 'release') group.push(steps[++index] as HoldStep);
+        await Promise.all((['local', 'remote'] as const).map((side) => moveHold(group.filter((s) => s.side === side))));
         break;
       }
       case 'rotate': {
@@ -140,24 +150,6 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
 }
 
 /**
- * One `zfs get written` for the snapshots just taken that go as an incremental from the snapshot
- * right before them: what each adds, so a strategy can pick the path that suits its size.
- */
-async function addedBytes(steps: readonly Step[], local: Host): Promise<Map<string, number>> {
-  const snapshots = steps.flatMap((s) =>
-    s.kind === 'transfer' && !s.origin && s.sends.length === 1 && s.sends[0]!.from && !s.sends[0]!.intermediates ? [s.sends[0]!.to] : [],
-  );
-  const sizes = new Map<string, number>();
-  if (snapshots.length === 0 || local.dryRun) return sizes;
-  const out = await local.run(['zfs', 'get', '-Hp', '-o', 'name,value', 'written', ...snapshots], { mutates: false, allowExitCodes: [1] });
-  for (const line of out.stdout.split('\n')) {
-    const [name, value] = line.split('\t');
-    if (name && /^\d+$/.test(value ?? '')) sizes.set(name, Number(value));
-  }
-  return sizes;
-}
-
-/**
  * Small streams (a run over many datasets that changed little) cost process starts and a pool
  * sync each, not bandwidth: up to four times `transferConcurrency` of them run at once, but at
  * most 8 (small streams go over ssh2 channels of the one connection, and sshd's default
@@ -170,7 +162,8 @@ export function smallLimit(limit: number): number {
 /**
  * Runs transfers side by side, at most `limit` large ones and `smallLimit` in all, but never
  * before what a transfer builds on: an earlier transfer of the same VM dataset (a clone's
- * origin), or of a dataset above its target (a child is received under its parent).
+ * origin), or, for a target that does not exist yet, of a dataset above it (a new child is
+ * received under its parent). An incremental stream into a target that exists waits for nothing.
  */
 export class TransferPool {
   private readonly started: Array<{ step: TransferStep; done: Promise<void> }> = [];
@@ -185,7 +178,8 @@ export class TransferPool {
   }
 
   async start(step: TransferStep, small: boolean, work: () => Promise<void>): Promise<void> {
-    const after = this.started.filter((s) => s.step.dataset === step.dataset || isWithin(step.target, s.step.target)).map((s) => s.done);
+    const creates = step.common === undefined;
+    const after = this.started.filter((s) => s.step.dataset === step.dataset || (creates && isWithin(step.target, s.step.target))).map((s) => s.done);
     const done = (async () => {
       await Promise.all(after);
       await this.slot(small);
@@ -216,10 +210,10 @@ export class TransferPool {
 
 const MODIFIED = /has been modified/;
 
-async function runTransfer(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext, sizes: ReadonlyMap<string, number>): Promise<void> {
+async function runTransfer(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext): Promise<void> {
   if (step.rollback && step.common) await context.remote.run(['zfs', 'rollback', step.common], { mutates: true });
   try {
-    await runSends(step, outcome, context, sizes);
+    await runSends(step, outcome, context);
   } catch (error) {
     const message = (error as Error).message;
     if (!MODIFIED.test(message) || !step.common) throw error;
@@ -227,7 +221,7 @@ async function runTransfer(step: TransferStep, outcome: DatasetOutcome, context:
   }
 }
 
-async function runSends(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext, sizes: ReadonlyMap<string, number>): Promise<void> {
+async function runSends(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext): Promise<void> {
   for (const [index, send] of step.sends.entries()) {
     const receive = receiveArgv(step.target, { origin: index === 0 ? step.origin : undefined });
     if (context.remote.dryRun) {
@@ -235,7 +229,7 @@ async function runSends(step: TransferStep, outcome: DatasetOutcome, context: Ex
       continue;
     }
     context.log.verbose(`send ${describeCommand(sendArgv(send))} -> ${step.target}`);
-    const result = await context.strategy.transfer(sendArgv(send), receive, { estimatedBytes: sizes.get(send.to) });
+    const result = await context.strategy.transfer(sendArgv(send), receive, { estimatedBytes: step.added });
     outcome.bytes += result.bytes;
     outcome.seconds += result.seconds;
   }

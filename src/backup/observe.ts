@@ -19,22 +19,27 @@ export interface VmObservation {
   local: Map<string, DatasetState>;
   /** Everything the planner may ask about the backup host (see remoteNames). */
   remote: Map<string, DatasetState>;
-  remoteNames: string[];
 }
 
-/** vmadm get, then one `zfs list` per side (plus one for clone origins when there are clones). */
+type LocalObservation = Omit<VmObservation, 'remote'>;
+
+/** vmadm get, then the SmartOS side's `zfs list` (plus one for clone origins), then the backup host's. */
 export async function observeVm(uuid: string, hosts: { local: Host; remote: Host; spec?: Promise<VmSpecWithRaw> }, basePath: string): Promise<VmObservation> {
   const observed = await observeLocal(uuid, hosts.local, hosts.spec);
+  return { ...observed, remote: await observeRemote(observed, hosts.remote, basePath) };
+}
+
+/** The backup host's side: the targets with their snapshots, their parents and the base path. */
+export async function observeRemote(observed: Pick<LocalObservation, 'datasets' | 'local'>, remote: Host, basePath: string): Promise<Map<string, DatasetState>> {
   const names = remoteNames(observed.datasets, observed.local, basePath);
-  const remote = await listDatasets(hosts.remote, names);
-  return { ...observed, remote, remoteNames: names };
+  return listDatasets(remote, names.targets, { withoutSnapshots: names.parents });
 }
 
 /**
  * The SmartOS side alone: the spec, the datasets to back up, and their ZFS state with clone
  * origins. `prefetched` is a `vmadm get` of this VM already under way.
  */
-export async function observeLocal(uuid: string, host: Host, prefetched?: Promise<VmSpecWithRaw>): Promise<Omit<VmObservation, 'remote' | 'remoteNames'>> {
+export async function observeLocal(uuid: string, host: Host, prefetched?: Promise<VmSpecWithRaw>): Promise<LocalObservation> {
   const { spec, raw } = await (prefetched ?? vmadmGet(host, uuid));
   const discovery = discoverDatasets(spec);
   const local = await listDatasets(host, discovery.datasets, { recursive: true });
@@ -48,19 +53,23 @@ export async function observeLocal(uuid: string, host: Host, prefetched?: Promis
   return { spec, raw, discovery, datasets, local };
 }
 
-/** Targets, their parents, clone-origin targets and the base path, so one `zfs list` answers all. */
-function remoteNames(datasets: readonly string[], local: ReadonlyMap<string, DatasetState>, basePath: string): string[] {
-  const names = new Set<string>([basePath]);
+/**
+ * The targets (and clone-origin targets), whose snapshots the planner compares, and their parents
+ * and the base path, of which it only asks whether they exist.
+ */
+function remoteNames(datasets: readonly string[], local: ReadonlyMap<string, DatasetState>, basePath: string): { targets: string[]; parents: string[] } {
+  const targets = new Set<string>();
+  const parents = new Set<string>([basePath]);
   const add = (source: string) => {
     const target = targetDatasetName(basePath, source);
-    names.add(target);
+    targets.add(target);
     const parent = parentOf(target);
-    if (parent) names.add(parent);
+    if (parent) parents.add(parent);
   };
   for (const dataset of datasets) {
     add(dataset);
     const origin = local.get(dataset)?.origin;
     if (origin) add(splitSnapshot(origin).dataset);
   }
-  return [...names];
+  return { targets: [...targets], parents: [...parents].filter((p) => !targets.has(p)) };
 }

@@ -74,9 +74,10 @@ export function planBackup(input: PlanInput): BackupPlan {
         problems.push({ dataset, message: result.problem });
         continue;
       }
+      const fromNewest = result.sends.length === 1 && !result.sends[0]!.intermediates;
       transfer = {
         kind: 'transfer', dataset, source: dataset, target, mode: 'incremental', sends: result.sends, isOrigin: false,
-        common: `${target}@${result.common}`, rollback: input.rollback,
+        common: `${target}@${result.common}`, rollback: input.rollback, added: fromNewest ? local.written : undefined,
       };
       arriving = result.arriving;
     } else {

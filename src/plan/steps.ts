@@ -32,6 +32,11 @@ export interface TransferStep {
   /** The common snapshot on the target: rolled back to first with --rollback, named in errors. */
   common?: string;
   rollback?: boolean;
+  /**
+   * Bytes the new snapshot adds, when the transfer is one incremental stream from the snapshot
+   * right before it (the dataset's `written` as listed): small streams take another path.
+   */
+  added?: number;
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Host } from '../host/host.js';
 import type { Argv } from '../host/quote.js';
-import type { DatasetState } from './list.js';
+import { inParts, type DatasetState } from './list.js';
 import { isWithin, parentOf, splitSnapshot } from './names.js';
 
 /**
@@ -40,14 +40,15 @@ export function holdCommands(kind: 'hold' | 'release', tag: string, snapshots: r
 
 /**
  * Full names of the snapshots that carry `tag`, among the datasets listed. Only snapshots with
- * holds are asked about, so a host without holds costs no extra command.
+ * holds are asked about, so a host without holds costs no extra command; many are asked in two
+ * parts side by side.
  */
 export async function snapshotsHeldBy(host: Host, tag: string, datasets: Iterable<DatasetState>): Promise<Set<string>> {
   const held = [...datasets].flatMap((d) => d.snapshots.filter((s) => s.userrefs > 0).map((s) => `${d.name}@${s.name}`));
   const result = new Set<string>();
   if (held.length === 0) return result;
-  const out = await host.run(['zfs', 'holds', '-H', ...held], { mutates: false });
-  for (const line of out.stdout.split('\n')) {
+  const outputs = await Promise.all(inParts(held).map((part) => host.run(['zfs', 'holds', '-H', ...part], { mutates: false })));
+  for (const line of outputs.flatMap((out) => out.stdout.split('\n'))) {
     const [snapshot, holdTag] = line.split('\t');
     if (snapshot && holdTag === tag) result.add(snapshot);
   }

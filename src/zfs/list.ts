@@ -10,6 +10,8 @@ export interface DatasetState {
   origin?: string;
   /** Set when an interrupted `zfs receive -s` left partial state. */
   resumeToken?: string;
+  /** Bytes written since its newest snapshot: what a snapshot taken now would add. */
+  written?: number;
   snapshots: SnapshotInfo[];
 }
 
@@ -24,29 +26,63 @@ export interface SnapshotInfo {
   userrefs: number;
 }
 
-const FIELDS = ['name', 'type', 'guid', 'createtxg', 'creation', 'origin', 'receive_resume_token', 'userrefs'];
+const FIELDS = ['name', 'type', 'guid', 'createtxg', 'creation', 'origin', 'receive_resume_token', 'userrefs', 'written'];
 
-/** `recursive` also lists every descendant (children created inside a zone, say). */
-export function listArgv(datasets: readonly string[], recursive = false): string[] {
-  return ['zfs', 'list', '-Hp', '-t', 'filesystem,volume,snapshot', ...(recursive ? ['-r'] : ['-d', '1']), '-o', FIELDS.join(','), ...datasets];
+/** The datasets, every descendant (children created inside a zone, say) and all their snapshots. */
+function recursiveListArgv(datasets: readonly string[]): string[] {
+  return ['zfs', 'list', '-Hp', '-t', 'filesystem,volume,snapshot', '-r', '-o', FIELDS.join(','), ...datasets];
+}
+
+/**
+ * Without recursion, one call lists the datasets themselves and others their snapshots, side by
+ * side (`-t snapshot -d 1` does not open a dataset's children, where `-t filesystem,…,snapshot
+ * -d 1` lists every child of a parent that is itself named: 98 extra datasets for a zone's
+ * delegated dataset). Opening a dataset that is not mounted, as received ones are, costs the
+ * kernel far more than a mounted one, and one `zfs list` opens them one at a time on one CPU: 100
+ * received datasets with 4 snapshots each took 13.9 s in the old single call, 5.8 s this way
+ * (test guest, 2 CPUs).
+ */
+export function splitListArgvs(datasets: readonly string[], withSnapshots: readonly string[]): string[][] {
+  return [
+    ['zfs', 'list', '-Hp', '-t', 'filesystem,volume', '-o', FIELDS.join(','), ...datasets],
+    ...inParts(withSnapshots).map((part) => ['zfs', 'list', '-Hp', '-t', 'snapshot', '-d', '1', '-o', FIELDS.join(','), ...part]),
+  ];
+}
+
+/**
+ * `names` dealt into at most two parts of at least 20 each, for commands that open datasets one
+ * at a time (see splitListArgvs): two side by side use both CPUs of the test guest, and stay far
+ * within sshd's MaxSessions.
+ */
+export function inParts<T>(names: readonly T[]): T[][] {
+  const parts = Math.min(2, Math.ceil(names.length / 20));
+  return Array.from({ length: parts }, (_, part) => names.filter((_, i) => i % parts === part));
 }
 
 const MISSING = /^cannot open '([^']+)': (dataset does not exist|.*not exist.*)$/;
 
 /**
- * One `zfs list` call for all `datasets` (and their snapshots). Datasets that do not exist are
- * simply absent from the result; any other error is thrown.
+ * The state of `datasets` and their snapshots, from one `zfs list` with `recursive` (which also
+ * lists every descendant) or from a few side by side without. Datasets that do not exist are
+ * simply absent from the result; any other error is thrown. Without recursion, `withoutSnapshots`
+ * are listed without their snapshots (parents of targets, the base path: only whether they exist
+ * matters).
  */
-export async function listDatasets(host: Host, datasets: readonly string[], options: { recursive?: boolean } = {}): Promise<Map<string, DatasetState>> {
-  const result = new Map<string, DatasetState>();
-  const unique = [...new Set(datasets)];
-  if (unique.length === 0) return result;
-  const out = await host.run(listArgv(unique, options.recursive), { mutates: false, allowExitCodes: [1] });
-  if (out.exitCode !== 0) {
+export async function listDatasets(
+  host: Host,
+  datasets: readonly string[],
+  options: { recursive?: boolean; withoutSnapshots?: readonly string[] } = {},
+): Promise<Map<string, DatasetState>> {
+  const unique = [...new Set([...datasets, ...(options.withoutSnapshots ?? [])])];
+  if (unique.length === 0) return new Map();
+  const argvs = options.recursive ? [recursiveListArgv(unique)] : splitListArgvs(unique, [...new Set(datasets)]);
+  const outputs = await Promise.all(argvs.map((argv) => host.run(argv, { mutates: false, allowExitCodes: [1] })));
+  for (const out of outputs) {
+    if (out.exitCode === 0) continue;
     const unexpected = out.stderr.split('\n').filter((line) => line.trim() && !MISSING.test(line.trim()));
     if (unexpected.length > 0) throw new CommandError(out);
   }
-  return parseList(out.stdout, unique, options.recursive);
+  return parseList(outputs.map((out) => out.stdout).join('\n'), unique, options.recursive);
 }
 
 export function parseList(stdout: string, requested: readonly string[], recursive = false): Map<string, DatasetState> {
@@ -56,7 +92,7 @@ export function parseList(stdout: string, requested: readonly string[], recursiv
   const snapshots: Array<{ dataset: string; info: SnapshotInfo }> = [];
   for (const line of stdout.split('\n')) {
     if (!line) continue;
-    const [name, type, guid, createtxg, creation, origin, token, userrefs] = line.split('\t');
+    const [name, type, guid, createtxg, creation, origin, token, userrefs, written] = line.split('\t');
     if (!name || !type || !guid) continue;
     if (type === 'snapshot') {
       const at = name.indexOf('@');
@@ -71,6 +107,7 @@ export function parseList(stdout: string, requested: readonly string[], recursiv
         guid,
         origin: origin && origin !== '-' ? origin : undefined,
         resumeToken: token && token !== '-' ? token : undefined,
+        written: /^\d+$/.test(written ?? '') ? Number(written) : undefined,
         snapshots: [],
       });
     }

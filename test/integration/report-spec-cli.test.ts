@@ -108,7 +108,7 @@ describe('report, VM spec, configuration and dry run', () => {
     for (const other of others) assert.equal((await snapshotsOf(target(`zones/${other}`))).filter((s) => s.name.startsWith('multi-')).length, 1);
   });
 
-  it('a no-change run of the 4-brand fixture set lists each side once per VM (O(1) zfs list calls)', async () => {
+  it('a no-change run of the 4-brand fixture set lists each side with a few zfs list calls per VM, however many datasets', async () => {
     const all = await Promise.all(['joyent', 'lx', 'kvm', 'bhyve'].map(fixtureUuid));
     await zonecopy(['backup', ...all, '--groupName', 'count'], config);
     const result = await zonecopy(['backup', ...all, '--groupName', 'count', '--json'], config);
@@ -119,8 +119,10 @@ describe('report, VM spec, configuration and dry run', () => {
     const remote = report.commands.remote.byProgram;
     assert.equal(local.vmadm, 4);
     assert.equal(local['zfs snapshot'], 4, 'one atomic snapshot call per VM (one pool)');
-    assert.ok(local['zfs list']! <= 8, `local zfs list calls: ${local['zfs list']} (VM datasets + clone origins, per VM)`);
-    assert.equal(remote['zfs list'], 4, 'one remote listing per VM');
+    // per VM: one recursive listing of its datasets, and its clone origins' datasets and snapshots
+    assert.ok(local['zfs list']! <= 3 * 4, `local zfs list calls: ${local['zfs list']}`);
+    // per VM: the targets, their parents and the base path; and the targets' snapshots (two parts at most)
+    assert.ok(remote['zfs list']! >= 2 * 4 && remote['zfs list']! <= 3 * 4, `remote zfs list calls: ${remote['zfs list']}`);
     assert.equal(local['zfs send'], remote['zfs receive'], 'one send per received stream');
   });
 });

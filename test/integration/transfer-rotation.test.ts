@@ -103,6 +103,20 @@ describe('transfer and rotation', () => {
     const fixed = await backup('h3', '--rollback');
     assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr);
     for (const d of [root, data, target(root), target(data)]) assert.deepEqual(await held(d), ['hl-h3'], d);
+
+    // the new hold fails on the backup host (a dataset in the target tree already has the tag on a
+    // snapshot of the new name), while the old one comes off at the same time: it is put back
+    const extra = `${target(data)}/extra`;
+    await sh(`zfs create ${extra} && zfs snapshot ${extra}@hl-h4 && zfs hold ${tag} ${extra}@hl-h4`);
+    const holdFails = await backup('h4');
+    assert.notEqual(holdFails.code, 0, holdFails.stdout);
+    assert.match(holdFails.stdout + holdFails.stderr, /hold zonecopy:127\.0\.0\.2:hl on root@127\.0\.0\.2:22 failed/);
+    for (const d of [target(root), target(data)]) assert.deepEqual(await held(d), ['hl-h3'], `${d}: the previous hold is back`);
+    for (const d of [root, data]) assert.deepEqual(await held(d), ['hl-h4'], `${d}: the SmartOS side moved on`);
+
+    await sh(`zfs release ${tag} ${extra}@hl-h4 && zfs destroy -r ${extra}`);
+    assert.equal((await backup('h5')).code, 0);
+    for (const d of [root, data, target(root), target(data)]) assert.deepEqual(await held(d), ['hl-h5'], d);
   });
 
   it('backs up under a base whose name starts with the source pool name (zones2/backup; smartcopy defect 7)', async () => {

@@ -65,6 +65,17 @@ describe('planBackup', () => {
     assert.deepEqual(transfers(plan.steps)[0]!.sends, [{ from: `${VM}@daily-a`, to: `${VM}@daily-new`, intermediates: true }]);
   });
 
+  it('estimates what a stream adds only when it goes from the newest snapshot (the dataset\'s written)', () => {
+    const remote = states(ds('backup/zones', []), ds(T, [['daily-a', '1']]));
+    const fromNewest = planBackup(input({ local: states(ds(VM, [['daily-a', '1']], { written: 4096 })), remote }));
+    assert.equal(transfers(fromNewest.steps)[0]!.added, 4096);
+    // with intermediates the stream carries more than the newest snapshot adds: no estimate
+    const withIntermediates = planBackup(input({ local: states(ds(VM, [['daily-a', '1'], ['daily-b', '2']], { written: 4096 })), remote }));
+    assert.equal(transfers(withIntermediates.steps)[0]!.added, undefined);
+    const full = planBackup(input({ local: states(ds(VM, [['daily-a', '1']], { written: 4096 })) }));
+    assert.equal(transfers(full.steps)[0]!.added, undefined);
+  });
+
   it('keeps foreign snapshots local by chaining -i over the group snapshots', () => {
     const plan = planBackup(input({
       local: states(ds(VM, [['daily-a', '1'], ['vmsnap-x', '2'], ['daily-b', '3']])),

@@ -5,19 +5,30 @@ import type { TransferStep } from '../../src/plan/steps.js';
 
 const step = (dataset: string, target: string): TransferStep => ({ kind: 'transfer', dataset, source: dataset, target, mode: 'full', sends: [], isOrigin: false });
 
-describe('transfers side by side', () => {
-  it('runs independent transfers at once, but a child after its parent and a clone after its origin, within the limit', async () => {
-    const events: string[] = [];
-    let running = 0;
-    let peak = 0;
-    const work = (name: string, ms: number) => async () => {
+/** Work that records when it starts and ends, and how many ran at once at the most. */
+function timeline() {
+  const events: string[] = [];
+  let running = 0;
+  const record = {
+    events,
+    peak: 0,
+    at: (event: string) => events.indexOf(event),
+    work: (name: string, ms: number) => async () => {
       running += 1;
-      peak = Math.max(peak, running);
+      record.peak = Math.max(record.peak, running);
       events.push(`start ${name}`);
       await new Promise((r) => setTimeout(r, ms));
       events.push(`end ${name}`);
       running -= 1;
-    };
+    },
+  };
+  return record;
+}
+
+describe('transfers side by side', () => {
+  it('runs independent transfers at once, but a child after its parent and a clone after its origin, within the limit', async () => {
+    const record = timeline();
+    const { events, work, at } = record;
     const pool = new TransferPool(2);
     await pool.start({ ...step('zones/vm', 'b/img'), isOrigin: true }, false, work('origin', 40));
     await pool.start(step('zones/vm', 'b/vm'), false, work('clone', 10));
@@ -25,12 +36,23 @@ describe('transfers side by side', () => {
     await pool.start(step('zones/other', 'b/other'), false, work('other', 10));
     await pool.start(step('zones/third', 'b/third'), false, work('third', 10));
     await pool.drain();
-    const at = (e: string) => events.indexOf(e);
     assert.ok(at('start other') < at('end origin'), 'an independent transfer does not wait');
     assert.ok(at('start clone') > at('end origin'), 'the clone waits for its origin');
     assert.ok(at('start child') > at('end clone'), 'the child waits for its parent');
-    assert.equal(peak, 2);
+    assert.equal(record.peak, 2);
     assert.equal(events.length, 10);
+  });
+
+  it('an incremental stream into a target that exists does not wait for its parent\'s', async () => {
+    const { work, at } = timeline();
+    const incremental = (dataset: string, target: string): TransferStep => ({ ...step(dataset, target), mode: 'incremental', common: `${target}@a` });
+    const pool = new TransferPool(4);
+    await pool.start(incremental('zones/vm', 'b/vm'), true, work('parent', 40));
+    await pool.start(incremental('zones/vm/data', 'b/vm/data'), true, work('child', 10));
+    await pool.start(step('zones/vm/new', 'b/vm/new'), true, work('new child', 10));
+    await pool.drain();
+    assert.ok(at('start child') < at('end parent'), 'the existing child goes at once');
+    assert.ok(at('start new child') > at('end parent'), 'a child whose target is created waits for its parent');
   });
 
   it('runs more small streams at once than large ones, and never more large ones than the limit', async () => {
