@@ -6,6 +6,7 @@ import { SMALL_STREAM_BYTES } from '../transfer/ssh.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
 import { holdCommands } from '../zfs/holds.js';
 import { isWithin, splitSnapshot } from '../zfs/names.js';
+import { seriesLanes } from './series.js';
 
 export interface ExecutionContext {
   local: Host;
@@ -49,6 +50,7 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
     return o;
   };
   const transfers = new TransferPool(context.concurrency ?? 1);
+  const inSeries = new Set<Step>();
   /** True when every command succeeded (or there was nothing to do). */
   const holdOrRelease = async (step: HoldStep, what: string = step.kind): Promise<boolean> => {
     const failed = (e: { dataset: string }) => Boolean(outcome(e.dataset).error);
@@ -76,9 +78,16 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
     const [held, released] = await Promise.all([hold ? holdOrRelease(hold) : true, release ? holdOrRelease(release) : false]);
     if (!held && release && released) await holdOrRelease({ ...release, kind: 'hold' }, 'hold (of the previous snapshots again)');
   };
+  const transferring = (step: Step | undefined) => step?.kind === 'transfer' || step?.kind === 'create-parent';
   for (let index = 0; index < steps.length; index++) {
     const step = steps[index]!;
-    if (step.kind !== 'transfer' && step.kind !== 'create-parent') await transfers.drain();
+    if (!transferring(step)) await transfers.drain();
+    else if (!transferring(steps[index - 1]) && context.strategy.transferSeries && !context.remote.dryRun) {
+      for (const lane of seriesLanes(steps, index)) {
+        lane.forEach((s) => inSeries.add(s));
+        await transfers.start(lane, true, () => runSeries(lane, outcome, context));
+      }
+    }
     switch (step.kind) {
       case 'snapshot':
         try {
@@ -96,6 +105,7 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
         }
         break;
       case 'transfer': {
+        if (inSeries.has(step)) break;
         const o = outcome(step.dataset);
         const small = step.added !== undefined && step.added < SMALL_STREAM_BYTES;
         await transfers.start(step, small, async () => {
@@ -177,9 +187,12 @@ export class TransferPool {
     this.smallLimit = smallLimit(limit);
   }
 
-  async start(step: TransferStep, small: boolean, work: () => Promise<void>): Promise<void> {
-    const creates = step.common === undefined;
-    const after = this.started.filter((s) => s.step.dataset === step.dataset || (creates && isWithin(step.target, s.step.target))).map((s) => s.done);
+  /** `steps`: one transfer, or a series run as one. */
+  async start(steps: TransferStep | readonly TransferStep[], small: boolean, work: () => Promise<void>): Promise<void> {
+    const group = 'kind' in steps ? [steps] : steps;
+    const waitsFor = (step: TransferStep, earlier: TransferStep) =>
+      earlier.dataset === step.dataset || (step.common === undefined && isWithin(step.target, earlier.target));
+    const after = this.started.filter((s) => group.some((step) => waitsFor(step, s.step))).map((s) => s.done);
     const done = (async () => {
       await Promise.all(after);
       await this.slot(small);
@@ -192,7 +205,7 @@ export class TransferPool {
         this.waiting.splice(0).forEach((wake) => wake());
       }
     })();
-    this.started.push({ step, done });
+    for (const step of group) this.started.push({ step, done });
   }
 
   async drain(): Promise<void> {
@@ -210,14 +223,44 @@ export class TransferPool {
 
 const MODIFIED = /has been modified/;
 
+/** A failed receive into a target changed on the backup host says how to go on. */
+function explained(step: TransferStep, message: string): string {
+  if (!MODIFIED.test(message) || !step.common) return message;
+  return `${message}. ${step.target} was changed on the backup host after its last snapshot; run again with --rollback to roll it back to ${step.common} (this discards only those changes on the backup host)`;
+}
+
 async function runTransfer(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext): Promise<void> {
   if (step.rollback && step.common) await context.remote.run(['zfs', 'rollback', step.common], { mutates: true });
   try {
     await runSends(step, outcome, context);
   } catch (error) {
-    const message = (error as Error).message;
-    if (!MODIFIED.test(message) || !step.common) throw error;
-    throw new Error(`${message}. ${step.target} was changed on the backup host after its last snapshot; run again with --rollback to roll it back to ${step.common} (this discards only those changes on the backup host)`);
+    throw new Error(explained(step, (error as Error).message));
+  }
+}
+
+/**
+ * Small streams in one series (see seriesLanes). The stream it stopped at is that dataset's
+ * failure; the ones after it were not tried and go one by one, as they would without a series.
+ */
+async function runSeries(lane: readonly TransferStep[], outcome: (dataset: string) => DatasetOutcome, context: ExecutionContext): Promise<void> {
+  const items = lane.map((step) => ({ send: sendArgv(step.sends[0]!), receive: receiveArgv(step.target) }));
+  items.forEach((item, index) => context.log.verbose(`send ${describeCommand(item.send)} -> ${lane[index]!.target} (in a series)`));
+  const result = await context.strategy.transferSeries!(items);
+  result.received.forEach((received, index) => {
+    const o = outcome(lane[index]!.dataset);
+    o.bytes += received.bytes;
+    o.seconds += received.seconds;
+  });
+  if (!result.error) return;
+  const stopped = lane[result.received.length]!;
+  outcome(stopped.dataset).error = explained(stopped, result.error);
+  for (const step of lane.slice(result.received.length + 1)) {
+    const o = outcome(step.dataset);
+    try {
+      await runTransfer(step, o, context);
+    } catch (error) {
+      o.error = (error as Error).message;
+    }
   }
 }
 

@@ -1,12 +1,12 @@
 import { describePipeline } from '../host/host.js';
-import { pipelineLine, type Argv } from '../host/quote.js';
+import { commandLine, pipelineLine, type Argv } from '../host/quote.js';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { scaledBytes } from './byte-units.js';
 import { opensshArgv, opensshExitArgv } from './openssh.js';
 import { lastLines, pump } from './pump.js';
-import { TransferError, type StrategyOptions, type TransferHint, type TransferResult, type TransferStrategy } from './strategy.js';
+import { TransferError, type SeriesItem, type SeriesResult, type StrategyOptions, type TransferHint, type TransferResult, type TransferStrategy } from './strategy.js';
 
 /**
  * `ssh`: the stream goes to `zfs receive` on the backup host over SSH: an OpenSSH client child by
@@ -18,11 +18,15 @@ export const SMALL_STREAM_BYTES = 64 * 1024 * 1024;
 
 export class SshStrategy implements TransferStrategy {
   private controlDirectory?: string;
+  readonly transferSeries?: (items: readonly SeriesItem[]) => Promise<SeriesResult>;
 
   constructor(
     readonly name: 'ssh' | 'ssh_gzip',
     private readonly options: StrategyOptions,
-  ) {}
+  ) {
+    // ssh_gzip's series would be one gzip stream per send, each decompressed before its receive: not worth it for tiny streams
+    if (name === 'ssh') this.transferSeries = (items) => this.series(items);
+  }
 
   private pipelines(send: Argv, receive: Argv): { local: Argv[]; remote: Argv[] } {
     if (this.name === 'ssh') return { local: [send], remote: [receive] };
@@ -51,8 +55,7 @@ export class SshStrategy implements TransferStrategy {
    */
   private async throughKernel(send: Argv, receive: Argv): Promise<TransferResult> {
     const started = Date.now();
-    const verbose: Argv = [...receive.slice(0, 2), '-v', ...receive.slice(2)];
-    const stream = this.options.local.spawn([send, opensshArgv(this.options.openssh, pipelineLine([verbose]), this.controlPath())]);
+    const stream = this.options.local.spawn([send, opensshArgv(this.options.openssh, pipelineLine([verbose(receive)]), this.controlPath())]);
     stream.stdin.end();
     // receive -v prints on its standard output: a few lines, which ssh passes on as its own
     let said = '';
@@ -63,6 +66,40 @@ export class SshStrategy implements TransferStrategy {
       throw new TransferError(`\`${describePipeline([send])}\` to ${this.options.remote.label} failed${bytes ? ` after ${bytes} bytes` : ''}: exited ${result.exitCode}: ${lastLines(result.stderr) || '(no message)'}`);
     }
     return { bytes, seconds: (Date.now() - started) / 1000 };
+  }
+
+  /**
+   * `sh -c 'zfs send … || exit 1 …'` into `sh -c 'zfs receive -v … || exit 1 …'` on one ssh2
+   * channel: three processes and one channel for the whole series instead of that for each
+   * stream. A receive reads exactly one stream, so the next starts where it stopped; a failed
+   * receive ends the series before another could read the rest of its stream as its own. Each
+   * received stream prints one `received 312B stream in 1 seconds` line: their count says how far
+   * the series got.
+   */
+  private async series(items: readonly SeriesItem[]): Promise<SeriesResult> {
+    const script = (commands: Argv[]) => commands.map((argv) => `${commandLine(argv)} || exit 1`).join('\n');
+    const sends = items.map((item) => item.send);
+    const receives = items.map((item) => verbose(item.receive));
+    const source = this.options.local.spawn([['sh', '-c', script(sends)]]);
+    source.stdin.end();
+    const sink = this.options.remote.spawn([['sh', '-c', script(receives)]]);
+    // the commands inside the two shells, for the run's statistics and trace
+    const counted = [this.options.local.stats.count(sends), this.options.remote.stats.count(receives)];
+    let said = '';
+    sink.stdout.on('data', (chunk: Buffer) => (said += chunk.toString()));
+    let failure: string | undefined;
+    try {
+      await pump(source, sink, `a series of ${items.length} streams to ${this.options.remote.label}`);
+    } catch (error) {
+      failure = (error as Error).message;
+    }
+    counted.forEach((finished) => finished());
+    const received = [...said.matchAll(RECEIVED_IN)].map((m) => ({ bytes: scaledBytes(m[1]!, m[2]!), seconds: Number(m[3]) }));
+    // both shells exited 0 only if every command did
+    if (failure === undefined) return { received: items.map((_, index) => received[index] ?? { bytes: 0, seconds: 0 }) };
+    const stopped = items[received.length];
+    if (!stopped) return { received };
+    return { received, error: `${failure}; it stopped at stream ${received.length + 1}, \`${describePipeline([stopped.send])}\`` };
   }
 
   /** A private directory for the run's OpenSSH control socket (mkdtemp: mode 0700). */
@@ -83,6 +120,12 @@ export class SshStrategy implements TransferStrategy {
     const { local, remote } = this.pipelines(send, receive);
     return `${describePipeline(local)} | ssh ${this.options.remote.label} '${describePipeline(remote)}'`;
   }
+}
+
+const RECEIVED_IN = /received ([\d.]+)([KMGTP]?)B? stream in ([\d.]+) seconds/g;
+
+function verbose(receive: Argv): Argv {
+  return [...receive.slice(0, 2), '-v', ...receive.slice(2)];
 }
 
 /** Bytes from `zfs receive -v`'s `received 1.00G stream in 25 seconds` (illumos writes `1.00GB`); 0 without one. */

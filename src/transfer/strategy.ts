@@ -10,6 +10,11 @@ export interface TransferStrategy {
   readonly name: StrategyName;
   /** Streams `send` (run locally) into `receive` (run on the backup host). Throws TransferError. */
   transfer(send: Argv, receive: Argv, hint?: TransferHint): Promise<TransferResult>;
+  /**
+   * Several small incremental streams one after the other through one local shell and one
+   * `zfs receive` session on the backup host (strategies without it send each on its own).
+   */
+  transferSeries?(items: readonly SeriesItem[]): Promise<SeriesResult>;
   /** The pipeline as an operator would type it, for --dry-run. */
   describe(send: Argv, receive: Argv): string;
   /** Ends what the strategy keeps open between transfers (a shared OpenSSH connection). */
@@ -28,6 +33,19 @@ export interface TransferResult {
   /** Bytes that crossed to the backup host (compressed bytes for the gzip strategies). */
   bytes: number;
   seconds: number;
+}
+
+/** One stream of a series: an incremental `zfs send` and the `zfs receive` (without -v) it goes into. */
+export interface SeriesItem {
+  send: Argv;
+  receive: Argv;
+}
+
+export interface SeriesResult {
+  /** One per stream received, in order: every item after the last of these was not received. */
+  received: TransferResult[];
+  /** Why the series stopped early, naming the stream it stopped at. */
+  error?: string;
 }
 
 export interface StrategyOptions {

@@ -130,4 +130,48 @@ describe('transfer and rotation', () => {
     }
     assert.deepEqual((await names(`zones2/backup/${uuid}`)).filter((n) => n.startsWith('prefix-')), ['prefix-p1', 'prefix-p2']);
   });
+
+  it('small streams go in series; one stopped by a changed target fails only its datasets, the streams after it are sent one by one, and --rollback completes', async () => {
+    const children = Array.from({ length: 12 }, (_, i) => `${root}/data/s${i}`);
+    await sh(children.map((c) => `zfs create ${c}`).join(' && '));
+    const datasets = [root, `${root}/data`, ...children];
+    type Report = { results: Array<{ datasets: Array<{ dataset: string; result: string; bytes: number; error?: string }> }> };
+    const backup = async (name: string, ...extra: string[]) => {
+      const result = await zonecopy(['backup', uuid, '--groupName', 'ser', '--name', name, '--json', '--verbose', ...extra], config);
+      return { ...result, report: JSON.parse(result.stdout) as Report };
+    };
+    const arrived = async (name: string) => {
+      const missing: string[] = [];
+      for (const d of datasets) {
+        const guid = (await snapshotsOf(d)).find((s) => s.name === name)?.guid;
+        if (!guid || (await snapshotsOf(target(d))).find((s) => s.name === name)?.guid !== guid) missing.push(d);
+      }
+      return missing;
+    };
+    assert.equal((await backup('s1')).code, 0);
+
+    const quiet = await backup('s2');
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.equal(quiet.stderr.match(/\(in a series\)/g)?.length, datasets.length, 'every no-change stream went in a series');
+    assert.ok(quiet.report.results[0]!.datasets.every((d) => d.bytes > 0), 'bytes come from each receive');
+    assert.deepEqual(await arrived('ser-s2'), []);
+
+    // the first two streams (the zone root and its data set) cannot be received: whichever
+    // series they are in stops at them
+    for (const d of [root, `${root}/data`]) {
+      await sh(`zfs set mountpoint=/mnt/ser ${target(d)} && zfs mount ${target(d)} && echo changed > /mnt/ser/changed-ser.txt && zfs umount ${target(d)} && zfs inherit mountpoint ${target(d)}`);
+    }
+    const stopped = await backup('s3');
+    assert.equal(stopped.code, 1, stopped.stderr);
+    const failed = stopped.report.results[0]!.datasets.filter((d) => d.result === 'failed');
+    assert.deepEqual(failed.map((d) => d.dataset).sort(), [root, `${root}/data`].sort());
+    for (const d of failed) assert.match(d.error!, /--rollback/);
+    assert.ok(failed.some((d) => /stopped at stream 1,/.test(d.error!)), 'a series stopped at its first stream');
+    assert.deepEqual(await arrived('ser-s3'), [root, `${root}/data`], 'every other dataset arrived, the ones after a stop sent one by one');
+    assert.equal((await sh(`zfs list -H -o receive_resume_token -r ${target(root)} | grep -vc '^-$' || true`)).trim(), '0', 'no partial receive left');
+
+    const fixed = await backup('s4', '--rollback');
+    assert.equal(fixed.code, 0, fixed.stderr);
+    assert.deepEqual(await arrived('ser-s4'), []);
+  });
 });
