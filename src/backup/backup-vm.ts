@@ -8,7 +8,7 @@ import type { TransferStrategy } from '../transfer/strategy.js';
 import { snapshotsHeldBy } from '../zfs/holds.js';
 import type { DatasetState } from '../zfs/list.js';
 import { splitSnapshot, targetDatasetName } from '../zfs/names.js';
-import { executePlan } from './execute.js';
+import { executePlan, type DatasetOutcome } from './execute.js';
 import { observeLocal, observeRemote } from './observe.js';
 import { settleInterruptedReceives } from './resume.js';
 
@@ -107,7 +107,8 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
           outcome.seconds += r.seconds;
         }
       }
-      result.datasets = datasetResults(datasets, plan, execution.outcomes, settings.basePath, snapshot);
+      const resumedTargets = new Set(resumed.filter((r) => r.action === 'resumed').map((r) => r.target));
+      result.datasets = datasetResults(datasets, plan, execution.outcomes, resumedTargets, settings.basePath, snapshot);
     }
   } catch (error) {
     result.errors.push((error as Error).message);
@@ -127,26 +128,35 @@ export async function imageManifests(host: Host, local: ReadonlyMap<string, Data
 function datasetResults(
   datasets: readonly string[],
   plan: BackupPlan,
-  outcomes: ReadonlyMap<string, { bytes: number; seconds: number; error?: string; rotatedLocal: string[]; rotatedRemote: string[] }>,
+  outcomes: ReadonlyMap<string, DatasetOutcome>,
+  resumed: ReadonlySet<string>,
   basePath: string,
   snapshot: string,
 ): DatasetResult[] {
-  return datasets.map((dataset) => {
-    const problem = plan.problems.find((p) => p.dataset === dataset);
-    const transfer = plan.steps.find((s): s is TransferStep => s.kind === 'transfer' && s.dataset === dataset && !s.isOrigin);
+  const row = (dataset: string, target: string, sent: string, mode: DatasetResult['mode'], problem?: string): DatasetResult => {
     const outcome = outcomes.get(dataset);
-    const error = problem?.message ?? outcome?.error;
+    const error = problem ?? outcome?.error;
     return {
       dataset,
-      target: targetDatasetName(basePath, dataset),
-      snapshot,
-      mode: transfer?.mode ?? 'none',
+      target,
+      snapshot: sent,
+      mode,
       bytes: outcome?.bytes ?? 0,
       seconds: outcome?.seconds ?? 0,
-      result: error ? 'failed' : transfer ? 'ok' : 'skipped',
+      result: error ? 'failed' : mode !== 'none' ? 'ok' : 'skipped',
       error,
       rotatedLocal: outcome?.rotatedLocal ?? [],
       rotatedRemote: outcome?.rotatedRemote ?? [],
+      ...(outcome?.discarded.length ? { discarded: outcome.discarded } : {}),
     };
+  };
+  const transfers = plan.steps.filter((s): s is TransferStep => s.kind === 'transfer');
+  const vm = datasets.map((dataset) => {
+    const target = targetDatasetName(basePath, dataset);
+    const transfer = transfers.find((s) => s.dataset === dataset && !s.isOrigin);
+    const mode = resumed.has(target) ? 'resumed' : (transfer?.mode ?? 'none');
+    return row(dataset, target, snapshot, mode, plan.problems.find((p) => p.dataset === dataset)?.message);
   });
+  const images = transfers.filter((s) => s.isOrigin).map((s) => ({ ...row(s.source, s.target, splitSnapshot(s.sends[0]!.to).snapshot, s.mode), image: true }));
+  return [...vm, ...images];
 }

@@ -6,6 +6,8 @@ import { SMALL_STREAM_BYTES } from '../transfer/ssh.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
 import { holdCommands } from '../zfs/holds.js';
 import { isWithin, splitSnapshot } from '../zfs/names.js';
+import { humanBytes } from '../report/render.js';
+import { resumableBytes, resumeTokenOf } from './resume.js';
 import { seriesLanes } from './series.js';
 
 export interface ExecutionContext {
@@ -17,13 +19,15 @@ export interface ExecutionContext {
   concurrency?: number;
 }
 
-/** What happened to each VM dataset (keyed by source dataset name). */
+/** What happened to each VM dataset, and to each image sent as a clone's origin (keyed by source dataset name). */
 export interface DatasetOutcome {
   bytes: number;
   seconds: number;
   error?: string;
   rotatedLocal: string[];
   rotatedRemote: string[];
+  /** Target snapshots after the common one that --rollback destroyed, full names. */
+  discarded: string[];
 }
 
 export interface Execution {
@@ -46,10 +50,12 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
   const errors: string[] = [];
   const outcome = (dataset: string) => {
     let o = outcomes.get(dataset);
-    if (!o) outcomes.set(dataset, (o = { bytes: 0, seconds: 0, rotatedLocal: [], rotatedRemote: [] }));
+    if (!o) outcomes.set(dataset, (o = { bytes: 0, seconds: 0, rotatedLocal: [], rotatedRemote: [], discarded: [] }));
     return o;
   };
   const transfers = new TransferPool(context.concurrency ?? 1);
+  /** Targets whose transfer failed, with why: a clone of one of them is not sent. */
+  const failedTargets = new Map<string, string>();
   const inSeries = new Set<Step>();
   /** True when every command succeeded (or there was nothing to do). */
   const holdOrRelease = async (step: HoldStep, what: string = step.kind): Promise<boolean> => {
@@ -106,16 +112,34 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
         break;
       case 'transfer': {
         if (inSeries.has(step)) break;
-        const o = outcome(step.dataset);
+        const o = outcome(sourceOf(step));
         const small = step.added !== undefined && step.added < SMALL_STREAM_BYTES;
         await transfers.start(step, small, async () => {
-          if (o.error) return;
+          const origin = step.origin ? failedTargets.get(splitSnapshot(step.origin).dataset) : undefined;
+          if (origin) {
+            o.error = `not sent: its origin ${step.origin} did not arrive (${origin})`;
+            return;
+          }
           try {
             await runTransfer(step, o, context);
           } catch (error) {
-            o.error = (error as Error).message;
+            o.error = await withPartialReceive(step, o, (error as Error).message, context);
+            failedTargets.set(step.target, o.error);
           }
         });
+        break;
+      }
+      case 'protect': {
+        const targets = step.targets.filter((t) => !outcome(t.dataset).error);
+        for (const [type, properties] of [['filesystem', ['readonly=on', 'canmount=noauto']], ['volume', ['readonly=on']]] as const) {
+          const names = targets.filter((t) => t.type === type).map((t) => t.target);
+          if (names.length === 0) continue;
+          try {
+            await context.remote.run(['zfs', 'set', ...properties, ...names], { mutates: true });
+          } catch (error) {
+            errors.push(`making the received datasets read-only on ${context.remote.label} failed: ${(error as Error).message}`);
+          }
+        }
         break;
       }
       case 'hold':
@@ -171,9 +195,10 @@ export function smallLimit(limit: number): number {
 
 /**
  * Runs transfers side by side, at most `limit` large ones and `smallLimit` in all, but never
- * before what a transfer builds on: an earlier transfer of the same VM dataset (a clone's
- * origin), or, for a target that does not exist yet, of a dataset above it (a new child is
- * received under its parent). An incremental stream into a target that exists waits for nothing.
+ * before what a transfer builds on: an earlier transfer of the same VM dataset, the transfer of
+ * its origin (however many clones share it: two disks of one image), or, for a target that does
+ * not exist yet, of a dataset above it (a new child is received under its parent). An
+ * incremental stream into a target that exists waits for nothing.
  */
 export class TransferPool {
   private readonly started: Array<{ step: TransferStep; done: Promise<void> }> = [];
@@ -191,7 +216,9 @@ export class TransferPool {
   async start(steps: TransferStep | readonly TransferStep[], small: boolean, work: () => Promise<void>): Promise<void> {
     const group = 'kind' in steps ? [steps] : steps;
     const waitsFor = (step: TransferStep, earlier: TransferStep) =>
-      earlier.dataset === step.dataset || (step.common === undefined && isWithin(step.target, earlier.target));
+      earlier.dataset === step.dataset ||
+      (step.common === undefined && isWithin(step.target, earlier.target)) ||
+      (step.origin !== undefined && splitSnapshot(step.origin).dataset === earlier.target);
     const after = this.started.filter((s) => group.some((step) => waitsFor(step, s.step))).map((s) => s.done);
     const done = (async () => {
       await Promise.all(after);
@@ -229,8 +256,35 @@ function explained(step: TransferStep, message: string): string {
   return `${message}. ${step.target} was changed on the backup host after its last snapshot; run again with --rollback to roll it back to ${step.common} (this discards only those changes on the backup host)`;
 }
 
+/**
+ * A receive cut short keeps what arrived (-s): the error says how much, and that the next run
+ * resumes it, rather than only which process happened to exit first.
+ */
+async function withPartialReceive(step: TransferStep, outcome: DatasetOutcome, message: string, context: ExecutionContext): Promise<string> {
+  if (context.remote.dryRun) return message;
+  try {
+    const token = await resumeTokenOf(context.remote, step.target);
+    if (!token) return message;
+    const bytes = await resumableBytes(context.local, token);
+    if (bytes !== undefined) outcome.bytes = bytes;
+    const arrived = bytes !== undefined ? `${humanBytes(bytes)} of it` : 'part of it';
+    return `the stream into ${step.target} broke off: ${message}. ${arrived} arrived and is kept there (receive_resume_token): the next run resumes from there`;
+  } catch {
+    return message;
+  }
+}
+
+/** A clone's origin (an image) has its own outcome, so its stream is not counted as the clone's. */
+function sourceOf(step: TransferStep): string {
+  return step.isOrigin ? step.source : step.dataset;
+}
+
 async function runTransfer(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext): Promise<void> {
-  if (step.rollback && step.common) await context.remote.run(['zfs', 'rollback', step.common], { mutates: true });
+  if (step.rollback && step.common) {
+    // -r destroys the target's snapshots after the common one, which the planner named (--rollback is the consent)
+    await context.remote.run(['zfs', 'rollback', ...(step.discard ? ['-r'] : []), step.common], { mutates: true });
+    outcome.discarded.push(...(step.discard ?? []).map((name) => `${step.target}@${name}`));
+  }
   try {
     await runSends(step, outcome, context);
   } catch (error) {

@@ -52,3 +52,21 @@ export async function settleInterruptedReceives(
   }
   return outcomes;
 }
+
+/** The target's receive_resume_token, or undefined when no receive into it was interrupted. */
+export async function resumeTokenOf(remote: Host, target: string): Promise<string | undefined> {
+  const out = await remote.run(['zfs', 'get', '-H', '-o', 'value', 'receive_resume_token', target], { mutates: false, allowExitCodes: [1] });
+  const token = out.exitCode === 0 ? out.stdout.trim() : '';
+  return token && token !== '-' ? token : undefined;
+}
+
+/** Bytes a token says arrived: `zfs send -nv -t` prints its contents (`bytes = 0x1e4c28`) on OpenZFS and illumos alike. */
+export async function resumableBytes(local: Host, token: string): Promise<number | undefined> {
+  const out = await local.run(resumeSendArgv(token, true), { mutates: false, allowExitCodes: [1, 2, 255] });
+  return tokenBytes(`${out.stdout}\n${out.stderr}`);
+}
+
+export function tokenBytes(contents: string): number | undefined {
+  const match = /^\s*bytes = (0x[0-9a-f]+|\d+)\s*$/im.exec(contents);
+  return match ? Number(match[1]) : undefined;
+}

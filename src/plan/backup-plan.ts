@@ -2,7 +2,7 @@ import type { SendSpec } from '../zfs/commands.js';
 import type { DatasetState, SnapshotInfo } from '../zfs/list.js';
 import { parentOf, poolOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { inGroup, snapshotsToRotate } from './rotation.js';
-import type { HoldStep, SnapshotStep, Step, TransferStep } from './steps.js';
+import type { HoldStep, ProtectStep, SnapshotStep, Step, TransferStep } from './steps.js';
 
 export interface PlanInput {
   /** The VM's datasets, parents before children. */
@@ -57,6 +57,7 @@ export function planBackup(input: PlanInput): BackupPlan {
   };
 
   const rotations: Step[] = [];
+  const protect: ProtectStep = { kind: 'protect', targets: [] };
   const holds: HoldStep[] = input.holds
     ? (['hold', 'release'] as const).flatMap((kind) => (['local', 'remote'] as const).map((side) => ({ kind, side, tag: input.holds!.tag, snapshots: [], others: [] })))
     : [];
@@ -78,6 +79,7 @@ export function planBackup(input: PlanInput): BackupPlan {
       transfer = {
         kind: 'transfer', dataset, source: dataset, target, mode: 'incremental', sends: result.sends, isOrigin: false,
         common: `${target}@${result.common}`, rollback: input.rollback, added: fromNewest ? local.written : undefined,
+        ...(result.discard.length > 0 ? { discard: result.discard } : {}),
       };
       arriving = result.arriving;
     } else {
@@ -97,13 +99,20 @@ export function planBackup(input: PlanInput): BackupPlan {
       for (const s of remote?.snapshots ?? []) if (input.holds.remoteHeld.has(`${target}@${s.name}`)) releasing.add(`${target}@${s.name}`);
       for (const full of releasing) holdStep('release', full.startsWith(`${dataset}@`) ? 'local' : 'remote').snapshots.push({ dataset, snapshot: full });
     }
-    rotations.push(...planRotation(dataset, target, local, remote, arriving, releasing, input));
+    if (!remote?.guarded) protect.targets.push({ dataset, target, type: local.type });
+    const discard = new Set(transfer.discard);
+    const kept = remote && { ...remote, snapshots: remote.snapshots.filter((s) => !discard.has(s.name)) };
+    rotations.push(...planRotation(dataset, target, local, kept, arriving, releasing, input));
   }
   for (const step of holds) {
     const sideDatasets = step.side === 'local' ? input.datasets : input.datasets.map((d) => targetDatasetName(input.basePath, d));
     const entered = new Set(step.snapshots.map((e) => splitSnapshot(e.snapshot).dataset));
     step.others = sideDatasets.filter((d) => !entered.has(d));
   }
+  for (const origin of steps.filter((s): s is TransferStep => s.kind === 'transfer' && s.isOrigin)) {
+    protect.targets.push({ dataset: origin.source, target: origin.target, type: input.local.get(origin.source)?.type ?? 'volume' });
+  }
+  if (protect.targets.length > 0) steps.push(protect);
   steps.push(...holds.filter((h) => h.snapshots.length > 0), ...rotations);
   if (input.spec) steps.push({ kind: 'store-spec', ...input.spec });
   return { steps, problems, warnings };
@@ -133,7 +142,7 @@ export function planSnapshots(input: Pick<PlanInput, 'datasets' | 'local' | 'sna
 }
 
 
-type Incremental = { sends: SendSpec[]; arriving: string[]; common: string } | { problem: string };
+type Incremental = { sends: SendSpec[]; arriving: string[]; common: string; discard: string[] } | { problem: string };
 
 function planIncremental(dataset: string, local: DatasetState, remote: DatasetState, input: PlanInput): Incremental {
   const target = remote.name;
@@ -148,16 +157,20 @@ function planIncremental(dataset: string, local: DatasetState, remote: DatasetSt
     }
     return { problem: `${dataset} and ${target} have no snapshot in common (compared by guid); zonecopy will not overwrite the backup. Rename or destroy ${target} to start a new full backup` };
   }
-  const newestRemote = remote.snapshots[remote.snapshots.length - 1]!;
-  if (newestRemote.guid !== common.guid) {
-    const after = remote.snapshots.filter((s) => s.createtxg > (remote.snapshots.find((r) => r.guid === common.guid)?.createtxg ?? 0));
-    return { problem: `${target} has snapshots newer than the last common snapshot ${common.name} (${after.map((s) => s.name).join(', ')}); zonecopy will not destroy them` };
+  const commonTxg = remote.snapshots.find((r) => r.guid === common.guid)!.createtxg;
+  const after = remote.snapshots.filter((s) => s.createtxg > commonTxg).map((s) => s.name);
+  if (after.length > 0 && !input.rollback) {
+    const names = after.map((s) => `${target}@${s}`).join(', ');
+    return {
+      problem: `${target} has snapshots newer than the last common snapshot ${common.name}, which the source does not have: ${names}. zonecopy will not destroy them unasked. ` +
+        `Either run again with --rollback (destroys them and rolls ${target} back to ${common.name}), or destroy or rename them on the backup host (zfs destroy / zfs rename), or keep them by choosing another backupDestinationBasePath`,
+    };
   }
   const later = local.snapshots.filter((s) => s.createtxg > common.createtxg);
   const from = `${dataset}@${common.name}`;
   const to = `${dataset}@${input.snapshot}`;
   if (later.every((s) => inGroup(s.name, input.group))) {
-    return { sends: [{ from, to, intermediates: later.length > 0 }], arriving: [...later.map((s) => s.name), input.snapshot], common: common.name };
+    return { sends: [{ from, to, intermediates: later.length > 0 }], arriving: [...later.map((s) => s.name), input.snapshot], common: common.name, discard: after };
   }
   // Foreign snapshots in between (vmsnap-*, other groups) stay local: send the group's one by one.
   const chain: SnapshotInfo[] = later.filter((s) => inGroup(s.name, input.group));
@@ -168,7 +181,7 @@ function planIncremental(dataset: string, local: DatasetState, remote: DatasetSt
     sends.push({ from: previous, to: next });
     previous = next;
   }
-  return { sends, arriving: [...chain.map((s) => s.name), input.snapshot], common: common.name };
+  return { sends, arriving: [...chain.map((s) => s.name), input.snapshot], common: common.name, discard: after };
 }
 
 /**

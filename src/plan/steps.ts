@@ -1,7 +1,7 @@
 import type { SendSpec } from '../zfs/commands.js';
 
 /** What a backup run will do, as data: the planner makes these, the executor runs them, --dry-run prints them. */
-export type Step = SnapshotStep | CreateParentStep | TransferStep | HoldStep | RotateStep | StoreSpecStep;
+export type Step = SnapshotStep | CreateParentStep | ProtectStep | TransferStep | HoldStep | RotateStep | StoreSpecStep;
 
 /** One atomic `zfs snapshot a@s b@s …` for all selected datasets of one pool. */
 export interface SnapshotStep {
@@ -14,6 +14,17 @@ export interface SnapshotStep {
 export interface CreateParentStep {
   kind: 'create-parent';
   dataset: string;
+}
+
+/**
+ * Targets made read-only and never mounted by a boot or a pool import (canmount=noauto; volumes
+ * have no canmount), so nothing on the backup host can change them and break the next
+ * incremental. Set after the receive, not with `receive -o`: illumos's receive takes no property
+ * but origin. Entries of datasets whose transfer failed are skipped.
+ */
+export interface ProtectStep {
+  kind: 'protect';
+  targets: Array<{ dataset: string; target: string; type: 'filesystem' | 'volume' }>;
 }
 
 export interface TransferStep {
@@ -32,6 +43,8 @@ export interface TransferStep {
   /** The common snapshot on the target: rolled back to first with --rollback, named in errors. */
   common?: string;
   rollback?: boolean;
+  /** With --rollback: the target's snapshots after `common` (none of them on the source) that the rollback destroys. */
+  discard?: string[];
   /**
    * Bytes the new snapshot adds, when the transfer is one incremental stream from the snapshot
    * right before it (the dataset's `written` as listed): small streams take another path.

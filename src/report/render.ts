@@ -22,10 +22,13 @@ export function renderSubject(template: string, result: VmBackupResult): string 
 
 export function headline(result: VmBackupResult): string {
   const name = result.alias ? `${result.alias} (${result.uuid})` : result.uuid;
-  const failed = result.datasets.filter((d) => d.result === 'failed').length;
+  const own = result.datasets.filter((d) => !d.image);
+  const images = result.datasets.length - own.length;
+  const failed = own.filter((d) => d.result === 'failed').length;
+  const withImages = images > 0 ? ` (and ${images} image(s) they are cloned from)` : '';
   const words: Record<RunStatus, string> = {
-    success: `Backup of VM ${name} completed: ${result.datasets.length} dataset(s) sent to ${result.backupHost}.`,
-    partial: `Backup of VM ${name} completed with errors: ${failed} of ${result.datasets.length} dataset(s) failed${result.errors.length ? `, ${result.errors.length} other error(s)` : ''}.`,
+    success: `Backup of VM ${name} completed: ${own.length} dataset(s)${withImages} sent to ${result.backupHost}.`,
+    partial: `Backup of VM ${name} completed with errors: ${failed} of ${own.length} dataset(s) failed${result.errors.length ? `, ${result.errors.length} other error(s)` : ''}.`,
     failed: `Backup of VM ${name} FAILED.`,
   };
   return `${result.dryRun ? '[dry run] ' : ''}${words[result.status]}`;
@@ -34,7 +37,7 @@ export function headline(result: VmBackupResult): string {
 const COLUMNS = ['dataset', 'snapshot', 'mode', 'bytes', 'seconds', 'result', 'error'] as const;
 
 function cells(d: DatasetResult): string[] {
-  return [d.dataset, d.snapshot, d.mode, humanBytes(d.bytes), d.seconds.toFixed(1), d.result, d.error ?? ''];
+  return [d.image ? `${d.dataset} (image)` : d.dataset, d.snapshot, d.mode, humanBytes(d.bytes), d.seconds.toFixed(1), d.result, d.error ?? ''];
 }
 
 export function renderText(result: VmBackupResult): string {
@@ -46,8 +49,14 @@ export function renderText(result: VmBackupResult): string {
   }
   const rotated = result.datasets.flatMap((d) => [...d.rotatedLocal.map((s) => `local ${s}`), ...d.rotatedRemote.map((s) => `backup host ${s}`)]);
   if (rotated.length > 0) lines.push('', `rotated (destroyed): ${rotated.join(', ')}`);
+  const discarded = discardedSnapshots(result);
+  if (discarded.length > 0) lines.push('', `destroyed by --rollback on the backup host: ${discarded.join(', ')}`);
   if (result.errors.length > 0) lines.push('', 'errors:', ...result.errors.map((e) => `  - ${e}`));
   return lines.join('\n');
+}
+
+function discardedSnapshots(result: VmBackupResult): string[] {
+  return result.datasets.flatMap((d) => d.discarded ?? []);
 }
 
 export function escapeHtml(text: string): string {
@@ -60,10 +69,13 @@ export function renderHtml(result: VmBackupResult): string {
     .map((d) => `<tr>${cells(d).map((c, i) => (i === 3 ? `<td title="${d.bytes} bytes">${escapeHtml(c)}</td>` : `<td>${escapeHtml(c)}</td>`)).join('')}</tr>`)
     .join('\n');
   const errors = result.errors.length ? `<h3>Errors</h3><ul>${result.errors.map((e) => `<li>${escapeHtml(e)}</li>`).join('')}</ul>` : '';
+  const discarded = discardedSnapshots(result);
+  const discardedHtml = discarded.length ? `<p>Destroyed by --rollback on the backup host: ${escapeHtml(discarded.join(', '))}</p>` : '';
   return [
     `<p style="color:${colour}"><strong>${escapeHtml(headline(result))}</strong></p>`,
     `<p>Snapshot ${escapeHtml(result.snapshot ?? '-')}, ${escapeHtml(result.startedAt.toISOString())} to ${escapeHtml(result.finishedAt.toISOString())}</p>`,
     `<table border="1" cellpadding="4" cellspacing="0"><tr>${COLUMNS.map((c) => `<th>${c}</th>`).join('')}</tr>\n${rows}\n</table>`,
+    discardedHtml,
     errors,
   ].join('\n');
 }

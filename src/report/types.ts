@@ -1,6 +1,7 @@
 /** What one backup run did for one VM: the input of every report (email, log, --json). */
 
-export type TransferMode = 'full' | 'incremental' | 'resume' | 'none';
+/** `resumed`: an interrupted stream of this dataset was finished this run (then the new snapshot went incrementally). */
+export type TransferMode = 'full' | 'incremental' | 'resumed' | 'none';
 export type DatasetOutcome = 'ok' | 'failed' | 'skipped';
 
 export interface DatasetResult {
@@ -19,6 +20,10 @@ export interface DatasetResult {
   /** Snapshots destroyed by rotation, full names. */
   rotatedLocal: string[];
   rotatedRemote: string[];
+  /** Backup-host snapshots the source did not have, destroyed by --rollback, full names. */
+  discarded?: string[];
+  /** The row is an image sent as the origin of the VM's clones, not a dataset of the VM. */
+  image?: boolean;
 }
 
 export type RunStatus = 'success' | 'partial' | 'failed';

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { scaledBytes } from './byte-units.js';
-import { opensshArgv, opensshExitArgv } from './openssh.js';
+import { opensshArgv, opensshExitArgv, opensshMasterArgv } from './openssh.js';
 import { lastLines, pump } from './pump.js';
 import { TransferError, type SeriesItem, type SeriesResult, type StrategyOptions, type TransferHint, type TransferResult, type TransferStrategy } from './strategy.js';
 
@@ -18,6 +18,7 @@ export const SMALL_STREAM_BYTES = 64 * 1024 * 1024;
 
 export class SshStrategy implements TransferStrategy {
   private controlDirectory?: string;
+  private master?: { settled: boolean; ready: Promise<string> };
   readonly transferSeries?: (items: readonly SeriesItem[]) => Promise<SeriesResult>;
 
   constructor(
@@ -40,7 +41,7 @@ export class SshStrategy implements TransferStrategy {
     if (overOpenssh && this.name === 'ssh') return this.throughKernel(send, receive);
     const { local, remote } = this.pipelines(send, receive);
     const sink = overOpenssh
-      ? this.options.local.spawn([opensshArgv(this.options.openssh, pipelineLine(remote), this.controlPath())])
+      ? this.options.local.spawn([opensshArgv(this.options.openssh, pipelineLine(remote), await this.sharedConnection())])
       : this.options.remote.spawn(remote);
     const source = this.options.local.spawn(local);
     source.stdin.end();
@@ -55,7 +56,7 @@ export class SshStrategy implements TransferStrategy {
    */
   private async throughKernel(send: Argv, receive: Argv): Promise<TransferResult> {
     const started = Date.now();
-    const stream = this.options.local.spawn([send, opensshArgv(this.options.openssh, pipelineLine([verbose(receive)]), this.controlPath())]);
+    const stream = this.options.local.spawn([send, opensshArgv(this.options.openssh, pipelineLine([verbose(receive)]), await this.sharedConnection())]);
     stream.stdin.end();
     // receive -v prints on its standard output: a few lines, which ssh passes on as its own
     let said = '';
@@ -102,10 +103,28 @@ export class SshStrategy implements TransferStrategy {
     return { received, error: `${failure}; it stopped at stream ${received.length + 1}, \`${describePipeline([stopped.send])}\`` };
   }
 
-  /** A private directory for the run's OpenSSH control socket (mkdtemp: mode 0700). */
-  private controlPath(): string {
+  /**
+   * The control socket of the run's shared OpenSSH connection, in a private directory (mkdtemp:
+   * mode 0700). Streams that start together wait for the one master; a master that went away
+   * (idle past ControlPersist) is started again.
+   */
+  private sharedConnection(): Promise<string> {
     this.controlDirectory ??= mkdtempSync(join(tmpdir(), 'zonecopy-ssh-'));
-    return join(this.controlDirectory, 'master');
+    const path = join(this.controlDirectory, 'master');
+    const current = this.master;
+    if (current && (!current.settled || existsSync(path))) return current.ready;
+    const master = { settled: false, ready: this.startMaster(path) };
+    master.ready.then(
+      () => (master.settled = true),
+      () => (master.settled = true),
+    );
+    this.master = master;
+    return master.ready;
+  }
+
+  private async startMaster(path: string): Promise<string> {
+    await this.options.local.run(opensshMasterArgv(this.options.openssh, path), { mutates: false, timeoutMs: 60_000 });
+    return path;
   }
 
   async close(): Promise<void> {
@@ -114,6 +133,7 @@ export class SshStrategy implements TransferStrategy {
     if (existsSync(path)) await this.options.local.run(opensshExitArgv(this.options.openssh, path), { mutates: false, allowExitCodes: [255], timeoutMs: 15_000 }).catch(() => undefined);
     rmSync(this.controlDirectory, { recursive: true, force: true });
     this.controlDirectory = undefined;
+    this.master = undefined;
   }
 
   describe(send: Argv, receive: Argv): string {

@@ -12,6 +12,8 @@ export interface DatasetState {
   resumeToken?: string;
   /** Bytes written since its newest snapshot: what a snapshot taken now would add. */
   written?: number;
+  /** `readonly=on` (set here or inherited) and `canmount=noauto` (volumes have no canmount): nothing mounts or writes it by accident. */
+  guarded?: boolean;
   snapshots: SnapshotInfo[];
 }
 
@@ -26,7 +28,7 @@ export interface SnapshotInfo {
   userrefs: number;
 }
 
-const FIELDS = ['name', 'type', 'guid', 'createtxg', 'creation', 'origin', 'receive_resume_token', 'userrefs', 'written'];
+const FIELDS = ['name', 'type', 'guid', 'createtxg', 'creation', 'origin', 'receive_resume_token', 'userrefs', 'written', 'readonly', 'canmount'];
 
 /** The datasets, every descendant (children created inside a zone, say) and all their snapshots. */
 function recursiveListArgv(datasets: readonly string[]): string[] {
@@ -92,7 +94,7 @@ export function parseList(stdout: string, requested: readonly string[], recursiv
   const snapshots: Array<{ dataset: string; info: SnapshotInfo }> = [];
   for (const line of stdout.split('\n')) {
     if (!line) continue;
-    const [name, type, guid, createtxg, creation, origin, token, userrefs, written] = line.split('\t');
+    const [name, type, guid, createtxg, creation, origin, token, userrefs, written, readonly, canmount] = line.split('\t');
     if (!name || !type || !guid) continue;
     if (type === 'snapshot') {
       const at = name.indexOf('@');
@@ -108,6 +110,7 @@ export function parseList(stdout: string, requested: readonly string[], recursiv
         origin: origin && origin !== '-' ? origin : undefined,
         resumeToken: token && token !== '-' ? token : undefined,
         written: /^\d+$/.test(written ?? '') ? Number(written) : undefined,
+        guarded: readonly === 'on' && (type === 'volume' || canmount === 'noauto'),
         snapshots: [],
       });
     }

@@ -64,7 +64,7 @@ describe('fault injection: hosts, pools and runs', () => {
   it('the target modified since the last snapshot: a clear error naming --rollback, which then completes', async () => {
     await backup();
     const data = target(`zones/${fault.uuid}/data`);
-    await sh(`zfs set mountpoint=/mnt/modified ${data} && zfs mount ${data} && echo changed > /mnt/modified/changed.txt && zfs umount ${data} && zfs inherit mountpoint ${data}`);
+    await sh(`zfs set readonly=off mountpoint=/mnt/modified ${data} && zfs mount ${data} && echo changed > /mnt/modified/changed.txt && zfs umount ${data} && zfs inherit mountpoint ${data}`);
     await sh(`echo more > /zones/${fault.uuid}/data/more.txt`);
     await failThenRecover(() => backup(), new RegExp(`${data}.*--rollback`), () => backup(['--rollback']));
     fault.table.push('target modified | 1 | pass (--rollback)');

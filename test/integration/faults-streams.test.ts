@@ -56,12 +56,19 @@ describe('fault injection: cut streams', () => {
     const cutter = writeConfig({ transferStrategy: 'ssh_gzip', compressionCmd: ['head', '-c', '3000000'], decompressionCmd: ['cat'] });
     // resumed: the cut leaves a token, and the next run finishes that stream with zfs send -t
     await sh(`head -c 6M /dev/urandom > /zones/${fault.uuid}/data/resume-1.bin`);
-    const cut = await backup([], cutter);
+    type Row = { dataset: string; mode: string; bytes: number; error?: string };
+    const rowOf = (run: { stdout: string }) => (JSON.parse(run.stdout) as { results: Array<{ datasets: Row[] }> }).results[0]!.datasets.find((d) => d.dataset === data)!;
+    const cut = await backup(['--json'], cutter);
     assert.equal(cut.code, 1, cut.stdout + cut.stderr);
     assert.notEqual(await token(), '-', 'the cut receive left no resume token');
-    const resumed = await backup();
+    // the report says what arrived, that it is kept, and that the next run resumes it
+    const cutRow = rowOf(cut);
+    assert.match(cutRow.error!, /arrived and is kept there \(receive_resume_token\): the next run resumes from there/);
+    assert.ok(cutRow.bytes > 1_000_000, `${cutRow.bytes} bytes reported as arrived`);
+    const resumed = await backup(['--json']);
     assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
     assert.match(resumed.stderr, /resuming the interrupted receive into/);
+    assert.equal(rowOf(resumed).mode, 'resumed');
     await assertChainsVerify();
     // stale: the snapshot the token describes is gone from the source, so the partial receive is
     // aborted (zfs receive -A) and the dataset goes on from its last common snapshot

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { createFixtures, fixtureUuid } from './fixtures.js';
-import { resetHosts, sh, snapshotsOf, target, writeConfig, zonecopy, type TestConfig } from './harness.js';
+import { resetHosts, sh, snapshotsOf, target, writeConfig, zfsGet, zonecopy, type TestConfig } from './harness.js';
 
 const names = async (dataset: string) => (await snapshotsOf(dataset)).map((s) => s.name);
 
@@ -93,7 +93,7 @@ describe('transfer and rotation', () => {
     for (const d of [root, data, target(root), target(data)]) assert.deepEqual(await held(d), ['hl-h1'], d);
 
     // only the data dataset fails: its target was changed on the backup host
-    await sh(`zfs set mountpoint=/mnt/hl ${target(data)} && zfs mount ${target(data)} && echo changed > /mnt/hl/changed.txt && zfs umount ${target(data)} && zfs inherit mountpoint ${target(data)}`);
+    await sh(`zfs set readonly=off mountpoint=/mnt/hl ${target(data)} && zfs mount ${target(data)} && echo changed > /mnt/hl/changed.txt && zfs umount ${target(data)} && zfs inherit mountpoint ${target(data)}`);
     await sh(`echo more > /${data}/more-hl.txt`);
     const failed = await backup('h2');
     assert.equal(failed.code, 1, failed.stdout);
@@ -159,7 +159,7 @@ describe('transfer and rotation', () => {
     // the first two streams (the zone root and its data set) cannot be received: whichever
     // series they are in stops at them
     for (const d of [root, `${root}/data`]) {
-      await sh(`zfs set mountpoint=/mnt/ser ${target(d)} && zfs mount ${target(d)} && echo changed > /mnt/ser/changed-ser.txt && zfs umount ${target(d)} && zfs inherit mountpoint ${target(d)}`);
+      await sh(`zfs set readonly=off mountpoint=/mnt/ser ${target(d)} && zfs mount ${target(d)} && echo changed > /mnt/ser/changed-ser.txt && zfs umount ${target(d)} && zfs inherit mountpoint ${target(d)}`);
     }
     const stopped = await backup('s3');
     assert.equal(stopped.code, 1, stopped.stderr);
@@ -173,5 +173,43 @@ describe('transfer and rotation', () => {
     const fixed = await backup('s4', '--rollback');
     assert.equal(fixed.code, 0, fixed.stderr);
     assert.deepEqual(await arrived('ser-s4'), []);
+  });
+
+  it('a snapshot made by hand on the backup host after the common one: refused with the ways out, and --rollback destroys it, named in the report', async () => {
+    const backup = (name: string, ...extra: string[]) => zonecopy(['backup', uuid, '--groupName', 'man', '--name', name, ...extra], config);
+    assert.equal((await backup('m1')).code, 0);
+    await sh(`zfs snapshot ${target(root)}@manual-1 && zfs snapshot ${target(root)}@manual-2`);
+    const refused = await backup('m2');
+    assert.equal(refused.code, 1, refused.stdout);
+    const said = refused.stdout + refused.stderr;
+    assert.match(said, new RegExp(`${target(root)}@manual-1, ${target(root)}@manual-2`));
+    assert.match(said, /run again with --rollback/);
+    assert.match(said, /destroy or rename them on the backup host/);
+    assert.deepEqual((await names(target(root))).slice(-2), ['manual-1', 'manual-2'], 'nothing destroyed unasked');
+
+    const rolled = await backup('m3', '--rollback');
+    assert.equal(rolled.code, 0, rolled.stdout + rolled.stderr);
+    assert.match(rolled.stdout, new RegExp(`destroyed by --rollback on the backup host: ${target(root)}@manual-1, ${target(root)}@manual-2`));
+    const remote = await snapshotsOf(target(root));
+    assert.equal(remote.some((s) => s.name.startsWith('manual-')), false);
+    assert.equal(remote.at(-1)?.guid, (await snapshotsOf(root)).find((s) => s.name === 'man-m3')?.guid);
+  });
+
+  it('received datasets are read-only and not mounted by a pool import on the backup host, so the chain survives an export and import', async () => {
+    const backup = (name: string) => zonecopy(['backup', uuid, '--groupName', 'imp', '--name', name], config);
+    assert.equal((await backup('i1')).code, 0);
+    const targets = (await sh(`zfs list -H -o name -r ${target(root)}`)).split('\n').filter(Boolean);
+    for (const t of targets) assert.deepEqual([await zfsGet(t, 'readonly'), await zfsGet(t, 'canmount')], ['on', 'noauto'], t);
+    await sh('zpool export backup && zpool import -d /dev/disk/by-id backup');
+    // whatever the import mounted, something on the backup host may write to (a boot does the same)
+    const mounted = (await sh(`zfs list -H -o name,mounted,mountpoint -r ${target(root)} | awk -F '\t' '$2 == "yes" { print $3 }'`)).split('\n').filter(Boolean);
+    for (const dir of mounted) await sh(`echo written > '${dir}/written-after-import.txt' || true`);
+    assert.deepEqual(mounted, [], 'nothing of the backup was mounted by the import');
+    await sh(`echo more > /${root}/data/after-import.txt`);
+    const next = await backup('i2');
+    assert.equal(next.code, 0, next.stdout + next.stderr);
+    for (const d of [root, `${root}/data`]) {
+      assert.equal((await snapshotsOf(target(d))).at(-1)?.guid, (await snapshotsOf(d)).find((s) => s.name === 'imp-i2')?.guid, d);
+    }
   });
 });

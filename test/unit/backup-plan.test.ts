@@ -48,6 +48,44 @@ describe('planBackup', () => {
     assert.match(plan.problems[0]!.message, /newer than the last common snapshot daily-a/);
   });
 
+  it('names the ways out of snapshots made on the backup host after the common one, and --rollback destroys exactly those', () => {
+    const local = states(ds(VM, [['daily-a', '1'], ['daily-b', '2']]));
+    const remote = states(ds('backup/zones', []), ds(T, [['daily-a', '1'], ['manual', 'm'], ['daily-x', 'x']]));
+    const refused = planBackup(input({ local, remote }));
+    assert.equal(transfers(refused.steps).length, 0);
+    const message = refused.problems[0]!.message;
+    assert.match(message, new RegExp(`${T}@manual, ${T}@daily-x`));
+    assert.match(message, /--rollback/);
+    assert.match(message, /destroy or rename them on the backup host/);
+
+    const rolled = planBackup(input({ local, remote, rollback: true, remoteLimit: 1 }));
+    const [transfer] = transfers(rolled.steps);
+    assert.deepEqual([transfer!.common, transfer!.discard, transfer!.sends], [`${T}@daily-a`, ['manual', 'daily-x'], [{ from: `${VM}@daily-a`, to: `${VM}@daily-new`, intermediates: true }]]);
+    // rotation counts what will be there after the rollback: daily-x is gone already, not rotated
+    assert.deepEqual(rotations(rolled.steps).filter((r) => r.side === 'remote').map((r) => r.destroy), [['daily-a', 'daily-b']]);
+  });
+
+  it('makes new targets and unprotected old ones read-only and unmountable after their transfer, images too, and leaves protected ones alone', () => {
+    const image = 'zones/img';
+    const plan = planBackup(input({
+      datasets: [VM, `${VM}/data`, `${VM}/old`, `${VM}-disk0`],
+      local: states(
+        ds(VM, [['daily-a', '1']]), ds(`${VM}/data`, [['daily-a', '2']]), ds(`${VM}/old`, [['daily-a', '3']]),
+        ds(`${VM}-disk0`, [], { type: 'volume', origin: `${image}@final` }), ds(image, [['final', 'img']], { type: 'volume' }),
+      ),
+      remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1']], { guarded: true }), ds(`${T}/data`, [['daily-a', '2']], { guarded: false }), ds(`${T}/old`, [['daily-a', '3']], { guarded: true })),
+    }));
+    const protect = plan.steps.filter((s) => s.kind === 'protect');
+    assert.equal(protect.length, 1);
+    const kinds = plan.steps.map((s) => s.kind);
+    assert.ok(kinds.indexOf('protect') > kinds.lastIndexOf('transfer'), 'after every transfer');
+    assert.deepEqual((protect[0] as Extract<Step, { kind: 'protect' }>).targets, [
+      { dataset: `${VM}/data`, target: `${T}/data`, type: 'filesystem' },
+      { dataset: `${VM}-disk0`, target: `${T}-disk0`, type: 'volume' },
+      { dataset: image, target: 'backup/zones/img', type: 'volume' },
+    ]);
+  });
+
   it('refuses (never -F) when names match but no guid does', () => {
     const plan = planBackup(input({
       local: states(ds(VM, [['daily-a', '1']])),

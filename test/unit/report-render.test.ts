@@ -31,4 +31,14 @@ describe('report rendering', () => {
     assert.match(html, /db&lt;01&gt;/);
     assert.match(renderText(result({})), /backup host backup\/zones\/u@daily-0/);
   });
+
+  it('gives an image sent as an origin its own row, apart from the clone\'s, and names what --rollback destroyed', () => {
+    const image: DatasetResult = { ...ok, dataset: 'zones/img', target: 'backup/zones/img', snapshot: 'final', mode: 'full', bytes: 300 << 20, image: true, rotatedRemote: [] };
+    const text = renderText(result({ datasets: [{ ...ok, discarded: ['backup/zones/u@manual'] }, image] }));
+    assert.match(text, /completed: 1 dataset\(s\) \(and 1 image\(s\) they are cloned from\)/);
+    assert.match(text, /zones\/img \(image\)\s+final\s+full\s+300\.0 MiB/);
+    assert.match(text, /zones\/u\s+daily-1\s+incremental\s+1\.5 KiB/);
+    assert.match(text, /destroyed by --rollback on the backup host: backup\/zones\/u@manual/);
+    assert.match(renderHtml(result({ datasets: [{ ...ok, discarded: ['backup/zones/u@manual'] }] })), /Destroyed by --rollback on the backup host: backup\/zones\/u@manual/);
+  });
 });

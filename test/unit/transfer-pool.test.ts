@@ -43,6 +43,18 @@ describe('transfers side by side', () => {
     assert.equal(events.length, 10);
   });
 
+  it('every clone of one origin waits for it, however many share it (two disks of one image)', async () => {
+    const { work, at } = timeline();
+    const pool = new TransferPool(4);
+    // the origin's transfer is planned for the first clone; the second one names only the origin snapshot
+    await pool.start({ ...step('zones/vm-disk0', 'b/img'), isOrigin: true, source: 'zones/img' }, false, work('origin', 40));
+    await pool.start({ ...step('zones/vm-disk0', 'b/vm-disk0'), mode: 'incremental', origin: 'b/img@final' }, false, work('disk0', 10));
+    await pool.start({ ...step('zones/vm-disk1', 'b/vm-disk1'), mode: 'incremental', origin: 'b/img@final' }, false, work('disk1', 10));
+    await pool.start({ ...step('zones/other/disk0', 'b/other/disk0'), mode: 'incremental', origin: 'b/img@final' }, false, work('other VM', 10));
+    await pool.drain();
+    for (const clone of ['disk0', 'disk1', 'other VM']) assert.ok(at(`start ${clone}`) > at('end origin'), `${clone} waits for the origin`);
+  });
+
   it('an incremental stream into a target that exists does not wait for its parent\'s', async () => {
     const { work, at } = timeline();
     const incremental = (dataset: string, target: string): TransferStep => ({ ...step(dataset, target), mode: 'incremental', common: `${target}@a` });
