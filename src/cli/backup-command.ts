@@ -10,7 +10,7 @@ import { sendReportEmail } from '../report/email.js';
 import { appendRunLog } from '../report/log-file.js';
 import { renderText } from '../report/render.js';
 import { runStatus, type VmBackupResult } from '../report/types.js';
-import { vmadmGet } from '../smartos/vmadm.js';
+import { vmadmGet, vmLabels } from '../smartos/vmadm.js';
 import { createStrategy } from '../transfer/index.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { defaultConfigPath } from './paths.js';
@@ -103,9 +103,10 @@ async function backupToHost(uuids: readonly string[], run: Run): Promise<{ resul
     remote = await connectBackupHost(config, { dryRun: local.dryRun, print: run.print });
   } catch (error) {
     const now = new Date();
+    const labels = await vmLabels(local, uuids, firstSpec ? new Map([[uuids[0]!, firstSpec]]) : undefined);
     return {
       results: uuids.map((uuid) => ({
-        uuid, backupHost: backupHostLabel(config), startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [(error as Error).message], dryRun: local.dryRun,
+        uuid, ...labels.get(uuid), backupHost: backupHostLabel(config), startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [(error as Error).message], dryRun: local.dryRun,
       })),
     };
   }
