@@ -16,6 +16,7 @@ import { isValidSnapshotPart } from '../zfs/names.js';
 import { defaultConfigPath } from './paths.js';
 import { backupHostLabel, checkUuids, chooseTarget, connectBackupHost, sshEndpoint, sshTarget, UsageError } from './session.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
+import { backupErrors, vmErrorLines } from './vm-errors.js';
 
 export interface BackupFlags {
   config?: string;
@@ -61,6 +62,7 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
   const run = { config, settings, local, log, wait: Boolean(flags.wait), print: flags.json ? (line: string) => log.info(line) : print };
   const { results, remote } = target === 's3' ? { ...(await backupToS3(uuids, run)), remote: undefined } : await backupToHost(uuids, run);
   for (const result of results) await report(result, config, local, log, Boolean(flags.json));
+  for (const line of vmErrorLines('backup', results.map(backupErrors))) log.info(line);
   if (flags.json) {
     const maxRssKiB = process.resourceUsage().maxRSS;
     print(JSON.stringify({ results: results.map(jsonResult), commands: { local: local.stats, remote: remote?.stats ?? null }, maxRssKiB }, null, 2));

@@ -5,8 +5,10 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { backupErrors, vmErrorLines } from '../../src/cli/vm-errors.js';
 import { CommandError, HostStats, type CommandResult, type Host, type RunOptions } from '../../src/host/host.js';
 import type { Argv } from '../../src/host/quote.js';
+import type { VmBackupResult } from '../../src/report/types.js';
 import { vmadmGet, vmLabels } from '../../src/smartos/vmadm.js';
 
 const WEB = '6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44';
@@ -78,7 +80,32 @@ describe('alias and brand of VMs a run failed before reaching (issue 16, item 7c
   });
 });
 
-describe('zonecopy backup when the backup host cannot be reached (item 7c)', () => {
+const result = (overrides: Partial<VmBackupResult>): VmBackupResult => ({
+  uuid: WEB, backupHost: 'root@backup:22', startedAt: new Date(0), finishedAt: new Date(0), status: 'success', datasets: [], errors: [], dryRun: false, ...overrides,
+});
+const dataset = (name: string, outcome: 'ok' | 'failed', error?: string) => ({
+  dataset: name, target: `backup/${name}`, snapshot: 's', mode: 'full' as const, bytes: 0, seconds: 0, result: outcome, error, rotatedLocal: [], rotatedRemote: [],
+});
+
+describe('failed VMs on stderr (issue 16, item 7f)', () => {
+  it('one zonecopy: line per failed VM with its errors and dataset errors; nothing for a VM that succeeded', () => {
+    const lines = vmErrorLines('backup', [
+      result({ uuid: GONE, status: 'failed', errors: [`VM ${GONE} not found on this host (vmadm get: Could not find VM).\nCheck the UUID.`] }),
+      result({ alias: 'web01', status: 'success', datasets: [dataset('zones/a', 'ok')] }),
+      result({ uuid: DB, alias: 'db01', status: 'partial', datasets: [dataset('zones/b', 'ok'), dataset('zones/c', 'failed', 'receive failed')] }),
+    ].map(backupErrors));
+    assert.deepEqual(lines, [
+      `zonecopy: backup of VM ${GONE}: VM ${GONE} not found on this host (vmadm get: Could not find VM). / Check the UUID.`,
+      `zonecopy: backup of VM db01 (${DB}): zones/c: receive failed`,
+    ]);
+  });
+
+  it('status: a VM with an error gets its line, a healthy one none', () => {
+    assert.deepEqual(vmErrorLines('status', [{ uuid: GONE, errors: ['not found'] }, { uuid: WEB, alias: 'web01', errors: [] }]), [`zonecopy: status of VM ${GONE}: not found`]);
+  });
+});
+
+describe('zonecopy backup when the backup host cannot be reached (items 7c, 7f)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'zc-backup-failures-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
   const bin = join(dir, 'bin');
@@ -101,17 +128,22 @@ describe('zonecopy backup when the backup host cannot be reached (item 7c)', () 
     encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, timeout: 60_000,
   });
 
-  it('--json: results name each VM by alias with the connection error', () => {
+  it('--json: results name each VM by alias with the connection error; stderr has one line per VM; stdout is pure JSON', () => {
     const run = backup('--json', WEB, GONE);
     assert.equal(run.status, 1, run.stderr);
     const { results } = JSON.parse(run.stdout) as { results: Array<{ uuid: string; alias?: string; brand?: string; errors: string[] }> };
     assert.deepEqual(results.map((r) => [r.uuid, r.alias, r.brand]), [[WEB, 'web01', 'joyent'], [GONE, undefined, undefined]]);
     for (const r of results) assert.match(r.errors.join(), /cannot connect to backup host/);
+    const lines = run.stderr.split('\n').filter((l) => l.startsWith('zonecopy: backup of VM'));
+    assert.equal(lines.length, 2, run.stderr);
+    assert.match(lines[0]!, new RegExp(`^zonecopy: backup of VM web01 \\(${WEB}\\): cannot connect to backup host`));
+    assert.match(lines[1]!, new RegExp(`^zonecopy: backup of VM ${GONE}: cannot connect`));
   });
 
   it('the text report names the VM by alias, as a successful one does', () => {
     const run = backup(WEB);
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stdout, new RegExp(`Backup of VM web01 \\(${WEB}\\) FAILED`));
+    assert.match(run.stderr, new RegExp(`zonecopy: backup of VM web01 \\(${WEB}\\): cannot connect`));
   });
 });
