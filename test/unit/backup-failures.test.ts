@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { backupErrors, vmErrorLines } from '../../src/cli/vm-errors.js';
 import { CommandError, HostStats, type CommandResult, type Host, type RunOptions } from '../../src/host/host.js';
 import type { Argv } from '../../src/host/quote.js';
 import type { VmBackupResult } from '../../src/report/types.js';
 import { vmadmGet, vmLabels } from '../../src/smartos/vmadm.js';
+import { scratchDirectory } from './scratch.js';
 
 const WEB = '6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44';
 const DB = '0c9d5e77-1a2b-4c3d-8e9f-0a1b2c3d4e5f';
@@ -106,8 +106,7 @@ describe('failed VMs on stderr (issue 16, item 7f)', () => {
 });
 
 describe('zonecopy backup when the backup host cannot be reached (items 7c, 7f)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zc-backup-failures-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDirectory('zc-backup-failures-')();
   const bin = join(dir, 'bin');
   mkdirSync(bin);
   // vmadm for this host: web01 exists, every other UUID is unknown

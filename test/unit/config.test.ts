@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { applyOverrides, ConfigError, loadConfig } from '../../src/config/load.js';
+import { scratchDirectory } from './scratch.js';
+
+const scratch = scratchDirectory('zc-config-');
 
 function file(content: unknown): string {
-  const path = join(mkdtempSync(join(tmpdir(), 'zc-config-')), 'configuration.json');
+  const path = join(scratch(), 'configuration.json');
   writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
   return path;
 }

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fingerprint, verifyHostKey } from '../../src/host/known-hosts.js';
+import { scratchDirectory } from './scratch.js';
 
 function blob(type: string, body: string): Buffer {
   const t = Buffer.from(type);
@@ -15,8 +15,10 @@ function blob(type: string, body: string): Buffer {
 const KEY = blob('ssh-ed25519', 'key-one');
 const OTHER = blob('ssh-ed25519', 'key-two');
 
+const scratch = scratchDirectory('zc-known-hosts-');
+
 function file(text: string): string {
-  const path = join(mkdtempSync(join(tmpdir(), 'kh-')), 'known_hosts');
+  const path = join(scratch(), 'known_hosts');
   writeFileSync(path, text);
   return path;
 }
