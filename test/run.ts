@@ -8,7 +8,7 @@
  *   ZC_GUESTS=n               split the integration files over n guests side by side (default 2)
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage, Guest, PROJECT_ROOT } from './guest/vm.js';
@@ -39,9 +39,14 @@ const reporterArgs = (tapFile: string) => ['--test-reporter=spec', '--test-repor
 
 function runUnit(): Counts {
   log('== unit tests (host)');
-  const tap = join(mkdtempSync(join(tmpdir(), 'zonecopy-unit-')), 'unit.tap');
-  spawnSync(process.execPath, ['--test', ...reporterArgs(tap), ...testFiles('unit')], { cwd: PROJECT_ROOT, stdio: 'inherit' });
-  return countsFromTap(readFileSync(tap, 'utf8'));
+  const dir = mkdtempSync(join(tmpdir(), 'zonecopy-unit-'));
+  try {
+    const tap = join(dir, 'unit.tap');
+    spawnSync(process.execPath, ['--test', ...reporterArgs(tap), ...testFiles('unit')], { cwd: PROJECT_ROOT, stdio: 'inherit' });
+    return countsFromTap(readFileSync(tap, 'utf8'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The installer the packaging tests use, built twice to show the build is reproducible. */

@@ -10,12 +10,13 @@ import { sendReportEmail } from '../report/email.js';
 import { appendRunLog } from '../report/log-file.js';
 import { renderText } from '../report/render.js';
 import { runStatus, type VmBackupResult } from '../report/types.js';
-import { vmadmGet } from '../smartos/vmadm.js';
+import { vmadmGet, vmLabels } from '../smartos/vmadm.js';
 import { createStrategy } from '../transfer/index.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { defaultConfigPath } from './paths.js';
 import { backupHostLabel, checkUuids, chooseTarget, connectBackupHost, sshEndpoint, sshTarget, UsageError } from './session.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
+import { backupErrors, vmErrorLines } from './vm-errors.js';
 
 export interface BackupFlags {
   config?: string;
@@ -61,6 +62,7 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
   const run = { config, settings, local, log, wait: Boolean(flags.wait), print: flags.json ? (line: string) => log.info(line) : print };
   const { results, remote } = target === 's3' ? { ...(await backupToS3(uuids, run)), remote: undefined } : await backupToHost(uuids, run);
   for (const result of results) await report(result, config, local, log, Boolean(flags.json));
+  for (const line of vmErrorLines('backup', results.map(backupErrors))) log.info(line);
   if (flags.json) {
     const maxRssKiB = process.resourceUsage().maxRSS;
     print(JSON.stringify({ results: results.map(jsonResult), commands: { local: local.stats, remote: remote?.stats ?? null }, maxRssKiB }, null, 2));
@@ -103,9 +105,10 @@ async function backupToHost(uuids: readonly string[], run: Run): Promise<{ resul
     remote = await connectBackupHost(config, { dryRun: local.dryRun, print: run.print });
   } catch (error) {
     const now = new Date();
+    const labels = await vmLabels(local, uuids, firstSpec ? new Map([[uuids[0]!, firstSpec]]) : undefined);
     return {
       results: uuids.map((uuid) => ({
-        uuid, backupHost: backupHostLabel(config), startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [(error as Error).message], dryRun: local.dryRun,
+        uuid, ...labels.get(uuid), backupHost: backupHostLabel(config), startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [(error as Error).message], dryRun: local.dryRun,
       })),
     };
   }

@@ -1,4 +1,7 @@
+import { dropOutputWhenStdoutCloses } from './closed-stdout.js';
 import { main } from './main.js';
+
+dropOutputWhenStdoutCloses();
 
 /** Entry of bin/zonecopy and bin/backup (and of the bundle). */
 main(process.argv.slice(2)).then(

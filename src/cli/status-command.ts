@@ -5,6 +5,7 @@ import { formatAge } from '../status/health.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { defaultConfigPath } from './paths.js';
 import { checkUuids, chooseTarget, connectBackupHost, sshTarget, UsageError } from './session.js';
+import { vmErrorLines } from './vm-errors.js';
 import type { Config } from '../config/schema.js';
 
 export interface StatusFlags {
@@ -43,6 +44,8 @@ export async function statusCommand(uuids: string[], flags: StatusFlags): Promis
   } else {
     for (const s of statuses) process.stdout.write(`${renderStatus(s)}\n\n`);
   }
+  const failed = statuses.map((s) => ({ uuid: s.uuid, alias: s.alias, errors: s.error ? [s.error] : [] }));
+  for (const line of vmErrorLines('status', failed)) process.stderr.write(`${line}\n`);
   const healthy = statuses.every((s) => !s.error && s.datasets.every((d) => d.chain === 'ok' && !d.resumePending));
   return healthy ? EXIT_OK : EXIT_FAILED;
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type * as z from 'zod';
-import { CONFIG_KEYS, configSchema, type Config, type ConfigInput } from './schema.js';
+import { configSchema, SECTION_KEYS, type Config, type ConfigInput } from './schema.js';
 
 /** A configuration that cannot be used: the message names the file, the key and what is expected. */
 export class ConfigError extends Error {
@@ -44,20 +44,23 @@ function describeIssue(issue: z.core.$ZodIssue, source: string, flagNames: Parti
   const key = issue.path.map(String).join('.') || '(top level)';
   const where = flagNames[key] ? `${flagNames[key]} (${key})` : key;
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((k) => `${source}: unknown key "${k}"${suggest(k)}; see configuration.json.example for the valid keys`).join('\n');
+    const section = issue.path.map(String).join('.');
+    const dotted = (k: string) => (section ? `${section}.${k}` : k);
+    return issue.keys.map((k) => `${source}: unknown key "${dotted(k)}"${suggest(k, SECTION_KEYS[section] ?? [], dotted)}; see configuration.json.example for the valid keys`).join('\n');
   }
   if (issue.code === 'invalid_type' && issue.input === undefined) return `${source}: "${where}" is required (${issue.message.replace(/^Invalid input: /, '')})`;
   return `${source}: "${where}": ${issue.message.replace(/^Invalid input: /, '')}`;
 }
 
-function suggest(key: string): string {
+/** The nearest of the keys valid beside `key` (its own section's), named by its dotted path. */
+function suggest(key: string, candidates: readonly string[], dotted: (key: string) => string): string {
   let best: string | undefined;
   let bestDistance = Infinity;
-  for (const candidate of CONFIG_KEYS) {
+  for (const candidate of candidates) {
     const d = distance(key.toLowerCase(), candidate.toLowerCase());
     if (d < bestDistance) [best, bestDistance] = [candidate, d];
   }
-  return best && bestDistance <= Math.max(2, Math.floor(key.length / 5)) ? ` (did you mean "${best}"?)` : '';
+  return best && bestDistance <= Math.max(2, Math.floor(key.length / 5)) ? ` (did you mean "${dotted(best)}"?)` : '';
 }
 
 function distance(a: string, b: string): number {

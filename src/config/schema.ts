@@ -117,3 +117,5 @@ export const configSchema = z
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export const CONFIG_KEYS: readonly string[] = Object.keys(configSchema.in.shape ?? {});
+/** The keys of each nested section, by its dotted path, for did-you-mean on a misspelt nested key. */
+export const SECTION_KEYS: Readonly<Record<string, readonly string[]>> = { '': CONFIG_KEYS, s3: Object.keys(s3Schema.shape) };

@@ -21,6 +21,22 @@ export function keyTypeOf(key: Buffer): string {
   return key.subarray(4, 4 + length).toString('latin1');
 }
 
+/** The name ssh-keyscan(1) documents for `-t` (`ssh-ed25519` -> `ed25519`), so the printed step is the manual's. */
+export function keyscanTypeName(keyType: string): string {
+  const security = keyType.startsWith('sk-') ? '-sk' : '';
+  const base = keyType.replace(/^sk-/, '').replace(/@openssh\.com$/, '');
+  const short: Record<string, string> = { 'ssh-rsa': 'rsa', 'ssh-dss': 'dsa', 'ssh-ed25519': 'ed25519' };
+  const name = base.startsWith('ecdsa-sha2-') ? 'ecdsa' : short[base];
+  return name ? `${name}${security}` : keyType;
+}
+
+/** The ssh-keyscan step that pins host:port's key, and for another port than 22 the name it is stored under. */
+export function keyscanStep(host: string, port: number, keyType: string, knownHostsPath: string): string {
+  const step = `ssh-keyscan${port === 22 ? '' : ` -p ${port}`} -t ${keyscanTypeName(keyType)} ${host} >> ${knownHostsPath}`;
+  if (port === 22) return step;
+  return `${step} (with -p its line starts with ${hostPatternName(host, port)}, the name OpenSSH and zonecopy look up for port ${port}; a line for plain ${host} does not count)`;
+}
+
 export function hostPatternName(host: string, port: number): string {
   return port === 22 ? host : `[${host}]:${port}`;
 }
@@ -102,7 +118,7 @@ export function verifyHostKey(knownHostsPath: string, host: string, port: number
   throw new HostKeyError(
     `backup host ${name} is not known: no key for it in ${knownHostsPath}. It offered ${type} ${print}. ` +
       `Verify that fingerprint on the backup host (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then pin it: ` +
-      `ssh-keyscan${port === 22 ? '' : ` -p ${port}`} -t ${type} ${host} >> ${knownHostsPath}. ` +
+      `${keyscanStep(host, port, type, knownHostsPath)}. ` +
       `(disableHostKeyChecking: true in the configuration skips this check; not recommended.)`,
   );
 }

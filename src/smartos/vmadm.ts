@@ -70,3 +70,34 @@ export async function imgadmGet(host: Host, uuid: string): Promise<Record<string
     return undefined;
   }
 }
+
+export interface VmLabel {
+  alias?: string;
+  brand?: string;
+}
+
+const lookupSchema = z.array(z.object({ uuid: z.string(), alias: z.string().optional(), brand: z.string().optional() }).loose());
+
+/**
+ * Alias and brand of each VM, for the reports of a run that failed before it reached them. The
+ * specs already being fetched are used as they are, the other VMs come from one `vmadm lookup`;
+ * a VM that vmadm does not know, or a vmadm that fails, just leaves the VM without a label.
+ */
+export async function vmLabels(host: Host, uuids: readonly string[], fetched: ReadonlyMap<string, Promise<VmSpecWithRaw>> = new Map()): Promise<Map<string, VmLabel>> {
+  const labels = new Map<string, VmLabel>();
+  const label = (vm: { alias?: string; brand?: string }): VmLabel => ({ ...(vm.alias !== undefined && { alias: vm.alias }), ...(vm.brand !== undefined && { brand: vm.brand }) });
+  for (const [uuid, spec] of fetched) {
+    const got = await spec.catch(() => undefined);
+    if (got) labels.set(uuid, label(got.spec));
+  }
+  const rest = uuids.filter((uuid) => !fetched.has(uuid));
+  if (rest.length === 0) return labels;
+  try {
+    const result = await host.run(['vmadm', 'lookup', '-j', '-o', 'uuid,alias,brand'], { mutates: false, allowExitCodes: [1, 2] });
+    const found = result.exitCode === 0 ? lookupSchema.safeParse(JSON.parse(result.stdout)) : undefined;
+    for (const vm of found?.data ?? []) if (rest.includes(vm.uuid)) labels.set(vm.uuid, label(vm));
+  } catch {
+    // unnamed in the report is better than the vmadm error hiding the one the run failed with
+  }
+  return labels;
+}

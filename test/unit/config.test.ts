@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { applyOverrides, ConfigError, loadConfig } from '../../src/config/load.js';
+import { scratchDirectory } from './scratch.js';
+
+const scratch = scratchDirectory('zc-config-');
 
 function file(content: unknown): string {
-  const path = join(mkdtempSync(join(tmpdir(), 'zc-config-')), 'configuration.json');
+  const path = join(scratch(), 'configuration.json');
   writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
   return path;
 }
@@ -53,8 +55,17 @@ describe('configuration', () => {
     fails({ ...s3, s3: { bucket: 'Bad_Bucket' } }, /"s3.bucket": an S3 bucket name/);
     fails({ ...s3, s3: { bucket: 'zone-backups', prefix: '/x/' } }, /"s3.prefix"/);
     fails({ ...s3, s3: { bucket: 'zone-backups', endpoint: 'not a url' } }, /"s3.endpoint"/);
-    fails({ ...s3, s3: { bucket: 'zone-backups', compresion: 'zstd' } }, /unknown key "s3.compresion" \(did you mean "compression"\?\)|compresion/);
+    fails({ ...s3, s3: { bucket: 'zone-backups', compresion: 'zstd' } }, /unknown key "s3\.compresion" \(did you mean "s3\.compression"\?\)/);
     fails({ ...minimal, sshBulkTransport: 'scp' }, /sshBulkTransport/);
+  });
+
+  it('names a nested key by its full dotted path, with a suggestion from its own section (issue 16, item 7e)', () => {
+    const s3 = { backupTarget: 's3', s3: { bucket: 'zone-backups' } };
+    fails({ ...s3, s3: { buckett: 'zone-backups' } }, /unknown key "s3\.buckett" \(did you mean "s3\.bucket"\?\)/);
+    fails({ ...s3, s3: { bucket: 'zone-backups', partConcurency: 2 } }, /unknown key "s3\.partConcurency" \(did you mean "s3\.partConcurrency"\?\)/);
+    fails({ ...s3, s3: { bucket: 'zone-backups', wholly: 1 } }, /unknown key "s3\.wholly"; see/);
+    fails({ ...s3, s3: { bucket: 'zone-backups', partConcurrency: 'many' } }, /"s3\.partConcurrency": expected a whole number/);
+    fails({ ...minimal, compressionCmd: ['zstd', ''], decompressionCmd: 'zstd -d' }, /"compressionCmd\.1"/);
   });
 
   it('says where invalid JSON is and how to start when the file is missing', () => {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fingerprint, verifyHostKey } from '../../src/host/known-hosts.js';
+import { scratchDirectory } from './scratch.js';
 
 function blob(type: string, body: string): Buffer {
   const t = Buffer.from(type);
@@ -15,8 +15,10 @@ function blob(type: string, body: string): Buffer {
 const KEY = blob('ssh-ed25519', 'key-one');
 const OTHER = blob('ssh-ed25519', 'key-two');
 
+const scratch = scratchDirectory('zc-known-hosts-');
+
 function file(text: string): string {
-  const path = join(mkdtempSync(join(tmpdir(), 'kh-')), 'known_hosts');
+  const path = join(scratch(), 'known_hosts');
   writeFileSync(path, text);
   return path;
 }
@@ -34,7 +36,30 @@ describe('verifyHostKey', () => {
   });
 
   it('refuses an unknown host with the fingerprint and the command that pins it', () => {
-    assert.throws(() => verifyHostKey(file(''), 'backup.example', 22, KEY), (e: Error) => e.message.includes(fingerprint(KEY)) && e.message.includes('ssh-keyscan -t ssh-ed25519 backup.example'));
+    assert.throws(() => verifyHostKey(file(''), 'backup.example', 22, KEY), (e: Error) => e.message.includes(fingerprint(KEY)) && e.message.includes('ssh-keyscan -t ed25519 backup.example'));
+  });
+
+  it('prints the ssh-keyscan step for port 22 with the short key type and no -p', () => {
+    assert.throws(() => verifyHostKey(file(''), 'backup.example', 22, KEY), (e: Error) => {
+      assert.match(e.message, /ssh-keyscan -t ed25519 backup\.example >> /);
+      assert.doesNotMatch(e.message, / -p |\[backup\.example\]/);
+      return true;
+    });
+  });
+
+  it('prints the ssh-keyscan step for another port with -p and explains the [host]:port entry', () => {
+    assert.throws(() => verifyHostKey(file(''), 'backup.example', 2222, KEY), (e: Error) => {
+      assert.match(e.message, /ssh-keyscan -p 2222 -t ed25519 backup\.example >> /);
+      assert.match(e.message, /\[backup\.example\]:2222/);
+      return true;
+    });
+  });
+
+  it('names key types as ssh-keyscan -t spells them', () => {
+    const cases: Array<[string, string]> = [['ssh-rsa', 'rsa'], ['ecdsa-sha2-nistp256', 'ecdsa'], ['ssh-ed25519', 'ed25519'], ['sk-ssh-ed25519@openssh.com', 'ed25519-sk']];
+    for (const [type, short] of cases) {
+      assert.throws(() => verifyHostKey(file(''), 'h', 22, blob(type, 'k')), (e: Error) => e.message.includes(`ssh-keyscan -t ${short} h >> `), type);
+    }
   });
 
   it('refuses a changed key, naming the line and both fingerprints', () => {

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { scratchDirectory } from './scratch.js';
 
 const LOCK_MODULE = fileURLToPath(new URL('../../src/backup/lock.js', import.meta.url));
 const UUID = '4f5a8b2c-0000-4000-8000-000000000001';
+const scratch = scratchDirectory('zc-lock-');
 
 /** Starts `count` processes that race for one VM's lock at the same instant; returns what each got. */
 async function race(directory: string, count: number): Promise<string[]> {
@@ -35,7 +36,7 @@ async function race(directory: string, count: number): Promise<string[]> {
 describe('the per-VM lock', () => {
   it('of runs starting at once, exactly one gets it and the others are refused', async () => {
     for (let round = 0; round < 3; round++) {
-      const directory = mkdtempSync(join(tmpdir(), 'zc-lock-'));
+      const directory = scratch();
       const outcomes = await race(directory, 6);
       assert.equal(outcomes.filter((o) => o === 'acquired').length, 1, outcomes.join(', '));
       assert.equal(outcomes.filter((o) => o === 'refused').length, 5, outcomes.join(', '));
@@ -45,7 +46,7 @@ describe('the per-VM lock', () => {
 
   it('a lock left by a dead process is taken over by exactly one of the runs that find it', async () => {
     for (let round = 0; round < 3; round++) {
-      const directory = mkdtempSync(join(tmpdir(), 'zc-lock-'));
+      const directory = scratch();
       const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' }).stdout.trim();
       writeFileSync(join(directory, `${UUID}.lock`), `${dead}\n2026-01-01T00:00:00.000Z\n`);
       const outcomes = await race(directory, 6);

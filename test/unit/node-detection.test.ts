@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, copyFileSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
+import { scratchDirectory } from './scratch.js';
 
 /** The node-detection rules of bin/zonecopy (which install.sh asks too), with fake node binaries. */
 const LAUNCHER = resolve('bin/zonecopy');
+const scratch = scratchDirectory('zc-node-');
 
 /** A node that answers `--version` like the real one (`v22.1.0`), or with whatever `major` says when it is not a number. */
 function fakeNode(path: string, major: string): string {
@@ -17,7 +18,7 @@ function fakeNode(path: string, major: string): string {
 }
 
 function install(layout: { embedded?: string; search?: Array<[string, string]>; path?: string }) {
-  const root = mkdtempSync(join(tmpdir(), 'zc-node-'));
+  const root = scratch();
   mkdirSync(join(root, 'bin'));
   copyFileSync(LAUNCHER, join(root, 'bin/zonecopy'));
   if (layout.embedded) fakeNode(join(root, 'node/bin/node'), layout.embedded);

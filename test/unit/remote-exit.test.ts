@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,9 +21,9 @@ const newKey = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1', priva
 describe('remote commands over ssh2', () => {
   let server: InstanceType<typeof Server>;
   let host: RemoteHost;
+  const dir = mkdtempSync(join(tmpdir(), 'zc-remote-exit-'));
 
   before(async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'zc-remote-exit-'));
     const clientKey = join(dir, 'id_ecdsa');
     writeFileSync(clientKey, newKey());
     server = new Server({ hostKeys: [newKey()] }, (client) => {
@@ -45,8 +45,9 @@ describe('remote commands over ssh2', () => {
   });
 
   after(async () => {
-    await host.close();
-    server.close();
+    rmSync(dir, { recursive: true, force: true });
+    await host?.close();
+    server?.close();
   });
 
   /** `exit N` ends with status N, `signal NAME` as if killed by it; anything else prints its name and exits 0. */

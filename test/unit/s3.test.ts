@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { silentLog } from '../../src/log.js';
 import { chainOf, type VmCatalog } from '../../src/s3/catalog.js';
@@ -13,14 +11,16 @@ import { sendArgv } from '../../src/zfs/commands.js';
 import { MIN_PART_SIZE, partSizeFor, uploadStream, type UploadRequest } from '../../src/s3/upload.js';
 import type { DatasetState } from '../../src/zfs/list.js';
 import { bufferProcess, FakeObjectStore } from './fake-object-store.js';
+import { scratchDirectory } from './scratch.js';
 
 const MiB = 1024 * 1024;
+const journals = scratchDirectory('zc-journal-');
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 function request(data: Buffer, overrides: Partial<UploadRequest> = {}): UploadRequest {
   return {
     key: 'p/vm/u/daily-1', metadata: { 'zc-guid': '1' }, fingerprint: 'f', estimatedBytes: data.length, concurrency: 3,
-    pipeline: [['zfs', 'send', 'zones/u@daily-1']], spawn: () => bufferProcess(data), stateDirectory: mkdtempSync(join(tmpdir(), 'zc-journal-')), log: silentLog, ...overrides,
+    pipeline: [['zfs', 'send', 'zones/u@daily-1']], spawn: () => bufferProcess(data), stateDirectory: journals(), log: silentLog, ...overrides,
   };
 }
 
