@@ -1,8 +1,8 @@
-#!/bin/bash
+#!/bin/sh
 # Bundles the compiled CLI (build/) into OUTDIR/zonecopy.mjs plus OUTDIR/chunks/, loaded on demand
 # (the AWS SDK only by S3 runs). Plain `node` runs it; used by `npm run bundle` and build_distribution.sh.
 #   packaging/bundle.sh OUTDIR [extra esbuild arguments]
-set -euo pipefail
+set -eu
 out=$1
 shift
 rm -rf "$out/chunks" "$out/zonecopy.mjs"

@@ -2,7 +2,8 @@
  * build_distribution.sh and install.sh, end to end in the guest: install into a prefix, back up a
  * VM from the installed copy for real, upgrade (config kept), a damaged installer refused, cron
  * lines installed, uninstall. The installer is built on the CI host before the guest boots
- * (test/run.ts), so here it is only used, as an operator would.
+ * (test/run.ts), so here it is only used, as an operator would. The same steps under ksh93 and posh
+ * with illumos' tail, digest and crontab: test/unit/packaging-shells.test.ts.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync, mkdtempSync, copyFileSync, chmodSync, mkdirSync } from 'node:fs';
@@ -61,7 +62,7 @@ describe('packaging: install.sh', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /upgrad/);
     assert.equal(readFileSync(join(prefix, 'configuration.json'), 'utf8'), before);
-    assert.match(readFileSync(fakeCrontab, 'utf8'), new RegExp(`^0 2 \\* \\* \\* ${prefix}/bin/backup ${uuid} --groupName daily # zonecopy$`, 'm'));
+    assert.match(readFileSync(fakeCrontab, 'utf8'), new RegExp(`^0 2 \\* \\* \\* ${prefix}/bin/backup ${uuid} --groupName daily >>${prefix}/log/cron\\.log 2>&1 # zonecopy$`, 'm'));
     assert.match(result.stdout, /not SmartOS/);
   });
 
