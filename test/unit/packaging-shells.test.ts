@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hostCommand, leftovers, makeStandIn, NOT_ON_ILLUMOS, PROJECT, SHELLS, SHIMS, writeScript } from './illumos-stand-in.js';
-import { validateManifest } from './smf-dtd.js';
+import { NO_DTD, validateManifest } from './smf-dtd.js';
 
 const UUID = '8f3b9a1e-5d2c-4b7a-9e1f-0a1b2c3d4e5f';
 const OTHER_LINE = '15 3 * * * /usr/sbin/logadm\n';
@@ -277,7 +277,7 @@ describe('install.sh on a SmartOS global zone (SMF boot service)', { skip: canUn
       const xml = readFileSync(manifest, 'utf8');
       assert.doesNotMatch(xml, /@PREFIX@/);
       assert.match(xml, /exec="\/opt\/zonecopy\/smf\/zonecopy-cron\.sh \/opt\/zonecopy\/cron\/root\.cron"/);
-      validateManifest(manifest);
+      if (!NO_DTD) validateManifest(manifest);
       const line = `0 2 * * * /opt/zonecopy/bin/backup ${UUID} >>/opt/zonecopy/log/cron.log 2>&1 # zonecopy\n`;
       assert.equal(readFileSync(join(state, 'root.cron'), 'utf8'), line);
 

@@ -5,16 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { PROJECT } from './illumos-stand-in.js';
-import { validateManifest, xmllint } from './smf-dtd.js';
+import { NO_DTD, validateManifest, xmllint } from './smf-dtd.js';
 
 const MANIFEST = join(PROJECT, 'packaging/zonecopy-cron.xml');
 
 describe('SMF manifest', () => {
-  it('packaging/zonecopy-cron.xml validates against service_bundle.dtd.1 (xmllint --dtdvalid)', () => {
+  it('packaging/zonecopy-cron.xml validates against service_bundle.dtd.1 (xmllint --dtdvalid)', { skip: NO_DTD }, () => {
     validateManifest(MANIFEST);
   });
 
-  it('the DTD check has teeth: an element out of order, an unknown value or a missing attribute fails', (t) => {
+  it('the DTD check has teeth: an element out of order, an unknown value or a missing attribute fails', { skip: NO_DTD }, (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'zc-smf-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const xml = readFileSync(MANIFEST, 'utf8');
