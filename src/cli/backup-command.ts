@@ -10,7 +10,8 @@ import { sendReportEmail } from '../report/email.js';
 import { appendRunLog } from '../report/log-file.js';
 import { renderText } from '../report/render.js';
 import { runStatus, type VmBackupResult } from '../report/types.js';
-import { vmadmGet, vmLabels } from '../smartos/vmadm.js';
+import { vmadmGet, vmLabels, type VmSpecWithRaw } from '../smartos/vmadm.js';
+import { checkPrograms, programsNeeded } from '../backup/programs.js';
 import { createStrategy } from '../transfer/index.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { defaultConfigPath } from './paths.js';
@@ -86,6 +87,8 @@ async function backupToS3(uuids: readonly string[], run: Run): Promise<{ results
   // the AWS SDK is loaded only by runs that use it (it is most of the bundle)
   const { backupVmToS3, S3Store } = await import('../s3/index.js');
   const store = new S3Store(config.s3!);
+  const missing = await checkPrograms(programsNeeded(config, 's3'), local, undefined);
+  if (missing) return { results: await failedBeforeStart(uuids, missing, store.label, local) };
   const results: VmBackupResult[] = [];
   for (const uuid of uuids) {
     log.verbose(`backing up VM ${uuid} to ${store.label}`);
@@ -104,13 +107,12 @@ async function backupToHost(uuids: readonly string[], run: Run): Promise<{ resul
   try {
     remote = await connectBackupHost(config, { dryRun: local.dryRun, print: run.print });
   } catch (error) {
-    const now = new Date();
-    const labels = await vmLabels(local, uuids, firstSpec ? new Map([[uuids[0]!, firstSpec]]) : undefined);
-    return {
-      results: uuids.map((uuid) => ({
-        uuid, ...labels.get(uuid), backupHost: backupHostLabel(config), startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [(error as Error).message], dryRun: local.dryRun,
-      })),
-    };
+    return { results: await failedBeforeStart(uuids, (error as Error).message, backupHostLabel(config), local, firstSpec) };
+  }
+  const missing = await checkPrograms(programsNeeded(config, 'ssh'), local, remote);
+  if (missing) {
+    await remote.close();
+    return { results: await failedBeforeStart(uuids, missing, remote.label, local, firstSpec), remote };
   }
   const strategy = createStrategy(config.transferStrategy, {
     local,
@@ -142,6 +144,13 @@ async function backupToHost(uuids: readonly string[], run: Run): Promise<{ resul
     await remote.close();
   }
   return { results, remote };
+}
+
+/** Every VM's result when the run stops before the first of them (no connection, a program missing), each named as vmadm knows it. */
+async function failedBeforeStart(uuids: readonly string[], error: string, backupHost: string, local: Host, firstSpec?: Promise<VmSpecWithRaw>): Promise<VmBackupResult[]> {
+  const now = new Date();
+  const labels = await vmLabels(local, uuids, firstSpec ? new Map([[uuids[0]!, firstSpec]]) : undefined);
+  return uuids.map((uuid) => ({ uuid, ...labels.get(uuid), backupHost, startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [error], dryRun: local.dryRun }));
 }
 
 /** One run per VM at a time: a second one fails with the lock's message, or waits with --wait. */

@@ -4,7 +4,13 @@
 #    ssh client key and a known_hosts that pins the backup host;
 #  - the backup host: pool `backup`, reached only over a real sshd on 127.0.0.2:22 with key-only
 #    root login and its own host key.
-# Idempotent: `reset` destroys and recreates both pools and the simulator state.
+#  - the SmartOS global zone's environment (shared/research/illumos.md): /root a tmpfs that `reboot`
+#    empties, /tmp a small tmpfs, the GNU-only tools (printenv, sha256sum, timeout, flock, stdbuf)
+#    on neither host's default PATH, pkgsrc's tools (mbuffer, zstd, gpg, pigz, node) in /opt/local/bin,
+#    off cron's PATH (/usr/sbin:/usr/bin). The backup host's sshd sessions find them in /usr/local/bin,
+#    as a Linux backup host finds its packages. The SmartOS host's key and known_hosts are kept in
+#    /opt/zonecopy/etc, which survives a reboot.
+# Idempotent: `reset` destroys and recreates both pools and the simulator state; `reboot` empties /root.
 set -euo pipefail
 ROOT=${ZC_PROJECT:-/mnt/host}
 STATE=/etc/zonecopy-test
@@ -22,13 +28,16 @@ pools() {
   mkdir -p /etc/zones
 }
 
+# Where the SmartOS host keeps what must survive a reboot (/opt persists; /root does not).
+KEEP=/opt/zonecopy/etc/ssh
+GNU_ONLY=/usr/local/lib/zc-gnu-only
+
 backup_sshd() {
-  mkdir -p "$STATE/backup-host" /root/.ssh /run/sshd
-  chmod 700 /root/.ssh
+  mkdir -p "$STATE/backup-host" "$KEEP" /run/sshd
   [ -f "$STATE/backup-host/ssh_host_ed25519_key" ] ||
     ssh-keygen -q -t ed25519 -N '' -C backup-host -f "$STATE/backup-host/ssh_host_ed25519_key"
-  [ -f /root/.ssh/id_ed25519 ] || ssh-keygen -q -t ed25519 -N '' -C smartos-host -f /root/.ssh/id_ed25519
-  cp /root/.ssh/id_ed25519.pub "$STATE/backup-host/authorized_keys"
+  [ -f "$KEEP/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C smartos-host -f "$KEEP/id_ed25519"
+  cp "$KEEP/id_ed25519.pub" "$STATE/backup-host/authorized_keys"
   chmod 600 "$STATE/backup-host/authorized_keys"
   cat >"$STATE/backup-host/sshd_config" <<EOF
 ListenAddress 127.0.0.2
@@ -48,7 +57,41 @@ EOF
   if ! { [ -f "$STATE/backup-host/sshd.pid" ] && kill -0 "$(cat "$STATE/backup-host/sshd.pid")" 2>/dev/null; }; then
     /usr/sbin/sshd -f "$STATE/backup-host/sshd_config" -E "$STATE/backup-host/sshd.log"
   fi
-  echo "127.0.0.2 $(cut -d' ' -f1,2 "$STATE/backup-host/ssh_host_ed25519_key.pub")" >/root/.ssh/known_hosts
+  echo "127.0.0.2 $(cut -d' ' -f1,2 "$STATE/backup-host/ssh_host_ed25519_key.pub")" >"$KEEP/known_hosts"
+  root_ssh
+}
+
+# Copies of the key and known_hosts where the demo and the bench look (gone after `reboot`, as on SmartOS).
+root_ssh() {
+  install -d -m 700 /root/.ssh
+  cp "$KEEP/id_ed25519" "$KEEP/id_ed25519.pub" "$KEEP/known_hosts" /root/.ssh/
+}
+
+# A fresh, empty /root, as every boot of a SmartOS global zone gives (the ramdisk); only the
+# control sshd's authorized_keys (the test driver's own way in) is put back.
+ramdisk_root() {
+  local keys
+  keys=$(cat /root/.ssh/authorized_keys)
+  if mountpoint -q /root; then umount -l /root; fi
+  mount -t tmpfs -o mode=700,size=16m zc-root /root
+  install -d -m 700 /root/.ssh
+  printf '%s\n' "$keys" >/root/.ssh/authorized_keys
+  chmod 600 /root/.ssh/authorized_keys
+}
+
+smartos_env() {
+  mkdir -p "$GNU_ONLY" /opt/local/bin
+  local tool
+  for tool in printenv sha256sum timeout flock stdbuf; do
+    if [ -f "/usr/bin/$tool" ]; then mv "/usr/bin/$tool" "$GNU_ONLY/$tool"; fi
+  done
+  for tool in mbuffer zstd gpg pigz; do
+    if [ -f "/usr/bin/$tool" ] && [ ! -L "/usr/bin/$tool" ]; then mv "/usr/bin/$tool" "/opt/local/bin/$tool"; fi
+    if [ -f "/opt/local/bin/$tool" ]; then ln -sf "/opt/local/bin/$tool" "/usr/local/bin/$tool"; fi
+  done
+  ln -sf /usr/local/bin/node /opt/local/bin/node
+  if ! mountpoint -q /tmp; then mount -t tmpfs -o mode=1777,size=64m zc-tmp /tmp; fi
+  if ! mountpoint -q /root; then ramdisk_root; fi
 }
 
 simulators() {
@@ -60,8 +103,9 @@ simulators() {
 }
 
 case "$mode" in
-  setup) pools; backup_sshd; simulators ;;
+  setup) smartos_env; pools; backup_sshd; simulators ;;
   reset) pools ;;
-  *) echo "usage: hosts-setup.sh [setup|reset]" >&2; exit 2 ;;
+  reboot) ramdisk_root; exit 0 ;;
+  *) echo "usage: hosts-setup.sh [setup|reset|reboot]" >&2; exit 2 ;;
 esac
 echo "hosts ready: zones ($(zpool list -H -o size zones)), backup ($(zpool list -H -o size backup)) via root@127.0.0.2"

@@ -10,6 +10,11 @@ import { join } from 'node:path';
 
 export const PROJECT = process.env.ZC_PROJECT ?? '/mnt/host';
 export const BASE = 'backup/zones';
+/** Where the SmartOS host keeps its key and known_hosts: /opt survives a reboot, /root does not (hosts-setup.sh). */
+export const KEEP = '/opt/zonecopy/etc/ssh';
+
+// The tests' own scripts may use the GNU-only tools that hosts-setup.sh took off both hosts' PATH.
+process.env.PATH = `${process.env.PATH}:/usr/local/lib/zc-gnu-only`;
 
 export interface Run {
   code: number;
@@ -53,8 +58,8 @@ export function writeConfig(extra: Record<string, unknown> = {}): TestConfig {
   const config = {
     backupDestination: '127.0.0.2',
     backupDestinationUsername: 'root',
-    backupDestinationPrivateKeyPath: '/root/.ssh/id_ed25519',
-    knownHostsPath: '/root/.ssh/known_hosts',
+    backupDestinationPrivateKeyPath: `${KEEP}/id_ed25519`,
+    knownHostsPath: `${KEEP}/known_hosts`,
     backupDestinationBasePath: BASE,
     logDirectory,
     mBufferLocalBufferSize: '16M',
@@ -66,9 +71,20 @@ export function writeConfig(extra: Record<string, unknown> = {}): TestConfig {
   return { path, logDirectory };
 }
 
-/** `bin/zonecopy …` as an operator runs it. */
+/**
+ * `bin/zonecopy …` as cron runs it on a SmartOS global zone: nothing of the caller's environment
+ * but PATH=/usr/sbin:/usr/bin (illumos cron.c ROOTPATH) and HOME=/root, plus the configuration's
+ * path, the test object store's credentials and ZONECOPY_TRACE when set.
+ */
 export function zonecopy(args: readonly string[], config?: TestConfig): Promise<Run> {
-  return run(`${PROJECT}/bin/zonecopy`, args, { env: config ? { ZONECOPY_CONFIG: config.path } : {} });
+  const passed = Object.entries(process.env).filter(([key]) => key.startsWith('AWS_') || key === 'ZONECOPY_TRACE');
+  const env = ['PATH=/usr/sbin:/usr/bin', 'HOME=/root', ...passed.map(([key, value]) => `${key}=${value}`), ...(config ? [`ZONECOPY_CONFIG=${config.path}`] : [])];
+  return run('/usr/bin/env', ['-i', ...env, `${PROJECT}/bin/zonecopy`, ...args]);
+}
+
+/** A reboot of the SmartOS host, as far as zonecopy can tell: /root is emptied. */
+export async function reboot(): Promise<void> {
+  await sh(`bash ${PROJECT}/test/guest/hosts-setup.sh reboot`);
 }
 
 export interface Snap {

@@ -79,8 +79,8 @@ describe('object storage target (s3rver)', () => {
 
   before(async () => {
     await resetHosts();
-    await sh('rm -rf /tmp/zc-s3 && mkdir -p /tmp/zc-s3');
-    server = spawn('node', ['--openssl-legacy-provider', `${PROJECT}/node_modules/s3rver/bin/s3rver.js`, '-d', '/tmp/zc-s3', '-a', '127.0.0.1', '-p', String(PORT), '-s', '--configure-bucket', BUCKET], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await sh('rm -rf /var/tmp/zc-s3 && mkdir -p /var/tmp/zc-s3');
+    server = spawn('node', ['--openssl-legacy-provider', `${PROJECT}/node_modules/s3rver/bin/s3rver.js`, '-d', '/var/tmp/zc-s3', '-a', '127.0.0.1', '-p', String(PORT), '-s', '--configure-bucket', BUCKET], { stdio: ['ignore', 'ignore', 'pipe'] });
     let serverErrors = '';
     server.stderr!.on('data', (chunk: Buffer) => (serverErrors += chunk.toString()));
     // s3rver loads hundreds of modules over 9p: about 15 s in an idle guest, several times that beside a busy one

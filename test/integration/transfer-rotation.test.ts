@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { createFixtures, fixtureUuid } from './fixtures.js';
-import { resetHosts, sh, snapshotsOf, target, writeConfig, zfsGet, zonecopy, type TestConfig } from './harness.js';
+import { reboot, resetHosts, sh, snapshotsOf, target, writeConfig, zfsGet, zonecopy, type TestConfig } from './harness.js';
 
 const names = async (dataset: string) => (await snapshotsOf(dataset)).map((s) => s.name);
 
@@ -211,5 +211,27 @@ describe('transfer and rotation', () => {
     for (const d of [root, `${root}/data`]) {
       assert.equal((await snapshotsOf(target(d))).at(-1)?.guid, (await snapshotsOf(d)).find((s) => s.name === 'imp-i2')?.guid, d);
     }
+  });
+
+  it('a program the strategy needs that either host lacks stops the run before any snapshot, saying what, where and how to get it', async () => {
+    const before = await names(root);
+    const missingRemote = await zonecopy(['backup', uuid, '--groupName', 'prog', '--transferStrategy', 'mbuffer'], writeConfig({ mBufferRemotePath: '/opt/zc-none/mbuffer' }));
+    assert.equal(missingRemote.code, 1, missingRemote.stdout);
+    assert.match(missingRemote.stderr + missingRemote.stdout, /\/opt\/zc-none\/mbuffer is not found on the backup host root@127\.0\.0\.2:22 \(PATH=[^)]*\): on SmartOS install it with pkgin .*, or name its full path in mBufferRemotePath/);
+    const missingLocal = await zonecopy(['backup', uuid, '--groupName', 'prog', '--transferStrategy', 'ssh_gzip'], writeConfig({ compressionCmd: ['zc-no-such-gzip'], decompressionCmd: ['gunzip'] }));
+    assert.equal(missingLocal.code, 1, missingLocal.stdout);
+    // cron's PATH, plus pkgsrc's folder that bin/zonecopy adds
+    assert.match(missingLocal.stderr + missingLocal.stdout, /zc-no-such-gzip is not found on this host \(PATH=\/usr\/sbin:\/usr\/bin:\/opt\/local\/bin\)/);
+    assert.deepEqual(await names(root), before, 'nothing was snapshotted');
+  });
+
+  it('a reboot of the SmartOS host between two runs (an empty /root) does not stop the backups', async () => {
+    const backup = (name: string) => zonecopy(['backup', uuid, '--groupName', 'boot', '--name', name], config);
+    assert.equal((await backup('b1')).code, 0);
+    await reboot();
+    assert.equal((await sh('ls -A /root | grep -v "^.ssh$" || true')).trim(), '', '/root was emptied');
+    const after = await backup('b2');
+    assert.equal(after.code, 0, after.stdout + after.stderr);
+    assert.equal((await snapshotsOf(target(root))).at(-1)?.guid, (await snapshotsOf(root)).find((s) => s.name === 'boot-b2')?.guid);
   });
 });

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { hostCommand, leftovers, makeStandIn, NOT_ON_ILLUMOS, PROJECT, SHELLS, SHIMS, writeScript } from './illumos-stand-in.js';
+import { hostCommand, leftovers, makeStandIn, NOT_ON_ILLUMOS, PROJECT, SHELLS, SHIMS, writeScript, type StandIn } from './illumos-stand-in.js';
 import { NO_DTD, validateManifest } from './smf-dtd.js';
 
 const UUID = '8f3b9a1e-5d2c-4b7a-9e1f-0a1b2c3d4e5f';
@@ -207,26 +207,40 @@ describe('bin/zonecopy and bin/backup in cron\'s environment', () => {
     return copy;
   }
 
+  /**
+   * Runs a launcher as cron would (env -i, the stand-in's PATH) in a private mount namespace whose
+   * /opt is an empty tmpfs holding only `optDirs`, so pkgsrc's folders exist or not as on the host being played.
+   */
+  function inNamespace(shell: string, standIn: StandIn, optDirs: readonly string[], launcher: string, args: readonly string[], extra: Record<string, string>) {
+    const script = 'set -e; mount -t tmpfs zc-opt /opt; for d in $OPT_DIRS; do mkdir -p "$d"; done; exec env -i "$@"';
+    const pairs = Object.entries(standIn.env(extra)).map(([k, v]) => `${k}=${v}`);
+    const out = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', ...pairs, hostCommand(shell), launcher, ...args], {
+      env: { ...process.env, OPT_DIRS: optDirs.join(' ') }, encoding: 'utf8', timeout: 60_000,
+    });
+    return { code: out.status, stdout: out.stdout, stderr: out.stderr };
+  }
+
   for (const shell of SHELLS) {
-    it(`${shell}: on SunOS, pkgsrc's bin folders come after cron's PATH`, (t) => {
+    it(`${shell}: pkgsrc's bin folders, where they exist (a SmartOS global zone), come after cron's PATH`, { skip: canUnshare() ? false : 'needs unshare -m (root)' }, (t) => {
       const standIn = makeStandIn(t, shell, { sunos: true, nodeOnPath: false });
       const copy = launcherCopy(standIn.root);
-      const result = standIn.run(join(copy, 'bin/zonecopy'), ['status'], { ZONECOPY_NODE: process.execPath });
+      const pkgsrc = ['/opt/tools/bin', '/opt/local/bin'];
+      const result = inNamespace(shell, standIn, pkgsrc, join(copy, 'bin/zonecopy'), ['status'], { ZONECOPY_NODE: process.execPath });
       assert.equal(result.code, 0, result.stderr);
       assert.deepEqual(JSON.parse(result.stdout), { path: `${standIn.path}:/opt/tools/bin:/opt/local/bin`, argv: ['status'] });
 
-      const already = standIn.run(join(copy, 'bin/zonecopy'), [], { ZONECOPY_NODE: process.execPath, PATH: `/opt/local/bin:${standIn.path}` });
+      const already = inNamespace(shell, standIn, pkgsrc, join(copy, 'bin/zonecopy'), [], { ZONECOPY_NODE: process.execPath, PATH: `/opt/local/bin:${standIn.path}` });
       assert.equal(JSON.parse(already.stdout).path, `/opt/local/bin:${standIn.path}:/opt/tools/bin`);
 
-      const backup = standIn.run(join(copy, 'bin/backup'), [UUID, '--groupName', 'daily'], { ZONECOPY_NODE: process.execPath });
+      const backup = inNamespace(shell, standIn, pkgsrc, join(copy, 'bin/backup'), [UUID, '--groupName', 'daily'], { ZONECOPY_NODE: process.execPath });
       assert.equal(backup.code, 0, backup.stderr);
       assert.deepEqual(JSON.parse(backup.stdout).argv, ['backup', UUID, '--groupName', 'daily']);
     });
 
-    it(`${shell}: elsewhere the PATH stays as it is`, (t) => {
+    it(`${shell}: without pkgsrc's folders the PATH stays as it is`, { skip: canUnshare() ? false : 'needs unshare -m (root)' }, (t) => {
       const standIn = makeStandIn(t, shell, { nodeOnPath: false });
       const copy = launcherCopy(standIn.root);
-      const result = standIn.run(join(copy, 'bin/zonecopy'), [], { ZONECOPY_NODE: process.execPath });
+      const result = inNamespace(shell, standIn, [], join(copy, 'bin/zonecopy'), [], { ZONECOPY_NODE: process.execPath });
       assert.equal(result.code, 0, result.stderr);
       assert.equal(JSON.parse(result.stdout).path, standIn.path);
     });
