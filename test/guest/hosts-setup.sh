@@ -16,14 +16,27 @@ ROOT=${ZC_PROJECT:-/mnt/host}
 STATE=/etc/zonecopy-test
 mode=${1:-setup}
 
+# zpool create partitions the disk and waits a few seconds for udev's -part1 link, which a busy
+# machine (guests side by side under emulation) may not make in time: settle, and try again.
+create_pool() {
+  local try
+  for try in 1 2 3; do
+    udevadm settle --timeout=60 || true
+    if zpool create -f -o ashift=12 -O atime=off -O mountpoint="$2" "$1" "/dev/disk/by-id/virtio-zc-$1"; then return 0; fi
+    zpool destroy -f "$1" 2>/dev/null || true
+    echo "hosts-setup: zpool create $1 failed (try $try of 3)" >&2
+  done
+  return 1
+}
+
 pools() {
   zpool destroy -f zones 2>/dev/null || true
   zpool destroy -f backup 2>/dev/null || true
   zpool destroy -f spare 2>/dev/null || true
   # both pools on their own disk; atime off as SmartOS sets it on zones
-  zpool create -f -o ashift=12 -O atime=off -O mountpoint=/zones zones /dev/disk/by-id/virtio-zc-zones
+  create_pool zones /zones
   zfs create -o compression=gzip -o mountpoint=/zones/global/cores zones/cores
-  zpool create -f -o ashift=12 -O atime=off -O mountpoint=/backup backup /dev/disk/by-id/virtio-zc-backup
+  create_pool backup /backup
   rm -rf /etc/zones /var/imgadm /var/zonecopy /var/log/zonecopy
   mkdir -p /etc/zones
 }
