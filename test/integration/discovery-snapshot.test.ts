@@ -186,6 +186,24 @@ describe('discovery and snapshots', () => {
     assert.match(snapshot.stderr, /out of space/);
   });
 
+  it('bhyve without headroom: that VM fails before any snapshot, naming the shortfall and the vmadm update that fixes it; the run\'s other VM is backed up', async () => {
+    const other = uuids.lx!;
+    const result = await zonecopy(['backup', noHeadroom, other, '--groupName', 'headroom'], config);
+    assert.equal(result.code, 1, result.stderr + result.stdout);
+    const output = result.stdout + result.stderr;
+    assert.match(output, /short by \d+ bytes/);
+    const fix = new RegExp(`vmadm update ${noHeadroom} flexible_disk_size=(\\d+)`).exec(output);
+    assert.ok(fix, output);
+    for (const dataset of [`zones/${noHeadroom}`, `zones/${noHeadroom}/disk0`]) assert.deepEqual(await snapshotsOf(dataset), [], dataset);
+    assert.ok((await snapshotsOf(target(`zones/${other}`))).some((s) => s.name.startsWith('headroom-')), 'the other VM was not backed up');
+    // the change the message names is enough
+    const updated = await run('vmadm', ['update', noHeadroom, `flexible_disk_size=${fix[1]}`]);
+    assert.equal(updated.code, 0, updated.stderr);
+    const again = await zonecopy(['backup', noHeadroom, '--groupName', 'headroom'], config);
+    assert.equal(again.code, 0, again.stderr + again.stdout);
+    assert.equal((await snapshotsOf(`zones/${noHeadroom}/disk0`)).length, 1);
+  });
+
   it('rejects hostile names in flags before touching anything', async () => {
     const result = await run(`${process.env.ZC_PROJECT ?? '/mnt/host'}/bin/backup`, [uuids.joyent!, '--name', 'x; touch /tmp/pwned'], { env: { ZONECOPY_CONFIG: config.path } });
     assert.equal(result.code, 2);
