@@ -276,7 +276,42 @@ if [ -n "$cron_lines" ]; then
   fi
 fi
 
+# On SunOS / (so /root/.ssh) is a ramdisk rebuilt at every boot: the backup host's key and ours
+# live under the installation, which persists (src/config/platform.ts defaults to the same paths).
+key_note=''
+if [ "$(uname -s)" = SunOS ]; then
+  key="$prefix/etc/ssh/id_ed25519"
+  known="$prefix/etc/ssh/known_hosts"
+  mkdir -p "$prefix/etc" || die "cannot create $prefix/etc"
+  for dir in ssh gnupg aws; do
+    [ -d "$prefix/etc/$dir" ] || mkdir -m 700 "$prefix/etc/$dir" || die "cannot create $prefix/etc/$dir"
+  done
+  if [ -f "$key" ]; then
+    key_note="ssh key: $key (kept)"
+  elif command -v ssh-keygen >/dev/null 2>&1; then
+    ssh-keygen -q -t ed25519 -N '' -C "zonecopy@$(uname -n)" -f "$key" </dev/null || die "ssh-keygen could not create $key"
+    # the backup host and port, when a configuration names them, for the exact ssh-keyscan step
+    dest='BACKUP-HOST'
+    port=22
+    if [ -f "$prefix/configuration.json" ]; then
+      dest_port=$("$node" -e 'try { const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); if (/^[A-Za-z0-9.:-]+$/.test(c.backupDestination ?? "")) console.log(c.backupDestination, Number(c.backupDestinationPort ?? 22) || 22); } catch {}' "$prefix/configuration.json")
+      [ -n "$dest_port" ] && dest=${dest_port% *} && port=${dest_port#* }
+    fi
+    scan_port=''
+    [ "$port" = 22 ] || scan_port=" -p $port"
+    key_note="ssh key: created $key for the backup host (it survives reboots; /root/.ssh does not). Its public key:
+$(cat "$key.pub")
+  1. append that line to ~/.ssh/authorized_keys of the backup user on the backup host
+  2. pin the backup host's key:  ssh-keyscan$scan_port -t ed25519 $dest >> $known
+  3. check the pinned fingerprint:  ssh-keygen -lf $known  shows the one the backup host shows for  ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub
+     (if it differs, remove that line: someone else answered)"
+  else
+    key_note="ssh key: no ssh-keygen here; create $key yourself (ssh-keygen -t ed25519 -N '' -f $key)"
+  fi
+fi
+
 say "installed zonecopy $VERSION into $prefix$([ "$upgrade" = 1 ] && echo ' (upgrade)')"
+[ -z "$key_note" ] || say "$key_note"
 say "$config_note"
 say "next: test it with  $prefix/bin/backup --dry-run <vm-uuid>"
 [ -n "$cron_lines" ] || say "      then schedule it, e.g.  sh install.sh --cron '0 2 * * *' --cron-args '<vm-uuid> --groupName daily --localSnapLimit 3 --remoteSnapLimit 14'"

@@ -3,12 +3,13 @@ import type { Log } from '../log.js';
 import { planBackup, type BackupPlan } from '../plan/backup-plan.js';
 import type { TransferStep } from '../plan/steps.js';
 import { runStatus, type DatasetResult, type VmBackupResult } from '../report/types.js';
-import { imageUuidOf, imgadmGet, readZoneConfig, type VmSpecWithRaw } from '../smartos/vmadm.js';
+import { imageUuidOf, imgadmGet, readZoneConfig, type VmSpec, type VmSpecWithRaw } from '../smartos/vmadm.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
 import { snapshotsHeldBy } from '../zfs/holds.js';
 import type { DatasetState } from '../zfs/list.js';
 import { splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { executePlan, type DatasetOutcome } from './execute.js';
+import { headroomError, listSpace, snapshotHeadroom } from './headroom.js';
 import { observeLocal, observeRemote } from './observe.js';
 import { settleInterruptedReceives } from './resume.js';
 
@@ -63,6 +64,7 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
     if (discovery.excluded.length > 0) context.log.info(`${uuid}: excluded by smartcopy_exclude: ${discovery.excluded.join(', ')}`);
     const snapshot = snapshotName(settings, startedAt);
     result.snapshot = snapshot;
+    await checkHeadroom(uuid, spec, datasets, context.local);
 
     // independent reads, side by side with the backup host's listing, the longest of them
     const [listed, localHeld, zoneConfig, images] = await Promise.all([
@@ -116,6 +118,13 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
   result.finishedAt = context.now();
   result.status = runStatus(result.errors, result.datasets);
   return result;
+}
+
+/** Throws, before anything is snapshotted, when the VM's snapshots would not fit under its quota (bhyve without flexible_disk_size). */
+export async function checkHeadroom(uuid: string, spec: Pick<VmSpec, 'brand' | 'flexible_disk_size'>, datasets: readonly string[], local: Host): Promise<void> {
+  const space = await listSpace(local, datasets);
+  const headroom = snapshotHeadroom(space);
+  if (headroom.shortfall > 0) throw new Error(headroomError(uuid, spec.brand, headroom, space, spec.flexible_disk_size));
 }
 
 /** imgadm's record of each image the VM's datasets are cloned from, so restore can install it. */

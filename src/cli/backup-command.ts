@@ -86,10 +86,19 @@ async function backupToS3(uuids: readonly string[], run: Run): Promise<{ results
   const { config, settings, local, log } = run;
   // the AWS SDK is loaded only by runs that use it (it is most of the bundle)
   const { backupVmToS3, S3Store } = await import('../s3/index.js');
+  const { checkGpgRecipient } = await import('../s3/gpg.js');
   const store = new S3Store(config.s3!);
   const missing = await checkPrograms(programsNeeded(config, 's3'), local, undefined);
   if (missing) return { results: await failedBeforeStart(uuids, missing, store.label, local) };
   const results: VmBackupResult[] = [];
+  const recipient = config.s3!.gpgRecipient;
+  try {
+    if (recipient) await checkGpgRecipient(local, config.s3!, recipient);
+  } catch (error) {
+    const now = new Date();
+    const labels = await vmLabels(local, uuids);
+    return { results: uuids.map((uuid) => ({ uuid, ...labels.get(uuid), backupHost: store.label, startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [(error as Error).message], dryRun: local.dryRun })) };
+  }
   for (const uuid of uuids) {
     log.verbose(`backing up VM ${uuid} to ${store.label}`);
     results.push(await withVmLock(uuid, config, run.wait, store.label, local, () => backupVmToS3(uuid, settings, { local, store, s3: config.s3!, log, now: () => new Date() })));

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type * as z from 'zod';
+import { installRoot } from '../cli/paths.js';
+import { currentPlatform, lostAtReboot, pathDefaults, type Platform } from './platform.js';
 import { configSchema, SECTION_KEYS, type Config, type ConfigInput } from './schema.js';
 
 /** A configuration that cannot be used: the message names the file, the key and what is expected. */
@@ -7,7 +9,7 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export function loadConfig(path: string): Config {
+export function loadConfig(path: string, platform: Platform = currentPlatform(installRoot())): Config {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -23,21 +25,61 @@ export function loadConfig(path: string): Config {
     throw new ConfigError(`${path} is not valid JSON: ${(error as Error).message}${position(text, error as Error)}`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`${path}: expected a JSON object of settings`);
-  return validate(json, path);
+  return validate(json, path, {}, platform);
 }
 
 /** CLI flags override the file; they are validated by the same schema, under their flag names. */
-export function applyOverrides(config: Config, overrides: Partial<Record<keyof ConfigInput, unknown>>, flagNames: Partial<Record<string, string>> = {}): Config {
+export function applyOverrides(
+  config: Config,
+  overrides: Partial<Record<keyof ConfigInput, unknown>>,
+  flagNames: Partial<Record<string, string>> = {},
+  platform: Platform = currentPlatform(installRoot()),
+): Config {
   const given = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
   if (Object.keys(given).length === 0) return config;
   const { notifiers: _derived, ...input } = config;
-  return validate({ ...input, ...given }, 'command line', flagNames);
+  return validate({ ...input, ...given }, 'command line', flagNames, platform);
 }
 
-function validate(json: object, source: string, flagNames: Partial<Record<string, string>> = {}): Config {
-  const result = configSchema.safeParse(json);
-  if (result.success) return result.data;
-  throw new ConfigError(result.error.issues.map((issue) => describeIssue(issue, source, flagNames)).join('\n'));
+function validate(json: object, source: string, flagNames: Partial<Record<string, string>>, platform: Platform): Config {
+  const result = configSchema.safeParse(withPathDefaults(json, platform));
+  if (!result.success) throw new ConfigError(result.error.issues.map((issue) => describeIssue(issue, source, flagNames)).join('\n'));
+  const lost = pathsLostAtReboot(result.data, platform);
+  if (lost.length > 0) throw new ConfigError(lost.map((line) => `${source}: ${line}`).join('\n'));
+  return result.data;
+}
+
+/** The platform's defaults for the key, known_hosts, gpg home and AWS files, where the file sets none. */
+function withPathDefaults(json: object, platform: Platform): object {
+  const defaults = pathDefaults(platform);
+  const input = json as Record<string, unknown>;
+  const filled: Record<string, unknown> = { ...input };
+  filled.knownHostsPath ??= defaults.knownHostsPath;
+  if (defaults.privateKeyPath) filled.backupDestinationPrivateKeyPath ??= defaults.privateKeyPath;
+  if (typeof input.s3 === 'object' && input.s3 !== null && !Array.isArray(input.s3)) {
+    const s3: Record<string, unknown> = { ...(input.s3 as Record<string, unknown>) };
+    if (defaults.gpgHome) s3.gpgHome ??= defaults.gpgHome;
+    if (defaults.awsCredentialsFile) s3.credentialsFile ??= defaults.awsCredentialsFile;
+    if (defaults.awsConfigFile) s3.configFile ??= defaults.awsConfigFile;
+    filled.s3 = s3;
+  }
+  return filled;
+}
+
+/** Keys and credentials configured where a reboot of a SmartOS global zone wipes them: each line names the key, the path and where to put it instead. */
+function pathsLostAtReboot(config: Config, platform: Platform): string[] {
+  const defaults = pathDefaults(platform);
+  const paths: Array<[string, string | undefined, string | undefined]> = [
+    ['backupDestinationPrivateKeyPath', config.backupDestinationPrivateKeyPath, defaults.privateKeyPath],
+    ['knownHostsPath', config.knownHostsPath, defaults.knownHostsPath],
+    ['s3.gpgHome', config.s3?.gpgHome, defaults.gpgHome],
+    ['s3.credentialsFile', config.s3?.credentialsFile, defaults.awsCredentialsFile],
+    ['s3.configFile', config.s3?.configFile, defaults.awsConfigFile],
+  ];
+  return paths.flatMap(([key, path, persistent]) => {
+    const why = path === undefined ? undefined : lostAtReboot(path, platform);
+    return why ? [`"${key}": ${path} would be gone after a reboot (${why}); move it to ${persistent} (persistent) and set "${key}" to that path, or leave "${key}" out to use it`] : [];
+  });
 }
 
 function describeIssue(issue: z.core.$ZodIssue, source: string, flagNames: Partial<Record<string, string>>): string {

@@ -1,4 +1,4 @@
-import { imageManifests, snapshotName, type BackupSettings } from '../backup/backup-vm.js';
+import { checkHeadroom, imageManifests, snapshotName, type BackupSettings } from '../backup/backup-vm.js';
 import { SnapshotFailedError } from '../backup/execute.js';
 import { observeLocal } from '../backup/observe.js';
 import { describePipeline, type Host } from '../host/host.js';
@@ -44,6 +44,7 @@ export async function backupVmToS3(uuid: string, settings: Omit<BackupSettings, 
     observed.discovery.warnings.forEach((w) => log.warn(w));
     const snapshot = snapshotName(settings, startedAt);
     result.snapshot = snapshot;
+    await checkHeadroom(uuid, observed.spec, observed.datasets, local);
     if (!local.dryRun) await finishInterruptedUploads(uuid, observed.local, context, result.errors);
     const catalog = await readCatalog(store, s3.prefix, uuid);
     const plan = planS3Backup({
@@ -150,7 +151,7 @@ async function execute(steps: readonly S3Step[], encrypted: ReadonlySet<string>,
 
 async function upload(step: UploadStep, send: SendSpec, context: S3BackupContext): Promise<{ bytes: number; seconds: number }> {
   const { local, store, s3, log } = context;
-  const pipeline = [sendArgv(send), ...compressArgv(s3.compression), ...encryptArgv(s3.gpgRecipient)];
+  const pipeline = [sendArgv(send), ...compressArgv(s3.compression), ...encryptArgv(s3.gpgRecipient, s3)];
   if (local.dryRun) {
     local.skipped(`${describePipeline(pipeline)} > ${store.label.replace(/\/.*$/, '')}/${step.stream.key}`);
     return { bytes: 0, seconds: 0 };

@@ -10,6 +10,7 @@ import { chainOf, readCatalog, type VmCatalog } from './catalog.js';
 import type { SetManifest, StoredStream } from './keys.js';
 import type { S3Settings } from './settings.js';
 import type { ObjectStore } from './store.js';
+import type { GpgSettings } from './gpg.js';
 import { decompressArgv, decryptArgv } from './streams.js';
 import { verifyStream } from './verify.js';
 
@@ -62,7 +63,7 @@ export async function restoreVmFromS3(options: RestoreRequest, context: Context)
     for (const [i, stream] of chain.entries()) {
       const receive = ['zfs', 'receive', ...(i === 0 && origin ? ['-o', `origin=${localOrigin}`] : []), into];
       log.verbose(`${stream.key} -> ${receive.join(' ')}`);
-      bytes += await receiveObject(store, stream, receive, local);
+      bytes += await receiveObject(store, stream, receive, local, context.s3);
     }
     datasets.push({ source, backup: chain[chain.length - 1]!.key, local: into, mode: origin || chain.length > 1 ? 'incremental' : 'full', bytes, seconds: (Date.now() - started) / 1000 });
   }
@@ -118,7 +119,7 @@ async function ensureImages(set: SetManifest, origins: Array<NonNullable<StoredS
     log.info(`installing image ${image} from ${store.label}`);
     const work = (await local.run(['mktemp', '-d'], { mutates: false })).stdout.trim();
     await local.run(['sh', '-c', 'cat > "$1"', 'sh', `${work}/manifest.json`], { mutates: true, input: JSON.stringify(manifest) });
-    if (!local.dryRun) await receiveObject(store, stream, ['sh', '-c', 'cat > "$1"', 'sh', `${work}/image.zfs`], local);
+    if (!local.dryRun) await receiveObject(store, stream, ['sh', '-c', 'cat > "$1"', 'sh', `${work}/image.zfs`], local, context.s3);
     await local.run(['imgadm', 'install', '-m', `${work}/manifest.json`, '-f', `${work}/image.zfs`], { mutates: true });
     await local.run(['rm', '-rf', work], { mutates: true });
     installed.push(image);
@@ -127,8 +128,8 @@ async function ensureImages(set: SetManifest, origins: Array<NonNullable<StoredS
 }
 
 /** Downloads one stream object through decryption and decompression into `sink`; its sha256 must match. */
-async function receiveObject(store: ObjectStore, stream: StoredStream, sink: Argv, local: Host): Promise<number> {
-  const process = local.spawn([...decryptArgv(stream.encrypted), ...decompressArgv(stream.compression), sink]);
+async function receiveObject(store: ObjectStore, stream: StoredStream, sink: Argv, local: Host, gpg: GpgSettings): Promise<number> {
+  const process = local.spawn([...decryptArgv(stream.encrypted, gpg), ...decompressArgv(stream.compression), sink]);
   const hash = createHash('sha256');
   let bytes = 0;
   const counter = new Transform({

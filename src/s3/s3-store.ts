@@ -28,6 +28,9 @@ export class S3Store implements ObjectStore {
     this.label = `s3://${settings.bucket}/${settings.prefix}`;
     // The SDK release we ship runs on Node 20; its warning about future releases would land in every cron mail.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    // The SDK's credential chain reads these files only through its environment; an operator's own AWS_* settings win.
+    if (settings.credentialsFile) process.env.AWS_SHARED_CREDENTIALS_FILE ??= settings.credentialsFile;
+    if (settings.configFile) process.env.AWS_CONFIG_FILE ??= settings.configFile;
     this.client = new S3Client({
       region: settings.region,
       endpoint: settings.endpoint,

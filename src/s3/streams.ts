@@ -1,4 +1,5 @@
 import type { Argv } from '../host/quote.js';
+import { gpgArgv, type GpgSettings } from './gpg.js';
 import type { Compression } from './keys.js';
 
 /** The filters a stream passes through on its way into the bucket, and back out of it. */
@@ -16,13 +17,13 @@ export function decompressArgv(compression: Compression): Argv[] {
 }
 
 /** Encryption to a public key, as z3 does: the SmartOS host needs only the recipient's public key. */
-export function encryptArgv(recipient: string | undefined): Argv[] {
-  return recipient ? [['gpg', '--batch', '--quiet', '--trust-model', 'always', '--encrypt', '--recipient', recipient]] : [];
+export function encryptArgv(recipient: string | undefined, gpg: GpgSettings): Argv[] {
+  return recipient ? [[...gpgArgv(gpg), '--quiet', '--trust-model', 'always', '--encrypt', '--recipient', recipient]] : [];
 }
 
 /** Restoring an encrypted stream needs the private key in the restoring user's gpg keyring. */
-export function decryptArgv(encrypted: boolean): Argv[] {
-  return encrypted ? [['gpg', '--batch', '--quiet', '--decrypt']] : [];
+export function decryptArgv(encrypted: boolean, gpg: GpgSettings): Argv[] {
+  return encrypted ? [[...gpgArgv(gpg), '--quiet', '--decrypt']] : [];
 }
 
 /** `zfs send -nP` prints `size\t<bytes>` last: the estimate that sets the part size. */

@@ -13,6 +13,8 @@ const vmSpecSchema = z
     datasets: z.array(z.string()).optional(),
     disks: z.array(z.object({ zfs_filesystem: z.string().optional(), path: z.string().optional() }).loose()).optional(),
     internal_metadata: z.record(z.string(), z.unknown()).optional(),
+    /** bhyve: MiB for the disks and their snapshots (VM.js setQuotaBhyve). */
+    flexible_disk_size: z.number().optional(),
   })
   .loose();
 

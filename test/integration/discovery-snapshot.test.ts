@@ -166,6 +166,44 @@ describe('discovery and snapshots', () => {
     assert.equal((await snapshotsOf(`zones/${uuid}`)).some((s) => s.name === 'clash-x'), false);
   });
 
+  // a bhyve VM as the simulator's vmadm creates it without flexible_disk_size: quotas as VM.js setQuotaBhyve sets them
+  const noHeadroom = 'e5a1f0c2-7b3d-4e8a-9c1f-2d3e4f5a6b70';
+  it('stand-in: vmadm create of a bhyve VM sets quotas as VM.js does; without headroom (flexible_disk_size), zfs snapshot of a written zvol fails (out of space)', async () => {
+    const created = await run('vmadm', ['create'], { input: JSON.stringify({ uuid: noHeadroom, brand: 'bhyve', alias: 'no-headroom', ram: 256, quota: 1, disks: [{ size: 32, boot: true }] }) });
+    assert.equal(created.code, 0, created.stderr);
+    const [root, disk] = [`zones/${noHeadroom}`, `zones/${noHeadroom}/disk0`];
+    const [quota, reservation, refreservation, refquota, diskRefres, volsize] = await Promise.all([
+      zfsGet(root, 'quota'), zfsGet(root, 'reservation'), zfsGet(root, 'refreservation'), zfsGet(root, 'refquota'), zfsGet(disk, 'refreservation'), zfsGet(disk, 'volsize'),
+    ]).then((values) => values.map(Number));
+    assert.equal(refquota, 1024 ** 3);
+    assert.ok(diskRefres! >= volsize!, `a non-sparse zvol reserves its size: refreservation ${diskRefres} < volsize ${volsize}`);
+    assert.equal(quota, refquota! + diskRefres!);
+    assert.equal(reservation, quota);
+    assert.equal(refreservation, refquota! - 1024 ** 2);
+    await sh(`udevadm settle; for i in $(seq 50); do [ -e /dev/zvol/${disk} ] && break; sleep 0.1; done; head -c 4M /dev/urandom | dd of=/dev/zvol/${disk} bs=1M conv=notrunc,fsync status=none; sync`);
+    const snapshot = await run('zfs', ['snapshot', `${root}@probe`, `${disk}@probe`]);
+    assert.notEqual(snapshot.code, 0, 'the snapshot fit without headroom');
+    assert.match(snapshot.stderr, /out of space/);
+  });
+
+  it('bhyve without headroom: that VM fails before any snapshot, naming the shortfall and the vmadm update that fixes it; the run\'s other VM is backed up', async () => {
+    const other = uuids.lx!;
+    const result = await zonecopy(['backup', noHeadroom, other, '--groupName', 'headroom'], config);
+    assert.equal(result.code, 1, result.stderr + result.stdout);
+    const output = result.stdout + result.stderr;
+    assert.match(output, /short by \d+ bytes/);
+    const fix = new RegExp(`vmadm update ${noHeadroom} flexible_disk_size=(\\d+)`).exec(output);
+    assert.ok(fix, output);
+    for (const dataset of [`zones/${noHeadroom}`, `zones/${noHeadroom}/disk0`]) assert.deepEqual(await snapshotsOf(dataset), [], dataset);
+    assert.ok((await snapshotsOf(target(`zones/${other}`))).some((s) => s.name.startsWith('headroom-')), 'the other VM was not backed up');
+    // the change the message names is enough
+    const updated = await run('vmadm', ['update', noHeadroom, `flexible_disk_size=${fix[1]}`]);
+    assert.equal(updated.code, 0, updated.stderr);
+    const again = await zonecopy(['backup', noHeadroom, '--groupName', 'headroom'], config);
+    assert.equal(again.code, 0, again.stderr + again.stdout);
+    assert.equal((await snapshotsOf(`zones/${noHeadroom}/disk0`)).length, 1);
+  });
+
   it('rejects hostile names in flags before touching anything', async () => {
     const result = await run(`${process.env.ZC_PROJECT ?? '/mnt/host'}/bin/backup`, [uuids.joyent!, '--name', 'x; touch /tmp/pwned'], { env: { ZONECOPY_CONFIG: config.path } });
     assert.equal(result.code, 2);

@@ -28,6 +28,8 @@ export const FIXTURE_VMS: Record<string, Record<string, unknown> & { uuid: strin
   },
   bhyve: {
     uuid: '0c9e4b6a-2d7f-4f31-b8a5-93e1d2c4f5a6', brand: 'bhyve', alias: 'debian12', ram: 256, vcpus: 1, quota: 1,
+    // disk0 (the 64 MiB image) + disk1 (32 MiB) + 64 MiB of headroom for their snapshots, as on SmartOS (VM.js setQuotaBhyve)
+    flexible_disk_size: 160,
     disks: [{ image_uuid: IMAGES.debian, boot: true, model: 'virtio' }, { size: 32, model: 'virtio' }],
   },
 };

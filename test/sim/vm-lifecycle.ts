@@ -15,7 +15,7 @@ export class VmadmError extends Error {
 const BRANDS = new Set([...OS_BRANDS, 'lx', 'kvm', 'bhyve']);
 /** What a create payload may carry; anything else is dropped silently, as vmadm does. */
 const CREATE_KEYS = new Set(['uuid', 'brand', 'alias', 'hostname', 'image_uuid', 'quota', 'max_physical_memory', 'ram', 'vcpus', 'cpu_shares', 'autoboot',
-  'delegate_dataset', 'disks', 'nics', 'resolvers', 'customer_metadata', 'internal_metadata', 'tags', 'routes', 'owner_uuid', 'zfs_root_compression', 'zfs_data_compression']);
+  'delegate_dataset', 'disks', 'flexible_disk_size', 'nics', 'resolvers', 'customer_metadata', 'internal_metadata', 'tags', 'routes', 'owner_uuid', 'zfs_root_compression', 'zfs_data_compression']);
 
 function mac(): string {
   return ['92', ...Array.from(randomBytes(5)).map((b) => b.toString(16).padStart(2, '0'))].join(':');
@@ -81,8 +81,10 @@ export function createVm(input: Record<string, unknown>): string {
   });
   const quota = Number(payload.quota ?? (brand === 'bhyve' ? 1 : 10));
   const root = `${POOL}/${uuid}`;
-  if (hvm) {
-    zfs('create', '-o', `${brand === 'bhyve' ? 'refquota' : 'quota'}=${quota}g`, root);
+  if (brand === 'bhyve') {
+    zfs('create', '-o', `refquota=${bhyveRefquota(quota)}`, '-o', 'refreservation=none', root);
+  } else if (hvm) {
+    zfs('create', '-o', `quota=${quota}g`, root);
   } else {
     zfs('clone', '-o', 'devices=off', '-o', `quota=${quota}g`, `${POOL}/${image}@final`, root);
     for (const dir of ['root/tmp', 'root/var/svc']) mkdirSync(`${zonepath(uuid)}/${dir}`, { recursive: true });
@@ -102,6 +104,8 @@ export function createVm(input: Record<string, unknown>): string {
       zfs_filesystem: dataset,
     };
   });
+  const flexible = payload.flexible_disk_size === undefined ? undefined : Number(payload.flexible_disk_size);
+  if (brand === 'bhyve') setQuotaBhyve(root, quota, flexible);
   zfs('create', '-o', 'quota=102400m', '-o', `mountpoint=${zonepath(uuid)}/cores`, `${POOL}/cores/${uuid}`);
   writeConfigFiles(uuid, payload);
   const now = new Date().toISOString();
@@ -122,6 +126,7 @@ export function createVm(input: Record<string, unknown>): string {
     nics: ((payload.nics as Array<Record<string, unknown>> | undefined) ?? []).map((nic, i) => ({ interface: `${brand === 'lx' ? 'eth' : 'net'}${i}`, mac: mac(), ...nic })),
     delegated: payload.delegate_dataset === true,
     disks: hvm ? diskRecords : undefined,
+    ...(brand === 'bhyve' && flexible !== undefined ? { flexible_disk_size: flexible } : {}),
     create_timestamp: now,
     autoboot,
     state: autoboot ? 'running' : 'stopped',
@@ -129,6 +134,29 @@ export function createVm(input: Record<string, unknown>): string {
   if (autoboot) boot(record);
   saveRecord(record);
   return uuid;
+}
+
+const MIB = 1024 * 1024;
+/** VM.js DEFAULT_BHYVE_QUOTA: a bhyve root's refquota is never below 1 GiB. */
+const bhyveRefquota = (quota: number) => Math.max(1, quota) * 1024 * MIB;
+
+/**
+ * Ported from smartos-live src/vm/node_modules/VM.js setQuotaBhyve (RFD 148, RFD 154): the volumes'
+ * refreservation becomes `auto` (volsize plus metadata, clones included); the root's quota and
+ * reservation cover its refquota and every volume's refreservation (with flexible_disk_size, MiB:
+ * refquota + flexible_disk_size + Σ(refreservation − volsize)), and the root keeps refquota − 1 MiB
+ * reserved for itself, so without flexible_disk_size only 1 MiB is left for snapshots.
+ */
+function setQuotaBhyve(root: string, quota: number, flexible: number | undefined): void {
+  const refquota = bhyveRefquota(quota);
+  zfs('set', 'refreservation=none', `refquota=${refquota}`, root);
+  const volumes = zfs('list', '-Hrp', '-t', 'volume', '-o', 'name,volsize', root).trim().split('\n').filter(Boolean).map((line) => line.split('\t'));
+  for (const [name] of volumes) zfs('set', 'refreservation=auto', name!);
+  const volsize = volumes.reduce((sum, [, size]) => sum + Number(size), 0);
+  const refreservation = volumes.reduce((sum, [name]) => sum + Number(zfsGet(name!, 'refreservation')), 0);
+  let total = flexible ? refreservation + refquota + flexible * MIB - volsize : refreservation + refquota;
+  if (quota * 1024 * MIB > total) total = quota * 1024 * MIB;
+  zfs('set', `quota=${total}`, `reservation=${total}`, `refreservation=${Math.max(0, refquota - MIB)}`, root);
 }
 
 function boot(record: VmRecord): void {
@@ -159,13 +187,24 @@ export function stopVm(record: VmRecord): string {
 
 export function updateVm(record: VmRecord, changes: Record<string, unknown>): string {
   const files = readConfigFiles(record.uuid);
+  // VM.js (update) runs setQuota, so setQuotaBhyve for bhyve, only when quota or flexible_disk_size changes
+  if (record.brand === 'bhyve') {
+    const root = `${POOL}/${record.uuid}`;
+    const oldQuota = Math.round(Number(zfsGet(root, 'refquota')) / (1024 * MIB));
+    const quota = changes.quota === undefined ? oldQuota : Number(changes.quota);
+    const flexible = changes.flexible_disk_size === undefined ? (record.flexible_disk_size as number | undefined) : Number(changes.flexible_disk_size);
+    if (quota !== oldQuota || flexible !== record.flexible_disk_size) {
+      setQuotaBhyve(root, quota, flexible);
+      if (flexible !== undefined) record.flexible_disk_size = flexible;
+    }
+  }
   for (const [key, value] of Object.entries(changes)) {
     const set = key.match(/^set_(customer_metadata|internal_metadata|tags|routes)$/);
     const remove = key.match(/^remove_(customer_metadata|internal_metadata|tags|routes)$/);
     if (set) Object.assign(files[set[1]!]!, value as object);
     else if (remove) for (const k of value as string[]) delete files[remove[1]!]![k];
     else if (key === 'alias' || key === 'hostname' || key === 'cpu_shares' || key === 'resolvers') record[key] = value;
-    else if (key === 'quota') zfs('set', `${record.brand === 'bhyve' ? 'refquota' : 'quota'}=${Number(value) === 0 ? 'none' : `${Number(value)}g`}`, `${POOL}/${record.uuid}`);
+    else if (key === 'quota' && record.brand !== 'bhyve') zfs('set', `${record.brand === 'bhyve' ? 'refquota' : 'quota'}=${Number(value) === 0 ? 'none' : `${Number(value)}g`}`, `${POOL}/${record.uuid}`);
   }
   writeConfigFiles(record.uuid, files);
   saveRecord(record);

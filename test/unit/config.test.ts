@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { applyOverrides, ConfigError, loadConfig } from '../../src/config/load.js';
+import type { Platform } from '../../src/config/platform.js';
 import { scratchDirectory } from './scratch.js';
 
 const scratch = scratchDirectory('zc-config-');
@@ -77,5 +78,57 @@ describe('configuration', () => {
     const c = loadConfig(file(minimal));
     assert.equal(applyOverrides(c, { remoteSnapshotLimit: '5' }).remoteSnapshotLimit, 5);
     assert.throws(() => applyOverrides(c, { localSnapshotLimit: 'x' }, { localSnapshotLimit: '--localSnapLimit' }), /--localSnapLimit \(localSnapshotLimit\)/);
+  });
+});
+
+describe('keys and credentials on a SmartOS global zone, where / (so /root) is a ramdisk (issue 17, §2.1)', () => {
+  const smartos: Platform = { sunos: true, installRoot: '/opt/zonecopy', home: '/root' };
+  const linux: Platform = { sunos: false, installRoot: '/opt/zonecopy', home: '/home/ops' };
+  const load = (content: unknown, platform: Platform) => loadConfig(file(content), platform);
+  const s3 = { backupTarget: 's3', s3: { bucket: 'zone-backups' } };
+
+  it('defaults the SSH key, known_hosts, gpg home and AWS files under the installation on SunOS', () => {
+    const c = load({ ...minimal, ...s3 }, smartos);
+    assert.equal(c.backupDestinationPrivateKeyPath, '/opt/zonecopy/etc/ssh/id_ed25519');
+    assert.equal(c.knownHostsPath, '/opt/zonecopy/etc/ssh/known_hosts');
+    assert.equal(c.s3?.gpgHome, '/opt/zonecopy/etc/gnupg');
+    assert.equal(c.s3?.credentialsFile, '/opt/zonecopy/etc/aws/credentials');
+    assert.equal(c.s3?.configFile, '/opt/zonecopy/etc/aws/config');
+    assert.equal(c.s3?.gpgPath, 'gpg');
+  });
+
+  it('elsewhere keeps the home directory and leaves the key, gpg and AWS SDK to their own defaults', () => {
+    const c = load({ ...minimal, ...s3 }, linux);
+    assert.equal(c.knownHostsPath, '/home/ops/.ssh/known_hosts');
+    assert.equal(c.backupDestinationPrivateKeyPath, undefined);
+    assert.equal(c.s3?.gpgHome, undefined);
+    assert.equal(c.s3?.credentialsFile, undefined);
+    assert.equal(load({ ...minimal, knownHostsPath: '/root/.ssh/known_hosts' }, linux).knownHostsPath, '/root/.ssh/known_hosts');
+  });
+
+  const lost: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['a key under /root', { backupDestinationPrivateKeyPath: '/root/.ssh/id_ed25519' }, /"backupDestinationPrivateKeyPath": \/root\/\.ssh\/id_ed25519 would be gone after a reboot.*move it to \/opt\/zonecopy\/etc\/ssh\/id_ed25519/],
+    ['known_hosts under /etc (not /etc/ssh)', { knownHostsPath: '/etc/zonecopy/known_hosts' }, /"knownHostsPath": \/etc\/zonecopy\/known_hosts .*\/etc is on the SmartOS global zone's ramdisk.*\/opt\/zonecopy\/etc\/ssh\/known_hosts/],
+    ['a relative key (from /root)', { backupDestinationPrivateKeyPath: '.ssh/id_rsa' }, /"backupDestinationPrivateKeyPath": \.ssh\/id_rsa would be gone/],
+    ['a gpg home in /tmp', { ...s3, s3: { bucket: 'zone-backups', gpgHome: '/tmp/gnupg' } }, /"s3\.gpgHome": \/tmp\/gnupg .*move it to \/opt\/zonecopy\/etc\/gnupg/],
+    ['AWS credentials in ~/.aws', { ...s3, s3: { bucket: 'zone-backups', credentialsFile: '/root/.aws/credentials' } }, /"s3\.credentialsFile": \/root\/\.aws\/credentials .*\/opt\/zonecopy\/etc\/aws\/credentials/],
+  ];
+  for (const [name, keys, message] of lost) {
+    it(`refuses ${name} on SunOS, naming the key and the persistent place; accepts it elsewhere`, () => {
+      assert.throws(() => load({ ...minimal, ...keys }, smartos), (e: Error) => e instanceof ConfigError && message.test(e.message));
+      load({ ...minimal, ...keys }, linux);
+    });
+  }
+
+  it('accepts the persistent places: the installation, /var, /usbkey, /etc/ssh', () => {
+    for (const path of ['/opt/zonecopy/etc/ssh/id_ed25519', '/var/zonecopy/id_ed25519', '/usbkey/ssh/id_ed25519', '/etc/ssh/ssh_host_ed25519_key', '/zones/keys/id_ed25519']) {
+      assert.equal(load({ ...minimal, backupDestinationPrivateKeyPath: path }, smartos).backupDestinationPrivateKeyPath, path);
+    }
+    assert.throws(() => load({ ...minimal, knownHostsPath: '/etc/sshd/known_hosts' }, smartos), ConfigError, '/etc/sshd is not /etc/ssh');
+  });
+
+  it('a command-line override is checked the same way', () => {
+    const c = load(minimal, smartos);
+    assert.throws(() => applyOverrides(c, { knownHostsPath: '/root/known_hosts' }, {}, smartos), /"knownHostsPath": \/root\/known_hosts would be gone/);
   });
 });

@@ -308,3 +308,47 @@ describe('install.sh on a SmartOS global zone (SMF boot service)', { skip: canUn
     });
   }
 });
+
+describe('install.sh on SunOS: an SSH key that survives a reboot (issue 17, §2.1)', () => {
+  /** ssh-keygen, as OpenSSH in the platform provides it, on the stand-in's PATH. */
+  function withSshKeygen(standIn: ReturnType<typeof makeStandIn>): Record<string, string> {
+    const dir = join(standIn.root, 'openssh');
+    mkdirSync(dir);
+    writeScript(join(dir, 'ssh-keygen'), `#!/bin/sh\nexec ${hostCommand('ssh-keygen')} "$@"\n`);
+    return { PATH: `${standIn.path}:${dir}` };
+  }
+
+  for (const shell of SHELLS) {
+    it(`${shell}: creates ${'<prefix>'}/etc/ssh/id_ed25519 (not under /root), prints its public key and the ssh-keyscan -p PORT and fingerprint steps; an upgrade keeps it`, (t) => {
+      const standIn = makeStandIn(t, shell, { sunos: true });
+      const prefix = join(standIn.root, 'opt/zonecopy');
+      mkdirSync(prefix, { recursive: true });
+      writeFileSync(join(prefix, 'configuration.json'), JSON.stringify({ backupDestination: 'backup.example.com', backupDestinationPort: 2222, backupDestinationBasePath: 'backup/zones' }));
+      const env = withSshKeygen(standIn);
+      const result = standIn.run(installer, ['--prefix', prefix], env);
+      assert.equal(result.code, 0, result.stderr + result.stdout);
+      const key = join(prefix, 'etc/ssh/id_ed25519');
+      assert.ok(existsSync(key) && existsSync(`${key}.pub`), result.stdout);
+      const publicKey = readFileSync(`${key}.pub`, 'utf8').trim();
+      assert.match(publicKey, /^ssh-ed25519 /);
+      assert.ok(result.stdout.includes(publicKey), result.stdout);
+      assert.ok(result.stdout.includes(`ssh-keyscan -p 2222 -t ed25519 backup.example.com >> ${prefix}/etc/ssh/known_hosts`), result.stdout);
+      assert.match(result.stdout, /ssh-keygen -lf .*known_hosts/);
+      assert.equal(spawnSync(hostCommand('ssh-keygen'), ['-y', '-P', '', '-f', key], { encoding: 'utf8' }).status, 0, 'the key has a passphrase');
+
+      const again = standIn.run(installer, ['--prefix', prefix], env);
+      assert.equal(again.code, 0, again.stderr + again.stdout);
+      assert.equal(readFileSync(`${key}.pub`, 'utf8').trim(), publicKey, 'the upgrade replaced the key');
+      assert.match(again.stdout, /\(kept\)/);
+      assert.deepEqual(leftovers(standIn), []);
+    });
+  }
+
+  it('elsewhere the installer makes no key (the user\'s ~/.ssh persists)', (t) => {
+    const standIn = makeStandIn(t, 'ksh93');
+    const prefix = join(standIn.root, 'opt/zonecopy');
+    const result = standIn.run(installer, ['--prefix', prefix], withSshKeygen(standIn));
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    assert.equal(existsSync(join(prefix, 'etc/ssh/id_ed25519')), false);
+  });
+});

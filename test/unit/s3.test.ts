@@ -202,11 +202,11 @@ describe('S3 object metadata', () => {
   it('sends encrypted datasets raw and filters streams through zstd and gpg in that order, and back', () => {
     assert.deepEqual(sendArgv({ to: 'zones/u@s', raw: true }), ['zfs', 'send', '-w', 'zones/u@s']);
     assert.deepEqual(sendArgv({ from: 'zones/u@a', to: 'zones/u@b' }), ['zfs', 'send', '-i', 'zones/u@a', 'zones/u@b']);
-    const up = [...compressArgv('zstd'), ...encryptArgv('ops@example.com')];
+    const up = [...compressArgv('zstd'), ...encryptArgv('ops@example.com', { gpgPath: 'gpg' })];
     assert.deepEqual(up.map((a) => a[0]), ['zstd', 'gpg']);
     assert.ok(up[1]!.includes('--recipient') && up[1]!.includes('ops@example.com'));
-    assert.deepEqual([...decryptArgv(true), ...decompressArgv('zstd')].map((a) => a[0]), ['gpg', 'zstd']);
-    assert.deepEqual([...compressArgv('none'), ...encryptArgv(undefined), ...decryptArgv(false), ...decompressArgv('none')], []);
+    assert.deepEqual([...decryptArgv(true, { gpgPath: 'gpg' }), ...decompressArgv('zstd')].map((a) => a[0]), ['gpg', 'zstd']);
+    assert.deepEqual([...compressArgv('none'), ...encryptArgv(undefined, { gpgPath: 'gpg' }), ...decryptArgv(false, { gpgPath: 'gpg' }), ...decompressArgv('none')], []);
   });
 
   it('reads the estimate from zfs send -nP', () => {
