@@ -24,7 +24,8 @@ export function programsNeeded(config: Config, target: 'ssh' | 's3'): ProgramsNe
   const remote: NeededProgram[] = [];
   if (target === 's3') {
     const s3 = config.s3!;
-    for (const argv of [...compressArgv(s3.compression), ...encryptArgv(s3.gpgRecipient)]) local.push({ program: argv[0]!, setting: argv[0] === 'gpg' ? 's3.gpgRecipient' : 's3.compression' });
+    for (const argv of compressArgv(s3.compression)) local.push({ program: argv[0]!, setting: 's3.compression' });
+    for (const argv of encryptArgv(s3.gpgRecipient, s3)) local.push({ program: argv[0]!, setting: 's3.gpgPath' });
     return { local, remote };
   }
   remote.push({ program: 'zfs' });

@@ -95,9 +95,7 @@ async function backupToS3(uuids: readonly string[], run: Run): Promise<{ results
   try {
     if (recipient) await checkGpgRecipient(local, config.s3!, recipient);
   } catch (error) {
-    const now = new Date();
-    const labels = await vmLabels(local, uuids);
-    return { results: uuids.map((uuid) => ({ uuid, ...labels.get(uuid), backupHost: store.label, startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [(error as Error).message], dryRun: local.dryRun })) };
+    return { results: await failedBeforeStart(uuids, (error as Error).message, store.label, local) };
   }
   for (const uuid of uuids) {
     log.verbose(`backing up VM ${uuid} to ${store.label}`);
