@@ -8,6 +8,7 @@ import { datasetsWithin, listDatasets, type DatasetState } from '../zfs/list.js'
 import { isWithin, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { pickBackupSet } from './backup-sets.js';
 import { createPayload } from './create-payload.js';
+import { ImageFileMeter, installImageFromStream } from './image-install.js';
 
 /** What the operator asked for, whatever the backup is kept on. */
 export interface RestoreRequest {
@@ -173,7 +174,7 @@ async function ensureImages(spec: VmSpec, snapshot: string, directory: string, r
   const { local, log } = context;
   const origins = new Set([...remote.values()].flatMap((d) => (d.origin ? [d.origin] : [])));
   const installed: string[] = [];
-  let manifests: Array<{ manifest?: { uuid?: string } }> | undefined;
+  let manifests: Array<{ manifest?: { uuid?: string } & Record<string, unknown> }> | undefined;
   for (const origin of origins) {
     const image = UUID_TAIL.exec(splitSnapshot(origin).dataset)?.[1];
     if (!image) continue;
@@ -192,15 +193,15 @@ async function ensureImages(spec: VmSpec, snapshot: string, directory: string, r
       throw new RestoreError(`image ${image} is not installed here and its manifest was not stored with backup ${snapshot}: import it first (imgadm import ${image}); its @final guid must be ${backupGuid}.`);
     }
     log.info(`installing image ${image} from the backup host`);
-    const work = (await local.run(['mktemp', '-d'], { mutates: false })).stdout.trim();
-    await local.run(['sh', '-c', 'cat > "$1"', 'sh', `${work}/manifest.json`], { mutates: true, input: JSON.stringify(manifest) });
-    if (!local.dryRun) {
+    await installImageFromStream(local, image, manifest, async (file) => {
+      const meter = new ImageFileMeter();
       const stream = context.remote.spawn([['zfs', 'send', origin]]);
       stream.stdin.end();
-      await pump(stream, local.spawn([['sh', '-c', 'cat > "$1"', 'sh', `${work}/image.zfs`]]), `copy of image ${origin}`);
-    }
-    await local.run(['imgadm', 'install', '-m', `${work}/manifest.json`, '-f', `${work}/image.zfs`], { mutates: true });
-    await local.run(['rm', '-rf', work], { mutates: true });
+      await pump(stream, local.spawn([['sh', '-c', 'cat > "$1"', 'sh', file]]), `copy of image ${origin}`, meter.observe);
+      return meter.result();
+    }).catch((error: Error) => {
+      throw new RestoreError(`installing image ${image} from the backup host failed: ${error.message}`);
+    });
     installed.push(image);
   }
   return installed;
@@ -210,11 +211,11 @@ export async function guidOf(host: Host, snapshot: string): Promise<string> {
   return (await host.run(['zfs', 'get', '-Hp', '-o', 'value', 'guid', snapshot], { mutates: false, allowExitCodes: [1] })).stdout.trim();
 }
 
-async function readManifests(directory: string, snapshot: string, remote: Host): Promise<Array<{ manifest?: { uuid?: string } }>> {
+async function readManifests(directory: string, snapshot: string, remote: Host): Promise<Array<{ manifest?: { uuid?: string } & Record<string, unknown> }>> {
   const out = await remote.run(['cat', `${directory}/${snapshot}.images.json`], { mutates: false, allowExitCodes: [1] });
   if (out.exitCode !== 0) return [];
   try {
-    return JSON.parse(out.stdout) as Array<{ manifest?: { uuid?: string } }>;
+    return JSON.parse(out.stdout) as Array<{ manifest?: { uuid?: string } & Record<string, unknown> }>;
   } catch {
     return [];
   }

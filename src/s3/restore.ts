@@ -5,6 +5,7 @@ import type { Host } from '../host/host.js';
 import type { Argv } from '../host/quote.js';
 import type { Log } from '../log.js';
 import { finishRestore, guidOf, makeRoom, recreateStopped, RestoreError, type RestoredDataset, type RestoreRequest, type RestoreResult } from '../restore/restore-vm.js';
+import { installImageFromStream, measureFile } from '../restore/image-install.js';
 import { imgadmGet, type VmSpec } from '../smartos/vmadm.js';
 import { chainOf, readCatalog, type VmCatalog } from './catalog.js';
 import type { SetManifest, StoredStream } from './keys.js';
@@ -116,11 +117,13 @@ async function ensureImages(set: SetManifest, origins: Array<NonNullable<StoredS
       throw new RestoreError(`image ${image} is not installed here and the bucket has no ${manifest ? 'stream' : 'manifest'} of it: import it first (imgadm import ${image}); its @${origin.snapshot} guid must be ${origin.guid}.`);
     }
     log.info(`installing image ${image} from ${store.label}`);
-    const work = (await local.run(['mktemp', '-d'], { mutates: false })).stdout.trim();
-    await local.run(['sh', '-c', 'cat > "$1"', 'sh', `${work}/manifest.json`], { mutates: true, input: JSON.stringify(manifest) });
-    if (!local.dryRun) await receiveObject(store, stream, ['sh', '-c', 'cat > "$1"', 'sh', `${work}/image.zfs`], local);
-    await local.run(['imgadm', 'install', '-m', `${work}/manifest.json`, '-f', `${work}/image.zfs`], { mutates: true });
-    await local.run(['rm', '-rf', work], { mutates: true });
+    await installImageFromStream(local, image, manifest as Record<string, unknown>, async (file) => {
+      await receiveObject(store, stream, ['sh', '-c', 'cat > "$1"', 'sh', file], local);
+      // decrypted and decompressed on the way, so the bytes written never passed through here
+      return measureFile(local, file);
+    }).catch((error: Error) => {
+      throw new RestoreError(`installing image ${image} from ${store.label} failed: ${error.message}`);
+    });
     installed.push(image);
   }
   return installed;

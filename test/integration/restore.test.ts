@@ -114,10 +114,13 @@ describe('restore drills', () => {
     const uuid = uuids.lx!;
     const image = (specs.lx as Spec & { image_uuid: string }).image_uuid;
     assert.equal((await run('imgadm', ['get', image], { env })).code, 3, 'the second host starts without the image');
+    const temporary = 'ls -d /tmp/tmp.* /var/tmp/zonecopy-* 2>/dev/null || true';
+    const temporaryBefore = await sh(temporary);
     const started = Date.now();
     const result = await run(`${PROJECT}/bin/zonecopy`, ['restore', uuid], { env: { ...env, ZONECOPY_CONFIG: config.path } });
     timings.push(`lx onto a second host ${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.equal(result.code, 0, result.stderr + result.stdout);
+    assert.equal(await sh(temporary), temporaryBefore, 'the image file went under /var/tmp (not the tmpfs /tmp) and was removed');
     assert.match(result.stdout, /images installed from the backup: /);
     assert.equal(await sh(`zfs get -Hp -o value guid zones2/${image}@final`), await sh(`zfs get -Hp -o value guid zones/${image}@final`));
     assert.deepEqual(await fingerprint(uuid, env), second.lx);

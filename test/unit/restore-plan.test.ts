@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pickBackupSet } from '../../src/restore/backup-sets.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CommandError, HostStats, type CommandResult, type Host, type RunOptions, type StreamProcess } from '../../src/host/host.js';
+import { LocalHost } from '../../src/host/local.js';
+import type { Argv } from '../../src/host/quote.js';
 import { createPayload } from '../../src/restore/create-payload.js';
+import { installImageFromStream, installManifest, measureFile } from '../../src/restore/image-install.js';
+import { scratchDirectory } from './scratch.js';
 import type { DatasetState } from '../../src/zfs/list.js';
 
 const ds = (name: string, snaps: string[]): DatasetState => ({ name, type: 'filesystem', guid: 'g', snapshots: snaps.map((s, i) => ({ name: s, guid: `${name}${s}`, createtxg: i, creation: i, userrefs: 0 })) });
@@ -33,5 +41,78 @@ describe('restore planning', () => {
     assert.equal(payload.ram, 256);
     assert.deepEqual(payload.nics, [{ mac: '92:aa', interface: 'net0' }]);
     assert.deepEqual(payload.disks, [{ image_uuid: 'i', image_size: 64 }, { size: 32, block_size: 8192 }]);
+  });
+});
+
+const scratch = scratchDirectory('zonecopy-restore-plan-');
+
+/** Answers commands from a table (by their first words); records every one, and what a dry run skipped. */
+class ScriptedHost implements Host {
+  readonly label = 'local';
+  readonly stats = new HostStats();
+  readonly commands: Argv[] = [];
+  readonly skippedLines: string[] = [];
+
+  constructor(private readonly answers: Array<[string, Partial<CommandResult>]>, readonly dryRun = false) {}
+
+  async run(argv: Argv, options: RunOptions): Promise<CommandResult> {
+    if (this.dryRun && options.mutates) {
+      this.skippedLines.push(argv.join(' '));
+      return { host: this.label, command: argv.join(' '), stdout: '', stderr: '', exitCode: 0 };
+    }
+    this.commands.push(argv);
+    const answer = this.answers.find(([prefix]) => argv.join(' ').startsWith(prefix))?.[1] ?? {};
+    const result = { host: this.label, command: argv.join(' '), stdout: '', stderr: '', exitCode: 0, ...answer };
+    if (result.exitCode !== 0 && !options.allowExitCodes?.includes(result.exitCode)) throw new CommandError(result);
+    return result;
+  }
+
+  spawn(): StreamProcess {
+    throw new Error('not used');
+  }
+  skipped(description: string): void {
+    this.skippedLines.push(description);
+  }
+  async close(): Promise<void> {}
+}
+
+describe('restore onto a host without the image (issue 17, §2.3)', () => {
+  it('hands imgadm install a manifest that describes the raw stream it is given, other fields kept', () => {
+    const stored = { uuid: 'i', name: 'base', files: [{ sha1: '0'.repeat(40), size: 1048576, compression: 'gzip', dataset_guid: '123' }] };
+    assert.deepEqual(installManifest(stored, { size: 5000, sha1: 'ab'.repeat(20) }), {
+      uuid: 'i', name: 'base', files: [{ dataset_guid: '123', sha1: 'ab'.repeat(20), size: 5000, compression: 'none' }],
+    });
+    assert.deepEqual(installManifest({ uuid: 'i' }, { size: 1, sha1: 'c' }).files, [{ sha1: 'c', size: 1, compression: 'none' }]);
+  });
+
+  it('measures a file written on a host (the object-storage path) by reading it back whole', async () => {
+    const file = join(scratch(), 'image.zfs');
+    const bytes = randomBytes(3 << 20);
+    writeFileSync(file, bytes);
+    const local = new LocalHost(false);
+    assert.deepEqual(await measureFile(local, file), { size: bytes.length, sha1: createHash('sha1').update(bytes).digest('hex') });
+    await assert.rejects(measureFile(local, `${file}.missing`), /exited 1/);
+    await local.close();
+  });
+
+  it('puts the image under /var/tmp and removes it when imgadm install fails', async () => {
+    const host = new ScriptedHost([
+      ['mktemp', { stdout: '/var/tmp/zonecopy-image.abc123\n' }],
+      ['imgadm install', { exitCode: 1, stderr: 'imgadm install: error (DownloadError): image file size error' }],
+    ]);
+    let written = '';
+    await assert.rejects(installImageFromStream(host, 'i', { uuid: 'i' }, async (file) => {
+      written = file;
+      return { size: 3, sha1: 'x' };
+    }), /image file size error/);
+    assert.deepEqual(host.commands[0], ['mktemp', '-d', '/var/tmp/zonecopy-image.XXXXXX']);
+    assert.equal(written, '/var/tmp/zonecopy-image.abc123/image.zfs');
+    assert.deepEqual(host.commands.at(-1), ['rm', '-rf', '/var/tmp/zonecopy-image.abc123']);
+    const writing = new ScriptedHost([['mktemp', { stdout: '/var/tmp/zonecopy-image.q\n' }]]);
+    await assert.rejects(installImageFromStream(writing, 'i', {}, () => Promise.reject(new Error('send failed'))), /send failed/);
+    assert.deepEqual(writing.commands.at(-1), ['rm', '-rf', '/var/tmp/zonecopy-image.q'], 'removed when the copy fails too');
+    const dry = new ScriptedHost([], true);
+    await installImageFromStream(dry, 'i', {}, () => assert.fail('a dry run copies nothing'));
+    assert.deepEqual(dry.commands, [], 'a dry run makes no directory it would leave behind');
   });
 });
