@@ -7,7 +7,7 @@ import { pump } from '../transfer/pump.js';
 import { datasetsWithin, listDatasets, type DatasetState } from '../zfs/list.js';
 import { isWithin, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { pickBackupSet } from './backup-sets.js';
-import { createPayload } from './create-payload.js';
+import { createPayload, nicChanges, type NicChange } from './create-payload.js';
 import { ImageFileMeter, installImageFromStream } from './image-install.js';
 
 /** What the operator asked for, whatever the backup is kept on. */
@@ -42,6 +42,8 @@ export interface RestoreResult {
   datasets: RestoredDataset[];
   imagesInstalled: string[];
   started: boolean;
+  /** A copy (--new-uuid): what its nics lost so that vmadm accepts it beside the original. */
+  nics?: NicChange[];
 }
 
 export class RestoreError extends Error {
@@ -95,8 +97,9 @@ export async function restoreVm(options: RestoreOptions, context: Context): Prom
     const i = targets.findIndex((t) => isWithin(b, t));
     return [sources[i]! + b.slice(targets[i]!.length), b] as const;
   })]);
-  const vm = await recreateStopped(spec, uuid, [...backupNameOf.keys()], local);
-  if (!vm) return { uuid, snapshot, datasets: [], imagesInstalled, started: false };
+  const vm = await recreateStopped(spec, uuid, [...backupNameOf.keys()], local, { copy: options.newUuid });
+  const nics = options.newUuid ? { nics: nicChanges((spec.nics as Array<Record<string, unknown>> | undefined) ?? [], vm?.nics) } : {};
+  if (!vm) return { uuid, snapshot, datasets: [], imagesInstalled, started: false, ...nics };
   const datasets: RestoredDataset[] = [];
   for (const { source, into } of vm.pairs) {
     const backup = backupNameOf.get(source)!;
@@ -112,7 +115,7 @@ export async function restoreVm(options: RestoreOptions, context: Context): Prom
     datasets.push({ source, backup, local: into, mode: incremental ? 'incremental' : 'full', ...moved });
   }
   await finishRestore(spec, uuid, vm.cores, options.start, local);
-  return { uuid, snapshot, datasets, imagesInstalled, started: options.start };
+  return { uuid, snapshot, datasets, imagesInstalled, started: options.start, ...nics };
 }
 
 /**
@@ -121,17 +124,24 @@ export async function restoreVm(options: RestoreOptions, context: Context): Prom
  * (empty) datasets vmadm made are destroyed and the backed-up ones received in their place, as
  * clones of the local image where they were clones. vmadm's cores dataset is mounted inside the
  * zone root, so it steps aside until finishRestore. `sources` are the backed-up datasets, vmadm's
- * first in vmadm's order, then children below them. Undefined in a dry run.
+ * first in vmadm's order, then children below them. A `copy` gets new MACs and no static IPs
+ * (`nics`: what vmadm made). Undefined in a dry run.
  */
-export async function recreateStopped(spec: VmSpec, uuid: string, sources: readonly string[], local: Host): Promise<
-  { pairs: Array<{ source: string; into: string }>; localState: Map<string, DatasetState>; cores: string } | undefined
+export async function recreateStopped(spec: VmSpec, uuid: string, sources: readonly string[], local: Host, options: { copy: boolean }): Promise<
+  { pairs: Array<{ source: string; into: string }>; localState: Map<string, DatasetState>; cores: string; nics: Array<Record<string, unknown>> } | undefined
 > {
-  const payload = createPayload(spec as Record<string, unknown>, { uuid });
-  await local.run(['vmadm', 'create'], { mutates: true, input: JSON.stringify(payload) });
+  const payload = createPayload(spec as Record<string, unknown>, { uuid, copy: options.copy });
+  const creation = await local.run(['vmadm', 'create'], { mutates: true, input: JSON.stringify(payload), allowExitCodes: [1] });
+  if (creation.exitCode !== 0) {
+    const why = creation.stderr.trim().split('\n').slice(-3).join(' / ');
+    const hint = /Conflict detected/.test(why) ? ' Another VM on this host has one of its MACs or IPs: restore a copy with --new-uuid (new MACs, no static IPs), or delete that VM first.' : '';
+    throw new RestoreError(`vmadm create of VM ${uuid} on ${local.label} failed: ${why}.${hint}`);
+  }
   if (local.dryRun) return undefined;
   await local.run(['vmadm', 'stop', uuid], { mutates: true, allowExitCodes: [1] });
   const top = discoverDatasets(spec).datasets;
-  const fresh = discoverDatasets((await vmadmGet(local, uuid)).spec).datasets;
+  const created = (await vmadmGet(local, uuid)).spec;
+  const fresh = discoverDatasets(created).datasets;
   if (fresh.length !== top.length) throw new RestoreError(`the recreated VM ${uuid} has ${fresh.length} datasets, the backup ${top.length}: ${fresh.join(', ')}`);
   const localState = await listDatasets(local, fresh);
   const pairs = sources.map((source) => {
@@ -142,7 +152,7 @@ export async function recreateStopped(spec: VmSpec, uuid: string, sources: reado
   const cores = `${fresh[0]!.split('/')[0]}/cores/${uuid}`;
   await local.run(['zfs', 'unmount', cores], { mutates: true, allowExitCodes: [1] });
   for (const d of fresh.filter((d) => !fresh.some((p) => p !== d && isWithin(d, p)))) await local.run(['zfs', 'destroy', '-r', d], { mutates: true });
-  return { pairs, localState, cores };
+  return { pairs, localState, cores, nics: (created.nics as Array<Record<string, unknown>> | undefined) ?? [] };
 }
 
 /** Properties are not in the streams: vmadm sets its own again (quota; bhyve's refquota and reservations). */

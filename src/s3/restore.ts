@@ -5,6 +5,7 @@ import type { Host } from '../host/host.js';
 import type { Argv } from '../host/quote.js';
 import type { Log } from '../log.js';
 import { finishRestore, guidOf, makeRoom, recreateStopped, RestoreError, type RestoredDataset, type RestoreRequest, type RestoreResult } from '../restore/restore-vm.js';
+import { nicChanges } from '../restore/create-payload.js';
 import { installImageFromStream, measureFile } from '../restore/image-install.js';
 import { imgadmGet, type VmSpec } from '../smartos/vmadm.js';
 import { chainOf, readCatalog, type VmCatalog } from './catalog.js';
@@ -49,8 +50,9 @@ export async function restoreVmFromS3(options: RestoreRequest, context: Context)
   const uuid = options.newUuid ? randomUUID() : options.uuid;
   await makeRoom(uuid, options.force, local);
   const imagesInstalled = await ensureImages(set, origins, catalog, context);
-  const vm = await recreateStopped(spec, uuid, set.datasets, local);
-  if (!vm) return { uuid, snapshot: set.snapshot, datasets: [], imagesInstalled, started: false };
+  const vm = await recreateStopped(spec, uuid, set.datasets, local, { copy: options.newUuid });
+  const nics = options.newUuid ? { nics: nicChanges((spec.nics as Array<Record<string, unknown>> | undefined) ?? [], vm?.nics) } : {};
+  if (!vm) return { uuid, snapshot: set.snapshot, datasets: [], imagesInstalled, started: false, ...nics };
   const datasets: RestoredDataset[] = [];
   for (const { source, into } of vm.pairs) {
     const { chain, origin } = chains.find((c) => c.dataset === source)!;
@@ -68,7 +70,7 @@ export async function restoreVmFromS3(options: RestoreRequest, context: Context)
     datasets.push({ source, backup: chain[chain.length - 1]!.key, local: into, mode: origin || chain.length > 1 ? 'incremental' : 'full', bytes, seconds: (Date.now() - started) / 1000 });
   }
   await finishRestore(spec, uuid, vm.cores, options.start, local);
-  return { uuid, snapshot: set.snapshot, datasets, imagesInstalled, started: options.start };
+  return { uuid, snapshot: set.snapshot, datasets, imagesInstalled, started: options.start, ...nics };
 }
 
 /** The newest set (or the one asked for) whose every dataset has its stream with an unbroken chain. */

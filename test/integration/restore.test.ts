@@ -90,18 +90,26 @@ describe('restore drills', () => {
     const uuid = uuids.joyent!;
     const result = await zonecopy(['restore', uuid, '--new-uuid', '--json'], config);
     assert.equal(result.code, 0, result.stderr);
-    const copy = (JSON.parse(result.stdout) as { uuid: string }).uuid;
+    const restored = JSON.parse(result.stdout) as { uuid: string; nics: Array<{ interface: string; oldMac: string; newMac: string; droppedIps: string[] }> };
+    const copy = restored.uuid;
     assert.notEqual(copy, uuid);
     assert.deepEqual(await fingerprint(copy), second.joyent);
     assert.equal((await run('vmadm', ['get', uuid])).code, 0);
+    // vmadm refuses another VM's MAC or IP: the copy gets new MACs and no static IPs
+    const [original, twin] = [(await specOf(uuid)).nics[0]!, (await specOf(copy)).nics[0]! as { mac: string; ip?: string }];
+    assert.notEqual(twin.mac, original.mac);
+    assert.equal(twin.ip, undefined);
+    assert.deepEqual(restored.nics, [{ interface: 'net0', oldMac: original.mac, newMac: twin.mac, droppedIps: ['192.168.1.41'] }]);
   });
 
   it('restores onto another SmartOS host over SSH (--to-host), driven from this one', async () => {
     // the backup host's sshd stands in for the other SmartOS host: its vmadm and pool are this guest's
     const uuid = uuids.joyent!;
-    const result = await zonecopy(['restore', uuid, '--new-uuid', '--to-host', 'root@127.0.0.2', '--json'], config);
+    const result = await zonecopy(['restore', uuid, '--new-uuid', '--to-host', 'root@127.0.0.2'], config);
     assert.equal(result.code, 0, result.stderr);
-    const copy = (JSON.parse(result.stdout) as { uuid: string }).uuid;
+    const copy = /restored VM (\S+) /.exec(result.stdout)![1]!;
+    const mac = (await specOf(uuid)).nics[0]!.mac;
+    assert.match(result.stdout, new RegExp(`net0: MAC ${mac} -> (?!${mac})[0-9a-f:]{17}; static IP 192\\.168\\.1\\.41 dropped`));
     assert.deepEqual(await fingerprint(copy), second.joyent);
     const refused = await zonecopy(['restore', uuid, '--to-host', 'root@127.0.0.2:notaport'], config);
     assert.equal(refused.code, 2);

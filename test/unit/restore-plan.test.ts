@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { CommandError, HostStats, type CommandResult, type Host, type RunOptions, type StreamProcess } from '../../src/host/host.js';
 import { LocalHost } from '../../src/host/local.js';
 import type { Argv } from '../../src/host/quote.js';
-import { createPayload } from '../../src/restore/create-payload.js';
+import { nicLines } from '../../src/cli/restore-command.js';
+import { createPayload, nicChanges } from '../../src/restore/create-payload.js';
+import { recreateStopped } from '../../src/restore/restore-vm.js';
 import { installImageFromStream, installManifest, measureFile } from '../../src/restore/image-install.js';
 import { scratchDirectory } from './scratch.js';
 import type { DatasetState } from '../../src/zfs/list.js';
@@ -114,5 +116,41 @@ describe('restore onto a host without the image (issue 17, §2.3)', () => {
     const dry = new ScriptedHost([], true);
     await installImageFromStream(dry, 'i', {}, () => assert.fail('a dry run copies nothing'));
     assert.deepEqual(dry.commands, [], 'a dry run makes no directory it would leave behind');
+  });
+});
+
+describe('a copy beside the original (issue 17, §2.4)', () => {
+  it('a copy beside the original: no MACs (vmadm picks new ones), static IPs dropped with netmask and gateways, dhcp kept', () => {
+    const spec = {
+      uuid: 'u', brand: 'joyent', nics: [
+        { interface: 'net0', mac: '92:aa:00:00:00:01', nic_tag: 'admin', ip: '192.168.1.41', ips: ['192.168.1.41/24'], netmask: '255.255.255.0', gateway: '192.168.1.1', gateways: ['192.168.1.1'], primary: true },
+        { interface: 'net1', mac: '92:aa:00:00:00:02', nic_tag: 'internal', ip: 'dhcp', ips: ['dhcp', 'addrconf'] },
+      ],
+    };
+    const payload = createPayload(spec, { uuid: 'new', copy: true });
+    assert.deepEqual(payload.nics, [
+      { interface: 'net0', nic_tag: 'admin', primary: true },
+      { interface: 'net1', nic_tag: 'internal', ip: 'dhcp', ips: ['dhcp', 'addrconf'] },
+    ]);
+    assert.deepEqual(createPayload(spec, { uuid: 'u' }).nics, spec.nics, 'the same VM keeps its MACs and IPs');
+    const changes = nicChanges(spec.nics, [{ mac: '92:bb:00:00:00:01' }, { mac: '92:bb:00:00:00:02' }]);
+    assert.deepEqual(changes, [
+      { interface: 'net0', oldMac: '92:aa:00:00:00:01', newMac: '92:bb:00:00:00:01', droppedIps: ['192.168.1.41/24'] },
+      { interface: 'net1', oldMac: '92:aa:00:00:00:02', newMac: '92:bb:00:00:00:02', droppedIps: [] },
+    ]);
+    assert.deepEqual(nicLines({ uuid: 'new', nics: changes }), [
+      'net0: MAC 92:aa:00:00:00:01 -> 92:bb:00:00:00:01; static IP 192.168.1.41/24 dropped (give the copy its own: vmadm update new update_nics=...)',
+      'net1: MAC 92:aa:00:00:00:02 -> 92:bb:00:00:00:02',
+    ]);
+    assert.match(nicLines({ uuid: 'new', nics: nicChanges(spec.nics, undefined) })[0]!, /-> \(chosen by vmadm\)/, 'a dry run does not know the new MACs');
+  });
+
+  it('a vmadm create refused for another VM\'s MAC or IP says so and what to do, not "internal error"', async () => {
+    const host = new ScriptedHost([['vmadm create', { exitCode: 1, stderr: 'Conflict detected with another vm, please check the MAC, IP, and VRID' }]]);
+    const spec = { uuid: 'u', brand: 'joyent', zfs_filesystem: 'zones/u', nics: [{ mac: '92:aa:00:00:00:01', ip: '10.0.0.5' }] };
+    await assert.rejects(recreateStopped(spec, 'u', ['zones/u'], host, { copy: false }), {
+      name: 'RestoreError',
+      message: /^vmadm create of VM u on local failed: Conflict detected .*restore a copy with --new-uuid/,
+    });
   });
 });
