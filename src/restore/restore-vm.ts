@@ -8,6 +8,8 @@ import { datasetsWithin, listDatasets, type DatasetState } from '../zfs/list.js'
 import { isWithin, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { pickBackupSet } from './backup-sets.js';
 import { createPayload, nicChanges, type NicChange } from './create-payload.js';
+import { delegatedRole, diskPropertyCommands, receiveArgv } from './received-properties.js';
+import { releaseZonecopyHolds } from '../zfs/holds.js';
 import { ImageFileMeter, installImageFromStream } from './image-install.js';
 
 /** What the operator asked for, whatever the backup is kept on. */
@@ -107,14 +109,14 @@ export async function restoreVm(options: RestoreOptions, context: Context): Prom
     const localOrigin = vm.localState.get(into)?.origin;
     const incremental = origin !== undefined && localOrigin !== undefined && (await sameGuid(remote, origin, local, localOrigin));
     const send = incremental ? ['zfs', 'send', '-i', origin, `${backup}@${snapshot}`] : ['zfs', 'send', `${backup}@${snapshot}`];
-    const receive = ['zfs', 'receive', ...(incremental ? ['-o', `origin=${localOrigin}`] : []), into];
+    const receive = receiveArgv(into, { origin: incremental ? localOrigin : undefined, role: delegatedRole(source, spec.datasets ?? []) });
     log.verbose(`${send.join(' ')} -> ${receive.join(' ')}`);
     const stream = remote.spawn([send]);
     stream.stdin.end();
     const moved = await pump(stream, local.spawn([receive]), `restore of ${backup}@${snapshot} into ${into}`);
     datasets.push({ source, backup, local: into, mode: incremental ? 'incremental' : 'full', ...moved });
   }
-  await finishRestore(spec, uuid, vm.cores, options.start, local);
+  await finishRestore(spec, uuid, vm, options.start, local);
   return { uuid, snapshot, datasets, imagesInstalled, started: options.start, ...nics };
 }
 
@@ -155,20 +157,27 @@ export async function recreateStopped(spec: VmSpec, uuid: string, sources: reado
   return { pairs, localState, cores, nics: (created.nics as Array<Record<string, unknown>> | undefined) ?? [] };
 }
 
-/** Properties are not in the streams: vmadm sets its own again (quota; bhyve's refquota and reservations). */
-export async function finishRestore(spec: VmSpec, uuid: string, cores: string, start: boolean, local: Host): Promise<void> {
-  await local.run(['zfs', 'mount', cores], { mutates: true, allowExitCodes: [1] });
+/** Properties are not in the streams: vmadm sets its own again (quota; bhyve's refquota and reservations), zvols get their refreservation back. */
+export async function finishRestore(spec: VmSpec, uuid: string, vm: { cores: string; pairs: ReadonlyArray<{ source: string; into: string }> }, start: boolean, local: Host): Promise<void> {
+  await local.run(['zfs', 'mount', vm.cores], { mutates: true, allowExitCodes: [1] });
+  for (const argv of diskPropertyCommands(spec as { disks?: Array<Record<string, unknown>> }, vm.pairs)) await local.run(argv, { mutates: true });
   if (typeof spec.quota === 'number') await local.run(['vmadm', 'update', uuid, `quota=${spec.quota}`], { mutates: true });
   if (start) await local.run(['vmadm', 'start', uuid], { mutates: true });
 }
 
-/** Refuses to touch an existing VM unless --force, which deletes it first. */
+/**
+ * Refuses to touch an existing VM unless --force, which deletes it first, after releasing
+ * zonecopy's holds on its snapshots here: vmadm delete's `zfs destroy -r` stops at a held
+ * snapshot and leaves the VM half deleted.
+ */
 export async function makeRoom(uuid: string, force: boolean, local: Host): Promise<void> {
   const existing = await local.run(['vmadm', 'get', uuid], { mutates: false, allowExitCodes: [1] });
   if (existing.exitCode !== 0) return;
   if (!force) {
     throw new RestoreError(`VM ${uuid} exists on this host; zonecopy will not overwrite it. Use --force to replace it, or --new-uuid to restore a copy beside it.`);
   }
+  const { datasets } = discoverDatasets((await vmadmGet(local, uuid)).spec);
+  await releaseZonecopyHolds(local, datasets);
   await local.run(['vmadm', 'delete', uuid], { mutates: true });
 }
 

@@ -7,6 +7,7 @@ import type { Log } from '../log.js';
 import { finishRestore, guidOf, makeRoom, recreateStopped, RestoreError, type RestoredDataset, type RestoreRequest, type RestoreResult } from '../restore/restore-vm.js';
 import { nicChanges } from '../restore/create-payload.js';
 import { installImageFromStream, measureFile } from '../restore/image-install.js';
+import { delegatedRole, receiveArgv } from '../restore/received-properties.js';
 import { imgadmGet, type VmSpec } from '../smartos/vmadm.js';
 import { chainOf, readCatalog, type VmCatalog } from './catalog.js';
 import type { SetManifest, StoredStream } from './keys.js';
@@ -63,13 +64,14 @@ export async function restoreVmFromS3(options: RestoreRequest, context: Context)
     let bytes = 0;
     const started = Date.now();
     for (const [i, stream] of chain.entries()) {
-      const receive = ['zfs', 'receive', ...(i === 0 && origin ? ['-o', `origin=${localOrigin}`] : []), into];
+      const role = delegatedRole(source, spec.datasets ?? []);
+      const receive = receiveArgv(into, { origin: i === 0 && origin ? localOrigin : undefined, role: i === 0 || !role ? role : 'below-delegated' });
       log.verbose(`${stream.key} -> ${receive.join(' ')}`);
       bytes += await receiveObject(store, stream, receive, local);
     }
     datasets.push({ source, backup: chain[chain.length - 1]!.key, local: into, mode: origin || chain.length > 1 ? 'incremental' : 'full', bytes, seconds: (Date.now() - started) / 1000 });
   }
-  await finishRestore(spec, uuid, vm.cores, options.start, local);
+  await finishRestore(spec, uuid, vm, options.start, local);
   return { uuid, snapshot: set.snapshot, datasets, imagesInstalled, started: options.start, ...nics };
 }
 

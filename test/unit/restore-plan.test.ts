@@ -1,17 +1,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pickBackupSet } from '../../src/restore/backup-sets.js';
-import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { CommandError, HostStats, type CommandResult, type Host, type RunOptions, type StreamProcess } from '../../src/host/host.js';
-import { LocalHost } from '../../src/host/local.js';
 import type { Argv } from '../../src/host/quote.js';
 import { nicLines } from '../../src/cli/restore-command.js';
 import { createPayload, nicChanges } from '../../src/restore/create-payload.js';
-import { recreateStopped } from '../../src/restore/restore-vm.js';
 import { installImageFromStream, installManifest, measureFile } from '../../src/restore/image-install.js';
+import { LocalHost } from '../../src/host/local.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { scratchDirectory } from './scratch.js';
+import { delegatedRole, diskPropertyCommands, receiveArgv } from '../../src/restore/received-properties.js';
+import { recreateStopped } from '../../src/restore/restore-vm.js';
+import { releaseZonecopyHolds } from '../../src/zfs/holds.js';
 import type { DatasetState } from '../../src/zfs/list.js';
 
 const ds = (name: string, snaps: string[]): DatasetState => ({ name, type: 'filesystem', guid: 'g', snapshots: snaps.map((s, i) => ({ name: s, guid: `${name}${s}`, createtxg: i, creation: i, userrefs: 0 })) });
@@ -78,7 +80,7 @@ class ScriptedHost implements Host {
   async close(): Promise<void> {}
 }
 
-describe('restore onto a host without the image (issue 17, §2.3)', () => {
+describe('restore fidelity (issue 17, §2.3, §2.4, §2.9, §2.12)', () => {
   it('hands imgadm install a manifest that describes the raw stream it is given, other fields kept', () => {
     const stored = { uuid: 'i', name: 'base', files: [{ sha1: '0'.repeat(40), size: 1048576, compression: 'gzip', dataset_guid: '123' }] };
     assert.deepEqual(installManifest(stored, { size: 5000, sha1: 'ab'.repeat(20) }), {
@@ -117,9 +119,7 @@ describe('restore onto a host without the image (issue 17, §2.3)', () => {
     await installImageFromStream(dry, 'i', {}, () => assert.fail('a dry run copies nothing'));
     assert.deepEqual(dry.commands, [], 'a dry run makes no directory it would leave behind');
   });
-});
 
-describe('a copy beside the original (issue 17, §2.4)', () => {
   it('a copy beside the original: no MACs (vmadm picks new ones), static IPs dropped with netmask and gateways, dhcp kept', () => {
     const spec = {
       uuid: 'u', brand: 'joyent', nics: [
@@ -152,5 +152,51 @@ describe('a copy beside the original (issue 17, §2.4)', () => {
       name: 'RestoreError',
       message: /^vmadm create of VM u on local failed: Conflict detected .*restore a copy with --new-uuid/,
     });
+  });
+
+  it('delegated datasets are received unmounted, zoned=on on their top; others as before', () => {
+    const delegated = ['zones/u/data'];
+    assert.deepEqual(receiveArgv('zones/n/data', { role: delegatedRole('zones/u/data', delegated) }), ['zfs', 'receive', '-u', '-o', 'zoned=on', 'zones/n/data']);
+    assert.deepEqual(receiveArgv('zones/n/data/pg', { role: delegatedRole('zones/u/data/pg', delegated) }), ['zfs', 'receive', '-u', 'zones/n/data/pg']);
+    assert.deepEqual(receiveArgv('zones/n', { origin: 'zones/img@final', role: delegatedRole('zones/u', delegated) }), ['zfs', 'receive', '-o', 'origin=zones/img@final', 'zones/n']);
+    assert.equal(delegatedRole('zones/u/database', delegated), undefined, 'a sibling whose name starts alike is not below it');
+  });
+
+  it('zvols get the refreservation the stored spec gives (MiB), nothing else is touched', () => {
+    const spec = { disks: [{ zfs_filesystem: 'zones/u-disk0', refreservation: 0 }, { zfs_filesystem: 'zones/u-disk1', refreservation: 33 }, { zfs_filesystem: 'zones/u-disk2' }] };
+    const pairs = [0, 1, 2].map((i) => ({ source: `zones/u-disk${i}`, into: `zones/n-disk${i}` }));
+    assert.deepEqual(diskPropertyCommands(spec, pairs), [
+      ['zfs', 'set', 'refreservation=none', 'zones/n-disk0'],
+      ['zfs', 'set', 'refreservation=33M', 'zones/n-disk1'],
+    ]);
+  });
+
+  it('releases zonecopy\'s holds only, one zfs release per tag, and only prints them in a dry run', async () => {
+    const row = (...cells: string[]) => cells.join('\t');
+    const host = (dryRun: boolean) => new ScriptedHost([
+      ['zfs list', { stdout: [
+        row('zones/u', 'filesystem', '1', '1', '1', '-', '-', '-', '0', 'off', 'on'),
+        row('zones/u@a', 'snapshot', '2', '2', '2', '-', '-', '3', '-', '-', '-'),
+        row('zones/u@b', 'snapshot', '3', '3', '3', '-', '-', '0', '-', '-', '-'),
+        row('zones/u/data', 'filesystem', '4', '4', '4', '-', '-', '-', '0', 'off', 'on'),
+        row('zones/u/data@a', 'snapshot', '5', '5', '5', '-', '-', '1', '-', '-', '-'),
+      ].join('\n') }],
+      ['zfs holds', { stdout: [
+        row('zones/u@a', 'zonecopy:backup:daily', 'Mon'), row('zones/u@a', 'operator-keep', 'Mon'),
+        row('zones/u@a', 'zonecopy:backup:weekly', 'Mon'), row('zones/u/data@a', 'zonecopy:backup:daily', 'Mon'),
+      ].join('\n') }],
+    ], dryRun);
+    const live = host(false);
+    const released = await releaseZonecopyHolds(live, ['zones/u']);
+    assert.equal(released.length, 3);
+    assert.deepEqual(live.commands.find((c) => c[1] === 'holds'), ['zfs', 'holds', '-H', 'zones/u@a', 'zones/u/data@a'], 'only snapshots with holds are asked about');
+    assert.deepEqual(live.commands.filter((c) => c[1] === 'release'), [
+      ['zfs', 'release', 'zonecopy:backup:daily', 'zones/u@a', 'zones/u/data@a'],
+      ['zfs', 'release', 'zonecopy:backup:weekly', 'zones/u@a'],
+    ]);
+    const dry = host(true);
+    assert.equal((await releaseZonecopyHolds(dry, ['zones/u'])).length, 3);
+    assert.deepEqual(dry.commands.filter((c) => c[1] === 'release'), []);
+    assert.deepEqual(dry.skippedLines, ['zfs release zonecopy:backup:daily zones/u@a zones/u/data@a', 'zfs release zonecopy:backup:weekly zones/u@a']);
   });
 });
