@@ -6,6 +6,7 @@ import { HostKeyError } from '../host/known-hosts.js';
 import { ConnectError } from '../host/remote.js';
 import { EXIT_FAILED, EXIT_USAGE } from './exit-codes.js';
 import { UsageError } from './session.js';
+import { releaseCommand, type ReleaseFlags } from './release-command.js';
 import { restoreCommand, type RestoreFlags } from './restore-command.js';
 import { statusCommand, type StatusFlags } from './status-command.js';
 import { VERSION } from './version.js';
@@ -56,6 +57,18 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable result')
     .action(async (uuid: string, flags: RestoreFlags) => {
       process.exitCode = await restoreCommand(uuid, flags);
+    });
+
+  program
+    .command('release')
+    .description('Release zonecopy\'s holds (tags zonecopy:<host>:<group>) on one VM\'s snapshots, so `vmadm delete` and `vmadm rollback-snapshot` can destroy them. The next backup holds its newest common snapshot again.')
+    .argument('<vm-uuid>', 'UUID of a VM on this host')
+    .option('--config <path>', 'configuration file')
+    .option('--remote', 'also release them on the backup host (its copies of the VM\'s datasets)')
+    .option('--dry-run', 'print what would be released and release nothing')
+    .addHelpText('after', '\nExit status: 0 released (or nothing to release), 1 failed, 2 usage or configuration error.')
+    .action(async (uuid: string, flags: ReleaseFlags) => {
+      process.exitCode = await releaseCommand(uuid, flags);
     });
 
   program

@@ -61,6 +61,7 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
       process.stdout.write(`${flags.dryRun ? '[dry run] ' : ''}restored VM ${result.uuid} from backup set ${result.snapshot} in ${seconds.toFixed(1)} s${result.started ? ', started' : ', stopped'}\n`);
       for (const d of result.datasets) process.stdout.write(`  ${d.backup}@${result.snapshot} -> ${d.local}  ${d.mode}  ${humanBytes(d.bytes)}  ${d.seconds.toFixed(1)} s\n`);
       if (result.imagesInstalled.length) process.stdout.write(`  images installed from the backup: ${result.imagesInstalled.join(', ')}\n`);
+      for (const line of nicLines(result)) process.stdout.write(`  ${line}\n`);
     }
     return EXIT_OK;
   } catch (error) {
@@ -78,4 +79,12 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
 async function restoreFromS3(options: RestoreRequest, config: Config, local: Host, log: Log): Promise<RestoreResult> {
   const { restoreVmFromS3, S3Store } = await import('../s3/index.js');
   return restoreVmFromS3(options, { local, store: new S3Store(config.s3!), s3: config.s3!, log });
+}
+
+/** What a copy's nics lost beside the original: one line per nic. */
+export function nicLines(result: Pick<RestoreResult, 'uuid' | 'nics'>): string[] {
+  return (result.nics ?? []).map((nic) => {
+    const dropped = nic.droppedIps.length ? `; static IP ${nic.droppedIps.join(', ')} dropped (give the copy its own: vmadm update ${result.uuid} update_nics=...)` : '';
+    return `${nic.interface}: MAC ${nic.oldMac} -> ${nic.newMac ?? '(chosen by vmadm)'}${dropped}`;
+  });
 }

@@ -7,7 +7,10 @@ import { pump } from '../transfer/pump.js';
 import { datasetsWithin, listDatasets, type DatasetState } from '../zfs/list.js';
 import { isWithin, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { pickBackupSet } from './backup-sets.js';
-import { createPayload } from './create-payload.js';
+import { createPayload, nicChanges, type NicChange } from './create-payload.js';
+import { delegatedRole, diskPropertyCommands, receiveArgv } from './received-properties.js';
+import { releaseZonecopyHolds } from '../zfs/holds.js';
+import { ImageFileMeter, installImageFromStream } from './image-install.js';
 
 /** What the operator asked for, whatever the backup is kept on. */
 export interface RestoreRequest {
@@ -41,6 +44,8 @@ export interface RestoreResult {
   datasets: RestoredDataset[];
   imagesInstalled: string[];
   started: boolean;
+  /** A copy (--new-uuid): what its nics lost so that vmadm accepts it beside the original. */
+  nics?: NicChange[];
 }
 
 export class RestoreError extends Error {
@@ -94,8 +99,9 @@ export async function restoreVm(options: RestoreOptions, context: Context): Prom
     const i = targets.findIndex((t) => isWithin(b, t));
     return [sources[i]! + b.slice(targets[i]!.length), b] as const;
   })]);
-  const vm = await recreateStopped(spec, uuid, [...backupNameOf.keys()], local);
-  if (!vm) return { uuid, snapshot, datasets: [], imagesInstalled, started: false };
+  const vm = await recreateStopped(spec, uuid, [...backupNameOf.keys()], local, { copy: options.newUuid });
+  const nics = options.newUuid ? { nics: nicChanges((spec.nics as Array<Record<string, unknown>> | undefined) ?? [], vm?.nics) } : {};
+  if (!vm) return { uuid, snapshot, datasets: [], imagesInstalled, started: false, ...nics };
   const datasets: RestoredDataset[] = [];
   for (const { source, into } of vm.pairs) {
     const backup = backupNameOf.get(source)!;
@@ -103,15 +109,15 @@ export async function restoreVm(options: RestoreOptions, context: Context): Prom
     const localOrigin = vm.localState.get(into)?.origin;
     const incremental = origin !== undefined && localOrigin !== undefined && (await sameGuid(remote, origin, local, localOrigin));
     const send = incremental ? ['zfs', 'send', '-i', origin, `${backup}@${snapshot}`] : ['zfs', 'send', `${backup}@${snapshot}`];
-    const receive = ['zfs', 'receive', ...(incremental ? ['-o', `origin=${localOrigin}`] : []), into];
+    const receive = receiveArgv(into, { origin: incremental ? localOrigin : undefined, role: delegatedRole(source, spec.datasets ?? []) });
     log.verbose(`${send.join(' ')} -> ${receive.join(' ')}`);
     const stream = remote.spawn([send]);
     stream.stdin.end();
     const moved = await pump(stream, local.spawn([receive]), `restore of ${backup}@${snapshot} into ${into}`);
     datasets.push({ source, backup, local: into, mode: incremental ? 'incremental' : 'full', ...moved });
   }
-  await finishRestore(spec, uuid, vm.cores, options.start, local);
-  return { uuid, snapshot, datasets, imagesInstalled, started: options.start };
+  await finishRestore(spec, uuid, vm, options.start, local);
+  return { uuid, snapshot, datasets, imagesInstalled, started: options.start, ...nics };
 }
 
 /**
@@ -120,17 +126,24 @@ export async function restoreVm(options: RestoreOptions, context: Context): Prom
  * (empty) datasets vmadm made are destroyed and the backed-up ones received in their place, as
  * clones of the local image where they were clones. vmadm's cores dataset is mounted inside the
  * zone root, so it steps aside until finishRestore. `sources` are the backed-up datasets, vmadm's
- * first in vmadm's order, then children below them. Undefined in a dry run.
+ * first in vmadm's order, then children below them. A `copy` gets new MACs and no static IPs
+ * (`nics`: what vmadm made). Undefined in a dry run.
  */
-export async function recreateStopped(spec: VmSpec, uuid: string, sources: readonly string[], local: Host): Promise<
-  { pairs: Array<{ source: string; into: string }>; localState: Map<string, DatasetState>; cores: string } | undefined
+export async function recreateStopped(spec: VmSpec, uuid: string, sources: readonly string[], local: Host, options: { copy: boolean }): Promise<
+  { pairs: Array<{ source: string; into: string }>; localState: Map<string, DatasetState>; cores: string; nics: Array<Record<string, unknown>> } | undefined
 > {
-  const payload = createPayload(spec as Record<string, unknown>, { uuid });
-  await local.run(['vmadm', 'create'], { mutates: true, input: JSON.stringify(payload) });
+  const payload = createPayload(spec as Record<string, unknown>, { uuid, copy: options.copy });
+  const creation = await local.run(['vmadm', 'create'], { mutates: true, input: JSON.stringify(payload), allowExitCodes: [1] });
+  if (creation.exitCode !== 0) {
+    const why = creation.stderr.trim().split('\n').slice(-3).join(' / ');
+    const hint = /Conflict detected/.test(why) ? ' Another VM on this host has one of its MACs or IPs: restore a copy with --new-uuid (new MACs, no static IPs), or delete that VM first.' : '';
+    throw new RestoreError(`vmadm create of VM ${uuid} on ${local.label} failed: ${why}.${hint}`);
+  }
   if (local.dryRun) return undefined;
   await local.run(['vmadm', 'stop', uuid], { mutates: true, allowExitCodes: [1] });
   const top = discoverDatasets(spec).datasets;
-  const fresh = discoverDatasets((await vmadmGet(local, uuid)).spec).datasets;
+  const created = (await vmadmGet(local, uuid)).spec;
+  const fresh = discoverDatasets(created).datasets;
   if (fresh.length !== top.length) throw new RestoreError(`the recreated VM ${uuid} has ${fresh.length} datasets, the backup ${top.length}: ${fresh.join(', ')}`);
   const localState = await listDatasets(local, fresh);
   const pairs = sources.map((source) => {
@@ -141,23 +154,30 @@ export async function recreateStopped(spec: VmSpec, uuid: string, sources: reado
   const cores = `${fresh[0]!.split('/')[0]}/cores/${uuid}`;
   await local.run(['zfs', 'unmount', cores], { mutates: true, allowExitCodes: [1] });
   for (const d of fresh.filter((d) => !fresh.some((p) => p !== d && isWithin(d, p)))) await local.run(['zfs', 'destroy', '-r', d], { mutates: true });
-  return { pairs, localState, cores };
+  return { pairs, localState, cores, nics: (created.nics as Array<Record<string, unknown>> | undefined) ?? [] };
 }
 
-/** Properties are not in the streams: vmadm sets its own again (quota; bhyve's refquota and reservations). */
-export async function finishRestore(spec: VmSpec, uuid: string, cores: string, start: boolean, local: Host): Promise<void> {
-  await local.run(['zfs', 'mount', cores], { mutates: true, allowExitCodes: [1] });
+/** Properties are not in the streams: vmadm sets its own again (quota; bhyve's refquota and reservations), zvols get their refreservation back. */
+export async function finishRestore(spec: VmSpec, uuid: string, vm: { cores: string; pairs: ReadonlyArray<{ source: string; into: string }> }, start: boolean, local: Host): Promise<void> {
+  await local.run(['zfs', 'mount', vm.cores], { mutates: true, allowExitCodes: [1] });
+  for (const argv of diskPropertyCommands(spec as { disks?: Array<Record<string, unknown>> }, vm.pairs)) await local.run(argv, { mutates: true });
   if (typeof spec.quota === 'number') await local.run(['vmadm', 'update', uuid, `quota=${spec.quota}`], { mutates: true });
   if (start) await local.run(['vmadm', 'start', uuid], { mutates: true });
 }
 
-/** Refuses to touch an existing VM unless --force, which deletes it first. */
+/**
+ * Refuses to touch an existing VM unless --force, which deletes it first, after releasing
+ * zonecopy's holds on its snapshots here: vmadm delete's `zfs destroy -r` stops at a held
+ * snapshot and leaves the VM half deleted.
+ */
 export async function makeRoom(uuid: string, force: boolean, local: Host): Promise<void> {
   const existing = await local.run(['vmadm', 'get', uuid], { mutates: false, allowExitCodes: [1] });
   if (existing.exitCode !== 0) return;
   if (!force) {
     throw new RestoreError(`VM ${uuid} exists on this host; zonecopy will not overwrite it. Use --force to replace it, or --new-uuid to restore a copy beside it.`);
   }
+  const { datasets } = discoverDatasets((await vmadmGet(local, uuid)).spec);
+  await releaseZonecopyHolds(local, datasets);
   await local.run(['vmadm', 'delete', uuid], { mutates: true });
 }
 
@@ -173,7 +193,7 @@ async function ensureImages(spec: VmSpec, snapshot: string, directory: string, r
   const { local, log } = context;
   const origins = new Set([...remote.values()].flatMap((d) => (d.origin ? [d.origin] : [])));
   const installed: string[] = [];
-  let manifests: Array<{ manifest?: { uuid?: string } }> | undefined;
+  let manifests: Array<{ manifest?: { uuid?: string } & Record<string, unknown> }> | undefined;
   for (const origin of origins) {
     const image = UUID_TAIL.exec(splitSnapshot(origin).dataset)?.[1];
     if (!image) continue;
@@ -192,15 +212,15 @@ async function ensureImages(spec: VmSpec, snapshot: string, directory: string, r
       throw new RestoreError(`image ${image} is not installed here and its manifest was not stored with backup ${snapshot}: import it first (imgadm import ${image}); its @final guid must be ${backupGuid}.`);
     }
     log.info(`installing image ${image} from the backup host`);
-    const work = (await local.run(['mktemp', '-d'], { mutates: false })).stdout.trim();
-    await local.run(['sh', '-c', 'cat > "$1"', 'sh', `${work}/manifest.json`], { mutates: true, input: JSON.stringify(manifest) });
-    if (!local.dryRun) {
+    await installImageFromStream(local, image, manifest, async (file) => {
+      const meter = new ImageFileMeter();
       const stream = context.remote.spawn([['zfs', 'send', origin]]);
       stream.stdin.end();
-      await pump(stream, local.spawn([['sh', '-c', 'cat > "$1"', 'sh', `${work}/image.zfs`]]), `copy of image ${origin}`);
-    }
-    await local.run(['imgadm', 'install', '-m', `${work}/manifest.json`, '-f', `${work}/image.zfs`], { mutates: true });
-    await local.run(['rm', '-rf', work], { mutates: true });
+      await pump(stream, local.spawn([['sh', '-c', 'cat > "$1"', 'sh', file]]), `copy of image ${origin}`, meter.observe);
+      return meter.result();
+    }).catch((error: Error) => {
+      throw new RestoreError(`installing image ${image} from the backup host failed: ${error.message}`);
+    });
     installed.push(image);
   }
   return installed;
@@ -210,11 +230,11 @@ export async function guidOf(host: Host, snapshot: string): Promise<string> {
   return (await host.run(['zfs', 'get', '-Hp', '-o', 'value', 'guid', snapshot], { mutates: false, allowExitCodes: [1] })).stdout.trim();
 }
 
-async function readManifests(directory: string, snapshot: string, remote: Host): Promise<Array<{ manifest?: { uuid?: string } }>> {
+async function readManifests(directory: string, snapshot: string, remote: Host): Promise<Array<{ manifest?: { uuid?: string } & Record<string, unknown> }>> {
   const out = await remote.run(['cat', `${directory}/${snapshot}.images.json`], { mutates: false, allowExitCodes: [1] });
   if (out.exitCode !== 0) return [];
   try {
-    return JSON.parse(out.stdout) as Array<{ manifest?: { uuid?: string } }>;
+    return JSON.parse(out.stdout) as Array<{ manifest?: { uuid?: string } & Record<string, unknown> }>;
   } catch {
     return [];
   }

@@ -5,6 +5,9 @@ import type { Host } from '../host/host.js';
 import type { Argv } from '../host/quote.js';
 import type { Log } from '../log.js';
 import { finishRestore, guidOf, makeRoom, recreateStopped, RestoreError, type RestoredDataset, type RestoreRequest, type RestoreResult } from '../restore/restore-vm.js';
+import { nicChanges } from '../restore/create-payload.js';
+import { installImageFromStream, measureFile } from '../restore/image-install.js';
+import { delegatedRole, receiveArgv } from '../restore/received-properties.js';
 import { imgadmGet, type VmSpec } from '../smartos/vmadm.js';
 import { chainOf, readCatalog, type VmCatalog } from './catalog.js';
 import type { SetManifest, StoredStream } from './keys.js';
@@ -49,8 +52,9 @@ export async function restoreVmFromS3(options: RestoreRequest, context: Context)
   const uuid = options.newUuid ? randomUUID() : options.uuid;
   await makeRoom(uuid, options.force, local);
   const imagesInstalled = await ensureImages(set, origins, catalog, context);
-  const vm = await recreateStopped(spec, uuid, set.datasets, local);
-  if (!vm) return { uuid, snapshot: set.snapshot, datasets: [], imagesInstalled, started: false };
+  const vm = await recreateStopped(spec, uuid, set.datasets, local, { copy: options.newUuid });
+  const nics = options.newUuid ? { nics: nicChanges((spec.nics as Array<Record<string, unknown>> | undefined) ?? [], vm?.nics) } : {};
+  if (!vm) return { uuid, snapshot: set.snapshot, datasets: [], imagesInstalled, started: false, ...nics };
   const datasets: RestoredDataset[] = [];
   for (const { source, into } of vm.pairs) {
     const { chain, origin } = chains.find((c) => c.dataset === source)!;
@@ -61,14 +65,15 @@ export async function restoreVmFromS3(options: RestoreRequest, context: Context)
     let bytes = 0;
     const started = Date.now();
     for (const [i, stream] of chain.entries()) {
-      const receive = ['zfs', 'receive', ...(i === 0 && origin ? ['-o', `origin=${localOrigin}`] : []), into];
+      const role = delegatedRole(source, spec.datasets ?? []);
+      const receive = receiveArgv(into, { origin: i === 0 && origin ? localOrigin : undefined, role: i === 0 || !role ? role : 'below-delegated' });
       log.verbose(`${stream.key} -> ${receive.join(' ')}`);
       bytes += await receiveObject(store, stream, receive, local, context.s3);
     }
     datasets.push({ source, backup: chain[chain.length - 1]!.key, local: into, mode: origin || chain.length > 1 ? 'incremental' : 'full', bytes, seconds: (Date.now() - started) / 1000 });
   }
-  await finishRestore(spec, uuid, vm.cores, options.start, local);
-  return { uuid, snapshot: set.snapshot, datasets, imagesInstalled, started: options.start };
+  await finishRestore(spec, uuid, vm, options.start, local);
+  return { uuid, snapshot: set.snapshot, datasets, imagesInstalled, started: options.start, ...nics };
 }
 
 /** The newest set (or the one asked for) whose every dataset has its stream with an unbroken chain. */
@@ -117,11 +122,13 @@ async function ensureImages(set: SetManifest, origins: Array<NonNullable<StoredS
       throw new RestoreError(`image ${image} is not installed here and the bucket has no ${manifest ? 'stream' : 'manifest'} of it: import it first (imgadm import ${image}); its @${origin.snapshot} guid must be ${origin.guid}.`);
     }
     log.info(`installing image ${image} from ${store.label}`);
-    const work = (await local.run(['mktemp', '-d'], { mutates: false })).stdout.trim();
-    await local.run(['sh', '-c', 'cat > "$1"', 'sh', `${work}/manifest.json`], { mutates: true, input: JSON.stringify(manifest) });
-    if (!local.dryRun) await receiveObject(store, stream, ['sh', '-c', 'cat > "$1"', 'sh', `${work}/image.zfs`], local, context.s3);
-    await local.run(['imgadm', 'install', '-m', `${work}/manifest.json`, '-f', `${work}/image.zfs`], { mutates: true });
-    await local.run(['rm', '-rf', work], { mutates: true });
+    await installImageFromStream(local, image, manifest as Record<string, unknown>, async (file) => {
+      await receiveObject(store, stream, ['sh', '-c', 'cat > "$1"', 'sh', file], local, context.s3);
+      // decrypted and decompressed on the way, so the bytes written never passed through here
+      return measureFile(local, file);
+    }).catch((error: Error) => {
+      throw new RestoreError(`installing image ${image} from ${store.label} failed: ${error.message}`);
+    });
     installed.push(image);
   }
   return installed;

@@ -4,16 +4,18 @@ import type { CommandResult, StreamProcess } from '../host/host.js';
 import { TransferError, type TransferResult } from './strategy.js';
 
 /**
- * Moves a stream from `source` to `sink`, counting bytes. When either end fails the other is
- * ended too (no half-open zfs send waiting forever on a dead receiver), and the error names both.
+ * Moves a stream from `source` to `sink`, counting bytes (and showing each chunk to `observe`, to
+ * hash it on the way). When either end fails the other is ended too (no half-open zfs send waiting
+ * forever on a dead receiver), and the error names both.
  */
-export async function pump(source: StreamProcess, sink: StreamProcess, what: string): Promise<TransferResult> {
+export async function pump(source: StreamProcess, sink: StreamProcess, what: string, observe?: (chunk: Buffer) => void): Promise<TransferResult> {
   const started = Date.now();
   let bytes = 0;
   const counter = new Transform({
     highWaterMark: 1 << 20,
     transform(chunk: Buffer, _encoding, callback) {
       bytes += chunk.length;
+      observe?.(chunk);
       callback(null, chunk);
     },
   });

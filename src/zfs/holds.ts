@@ -1,6 +1,6 @@
 import type { Host } from '../host/host.js';
 import type { Argv } from '../host/quote.js';
-import { inParts, type DatasetState } from './list.js';
+import { inParts, listDatasets, type DatasetState } from './list.js';
 import { isWithin, parentOf, splitSnapshot } from './names.js';
 
 /**
@@ -53,4 +53,31 @@ export async function snapshotsHeldBy(host: Host, tag: string, datasets: Iterabl
     if (snapshot && holdTag === tag) result.add(snapshot);
   }
   return result;
+}
+
+/** Every hold zonecopy places has a tag starting with this (`zonecopy:<backup host>:<group>`). */
+export const HOLD_TAG_PREFIX = 'zonecopy:';
+
+export interface Hold {
+  snapshot: string;
+  tag: string;
+}
+
+/**
+ * Releases zonecopy's holds (and no one else's) on the snapshots of `datasets` and everything
+ * below them, one `zfs release` per tag; returns them. A dry run lists them and prints the commands.
+ */
+export async function releaseZonecopyHolds(host: Host, datasets: readonly string[]): Promise<Hold[]> {
+  const state = await listDatasets(host, datasets, { recursive: true });
+  const held = [...state.values()].flatMap((d) => d.snapshots.filter((s) => s.userrefs > 0).map((s) => `${d.name}@${s.name}`));
+  if (held.length === 0) return [];
+  const outputs = await Promise.all(inParts(held).map((part) => host.run(['zfs', 'holds', '-H', ...part], { mutates: false })));
+  const holds = outputs
+    .flatMap((out) => out.stdout.split('\n'))
+    .map((line) => line.split('\t'))
+    .filter(([snapshot, tag]) => snapshot && tag?.startsWith(HOLD_TAG_PREFIX))
+    .map(([snapshot, tag]) => ({ snapshot: snapshot!, tag: tag! }));
+  const tags = [...new Set(holds.map((h) => h.tag))];
+  for (const tag of tags) await host.run(['zfs', 'release', tag, ...holds.filter((h) => h.tag === tag).map((h) => h.snapshot)], { mutates: true });
+  return holds;
 }

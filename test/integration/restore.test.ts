@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { createFixtures, fixtureUuid } from './fixtures.js';
-import { releaseHolds, resetHosts, run, sh, writeConfig, zonecopy, PROJECT, type TestConfig } from './harness.js';
-import { change, essentials, fingerprint, specOf, type Spec } from './vm-checks.js';
+import { releaseHolds, resetHosts, run, sh, snapshotsOf, writeConfig, zonecopy, PROJECT, type TestConfig } from './harness.js';
+import { change, essentials, fingerprint, specOf, withMounted, type Spec } from './vm-checks.js';
 
 const BRANDS = ['joyent', 'lx', 'kvm', 'bhyve'] as const;
 
@@ -70,7 +70,16 @@ describe('restore drills', () => {
       assert.match(result.stdout, /backup set daily-b2/);
       assert.deepEqual(await fingerprint(uuid), second[brand]);
       assert.deepEqual(essentials(await specOf(uuid)), essentials(specs[brand]!));
-      if (brand === 'joyent') assert.equal((await sh(`cat /zones/${uuid}/data/pgsql/table`)).trim(), 'rows', 'a child of the delegated dataset came back');
+      if (brand === 'joyent') {
+        const data = `zones/${uuid}/data`;
+        assert.equal((await sh(`zfs get -H -o value zoned,mounted ${data} ${data}/pgsql`)).trim(), 'on\nno\non\nno', 'delegated datasets come back as vmadm makes them: zoned, not mounted in the global zone');
+        const table = await withMounted(data, () => withMounted(`${data}/pgsql`, () => sh(`cat /zones/${uuid}/data/pgsql/table`)));
+        assert.equal(table.trim(), 'rows', 'a child of the delegated dataset came back');
+      }
+      if (brand === 'kvm' || brand === 'bhyve') {
+        const reservations = (spec: Spec) => (spec.disks ?? []).map((d) => d.refreservation);
+        assert.deepEqual(reservations(await specOf(uuid)), reservations(specs[brand]!), 'zvol refreservations as the stored spec says');
+      }
 
       const refused = await zonecopy(['restore', uuid, '--snapshot', 'daily-b1'], config);
       assert.equal(refused.code, 1);
@@ -90,18 +99,26 @@ describe('restore drills', () => {
     const uuid = uuids.joyent!;
     const result = await zonecopy(['restore', uuid, '--new-uuid', '--json'], config);
     assert.equal(result.code, 0, result.stderr);
-    const copy = (JSON.parse(result.stdout) as { uuid: string }).uuid;
+    const restored = JSON.parse(result.stdout) as { uuid: string; nics: Array<{ interface: string; oldMac: string; newMac: string; droppedIps: string[] }> };
+    const copy = restored.uuid;
     assert.notEqual(copy, uuid);
     assert.deepEqual(await fingerprint(copy), second.joyent);
     assert.equal((await run('vmadm', ['get', uuid])).code, 0);
+    // vmadm refuses another VM's MAC or IP: the copy gets new MACs and no static IPs
+    const [original, twin] = [(await specOf(uuid)).nics[0]!, (await specOf(copy)).nics[0]! as { mac: string; ip?: string }];
+    assert.notEqual(twin.mac, original.mac);
+    assert.equal(twin.ip, undefined);
+    assert.deepEqual(restored.nics, [{ interface: 'net0', oldMac: original.mac, newMac: twin.mac, droppedIps: ['192.168.1.41'] }]);
   });
 
   it('restores onto another SmartOS host over SSH (--to-host), driven from this one', async () => {
     // the backup host's sshd stands in for the other SmartOS host: its vmadm and pool are this guest's
     const uuid = uuids.joyent!;
-    const result = await zonecopy(['restore', uuid, '--new-uuid', '--to-host', 'root@127.0.0.2', '--json'], config);
+    const result = await zonecopy(['restore', uuid, '--new-uuid', '--to-host', 'root@127.0.0.2'], config);
     assert.equal(result.code, 0, result.stderr);
-    const copy = (JSON.parse(result.stdout) as { uuid: string }).uuid;
+    const copy = /restored VM (\S+) /.exec(result.stdout)![1]!;
+    const mac = (await specOf(uuid)).nics[0]!.mac;
+    assert.match(result.stdout, new RegExp(`net0: MAC ${mac} -> (?!${mac})[0-9a-f:]{17}; static IP 192\\.168\\.1\\.41 dropped`));
     assert.deepEqual(await fingerprint(copy), second.joyent);
     const refused = await zonecopy(['restore', uuid, '--to-host', 'root@127.0.0.2:notaport'], config);
     assert.equal(refused.code, 2);
@@ -114,10 +131,13 @@ describe('restore drills', () => {
     const uuid = uuids.lx!;
     const image = (specs.lx as Spec & { image_uuid: string }).image_uuid;
     assert.equal((await run('imgadm', ['get', image], { env })).code, 3, 'the second host starts without the image');
+    const temporary = 'ls -d /tmp/tmp.* /var/tmp/zonecopy-* 2>/dev/null || true';
+    const temporaryBefore = await sh(temporary);
     const started = Date.now();
     const result = await run(`${PROJECT}/bin/zonecopy`, ['restore', uuid], { env: { ...env, ZONECOPY_CONFIG: config.path } });
     timings.push(`lx onto a second host ${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.equal(result.code, 0, result.stderr + result.stdout);
+    assert.equal(await sh(temporary), temporaryBefore, 'the image file went under /var/tmp (not the tmpfs /tmp) and was removed');
     assert.match(result.stdout, /images installed from the backup: /);
     assert.equal(await sh(`zfs get -Hp -o value guid zones2/${image}@final`), await sh(`zfs get -Hp -o value guid zones/${image}@final`));
     assert.deepEqual(await fingerprint(uuid, env), second.lx);
@@ -126,5 +146,68 @@ describe('restore drills', () => {
 
   it('restoring never changed anything on the backup host', async () => {
     assert.equal(await sh('zfs list -Hp -t all -o name,guid,used -r backup; ls -lR /var/zonecopy'), backupHostBefore);
+  });
+
+  describe('held snapshots', () => {
+    // a zone of its own (no delegated dataset, so vmadm may snapshot it), backed up once: zonecopy holds daily-h1 on both sides
+    const uuid = '5e7d2a90-3c4b-4e8f-9a1d-6b0c8e2f4a17';
+    const holds = (dataset: string) => sh(`zfs list -H -t snapshot -o name -r ${dataset} | xargs -r zfs holds -H | cut -f1,2`);
+    const root = `zones/${uuid}`;
+    const copy = `backup/zones/${uuid}`;
+
+    before(async () => {
+      const payload = { uuid, brand: 'joyent', alias: 'held', image_uuid: (specs.joyent as Spec & { image_uuid: string }).image_uuid, quota: 1, max_physical_memory: 128 };
+      const created = await run('vmadm', ['create'], { input: JSON.stringify(payload) });
+      assert.equal(created.code, 0, created.stderr);
+      await sh(`echo one > /zones/${uuid}/root/file`);
+      const result = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', 'h1'], config);
+      assert.equal(result.code, 0, result.stderr + result.stdout);
+      assert.match(await holds(root), /@daily-h1\tzonecopy:/);
+    });
+
+    it('restore --force releases zonecopy\'s holds here, so vmadm delete does not stop half-way', async () => {
+      await sh(`echo two > /zones/${uuid}/root/file`);
+      const result = await zonecopy(['restore', uuid, '--force'], config);
+      assert.equal(result.code, 0, result.stderr + result.stdout);
+      assert.equal((await sh(`cat /zones/${uuid}/root/file`)).trim(), 'one');
+      assert.match(await holds(copy), /@daily-h1\tzonecopy:/, 'the backup host keeps its holds');
+    });
+
+    it('zonecopy release (--dry-run, --remote) lets vmadm rollback-snapshot through, which destroys the newer snapshots', async () => {
+      assert.equal((await run('vmadm', ['create-snapshot', uuid, 's1'])).code, 0);
+      await sh(`echo three > /zones/${uuid}/root/file`);
+      const backup = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', 'h2'], config);
+      assert.equal(backup.code, 0, backup.stderr + backup.stdout);
+      const held = await run('vmadm', ['rollback-snapshot', uuid, 's1']);
+      assert.equal(held.code, 1, 'zfs rollback -r cannot destroy the held daily-h2');
+      assert.match(held.stderr, /zfs rollback -r zones\/.*@vmsnap-s1/);
+      await run('vmadm', ['start', uuid]);
+      const [here, there] = [await holds(root), await holds(copy)];
+      assert.match(here, /@daily-h2\tzonecopy:/);
+
+      const dry = await zonecopy(['release', uuid, '--remote', '--dry-run'], config);
+      assert.equal(dry.code, 0, dry.stderr + dry.stdout);
+      assert.match(dry.stdout + dry.stderr, new RegExp(`zfs release zonecopy:\\S+ ${root}@daily-h2`));
+      assert.match(dry.stdout + dry.stderr, new RegExp(`zfs release zonecopy:\\S+ ${copy}@daily-h2`));
+      assert.deepEqual([await holds(root), await holds(copy)], [here, there], '--dry-run released nothing');
+
+      const released = await zonecopy(['release', uuid, '--remote'], config);
+      assert.equal(released.code, 0, released.stderr + released.stdout);
+      assert.match(released.stdout, /released 1 hold\(s\) on this host and 1 on the backup host/);
+      assert.deepEqual([await holds(root), await holds(copy)], ['', '']);
+
+      const bad = await zonecopy(['release', 'not-a-uuid'], config);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /not a VM UUID: "not-a-uuid"/);
+      const unknown = await zonecopy(['release', 'ffffffff-0000-4000-8000-000000000000', '--remote'], config);
+      assert.equal(unknown.code, 1);
+      assert.match(unknown.stderr, /VM ffffffff-0000-4000-8000-000000000000 not found on this host/);
+
+      const rolled = await run('vmadm', ['rollback-snapshot', uuid, 's1']);
+      assert.equal(rolled.code, 0, rolled.stderr);
+      assert.equal((await sh(`cat /zones/${uuid}/root/file`)).trim(), 'one');
+      assert.deepEqual((await snapshotsOf(root)).map((s) => s.name), ['daily-h1', 'vmsnap-s1'], 'rollback -r destroyed the newer daily-h2');
+      assert.deepEqual((await snapshotsOf(copy)).map((s) => s.name), ['daily-h1', 'daily-h2'], 'the backup host is not touched by a rollback here');
+    });
   });
 });

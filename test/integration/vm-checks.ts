@@ -9,7 +9,7 @@ export interface Spec {
   quota: number;
   zfs_filesystem: string;
   datasets?: string[];
-  disks?: Array<{ zfs_filesystem: string; size: number; image_uuid?: string }>;
+  disks?: Array<{ zfs_filesystem: string; size: number; image_uuid?: string; refreservation?: number }>;
   customer_metadata: Record<string, string>;
   internal_metadata: Record<string, string>;
   tags: Record<string, string>;
@@ -23,12 +23,27 @@ export async function fingerprint(uuid: string, env: NodeJS.ProcessEnv = {}): Pr
   const spec = JSON.parse(vm.stdout) as Spec;
   const digests: Record<string, string> = {};
   const role = (i: number, kind: string) => `${kind}${i}`;
-  const fsDigest = (dataset: string) => sh(`cd "$(zfs get -H -o value mountpoint ${dataset})" && find . -xdev -type f ! -name '*.lock' -print0 | sort -z | xargs -0 -r sha256sum | sha256sum | cut -c1-16`);
+  const fsDigest = (dataset: string) => withMounted(dataset, () => sh(`cd "$(zfs get -H -o value mountpoint ${dataset})" && find . -xdev -type f ! -name '*.lock' -print0 | sort -z | xargs -0 -r sha256sum | sha256sum | cut -c1-16`));
   const volDigest = (dataset: string) => sh(`udevadm settle; sha256sum /dev/zvol/${dataset} | cut -c1-16`);
   digests.root = (await fsDigest(spec.zfs_filesystem)).trim();
   for (const [i, d] of (spec.datasets ?? []).entries()) digests[role(i, 'delegated')] = (await fsDigest(d)).trim();
   for (const [i, d] of (spec.disks ?? []).entries()) digests[role(i, 'disk')] = (await volDigest(d.zfs_filesystem)).trim();
   return digests;
+}
+
+/**
+ * Runs `read` with `dataset` mounted in the global zone: a delegated dataset restored as vmadm makes
+ * it (zoned=on, unmounted) is mounted for the read and put back as it was.
+ */
+export async function withMounted<T>(dataset: string, read: () => Promise<T>): Promise<T> {
+  const [zoned, mounted] = (await sh(`zfs get -H -o value zoned,mounted ${dataset}`)).trim().split('\n');
+  if (mounted === 'yes') return read();
+  await sh(`zfs set zoned=off ${dataset} && zfs mount ${dataset}`);
+  try {
+    return await read();
+  } finally {
+    await sh(`zfs unmount ${dataset}${zoned === 'on' ? ` && zfs set zoned=on ${dataset}` : ''}`);
+  }
 }
 
 export async function specOf(uuid: string, env: NodeJS.ProcessEnv = {}): Promise<Spec> {

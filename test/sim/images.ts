@@ -1,6 +1,7 @@
 /** imgadm's side of the simulator: a small catalog of prepared images, imported as real datasets. */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readSync, openSync, closeSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IMGADM, POOL, zfs, zfsGet, zvolDevice } from './host.js';
 
@@ -70,9 +71,59 @@ export function importImage(uuid: string): Manifest {
   return manifest;
 }
 
-/** `imgadm install -m -f`: receives the image's stream (which keeps the @final guid) and records it. */
+/** An imgadm failure as the CLI prints it: `imgadm install: error (<code>): <message>`. */
+export class ImgadmError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+/** The decompressors imgadm spawns, by `files[0].compression`. */
+const UNCOMPRESSORS: Record<string, string | undefined> = { none: undefined, gzip: 'gzip', bzip2: 'bzip2', xz: 'xz' };
+
+function sha1Of(file: string): string {
+  const hash = createHash('sha1');
+  const buffer = Buffer.alloc(1 << 20);
+  const fd = openSync(file, 'r');
+  try {
+    for (let n = readSync(fd, buffer); n > 0; n = readSync(fd, buffer)) hash.update(buffer.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * What `imgadm install -m -f` checks before it receives anything (smartos-live src/img/lib/imgadm.js,
+ * `installImage`: getAndCheckSize, checkHash, then `_installSingleImage` picks the uncompressor):
+ * the file's size against files[0].size, its sha1 against files[0].sha1, and a known compression.
+ * Returns the uncompressor to run, if any.
+ */
+export function checkImageFile(manifest: Pick<Manifest, 'uuid' | 'files'>, file: string): string | undefined {
+  const entry = manifest.files?.[0];
+  const size = statSync(file).size;
+  if (entry?.size !== undefined && entry.size !== size) {
+    throw new ImgadmError('DownloadError', `image file size error: manifest says ${entry.size} bytes, ${file} is ${size} bytes`);
+  }
+  if (entry?.sha1) {
+    const actual = sha1Of(file);
+    if (actual !== entry.sha1) throw new ImgadmError('DownloadError', `image file checksum (sha1) error: manifest says "${entry.sha1}", ${file} is "${actual}"`);
+  }
+  const compression = entry?.compression ?? 'none';
+  if (!(compression in UNCOMPRESSORS)) throw new ImgadmError('InternalError', `image ${manifest.uuid} file compression: ${compression}`);
+  return UNCOMPRESSORS[compression];
+}
+
+/** `imgadm install -m -f`: checks the file, receives the image's stream (which keeps the @final guid) and records it. */
 export function installImage(manifest: Manifest, streamFile: string): void {
-  execFileSync('sh', ['-c', 'zfs receive -u "$1" < "$2"', 'sh', `${POOL}/${manifest.uuid}`, streamFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const uncompressor = checkImageFile(manifest, streamFile);
+  const script = uncompressor ? 'set -o pipefail; "$3" -cdfq < "$2" | zfs receive -u "$1"' : 'zfs receive -u "$1" < "$2"';
+  try {
+    execFileSync('bash', ['-c', script, 'bash', `${POOL}/${manifest.uuid}`, streamFile, uncompressor ?? ''], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (error) {
+    const stderr = String((error as { stderr?: Buffer }).stderr ?? '').trim();
+    throw new ImgadmError(uncompressor ? 'UncompressionError' : 'InternalError', `${uncompressor ?? 'zfs receive'} error while importing: ${stderr || (error as Error).message}`);
+  }
   mkdirSync(join(IMGADM, 'images'), { recursive: true });
   writeFileSync(manifestPath(manifest.uuid), `${JSON.stringify(manifest, null, 2)}\n`);
 }

@@ -1,6 +1,6 @@
 /** Simulated `imgadm` list / get / import over the catalog in images.ts. */
 import { readFileSync } from 'node:fs';
-import { CATALOG, importImage, installImage, installedImages, installedManifest } from './images.js';
+import { CATALOG, ImgadmError, importImage, installImage, installedImages, installedManifest } from './images.js';
 import { POOL } from './host.js';
 
 function main(argv: string[]): number {
@@ -60,7 +60,14 @@ function main(argv: string[]): number {
         process.stdout.write(`Image ${manifest.uuid} (${manifest.name}@${manifest.version}) is already installed, skipping\n`);
         return 0;
       }
-      installImage(manifest as never, file);
+      process.stdout.write(`Installing image ${manifest.uuid} (${manifest.name}@${manifest.version})\n`);
+      try {
+        installImage(manifest as never, file);
+      } catch (error) {
+        if (!(error instanceof ImgadmError)) throw error;
+        process.stderr.write(`imgadm install: error (${error.code}): ${error.message}\n`);
+        return 1;
+      }
       process.stdout.write(`Installed image ${manifest.uuid} (${manifest.name}@${manifest.version}) to "${POOL}/${manifest.uuid}".\n`);
       return 0;
     }

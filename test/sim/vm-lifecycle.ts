@@ -3,7 +3,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { installedManifest } from './images.js';
-import { POOL, STATE, readRecord, writeRecord, zfs, zfsGet, zfsOk, zonepath, type VmRecord } from './host.js';
+import { conflictingVm, CONFLICT_MESSAGE } from './nic-conflicts.js';
+import { POOL, STATE, allRecords, readRecord, writeRecord, zfs, zfsGet, zfsOk, zonepath, type VmRecord } from './host.js';
 import { diskDataset, HVM_BRANDS, OS_BRANDS, type Disk } from './vm-object.js';
 
 export class VmadmError extends Error {
@@ -67,6 +68,8 @@ export function createVm(input: Record<string, unknown>): string {
   if (!BRANDS.has(brand)) throw new VmadmError(payload.brand === undefined ? 'Missing required properties: brand' : 'Invalid value(s) for: brand');
   const uuid = typeof payload.uuid === 'string' ? payload.uuid : randomUUID();
   if (readRecord(uuid) || zfsOk('list', `${POOL}/${uuid}`)) throw new VmadmError(`VM with UUID ${uuid} already exists`);
+  const payloadNics = (Array.isArray(payload.nics) ? payload.nics : []) as Array<Record<string, unknown>>;
+  if (conflictingVm(payloadNics, allRecords().filter((r) => r.uuid !== uuid))) throw new VmadmError(CONFLICT_MESSAGE);
   const hvm = HVM_BRANDS.has(brand);
   const image = typeof payload.image_uuid === 'string' ? payload.image_uuid : undefined;
   if (!hvm) {
@@ -223,4 +226,51 @@ export function deleteVm(record: VmRecord): string {
   for (const disk of (record.disks as Disk[] | undefined) ?? []) if (zfsGet(disk.zfs_filesystem, 'name') !== undefined) zfs('destroy', '-rf', disk.zfs_filesystem);
   for (const origin of origins) zfsOk('destroy', '-f', origin);
   return `Successfully deleted VM ${record.uuid}`;
+}
+
+/** `@vmsnap-<name>` snapshots are what vmadm calls the VM's snapshots (VM.js create_snapshot). */
+export function vmSnapshots(record: VmRecord): Array<{ name: string }> {
+  const listed = zfsOk('list', `${POOL}/${record.uuid}`) ? zfs('list', '-H', '-t', 'snapshot', '-d', '1', '-o', 'name', `${POOL}/${record.uuid}`) : '';
+  return listed.split('\n').filter((s) => s.includes('@vmsnap-')).map((s) => ({ name: s.slice(s.indexOf('@vmsnap-') + '@vmsnap-'.length) }));
+}
+
+function checkSnapshotName(name: string | undefined): string {
+  // VM.js validSnapshotName: zfs_namecheck's characters, 1 to 64 long
+  if (!name || name.length > 64 || /[^a-zA-Z0-9\-_.:%]/.test(name)) throw new VmadmError('Invalid snapshot name');
+  return name;
+}
+
+/** VM.js create_snapshot: not for kvm, nor for zones with delegated datasets; bhyve's is recursive. */
+export function createSnapshot(record: VmRecord, snapname: string | undefined): string {
+  const name = checkSnapshotName(snapname);
+  if (record.brand === 'kvm') throw new VmadmError('snapshots for kvm VMs currently unsupported');
+  if (record.delegated) throw new VmadmError('Cannot currently snapshot zones that have datasets');
+  if (vmSnapshots(record).some((s) => s.name === name)) throw new VmadmError(`snapshot with name "${name}" already exists.`);
+  zfs('snapshot', ...(record.brand === 'bhyve' ? ['-r'] : []), `${POOL}/${record.uuid}@vmsnap-${name}`);
+  return `Created snapshot ${name} for VM ${record.uuid}`;
+}
+
+/**
+ * VM.js rollback_snapshot: stop the VM, \`zfs rollback -r\` of the zone root's (bhyve: every dataset's)
+ * @vmsnap-<name>, which destroys newer snapshots and fails on a held one, then start it again.
+ */
+export function rollbackSnapshot(record: VmRecord, snapname: string | undefined): string {
+  const name = checkSnapshotName(snapname);
+  if (record.brand === 'kvm') throw new VmadmError('snapshots for kvm VMs currently unsupported');
+  if (!vmSnapshots(record).some((s) => s.name === name)) throw new VmadmError(`No snapshot named "${name}" for ${record.uuid}`);
+  const root = `${POOL}/${record.uuid}`;
+  const snapshots = record.brand === 'bhyve'
+    ? zfs('list', '-H', '-t', 'snapshot', '-o', 'name', '-r', root).split('\n').filter((s) => s.split('@vmsnap-')[1] === name)
+    : [`${root}@vmsnap-${name}`];
+  if (record.state === 'running') stopVm(record);
+  for (const snapshot of snapshots) {
+    try {
+      zfs('rollback', '-r', snapshot);
+    } catch (error) {
+      const stderr = String((error as { stderr?: unknown }).stderr ?? '').trim();
+      throw new VmadmError(`Command failed: zfs rollback -r ${snapshot}\n${stderr}`);
+    }
+  }
+  startVm(record);
+  return `Rolled back snapshot ${name} for VM ${record.uuid}`;
 }

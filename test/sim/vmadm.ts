@@ -4,17 +4,19 @@
  */
 import { readFileSync, readSync } from 'node:fs';
 import { allRecords, isUuid, readRecord, removeRecord } from './host.js';
-import { createVm, deleteVm, startVm, stopVm, updateVm, VmadmError } from './vm-lifecycle.js';
+import { createSnapshot, createVm, deleteVm, rollbackSnapshot, startVm, stopVm, updateVm, vmSnapshots, VmadmError } from './vm-lifecycle.js';
 import { checkOrderFields, formatTable, matches, parseFilters, sortObjects } from './vm-list.js';
 import { vmObject, withFakeFields } from './vm-object.js';
 
 const USAGE = `Usage: vmadm <command> [options]
 
     create [-f <filename>]
+    create-snapshot <uuid> <snapname>
     delete <uuid>
     get <uuid>
     list [-p] [-H] [-o field,...] [-s field,...] [field=value ...]
     lookup [-j|-1] [-o field,...] [field=value ...]
+    rollback-snapshot <uuid> <snapname>
     start <uuid>
     stop <uuid> [-F] [-t timeout]
     update <uuid> [-f <filename>]
@@ -85,7 +87,7 @@ function main(argv: string[]): number {
         const uuid = uuidArg(args, command);
         const record = readRecord(uuid);
         if (!record) throw new VmadmError(`zoneadm: ${uuid}: No such zone configured`);
-        out(`${JSON.stringify(vmObject(record), null, 2)}\n`);
+        out(`${JSON.stringify({ ...vmObject(record), snapshots: vmSnapshots(record) }, null, 2)}\n`);
         return 0;
       }
       case 'list': {
@@ -119,6 +121,15 @@ function main(argv: string[]): number {
       case 'create': {
         const uuid = createVm(readPayload(args));
         err(`Successfully created VM ${uuid}`);
+        return 0;
+      }
+      case 'create-snapshot':
+      case 'rollback-snapshot': {
+        const [uuid, snapname, ...extra] = args;
+        if (!isUuid(uuid) || snapname === undefined || extra.length > 0) throw new UsageError(`Wrong number of parameters to "${command}"`);
+        const record = readRecord(uuid);
+        if (!record) throw new VmadmError(`VM ${uuid} not found`);
+        err(command === 'create-snapshot' ? createSnapshot(record, snapname) : rollbackSnapshot(record, snapname));
         return 0;
       }
       case 'start':
