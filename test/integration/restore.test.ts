@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { createFixtures, fixtureUuid } from './fixtures.js';
-import { releaseHolds, resetHosts, run, sh, snapshotsOf, writeConfig, zonecopy, PROJECT, type TestConfig } from './harness.js';
+import { releaseHolds, resetHosts, run, sh, snapshotsOf, writeConfig, zfsGet, zonecopy, PROJECT, type TestConfig } from './harness.js';
 import { change, essentials, fingerprint, specOf, withMounted, type Spec } from './vm-checks.js';
 
 const BRANDS = ['joyent', 'lx', 'kvm', 'bhyve'] as const;
@@ -70,6 +70,10 @@ describe('restore drills', () => {
       assert.match(result.stdout, /backup set daily-b2/);
       assert.deepEqual(await fingerprint(uuid), second[brand]);
       assert.deepEqual(essentials(await specOf(uuid)), essentials(specs[brand]!));
+      // the backup host keeps its copies read-only and unmountable; none of that comes back here
+      const restored = (await sh(`zfs list -H -o name -r zones/${uuid}; zfs list -H -o name | grep -E '^zones/${uuid}-disk' || true`)).split('\n').filter(Boolean);
+      for (const d of restored) assert.equal(await zfsGet(d, 'readonly'), 'off', `${d} came back read-only`);
+      assert.equal(await zfsGet(`zones/${uuid}`, 'canmount'), 'on');
       if (brand === 'joyent') {
         const data = `zones/${uuid}/data`;
         assert.equal((await sh(`zfs get -H -o value zoned,mounted ${data} ${data}/pgsql`)).trim(), 'on\nno\non\nno', 'delegated datasets come back as vmadm makes them: zoned, not mounted in the global zone');
