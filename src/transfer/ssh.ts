@@ -96,7 +96,7 @@ export class SshStrategy implements TransferStrategy {
       failure = (error as Error).message;
     }
     counted.forEach((finished) => finished());
-    const received = [...said.matchAll(RECEIVED_IN)].map((m) => ({ bytes: scaledBytes(m[1]!, m[2]!), seconds: Number(m[3]) }));
+    const received = receivedStreams(said);
     // both shells exited 0 only if every command did
     if (failure === undefined) return { received: items.map((_, index) => received[index] ?? { bytes: 0, seconds: 0 }) };
     const stopped = items[received.length];
@@ -147,6 +147,11 @@ const RECEIVED_IN = /received ([\d.]+)([KMGTP]?)B? stream in ([\d.]+) seconds/g;
 
 function verbose(receive: Argv): Argv {
   return [...receive.slice(0, 2), '-v', ...receive.slice(2)];
+}
+
+/** One entry per `received 312B stream in 1 seconds` line (a series' receives print one each). */
+export function receivedStreams(output: string): TransferResult[] {
+  return [...output.matchAll(RECEIVED_IN)].map((m) => ({ bytes: scaledBytes(m[1]!, m[2]!), seconds: Number(m[3]) }));
 }
 
 /** Bytes from `zfs receive -v`'s `received 1.00G stream in 25 seconds` (illumos writes `1.00GB`); 0 without one. */
