@@ -58,13 +58,24 @@ export function pipelineScript(pipeline: readonly Argv[]): string {
 /**
  * What sshd is given for every remote command: `exec /bin/sh -c '<script>'`. sshd runs it as
  * `$SHELL -c …` with the backup user's login shell (csh, tcsh, dash, bash, ksh), and this line
- * means the same in each: one single-quoted word (no newline, which csh rejects inside quotes; `!`
+ * means the same in each: single-quoted words (no newline, which csh rejects inside quotes; `!`
  * outside the quotes and escaped, as csh expands history even inside them), after `exec`, so sh
- * takes the shell's place and its `$$` is the session's process group.
+ * takes the shell's place and its `$$` is the session's process group. BSD csh refuses a word
+ * over 8 KB ("Word too long"), so a longer script goes as several words that sh joins again.
  */
 export function loginShellCommand(script: string): string {
   if (script.includes('\n')) throw new Error('a remote script must be one line (csh rejects a newline inside quotes)');
-  return `exec /bin/sh -c '${script.replace(/'/g, `'\\''`).replace(/!/g, `'\\!'`)}'`;
+  if (script.length <= LOGIN_SHELL_WORD) return `exec /bin/sh -c ${loginShellWord(script)}`;
+  const parts: string[] = [];
+  for (let i = 0; i < script.length; i += LOGIN_SHELL_WORD) parts.push(loginShellWord(script.slice(i, i + LOGIN_SHELL_WORD)));
+  return `exec /bin/sh -c ${loginShellWord('zc_script=; for zc_part; do zc_script=$zc_script$zc_part; done; eval "$zc_script"')} sh ${parts.join(' ')}`;
+}
+
+/** Characters of script in one word: quoted (a `'` becomes four) they stay under BSD csh's 8 KB. */
+const LOGIN_SHELL_WORD = 2000;
+
+function loginShellWord(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`).replace(/!/g, `'\\!'`)}'`;
 }
 
 /** The pipeline as the one command line sent to the backup host (`before`: sh text run first). */

@@ -110,6 +110,12 @@ for (const shell of LOGIN_SHELLS) {
       assert.deepEqual(readdirSync(home), [], 'no file named 2 (csh reads >&2 as "both to file 2") and nothing pwned');
     });
 
+    it('run: a long command (16 KB: a long series of receives) arrives whole; BSD csh refuses a word over 8 KB', async () => {
+      const names = Array.from({ length: 150 }, (_, i) => `backup/zones/0c9e4b6a-2d7f-4f31-b8a5-93e1d2c4f5a6/data/child-${i}@daily-2026-11-30T02:00:00.000Z it's`);
+      const out = await host.run(['printf', '%s\\0', ...names], { mutates: false });
+      assert.deepEqual(out.stdout.split('\0').slice(0, -1), names);
+    });
+
     it('run: exit statuses come back as they are', async () => {
       const failed = await host.run(['false'], { mutates: false, allowExitCodes: [1] });
       assert.equal(failed.exitCode, 1);
@@ -162,6 +168,13 @@ for (const shell of LOGIN_SHELLS) {
       const strategy = new MbufferStrategy('mbuffer', { remote: host } as unknown as StrategyOptions);
       const address = await (strategy as unknown as { allowFrom(): Promise<string> }).allowFrom();
       assert.equal(address, '192.0.2.7');
+    });
+
+    it("a long script of nothing but quotes and bangs (quoting's worst case) stays within csh's word limit", () => {
+      const worst = `'!`.repeat(6000);
+      const out = runString(shell, remoteCommand([['printf', '%s', worst]]));
+      assert.equal(out.status, 0, out.stderr);
+      assert.equal(out.stdout, worst);
     });
 
     it("the OpenSSH bulk child's remote command keeps argv and statuses", () => {
