@@ -3,7 +3,10 @@
 #  - the SmartOS host: pool `zones` (with zones/cores), vmadm/imgadm simulators on PATH, root's
 #    ssh client key and a known_hosts that pins the backup host;
 #  - the backup host: pool `backup`, reached only over a real sshd on 127.0.0.2:22 with key-only
-#    root login and its own host key.
+#    root login and its own host key. zonecopy logs in there as `zcbackup`, a second uid-0 user whose
+#    login shell is ZC_BACKUP_SHELL (csh by default, as root's on FreeBSD <= 13; dash for the other
+#    test group): sshd runs every remote command through it (issue 17 §2.5). `ssh root@…` in the
+#    tests themselves keeps root's bash.
 # Idempotent: `reset` destroys and recreates both pools and the simulator state.
 set -euo pipefail
 ROOT=${ZC_PROJECT:-/mnt/host}
@@ -51,6 +54,16 @@ EOF
   echo "127.0.0.2 $(cut -d' ' -f1,2 "$STATE/backup-host/ssh_host_ed25519_key.pub")" >/root/.ssh/known_hosts
 }
 
+backup_user() {
+  local shell
+  shell=$(command -v "${ZC_BACKUP_SHELL:-csh}") || { echo "no login shell ${ZC_BACKUP_SHELL:-csh} in the guest (build.sh GUEST_SHELLS)" >&2; exit 1; }
+  sed -i '/^zcbackup:/d' /etc/passwd /etc/shadow
+  echo "zcbackup:x:0:0:zonecopy backup host user:/root:$shell" >>/etc/passwd
+  echo 'zcbackup:*:19000:0:99999:7:::' >>/etc/shadow
+  # csh reads ~/.cshrc on every remote command: none, as on a fresh host
+  rm -f /root/.cshrc /root/.login
+}
+
 simulators() {
   local tool
   for tool in vmadm imgadm zonecfg; do
@@ -60,8 +73,8 @@ simulators() {
 }
 
 case "$mode" in
-  setup) pools; backup_sshd; simulators ;;
+  setup) pools; backup_sshd; backup_user; simulators ;;
   reset) pools ;;
   *) echo "usage: hosts-setup.sh [setup|reset]" >&2; exit 2 ;;
 esac
-echo "hosts ready: zones ($(zpool list -H -o size zones)), backup ($(zpool list -H -o size backup)) via root@127.0.0.2"
+echo "hosts ready: zones ($(zpool list -H -o size zones)), backup ($(zpool list -H -o size backup)) via zcbackup@127.0.0.2 (login shell $(awk -F: '$1 == "zcbackup" {print $7}' /etc/passwd))"

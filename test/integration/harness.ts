@@ -1,6 +1,7 @@
 /**
  * Helpers for integration tests. They run INSIDE the guest: `zones` is the SmartOS host's pool,
- * `backup` the backup host's pool, reached by zonecopy only over ssh to root@127.0.0.2. Tests may
+ * `backup` the backup host's pool, reached by zonecopy only over ssh to zcbackup@127.0.0.2 (uid 0,
+ * login shell csh or dash: hosts-setup.sh). Tests may
  * inspect both pools directly with zfs, since both live in the guest's one kernel.
  */
 import { execFile } from 'node:child_process';
@@ -52,7 +53,8 @@ export function writeConfig(extra: Record<string, unknown> = {}): TestConfig {
   const logDirectory = join(dir, 'log');
   const config = {
     backupDestination: '127.0.0.2',
-    backupDestinationUsername: 'root',
+    // uid 0 with a strict login shell (hosts-setup.sh), so every remote command must be shell-proof
+    backupDestinationUsername: 'zcbackup',
     backupDestinationPrivateKeyPath: '/root/.ssh/id_ed25519',
     knownHostsPath: '/root/.ssh/known_hosts',
     backupDestinationBasePath: BASE,

@@ -110,7 +110,7 @@ describe('transfer and rotation', () => {
     await sh(`zfs create ${extra} && zfs snapshot ${extra}@hl-h4 && zfs hold ${tag} ${extra}@hl-h4`);
     const holdFails = await backup('h4');
     assert.notEqual(holdFails.code, 0, holdFails.stdout);
-    assert.match(holdFails.stdout + holdFails.stderr, /hold zonecopy:127\.0\.0\.2:hl on root@127\.0\.0\.2:22 failed/);
+    assert.match(holdFails.stdout + holdFails.stderr, /hold zonecopy:127\.0\.0\.2:hl on zcbackup@127\.0\.0\.2:22 failed/);
     for (const d of [target(root), target(data)]) assert.deepEqual(await held(d), ['hl-h3'], `${d}: the previous hold is back`);
     for (const d of [root, data]) assert.deepEqual(await held(d), ['hl-h4'], `${d}: the SmartOS side moved on`);
 
