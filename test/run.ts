@@ -5,7 +5,8 @@
  *   ZC_UNIT_ONLY=1            skip the guest
  *   ZC_TEST_FILES='a b'       run only these integration test files (names under test/integration)
  *   ZC_GUEST_INSTANCE=name    run the guests under ~/.cache/zonecopy/run-<name>-<n> (so two runs can share the machine)
- *   ZC_GUESTS=n               split the integration files over n guests side by side (default 2)
+ *   ZC_GUESTS=n               split the integration files over n guests side by side (default 2); the backup
+ *                             host's login shell is csh in guest 1, dash in guest 2 (and so on)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -93,11 +94,11 @@ function prefixedWriter(prefix: string): (text: string) => void {
 }
 
 /** One guest runs one group of files; its counts come from its own TAP file. */
-async function runGroup(files: readonly string[], instance: string, prefix: string): Promise<Counts> {
+async function runGroup(files: readonly string[], instance: string, prefix: string, backupShell: 'csh' | 'dash'): Promise<Counts> {
   const say = (line: string) => log(`${prefix}${line}`);
   const guest = await Guest.start({ log: say, instance });
   try {
-    say(await guest.setupHosts());
+    say(await guest.setupHosts('setup', backupShell));
     say(`runs ${files.map((f) => f.replace(/^.*\//, '')).join(' ')} against OpenZFS ${guest.zfsVersion} (kernel module), ${(await guest.sh('zfs version | head -1')).stdout.trim()}`);
     const started = Date.now();
     await guest.stream(`cd /mnt/host && node --test --test-concurrency=1 ${reporterArgs('/tmp/integration.tap').join(' ')} ${files.join(' ')}`, prefixedWriter(prefix));
@@ -122,7 +123,9 @@ async function runIntegration(): Promise<Counts> {
   const base = process.env.ZC_GUEST_INSTANCE ?? 'test';
   const started = Date.now();
   buildImage(log);
-  const runs = groups.map((group, i) => runGroup(group, `${base}-${i + 1}`, groups.length > 1 ? `[guest ${i + 1}] ` : '').catch((error: Error) => {
+  // the backup host's login shell alternates, so the suite passes under csh and under dash
+  const shells = ['csh', 'dash'] as const;
+  const runs = groups.map((group, i) => runGroup(group, `${base}-${i + 1}`, groups.length > 1 ? `[guest ${i + 1}] ` : '', shells[i % 2]!).catch((error: Error) => {
     log(`guest ${i + 1} could not run ${group.length} file(s): ${error.message}`);
     return { passed: 0, failed: 1 };
   }));

@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import { commandLine, pipelineLine, type Argv } from './quote.js';
+import { commandLine, pipelineText, type Argv } from './quote.js';
 
 /**
  * A machine that runs commands: the SmartOS host itself (execa) or the backup host (one ssh2
@@ -98,10 +98,8 @@ export function describeCommand(argv: Argv): string {
 }
 
 export function describePipeline(pipeline: readonly Argv[]): string {
-  return pipeline.length === 1 ? commandLine(pipeline[0]!) : pipeline.map(commandLine).join(' | ');
+  return pipelineText(pipeline);
 }
-
-export { pipelineLine };
 
 /** The dry-run gate shared by both hosts. Returns the result to use instead of running, if any. */
 export function dryRunResult(host: Host, argv: Argv, options: RunOptions): CommandResult | undefined {

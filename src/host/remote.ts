@@ -14,7 +14,7 @@ import {
   type StreamProcess,
 } from './host.js';
 import { HostKeyError, verifyHostKey } from './known-hosts.js';
-import { commandLine, pipelineLine, type Argv } from './quote.js';
+import { commandLine, remoteCommand, type Argv } from './quote.js';
 
 /** Where the backup host is and how its key is checked: the ssh2 connection and the OpenSSH bulk child share these. */
 export interface SshEndpoint {
@@ -122,7 +122,7 @@ export class RemoteHost implements Host {
     if (skipped) return skipped;
     const command = commandLine(argv);
     const finished = this.stats.count([argv]);
-    const channel = await this.exec(command);
+    const channel = await this.exec(remoteCommand([argv]));
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     channel.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -146,7 +146,8 @@ export class RemoteHost implements Host {
     let pgid: string | undefined;
     let stderrText = '';
     const listeners: Array<(text: string) => void> = [];
-    const channelPromise = this.exec(`echo "${PGID_MARK}$$" >&2; ${pipelineLine(pipeline)}`);
+    // sh has taken the login shell's place (loginShellCommand), so its $$ is the session's process group
+    const channelPromise = this.exec(remoteCommand(pipeline, `echo "${PGID_MARK}$$" >&2; `));
     const done = channelPromise.then(
       async (channel): Promise<CommandResult> => {
         stdin.pipe(channel);

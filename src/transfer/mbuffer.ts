@@ -43,7 +43,8 @@ export class MbufferStrategy implements TransferStrategy {
   /** The SmartOS host's address as the backup host sees it (from the SSH session). */
   private async allowFrom(): Promise<string> {
     if (!this.senderAddress) {
-      const out = await this.options.remote.run(['printenv', 'SSH_CONNECTION'], { mutates: false });
+      // sh's own variable: a global zone has no printenv
+      const out = await this.options.remote.run(['sh', '-c', 'echo "$SSH_CONNECTION"'], { mutates: false });
       const address = out.stdout.trim().split(/\s+/)[0];
       if (!address) throw new TransferError(`${this.options.remote.label}: cannot tell the SmartOS host's address (SSH_CONNECTION is empty)`);
       this.senderAddress = address;

@@ -1,4 +1,4 @@
-import type { Argv } from '../host/quote.js';
+import { remoteCommand, type Argv } from '../host/quote.js';
 import type { SshEndpoint } from '../host/remote.js';
 
 /** The OpenSSH child reaches the backup host with the same host, key and known_hosts as the control connection. */
@@ -30,16 +30,16 @@ function commonOptions(target: OpensshTarget): string[] {
  * `ssh … host <remote command>` for the bulk stream. OpenSSH pushes about twice what the ssh2
  * channel does on real hardware (research notes; bench/README.md has the test guest's figures), so
  * the data takes this path while every control command stays on
- * the run's one ssh2 connection. `remoteCommand` is already quoted (pipelineLine); it is one argv
- * element here, so nothing is quoted twice. With `controlPath`, the stream goes over the run's
+ * the run's one ssh2 connection. The remote pipeline becomes one argv element here, the same
+ * login-shell-proof line the ssh2 connection sends (remoteCommand), so nothing is quoted twice. With `controlPath`, the stream goes over the run's
  * shared connection (opensshMasterArgv), so it costs no key exchange; should that be gone, ssh
  * connects on its own (ControlMaster=no never makes a stream a second master).
  */
-export function opensshArgv(target: OpensshTarget, remoteCommand: string, controlPath?: string): Argv {
+export function opensshArgv(target: OpensshTarget, remote: readonly Argv[], controlPath?: string): Argv {
   return [
     'ssh', '-T', ...commonOptions(target),
     ...(controlPath ? ['-o', 'ControlMaster=no', '-o', `ControlPath=${controlPath}`] : []),
-    '--', target.host, remoteCommand,
+    '--', target.host, remoteCommand(remote),
   ];
 }
 

@@ -1,5 +1,5 @@
 import { describePipeline } from '../host/host.js';
-import { commandLine, pipelineLine, type Argv } from '../host/quote.js';
+import { commandLine, type Argv } from '../host/quote.js';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,7 +41,7 @@ export class SshStrategy implements TransferStrategy {
     if (overOpenssh && this.name === 'ssh') return this.throughKernel(send, receive);
     const { local, remote } = this.pipelines(send, receive);
     const sink = overOpenssh
-      ? this.options.local.spawn([opensshArgv(this.options.openssh, pipelineLine(remote), await this.sharedConnection())])
+      ? this.options.local.spawn([opensshArgv(this.options.openssh, remote, await this.sharedConnection())])
       : this.options.remote.spawn(remote);
     const source = this.options.local.spawn(local);
     source.stdin.end();
@@ -56,7 +56,7 @@ export class SshStrategy implements TransferStrategy {
    */
   private async throughKernel(send: Argv, receive: Argv): Promise<TransferResult> {
     const started = Date.now();
-    const stream = this.options.local.spawn([send, opensshArgv(this.options.openssh, pipelineLine([verbose(receive)]), await this.sharedConnection())]);
+    const stream = this.options.local.spawn([send, opensshArgv(this.options.openssh, [verbose(receive)], await this.sharedConnection())]);
     stream.stdin.end();
     // receive -v prints on its standard output: a few lines, which ssh passes on as its own
     let said = '';
@@ -78,7 +78,8 @@ export class SshStrategy implements TransferStrategy {
    * the series got.
    */
   private async series(items: readonly SeriesItem[]): Promise<SeriesResult> {
-    const script = (commands: Argv[]) => commands.map((argv) => `${commandLine(argv)} || exit 1`).join('\n');
+    // one line: the remote one reaches sh through the login shell, and csh refuses a newline in quotes
+    const script = (commands: Argv[]) => commands.map((argv) => `${commandLine(argv)} || exit 1`).join('; ');
     const sends = items.map((item) => item.send);
     const receives = items.map((item) => verbose(item.receive));
     const source = this.options.local.spawn([['sh', '-c', script(sends)]]);
@@ -95,7 +96,7 @@ export class SshStrategy implements TransferStrategy {
       failure = (error as Error).message;
     }
     counted.forEach((finished) => finished());
-    const received = [...said.matchAll(RECEIVED_IN)].map((m) => ({ bytes: scaledBytes(m[1]!, m[2]!), seconds: Number(m[3]) }));
+    const received = receivedStreams(said);
     // both shells exited 0 only if every command did
     if (failure === undefined) return { received: items.map((_, index) => received[index] ?? { bytes: 0, seconds: 0 }) };
     const stopped = items[received.length];
@@ -146,6 +147,11 @@ const RECEIVED_IN = /received ([\d.]+)([KMGTP]?)B? stream in ([\d.]+) seconds/g;
 
 function verbose(receive: Argv): Argv {
   return [...receive.slice(0, 2), '-v', ...receive.slice(2)];
+}
+
+/** One entry per `received 312B stream in 1 seconds` line (a series' receives print one each). */
+export function receivedStreams(output: string): TransferResult[] {
+  return [...output.matchAll(RECEIVED_IN)].map((m) => ({ bytes: scaledBytes(m[1]!, m[2]!), seconds: Number(m[3]) }));
 }
 
 /** Bytes from `zfs receive -v`'s `received 1.00G stream in 25 seconds` (illumos writes `1.00GB`); 0 without one. */

@@ -1,6 +1,7 @@
-import type { Host } from '../host/host.js';
+import { CommandError, type Host } from '../host/host.js';
+import { kernelName } from '../host/kernel.js';
 import type { Argv } from '../host/quote.js';
-import { inParts, listDatasets, type DatasetState } from './list.js';
+import { inParts, isMissingDataset, listDatasets, type DatasetState } from './list.js';
 import { isWithin, parentOf, splitSnapshot } from './names.js';
 
 /**
@@ -39,16 +40,54 @@ export function holdCommands(kind: 'hold' | 'release', tag: string, snapshots: r
 }
 
 /**
+ * illumos's `zfs holds` runs zfs_for_each over every argument once per argument (illumos-gate
+ * usr/src/cmd/zfs/zfs_main.c, zfs_do_holds; OpenZFS fixed it), so N names cost N² dataset opens:
+ * there it gets batches this small, this many side by side.
+ */
+export const ILLUMOS_HOLDS_BATCH = 8;
+export const ILLUMOS_HOLDS_SIDE_BY_SIDE = 4;
+
+/** The `zfs holds -H` commands for `names` on a host whose `uname -s` is `kernel`. */
+export function holdsArgvs(names: readonly string[], kernel: string): Argv[] {
+  const parts: string[][] = [];
+  if (kernel === 'SunOS') {
+    for (let i = 0; i < names.length; i += ILLUMOS_HOLDS_BATCH) parts.push(names.slice(i, i + ILLUMOS_HOLDS_BATCH));
+  } else {
+    parts.push(...inParts(names));
+  }
+  return parts.map((part) => ['zfs', 'holds', '-H', ...part]);
+}
+
+/**
  * Full names of the snapshots that carry `tag`, among the datasets listed. Only snapshots with
- * holds are asked about, so a host without holds costs no extra command; many are asked in two
- * parts side by side.
+ * holds are asked about, so a host without holds costs no extra command; many are asked in a few
+ * parts side by side (holdsArgvs). A snapshot destroyed since the listing holds nothing.
  */
 export async function snapshotsHeldBy(host: Host, tag: string, datasets: Iterable<DatasetState>): Promise<Set<string>> {
   const held = [...datasets].flatMap((d) => d.snapshots.filter((s) => s.userrefs > 0).map((s) => `${d.name}@${s.name}`));
+  if (held.length === 0) return new Set();
+  const argvs = holdsArgvs(held, await kernelName(host));
+  const outputs: string[] = [];
+  const next = argvs.entries();
+  const worker = async () => {
+    for (const [index, argv] of next) {
+      const out = await host.run(argv, { mutates: false, allowExitCodes: [1] });
+      const unexpected = out.stderr.split('\n').filter((line) => line.trim() && !isMissingDataset(line.trim()));
+      if (out.exitCode !== 0 && unexpected.length > 0) throw new CommandError(out);
+      outputs[index] = out.stdout;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(ILLUMOS_HOLDS_SIDE_BY_SIDE, argvs.length) }, worker));
+  return parseHolds(outputs.join('\n'), tag);
+}
+
+/**
+ * `zfs holds -H` output: `snapshot<TAB>tag<TAB>date` lines. illumos writes `no datasets
+ * available` on stdout when nothing is held; it has no tab, so it names no hold.
+ */
+export function parseHolds(stdout: string, tag: string): Set<string> {
   const result = new Set<string>();
-  if (held.length === 0) return result;
-  const outputs = await Promise.all(inParts(held).map((part) => host.run(['zfs', 'holds', '-H', ...part], { mutates: false })));
-  for (const line of outputs.flatMap((out) => out.stdout.split('\n'))) {
+  for (const line of stdout.split('\n')) {
     const [snapshot, holdTag] = line.split('\t');
     if (snapshot && holdTag === tag) result.add(snapshot);
   }

@@ -63,6 +63,11 @@ export function inParts<T>(names: readonly T[]): T[][] {
 
 const MISSING = /^cannot open '([^']+)': (dataset does not exist|.*not exist.*)$/;
 
+/** `cannot open 'x': dataset does not exist`: a name that is simply not there (zfs list, zfs holds). */
+export function isMissingDataset(line: string): boolean {
+  return MISSING.test(line);
+}
+
 /**
  * The state of `datasets` and their snapshots, from one `zfs list` with `recursive` (which also
  * lists every descendant) or from a few side by side without. Datasets that do not exist are

@@ -17,6 +17,9 @@ CACHE=${ZC_CACHE:-$HOME/.cache/zonecopy}
 VARIANT=${ZC_ZFS:-stable}
 GUEST_PKGS="linux-image-amd64 linux-headers-amd64 kmod udev iproute2 procps openssh-server openssh-client
   mbuffer zstd pigz gzip util-linux"
+# Login shells the backup host's user gets in the tests (hosts-setup.sh): csh as on FreeBSD <= 13.
+# Installed into a current chroot on their own, so adding one does not rebuild zfs-dkms.
+GUEST_SHELLS="csh"
 KEEP_MODULES="zfs virtio_pci virtio_blk virtio_net virtio_console virtio_rng 9p 9pnet_virtio veth"
 
 KEY=$(cat "$0" "$HERE/init.sh" <(echo "$VARIANT") | sha256sum | cut -c1-12)
@@ -99,6 +102,21 @@ chroot_packages() {
   echo "$want" >"$stamp"
 }
 
+chroot_shells() {
+  local missing=() p
+  for p in $GUEST_SHELLS; do
+    chroot "$ROOT" dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  log "login shells: ${missing[*]}"
+  local d
+  for d in proc sys dev dev/pts; do mountpoint -q "$ROOT/$d" || mount --bind "/$d" "$ROOT/$d"; done
+  chroot "$ROOT" apt-get update -qq
+  chroot "$ROOT" apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$CACHE/chroot-base.log" 2>&1 \
+    || { tail -30 "$CACHE/chroot-base.log" >&2; exit 1; }
+  unmount_chroot
+}
+
 slim_tree() {
   log "slim root file system"
   local kv; kv=$(ls "$ROOT/lib/modules" | sort -V | tail -1)
@@ -130,7 +148,7 @@ slim_tree() {
     --exclude='./usr/lib/x86_64-linux-gnu/*.a' --exclude=./.zonecopy-packages \
     -X "$CACHE/slim-exclude.txt" -cf - . | tar -C "$SLIM" -xf -
   if chroot "$SLIM" /usr/bin/ldd /usr/sbin/zfs /usr/sbin/zpool /usr/sbin/sshd /usr/bin/ssh /usr/bin/mbuffer \
-      /usr/bin/udevadm /lib/systemd/systemd-udevd /usr/bin/bash /usr/sbin/ip 2>&1 | grep 'not found'; then
+      /usr/bin/udevadm /lib/systemd/systemd-udevd /usr/bin/bash /usr/bin/bsd-csh /usr/sbin/ip 2>&1 | grep 'not found'; then
     echo "a guest binary lost a library in the slim tree" >&2; exit 1
   fi
   local mods
@@ -180,6 +198,7 @@ start=$(date +%s)
 rm -rf "$OUT"
 host_tools
 chroot_packages
+chroot_shells
 slim_tree
 pack
 log "guest build took $(($(date +%s) - start)) s"

@@ -3,14 +3,18 @@
 #  - the SmartOS host: pool `zones` (with zones/cores), vmadm/imgadm simulators on PATH, root's
 #    ssh client key and a known_hosts that pins the backup host;
 #  - the backup host: pool `backup`, reached only over a real sshd on 127.0.0.2:22 with key-only
-#    root login and its own host key.
+#    root login and its own host key. zonecopy logs in there as `zcbackup`, a second uid-0 user whose
+#    login shell is ZC_BACKUP_SHELL (csh by default, as root's on FreeBSD <= 13; dash for the other
+#    test group): sshd runs every remote command through it (issue 17 §2.5). `ssh root@…` in the
+#    tests themselves keeps root's bash.
 #  - the SmartOS global zone's environment (shared/research/illumos.md): /root a tmpfs that `reboot`
 #    empties, /tmp a small tmpfs, the GNU-only tools (printenv, sha256sum, timeout, flock, stdbuf)
 #    on neither host's default PATH, pkgsrc's tools (mbuffer, zstd, gpg, pigz, node) in /opt/local/bin,
 #    off cron's PATH (/usr/sbin:/usr/bin). The backup host's sshd sessions find them in /usr/local/bin,
 #    as a Linux backup host finds its packages. The SmartOS host's key and known_hosts are kept in
 #    /opt/zonecopy/etc, which survives a reboot.
-# Idempotent: `reset` destroys and recreates both pools and the simulator state; `reboot` empties /root.
+# Idempotent: `reset` destroys and recreates both pools and the simulator state; `reboot` empties
+# /root; `root-ssh` puts root's own ssh key back afterwards (the tests' `ssh root@127.0.0.2`).
 set -euo pipefail
 ROOT=${ZC_PROJECT:-/mnt/host}
 STATE=/etc/zonecopy-test
@@ -107,6 +111,16 @@ smartos_env() {
   if ! mountpoint -q /root; then ramdisk_root; fi
 }
 
+backup_user() {
+  local shell
+  shell=$(command -v "${ZC_BACKUP_SHELL:-csh}") || { echo "no login shell ${ZC_BACKUP_SHELL:-csh} in the guest (build.sh GUEST_SHELLS)" >&2; exit 1; }
+  sed -i '/^zcbackup:/d' /etc/passwd /etc/shadow
+  echo "zcbackup:x:0:0:zonecopy backup host user:/root:$shell" >>/etc/passwd
+  echo 'zcbackup:*:19000:0:99999:7:::' >>/etc/shadow
+  # csh reads ~/.cshrc on every remote command: none, as on a fresh host
+  rm -f /root/.cshrc /root/.login
+}
+
 simulators() {
   local tool
   for tool in vmadm imgadm zonecfg; do
@@ -116,9 +130,10 @@ simulators() {
 }
 
 case "$mode" in
-  setup) smartos_env; pools; backup_sshd; simulators ;;
+  setup) smartos_env; pools; backup_sshd; backup_user; simulators ;;
   reset) pools ;;
   reboot) ramdisk_root; exit 0 ;;
-  *) echo "usage: hosts-setup.sh [setup|reset|reboot]" >&2; exit 2 ;;
+  root-ssh) root_ssh; exit 0 ;;
+  *) echo "usage: hosts-setup.sh [setup|reset|reboot|root-ssh]" >&2; exit 2 ;;
 esac
-echo "hosts ready: zones ($(zpool list -H -o size zones)), backup ($(zpool list -H -o size backup)) via root@127.0.0.2"
+echo "hosts ready: zones ($(zpool list -H -o size zones)), backup ($(zpool list -H -o size backup)) via zcbackup@127.0.0.2 (login shell $(awk -F: '$1 == "zcbackup" {print $7}' /etc/passwd))"

@@ -171,9 +171,12 @@ export class Guest {
     return new Guest(runDir, access.pid, host, zfsVersion, 0);
   }
 
-  /** Makes the guest two hosts (pools, backup sshd, simulators); `reset` recreates the pools. */
-  async setupHosts(mode: 'setup' | 'reset' = 'setup'): Promise<string> {
-    return (await this.sh(`bash /mnt/host/test/guest/hosts-setup.sh ${mode}`)).stdout.trim();
+  /**
+   * Makes the guest two hosts (pools, backup sshd, simulators); `reset` recreates the pools.
+   * `backupShell`: the login shell of the user zonecopy logs in as on the backup host (csh or dash).
+   */
+  async setupHosts(mode: 'setup' | 'reset' = 'setup', backupShell: 'csh' | 'dash' = 'csh'): Promise<string> {
+    return (await this.sh(`ZC_BACKUP_SHELL=${backupShell} bash /mnt/host/test/guest/hosts-setup.sh ${mode}`)).stdout.trim();
   }
 
   /** Runs a shell script in the guest; output is collected. */

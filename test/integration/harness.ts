@@ -1,6 +1,7 @@
 /**
  * Helpers for integration tests. They run INSIDE the guest: `zones` is the SmartOS host's pool,
- * `backup` the backup host's pool, reached by zonecopy only over ssh to root@127.0.0.2. Tests may
+ * `backup` the backup host's pool, reached by zonecopy only over ssh to zcbackup@127.0.0.2 (uid 0,
+ * login shell csh or dash: hosts-setup.sh). Tests may
  * inspect both pools directly with zfs, since both live in the guest's one kernel.
  */
 import { execFile } from 'node:child_process';
@@ -57,7 +58,8 @@ export function writeConfig(extra: Record<string, unknown> = {}): TestConfig {
   const logDirectory = join(dir, 'log');
   const config = {
     backupDestination: '127.0.0.2',
-    backupDestinationUsername: 'root',
+    // uid 0 with a strict login shell (hosts-setup.sh), so every remote command must be shell-proof
+    backupDestinationUsername: 'zcbackup',
     backupDestinationPrivateKeyPath: `${KEEP}/id_ed25519`,
     knownHostsPath: `${KEEP}/known_hosts`,
     backupDestinationBasePath: BASE,
@@ -82,9 +84,17 @@ export function zonecopy(args: readonly string[], config?: TestConfig): Promise<
   return run('/usr/bin/env', ['-i', ...env, `${PROJECT}/bin/zonecopy`, ...args]);
 }
 
-/** A reboot of the SmartOS host, as far as zonecopy can tell: /root is emptied. */
-export async function reboot(): Promise<void> {
+/**
+ * A reboot of the SmartOS host, as far as zonecopy can tell: /root is emptied while `during` runs;
+ * afterwards root's own ssh key is put back for the tests' `ssh root@127.0.0.2`.
+ */
+export async function rebooted(during: () => Promise<void>): Promise<void> {
   await sh(`bash ${PROJECT}/test/guest/hosts-setup.sh reboot`);
+  try {
+    await during();
+  } finally {
+    await sh(`bash ${PROJECT}/test/guest/hosts-setup.sh root-ssh`);
+  }
 }
 
 export interface Snap {

@@ -90,7 +90,7 @@ describe('report, VM spec, configuration and dry run', () => {
     const result = await zonecopy(['backup', uuid, '--groupName', 'dry', '--localSnapLimit', '1', '--dry-run'], config);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /\[dry-run\] local: zfs snapshot .*@dry-/);
-    assert.match(result.stdout, /zfs send -i .* \| ssh root@127\.0\.0\.2:22 'zfs receive -s -u/);
+    assert.match(result.stdout, /zfs send -i .* \| ssh zcbackup@127\.0\.0\.2:22 'zfs receive -s -u/);
     assert.equal(await sh('zfs list -Hp -t all -o name,guid'), before);
   });
 

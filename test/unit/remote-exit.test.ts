@@ -52,7 +52,9 @@ describe('remote commands over ssh2', () => {
 
   /** `exit N` ends with status N, `signal NAME` as if killed by it; anything else prints its name and exits 0. */
   function answer(channel: ServerChannel, command: string): void {
-    const [verb, argument] = command.slice(command.lastIndexOf(';') + 1).trim().split(' ');
+    // the script inside the login-shell wrapper `exec /bin/sh -c '<script>'`
+    const script = /^exec \/bin\/sh -c '(.*)'$/.exec(command)?.[1] ?? command;
+    const [verb, argument] = script.slice(script.lastIndexOf(';') + 1).trim().split(' ');
     if (verb === 'exit') channel.exit(Number(argument));
     else if (verb === 'signal') channel.exit(argument!, false, '');
     else {
@@ -67,7 +69,7 @@ describe('remote commands over ssh2', () => {
     assert.deepEqual(results.map((r) => r.exitCode), Array.from({ length: 30 }, (_, i) => (i % 3 === 0 ? 0 : 7)));
     const printed = await host.run(['holds', 'a@b'], { mutates: false });
     assert.equal(printed.exitCode, 0);
-    assert.match(printed.stdout, /^holds .*a@b.*\n$/);
+    assert.match(printed.stdout, /^exec \/bin\/sh -c 'holds a@b'\n$/);
   });
 
   it('reports a command killed by a signal as 128 + that signal', async () => {
