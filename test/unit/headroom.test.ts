@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { headroomError, parseSpace, snapshotHeadroom, type DatasetSpace } from '../../src/backup/headroom.js';
+import type { DatasetState } from '../../src/zfs/list.js';
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
@@ -74,4 +75,23 @@ it('parseSpace reads zfs list -Hp output, "-" (a filesystem\'s volsize) as 0', (
     { name: 'zones/a', refreservation: 1072693248, usedbydataset: 40960, available: 1048576, refquota: 1073741824, volsize: 0 },
     { name: 'zones/a/disk0', refreservation: 69206016, usedbydataset: 0, available: 70254592, refquota: 0, volsize: 67108864 },
   ]);
+});
+
+it('checkHeadroom lists only where a volume is, and leaves a dataset ZFS lacks to the planner', async () => {
+  const { checkHeadroom } = await import('../../src/backup/backup-vm.js');
+  const calls: string[][] = [];
+  const host = {
+    run: async (argv: readonly string[]) => {
+      calls.push([...argv]);
+      return { host: 'local', command: argv.join(' '), stdout: `zones/${UUID}\t0\t40960\t${GIB}\t${GIB}\t-\n`, stderr: '', exitCode: 0 };
+    },
+  } as unknown as import('../../src/host/host.js').Host;
+  const state = (name: string, type: 'filesystem' | 'volume'): [string, DatasetState] => [name, { name, type, guid: '1', snapshots: [] }];
+  const zone = new Map([state(`zones/${UUID}`, 'filesystem'), state(`zones/${UUID}/data`, 'filesystem')]);
+  await checkHeadroom(UUID, { brand: 'joyent' }, [`zones/${UUID}`, `zones/${UUID}/data`], zone, host);
+  assert.equal(calls.length, 0, 'an OS zone pays no listing');
+  const hvm = new Map([state(`zones/${UUID}`, 'filesystem'), state(`zones/${UUID}-disk0`, 'volume')]);
+  await checkHeadroom(UUID, { brand: 'kvm' }, [`zones/${UUID}`, `zones/${UUID}-disk0`, `zones/${UUID}-disk1`], hvm, host);
+  assert.equal(calls.length, 1);
+  assert.deepEqual(calls[0]!.slice(-2), [`zones/${UUID}`, `zones/${UUID}-disk0`], 'the missing disk1 is not asked for');
 });
