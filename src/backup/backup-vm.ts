@@ -9,7 +9,7 @@ import { snapshotsHeldBy } from '../zfs/holds.js';
 import type { DatasetState } from '../zfs/list.js';
 import { splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { executePlan, type DatasetOutcome } from './execute.js';
-import { headroomError, listSpace, snapshotHeadroom } from './headroom.js';
+import { headroomError, snapshotHeadroom } from './headroom.js';
 import { observeLocal, observeRemote } from './observe.js';
 import { settleInterruptedReceives } from './resume.js';
 
@@ -64,6 +64,7 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
     if (discovery.excluded.length > 0) context.log.info(`${uuid}: excluded by smartcopy_exclude: ${discovery.excluded.join(', ')}`);
     const snapshot = snapshotName(settings, startedAt);
     result.snapshot = snapshot;
+    checkHeadroom(uuid, spec, datasets, local);
 
     // independent reads, side by side with the backup host's listing, the longest of them
     const [listed, localHeld, zoneConfig, images] = await Promise.all([
@@ -71,7 +72,6 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
       settings.holdTag ? snapshotsHeldBy(context.local, settings.holdTag, datasets.flatMap((d) => local.get(d) ?? [])) : undefined,
       readZoneConfig(context.local, uuid),
       imageManifests(context.local, local),
-      checkHeadroom(uuid, spec, datasets, local, context.local),
     ]);
     let remote = listed;
     const resumed = await settleInterruptedReceives(remote, context);
@@ -120,19 +120,16 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
   return result;
 }
 
-/** Throws, before anything is snapshotted, when the VM's snapshots would not fit under its quota (bhyve without flexible_disk_size). */
-export async function checkHeadroom(
-  uuid: string,
-  spec: Pick<VmSpec, 'brand' | 'flexible_disk_size'>,
-  datasets: readonly string[],
-  listed: ReadonlyMap<string, DatasetState>,
-  local: Host,
-): Promise<void> {
-  // only where a volume is (its refreservation is what a snapshot must find room for): OS zones pay nothing;
-  // a dataset ZFS lacks is left to the planner, whose refusal names it
-  const present = datasets.filter((d) => listed.has(d));
-  if (!present.some((d) => listed.get(d)!.type === 'volume')) return;
-  const space = await listSpace(local, present);
+/**
+ * Throws, before anything is snapshotted, when the VM's snapshots would not fit under its quota
+ * (bhyve without flexible_disk_size), from the space columns of the SmartOS side's one listing. A
+ * dataset ZFS lacks is left to the planner, whose refusal names it.
+ */
+export function checkHeadroom(uuid: string, spec: Pick<VmSpec, 'brand' | 'flexible_disk_size'>, datasets: readonly string[], listed: ReadonlyMap<string, DatasetState>): void {
+  const space = datasets.flatMap((name) => {
+    const state = listed.get(name);
+    return state?.space ? [{ name, ...state.space }] : [];
+  });
   const headroom = snapshotHeadroom(space);
   if (headroom.shortfall > 0) throw new Error(headroomError(uuid, spec.brand, headroom, space, spec.flexible_disk_size));
 }

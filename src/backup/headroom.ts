@@ -1,18 +1,9 @@
-import type { Host } from '../host/host.js';
 import { humanBytes } from '../report/render.js';
+import type { DatasetSpace as ListedSpace } from '../zfs/list.js';
 
-/** The space properties of one dataset about to be snapshotted, from `zfs list -Hp`. */
-export interface DatasetSpace {
+/** The space properties of one dataset about to be snapshotted, as the SmartOS side's listing gives them. */
+export interface DatasetSpace extends ListedSpace {
   name: string;
-  /** Bytes; 0 when none. */
-  refreservation: number;
-  /** Bytes only the live dataset references (ZFS's unique bytes). */
-  usedbydataset: number;
-  available: number;
-  /** Bytes; 0 when none (a refquota caps `available`, so it then says nothing about the parent). */
-  refquota: number;
-  /** Bytes; 0 for a filesystem. */
-  volsize: number;
 }
 
 export interface Headroom {
@@ -23,8 +14,6 @@ export interface Headroom {
   /** needed − free when positive, else 0. */
   shortfall: number;
 }
-
-const SPACE_FIELDS = ['name', 'refreservation', 'usedbydataset', 'available', 'refquota', 'volsize'] as const;
 
 /**
  * Whether one atomic `zfs snapshot` of these datasets fits. ZFS (dsl_dataset_snapshot_reserve_space)
@@ -56,19 +45,4 @@ export function headroomError(uuid: string, brand: string | undefined, headroom:
     return `${base} A bhyve VM's quota leaves room for snapshots only through flexible_disk_size (MiB): run vmadm update ${uuid} flexible_disk_size=${at} (at least; more leaves room for what is written between backups), then back it up again.`;
   }
   return `${base} Free at least ${headroom.shortfall} bytes in the pool or under the quota holding ${datasets.map((d) => d.name).join(', ')} (zfs list -o space), then back it up again.`;
-}
-
-/** One read-only `zfs list` of the space properties of `datasets`. */
-export async function listSpace(host: Host, datasets: readonly string[]): Promise<DatasetSpace[]> {
-  if (datasets.length === 0) return [];
-  const out = await host.run(['zfs', 'list', '-Hp', '-t', 'filesystem,volume', '-o', SPACE_FIELDS.join(','), ...datasets], { mutates: false });
-  return parseSpace(out.stdout);
-}
-
-export function parseSpace(stdout: string): DatasetSpace[] {
-  const bytes = (value: string | undefined) => (/^\d+$/.test(value ?? '') ? Number(value) : 0);
-  return stdout.split('\n').filter(Boolean).map((line) => {
-    const [name, refreservation, usedbydataset, available, refquota, volsize] = line.split('\t');
-    return { name: name!, refreservation: bytes(refreservation), usedbydataset: bytes(usedbydataset), available: bytes(available), refquota: bytes(refquota), volsize: bytes(volsize) };
-  });
 }

@@ -42,7 +42,7 @@ export async function observeRemote(observed: Pick<LocalObservation, 'datasets' 
 export async function observeLocal(uuid: string, host: Host, prefetched?: Promise<VmSpecWithRaw>): Promise<LocalObservation> {
   const { spec, raw } = await (prefetched ?? vmadmGet(host, uuid));
   const discovery = discoverDatasets(spec);
-  const local = await listDatasets(host, discovery.datasets, { recursive: true });
+  const local = await listDatasets(host, discovery.datasets, { recursive: true, space: true });
   const excluded = new Set(discovery.excluded);
   const datasets = [...new Set([...discovery.datasets, ...datasetsWithin(local, discovery.datasets)])]
     .filter((d) => !excluded.has(d))

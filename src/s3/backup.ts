@@ -44,7 +44,7 @@ export async function backupVmToS3(uuid: string, settings: Omit<BackupSettings, 
     observed.discovery.warnings.forEach((w) => log.warn(w));
     const snapshot = snapshotName(settings, startedAt);
     result.snapshot = snapshot;
-    await checkHeadroom(uuid, observed.spec, observed.datasets, observed.local, local);
+    checkHeadroom(uuid, observed.spec, observed.datasets, observed.local);
     if (!local.dryRun) await finishInterruptedUploads(uuid, observed.local, context, result.errors);
     const catalog = await readCatalog(store, s3.prefix, uuid);
     const plan = planS3Backup({

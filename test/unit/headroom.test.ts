@@ -1,8 +1,8 @@
 /** The pre-snapshot space check: ZFS's accounting of snapshots of datasets with a refreservation. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { headroomError, parseSpace, snapshotHeadroom, type DatasetSpace } from '../../src/backup/headroom.js';
-import type { DatasetState } from '../../src/zfs/list.js';
+import { headroomError, snapshotHeadroom, type DatasetSpace } from '../../src/backup/headroom.js';
+import { parseList, type DatasetState } from '../../src/zfs/list.js';
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
@@ -70,28 +70,19 @@ describe('headroomError', () => {
   });
 });
 
-it('parseSpace reads zfs list -Hp output, "-" (a filesystem\'s volsize) as 0', () => {
-  assert.deepEqual(parseSpace(`zones/a\t1072693248\t40960\t1048576\t1073741824\t-\nzones/a/disk0\t69206016\t0\t70254592\t0\t67108864\n`), [
-    { name: 'zones/a', refreservation: 1072693248, usedbydataset: 40960, available: 1048576, refquota: 1073741824, volsize: 0 },
-    { name: 'zones/a/disk0', refreservation: 69206016, usedbydataset: 0, available: 70254592, refquota: 0, volsize: 67108864 },
-  ]);
+it('the SmartOS side\'s listing carries the space columns, "-" (a filesystem\'s volsize) as 0', () => {
+  const line = (name: string, type: string, space: string) => `${name}\t${type}\t1\t10\t1700000000\t-\t-\t0\t0\toff\ton\t${space}`;
+  const listed = parseList([line('zones/a', 'filesystem', '1072693248\t40960\t1048576\t1073741824\t-'), line('zones/a/disk0', 'volume', '69206016\t0\t70254592\t0\t67108864')].join('\n'), ['zones/a', 'zones/a/disk0']);
+  assert.deepEqual(listed.get('zones/a')!.space, { refreservation: 1072693248, usedbydataset: 40960, available: 1048576, refquota: 1073741824, volsize: 0 });
+  assert.deepEqual(listed.get('zones/a/disk0')!.space, { refreservation: 69206016, usedbydataset: 0, available: 70254592, refquota: 0, volsize: 67108864 });
+  assert.equal(parseList(line('zones/b', 'filesystem', '').replace(/\t$/, ''), ['zones/b']).get('zones/b')!.space, undefined, 'the backup host\'s listing has none');
 });
 
-it('checkHeadroom lists only where a volume is, and leaves a dataset ZFS lacks to the planner', async () => {
+it('checkHeadroom refuses a VM whose snapshots do not fit, and leaves a dataset ZFS lacks to the planner', async () => {
   const { checkHeadroom } = await import('../../src/backup/backup-vm.js');
-  const calls: string[][] = [];
-  const host = {
-    run: async (argv: readonly string[]) => {
-      calls.push([...argv]);
-      return { host: 'local', command: argv.join(' '), stdout: `zones/${UUID}\t0\t40960\t${GIB}\t${GIB}\t-\n`, stderr: '', exitCode: 0 };
-    },
-  } as unknown as import('../../src/host/host.js').Host;
-  const state = (name: string, type: 'filesystem' | 'volume'): [string, DatasetState] => [name, { name, type, guid: '1', snapshots: [] }];
-  const zone = new Map([state(`zones/${UUID}`, 'filesystem'), state(`zones/${UUID}/data`, 'filesystem')]);
-  await checkHeadroom(UUID, { brand: 'joyent' }, [`zones/${UUID}`, `zones/${UUID}/data`], zone, host);
-  assert.equal(calls.length, 0, 'an OS zone pays no listing');
-  const hvm = new Map([state(`zones/${UUID}`, 'filesystem'), state(`zones/${UUID}-disk0`, 'volume')]);
-  await checkHeadroom(UUID, { brand: 'kvm' }, [`zones/${UUID}`, `zones/${UUID}-disk0`, `zones/${UUID}-disk1`], hvm, host);
-  assert.equal(calls.length, 1);
-  assert.deepEqual(calls[0]!.slice(-2), [`zones/${UUID}`, `zones/${UUID}-disk0`], 'the missing disk1 is not asked for');
+  const state = (name: string, space: DatasetState['space']): [string, DatasetState] => [name, { name, type: 'volume', guid: '1', snapshots: [], space }];
+  const tight = new Map([state(`zones/${UUID}`, { refreservation: 0, usedbydataset: 0, available: MIB, refquota: 0, volsize: 0 }), state(`zones/${UUID}/disk0`, { refreservation: 64 * MIB, usedbydataset: 32 * MIB, available: MIB, refquota: 0, volsize: 64 * MIB })]);
+  assert.throws(() => checkHeadroom(UUID, { brand: 'bhyve' }, [`zones/${UUID}`, `zones/${UUID}/disk0`, `zones/${UUID}/disk1`], tight), /not snapshotted: .*short by/);
+  const roomy = new Map([state(`zones/${UUID}/disk0`, { refreservation: 64 * MIB, usedbydataset: 32 * MIB, available: GIB, refquota: 0, volsize: 64 * MIB })]);
+  assert.doesNotThrow(() => checkHeadroom(UUID, { brand: 'bhyve' }, [`zones/${UUID}/disk0`, `zones/${UUID}/disk1`], roomy));
 });
