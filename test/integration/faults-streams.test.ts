@@ -9,12 +9,13 @@ describe('fault injection: cut streams', () => {
   before(setUpFaultFixture);
   after(printFaultTable);
 
-  // 20 different byte offsets: 5 into full and 5 into incremental ssh_gzip streams, 4 into the
-  // OpenSSH bulk connection, 3 each on the receiving side of mbuffer and mbuffer_gzip
-  const fullCuts = [0, 100, 65536, 1000000, 2500000];
-  const incrementalCuts = [1, 312, 150000, 600000, 2800000];
-  const opensshCuts = [10000, 70000, 900000, 2200000];
-  const mbufferCuts = { mbuffer: [5000, 300000, 1500000], mbuffer_gzip: [200, 40000, 700000] };
+  // 12 byte offsets, each path cut at its start, early and late: 3 into full and 3 into incremental
+  // ssh_gzip streams, 2 into the OpenSSH bulk connection, 2 each on the receiving side of mbuffer and
+  // mbuffer_gzip (20 offsets took a fifth of the suite's guest time and found nothing the 12 do not)
+  const fullCuts = [0, 65536, 2500000];
+  const incrementalCuts = [1, 150000, 2800000];
+  const opensshCuts = [10000, 2200000];
+  const mbufferCuts = { mbuffer: [5000, 1500000], mbuffer_gzip: [200, 700000] };
   it(`ssh_gzip: the stream cut at ${fullCuts.length} offsets of the full stream, then resumed or restarted`, async () => {
     // the first backup of the data set is full; cut it, then let each next run go on from the token
     for (const cut of fullCuts) {
