@@ -11,7 +11,7 @@ describe('fault injection: cut streams', () => {
 
   // 12 byte offsets, each path cut at its start, early and late: 3 into full and 3 into incremental
   // ssh_gzip streams, 2 into the OpenSSH bulk connection, 2 each on the receiving side of mbuffer and
-  // mbuffer_gzip (20 offsets took a fifth of the suite's guest time and found nothing the 12 do not)
+  // mbuffer_gzip (20 offsets took a fifth of the suite's guest time)
   const fullCuts = [0, 65536, 2500000];
   const incrementalCuts = [1, 150000, 2800000];
   const opensshCuts = [10000, 2200000];
