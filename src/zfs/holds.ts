@@ -59,13 +59,13 @@ export function holdsArgvs(names: readonly string[], kernel: string): Argv[] {
 }
 
 /**
- * Full names of the snapshots that carry `tag`, among the datasets listed. Only snapshots with
- * holds are asked about, so a host without holds costs no extra command; many are asked in a few
- * parts side by side (holdsArgvs). A snapshot destroyed since the listing holds nothing.
+ * Every hold on the snapshots of the datasets listed. Only snapshots with holds are asked about, so
+ * a host without holds costs no extra command; many are asked in a few parts side by side
+ * (holdsArgvs, small batches on illumos). A snapshot destroyed since the listing holds nothing.
  */
-export async function snapshotsHeldBy(host: Host, tag: string, datasets: Iterable<DatasetState>): Promise<Set<string>> {
+export async function listHolds(host: Host, datasets: Iterable<DatasetState>): Promise<Hold[]> {
   const held = [...datasets].flatMap((d) => d.snapshots.filter((s) => s.userrefs > 0).map((s) => `${d.name}@${s.name}`));
-  if (held.length === 0) return new Set();
+  if (held.length === 0) return [];
   const argvs = holdsArgvs(held, await kernelName(host));
   const outputs: string[] = [];
   const next = argvs.entries();
@@ -78,20 +78,28 @@ export async function snapshotsHeldBy(host: Host, tag: string, datasets: Iterabl
     }
   };
   await Promise.all(Array.from({ length: Math.min(ILLUMOS_HOLDS_SIDE_BY_SIDE, argvs.length) }, worker));
-  return parseHolds(outputs.join('\n'), tag);
+  return parseHoldLines(outputs.join('\n'));
+}
+
+/** Full names of the snapshots that carry `tag`, among the datasets listed (listHolds). */
+export async function snapshotsHeldBy(host: Host, tag: string, datasets: Iterable<DatasetState>): Promise<Set<string>> {
+  return new Set((await listHolds(host, datasets)).filter((h) => h.tag === tag).map((h) => h.snapshot));
 }
 
 /**
  * `zfs holds -H` output: `snapshot<TAB>tag<TAB>date` lines. illumos writes `no datasets
  * available` on stdout when nothing is held; it has no tab, so it names no hold.
  */
+export function parseHoldLines(stdout: string): Hold[] {
+  return stdout.split('\n').flatMap((line) => {
+    const [snapshot, tag] = line.split('\t');
+    return snapshot && tag ? [{ snapshot, tag }] : [];
+  });
+}
+
+/** The snapshots `stdout` says carry `tag`. */
 export function parseHolds(stdout: string, tag: string): Set<string> {
-  const result = new Set<string>();
-  for (const line of stdout.split('\n')) {
-    const [snapshot, holdTag] = line.split('\t');
-    if (snapshot && holdTag === tag) result.add(snapshot);
-  }
-  return result;
+  return new Set(parseHoldLines(stdout).filter((h) => h.tag === tag).map((h) => h.snapshot));
 }
 
 /** Every hold zonecopy places has a tag starting with this (`zonecopy:<backup host>:<group>`). */
@@ -108,14 +116,7 @@ export interface Hold {
  */
 export async function releaseZonecopyHolds(host: Host, datasets: readonly string[]): Promise<Hold[]> {
   const state = await listDatasets(host, datasets, { recursive: true });
-  const held = [...state.values()].flatMap((d) => d.snapshots.filter((s) => s.userrefs > 0).map((s) => `${d.name}@${s.name}`));
-  if (held.length === 0) return [];
-  const outputs = await Promise.all(inParts(held).map((part) => host.run(['zfs', 'holds', '-H', ...part], { mutates: false })));
-  const holds = outputs
-    .flatMap((out) => out.stdout.split('\n'))
-    .map((line) => line.split('\t'))
-    .filter(([snapshot, tag]) => snapshot && tag?.startsWith(HOLD_TAG_PREFIX))
-    .map(([snapshot, tag]) => ({ snapshot: snapshot!, tag: tag! }));
+  const holds = (await listHolds(host, state.values())).filter((h) => h.tag.startsWith(HOLD_TAG_PREFIX));
   const tags = [...new Set(holds.map((h) => h.tag))];
   for (const tag of tags) await host.run(['zfs', 'release', tag, ...holds.filter((h) => h.tag === tag).map((h) => h.snapshot)], { mutates: true });
   return holds;
