@@ -230,7 +230,12 @@ export function deleteVm(record: VmRecord): string {
 
 /** `@vmsnap-<name>` snapshots are what vmadm calls the VM's snapshots (VM.js create_snapshot). */
 export function vmSnapshots(record: VmRecord): Array<{ name: string }> {
-  const listed = zfsOk('list', `${POOL}/${record.uuid}`) ? zfs('list', '-H', '-t', 'snapshot', '-d', '1', '-o', 'name', `${POOL}/${record.uuid}`) : '';
+  let listed = '';
+  try {
+    listed = zfs('list', '-H', '-t', 'snapshot', '-d', '1', '-o', 'name', `${POOL}/${record.uuid}`);
+  } catch {
+    // no root dataset: no snapshots
+  }
   return listed.split('\n').filter((s) => s.includes('@vmsnap-')).map((s) => ({ name: s.slice(s.indexOf('@vmsnap-') + '@vmsnap-'.length) }));
 }
 

@@ -1,6 +1,6 @@
 /** `vmadm get`: the stored record plus what SmartOS derives from ZFS and the zone's config files (vmload). */
 import { readFileSync } from 'node:fs';
-import { POOL, PLATFORM, SERVER_UUID, zfsGet, zonepath, type VmRecord } from './host.js';
+import { POOL, PLATFORM, SERVER_UUID, prefetchZfs, zfsGet, zonepath, type VmRecord } from './host.js';
 
 export const HVM_BRANDS = new Set(['kvm', 'bhyve']);
 export const OS_BRANDS = new Set(['joyent', 'joyent-minimal', 'builder']);
@@ -24,6 +24,12 @@ function readJson(path: string): Record<string, unknown> {
 }
 
 const mib = (bytes: string | undefined) => (bytes === undefined ? undefined : Math.round(Number(bytes) / 1048576));
+
+/** Every ZFS value vmObject reads for these VMs, in one zfs call. */
+export function prefetchVmObjects(records: readonly VmRecord[]): void {
+  const datasets = records.flatMap((r) => [`${POOL}/${r.uuid}`, ...((r.disks as Disk[] | undefined) ?? []).map((d) => d.zfs_filesystem)]);
+  prefetchZfs(datasets, ['quota', 'refquota', 'recordsize', 'volsize', 'compression', 'refreservation', 'volblocksize']);
+}
 
 export function vmObject(record: VmRecord): Record<string, unknown> {
   const uuid = record.uuid;

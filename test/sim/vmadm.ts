@@ -6,7 +6,7 @@ import { readFileSync, readSync } from 'node:fs';
 import { allRecords, isUuid, readRecord, removeRecord } from './host.js';
 import { createSnapshot, createVm, deleteVm, rollbackSnapshot, startVm, stopVm, updateVm, vmSnapshots, VmadmError } from './vm-lifecycle.js';
 import { checkOrderFields, formatTable, matches, parseFilters, sortObjects } from './vm-list.js';
-import { vmObject, withFakeFields } from './vm-object.js';
+import { prefetchVmObjects, vmObject, withFakeFields } from './vm-object.js';
 
 const USAGE = `Usage: vmadm <command> [options]
 
@@ -87,6 +87,7 @@ function main(argv: string[]): number {
         const uuid = uuidArg(args, command);
         const record = readRecord(uuid);
         if (!record) throw new VmadmError(`zoneadm: ${uuid}: No such zone configured`);
+        prefetchVmObjects([record]);
         out(`${JSON.stringify({ ...vmObject(record), snapshots: vmSnapshots(record) }, null, 2)}\n`);
         return 0;
       }
@@ -97,7 +98,9 @@ function main(argv: string[]): number {
         const sort = (takeOption(args, '-s') ?? 'ram,uuid').split(',');
         checkOrderFields(fields);
         const filters = parseFilters(args, (k) => `Invalid filter key: "${k}"`);
-        const objects = allRecords().map((r) => withFakeFields(vmObject(r))).filter((o) => matches(o, filters));
+        const records = allRecords();
+        prefetchVmObjects(records);
+        const objects = records.map((r) => withFakeFields(vmObject(r))).filter((o) => matches(o, filters));
         sortObjects(objects, sort);
         out(formatTable(objects, fields, { parsable, header: !parsable && !noHeader }));
         return 0;
@@ -108,7 +111,9 @@ function main(argv: string[]): number {
         const fields = takeOption(args, '-o')?.split(',');
         if (fields && !json) throw new VmadmError('Cannot specify -o without -j');
         const filters = parseFilters(args, (k) => `Invalid lookup key: "${k}"`);
-        const found = allRecords().map((r) => withFakeFields(vmObject(r))).filter((o) => matches(o, filters));
+        const records = allRecords();
+        prefetchVmObjects(records);
+        const found = records.map((r) => withFakeFields(vmObject(r))).filter((o) => matches(o, filters));
         if (unique && found.length !== 1) throw new VmadmError(`Requested unique lookup but found ${found.length} results.`);
         if (json) {
           const shaped = fields ? found.map((o) => Object.fromEntries(fields.filter((f) => f in o).map((f) => [f, o[f]]))) : found;
