@@ -35,14 +35,20 @@ describe('fault injection: hosts, pools and runs', () => {
       [{ knownHostsPath: '/tmp/zc-changed-known-hosts' }, /HOST KEY CHANGED/],
     ];
     await sh(`rm -f /tmp/zc-wrong-key* /tmp/zc-other-host*; ssh-keygen -q -t ed25519 -N '' -f /tmp/zc-wrong-key; : > /tmp/zc-empty-known-hosts; ssh-keygen -q -t ed25519 -N '' -f /tmp/zc-other-host; echo "127.0.0.2 $(cut -d' ' -f1,2 /tmp/zc-other-host.pub)" > /tmp/zc-changed-known-hosts`);
-    for (const [settings, message] of variants) {
+    // every refusal is checked to change nothing, so one good run after the last shows the next run completes
+    const refused = async ([settings]: (typeof variants)[number]) => {
       const local = await sh(`zfs list -H -t snapshot -o name,guid -r zones/${fault.uuid}`);
-      await failThenRecover(async () => {
-        const failed = await backup([], writeConfig(settings));
-        assert.equal(await sh(`zfs list -H -t snapshot -o name,guid -r zones/${fault.uuid}`), local, 'no snapshot was taken');
-        return failed;
-      }, message);
+      const failed = await backup([], writeConfig(settings));
+      assert.equal(await sh(`zfs list -H -t snapshot -o name,guid -r zones/${fault.uuid}`), local, 'no snapshot was taken');
+      return failed;
+    };
+    for (const variant of variants.slice(0, -1)) {
+      const failed = await refused(variant);
+      assert.notEqual(failed.code, 0, 'the faulty run must fail');
+      assert.match(failed.stdout + failed.stderr, variant[1]);
+      await assertNoLeftovers();
     }
+    await failThenRecover(() => refused(variants.at(-1)!), variants.at(-1)![1]);
     fault.table.push('unreachable / auth refused / unknown key / changed key | 4 | pass');
   });
 

@@ -11,6 +11,11 @@ import { releaseHolds, resetHosts, run, sh, snapshotsOf, writeConfig, zfsGet, zo
 import { change, essentials, fingerprint, specOf, withMounted, type Spec } from './vm-checks.js';
 
 const BRANDS = ['joyent', 'lx', 'kvm', 'bhyve'] as const;
+/**
+ * Brands also restored from the older set over the existing VM (--force): the zone root with a delegated
+ * dataset and KVM's sibling volumes are the two layouts vmadm delete removes differently.
+ */
+const OVER_EXISTING = new Set<string>(['joyent', 'kvm']);
 
 describe('restore drills', () => {
   let config: TestConfig;
@@ -56,7 +61,7 @@ describe('restore drills', () => {
   });
 
   for (const brand of BRANDS) {
-    it(`${brand}: destroyed, then restored from the latest and from the older backup set, bit for bit`, async () => {
+    it(`${brand}: destroyed, then restored from the latest${OVER_EXISTING.has(brand) ? ', and from the older backup set over it (--force)' : ''}, bit for bit`, async () => {
       const uuid = uuids[brand]!;
       const held = await run('vmadm', ['delete', uuid]);
       assert.notEqual(held.code, 0, 'zonecopy holds its newest common snapshot, so the VM cannot be deleted by accident');
@@ -85,6 +90,7 @@ describe('restore drills', () => {
         assert.deepEqual(reservations(await specOf(uuid)), reservations(specs[brand]!), 'zvol refreservations as the stored spec says');
       }
 
+      if (!OVER_EXISTING.has(brand)) return;
       const refused = await zonecopy(['restore', uuid, '--snapshot', 'daily-b1'], config);
       assert.equal(refused.code, 1);
       assert.match(refused.stderr, /exists on this host.*--force/);

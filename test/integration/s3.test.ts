@@ -18,6 +18,8 @@ import { resetHosts, run, sh, writeConfig, zonecopy, PROJECT, type TestConfig } 
 import { change, essentials, fingerprint, specOf, withMounted, type Spec } from './vm-checks.js';
 
 const BRANDS = ['joyent', 'lx', 'kvm', 'bhyve'] as const;
+/** Brands also restored from the older set over the existing VM (--force): the two layouts vmadm delete removes differently. */
+const OVER_EXISTING = new Set<string>(['joyent', 'kvm']);
 const BUCKET = 'zonecopy-test';
 const PORT = 4568;
 const ENDPOINT = `http://127.0.0.1:${PORT}`;
@@ -100,7 +102,7 @@ describe('object storage target (s3rver)', () => {
   });
 
   for (const brand of BRANDS) {
-    it(`${brand}: backed up into the bucket twice, destroyed, restored from the latest and the older set, bit for bit`, async () => {
+    it(`${brand}: backed up into the bucket twice, destroyed, restored from the latest${OVER_EXISTING.has(brand) ? ' and the older set over it' : ''}, bit for bit`, async () => {
       const uuid = uuids[brand]!;
       let result = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', 'b1', '--json'], config);
       assert.equal(result.code, 0, result.stderr + result.stdout);
@@ -144,6 +146,7 @@ describe('object storage target (s3rver)', () => {
         assert.equal(table.trim(), 'rows');
       }
 
+      if (!OVER_EXISTING.has(brand)) return;
       started = Date.now();
       result = await zonecopy(['restore', uuid, '--snapshot', 'daily-b1', '--force'], config);
       timings.push(`${brand} older ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -161,7 +164,7 @@ describe('object storage target (s3rver)', () => {
     const image = ((await specOf(uuid)) as Spec & { image_uuid: string }).image_uuid;
     assert.equal((await run('imgadm', ['get', image], { env })).code, 3);
     const started = Date.now();
-    const result = await run(`${PROJECT}/bin/zonecopy`, ['restore', uuid, '--snapshot', 'daily-b1'], { env: { ...env, ZONECOPY_CONFIG: config.path } });
+    const result = await run(`${PROJECT}/bin/zonecopy`, ['restore', uuid], { env: { ...env, ZONECOPY_CONFIG: config.path } });
     timings.push(`lx onto a second host ${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.equal(result.code, 0, result.stderr + result.stdout);
     assert.match(result.stdout, /images installed from the backup: /);
