@@ -59,7 +59,7 @@ export function nicChanges(specNics: readonly Nic[], createdNics: readonly Nic[]
   return specNics.map((nic, i) => ({
     interface: String(nic.interface ?? `net${i}`),
     oldMac: String(nic.mac ?? ''),
-    ...(createdNics?.[i]?.mac !== undefined ? { newMac: String(createdNics[i]!.mac) } : {}),
+    ...(createdNics?.[i]?.mac !== undefined ? { newMac: String(createdNics[i]?.mac) } : {}),
     droppedIps: staticIps(nic),
   }));
 }

@@ -132,7 +132,7 @@ export async function restoreVm(options: RestoreOptions, context: Context): Prom
 export async function recreateStopped(spec: VmSpec, uuid: string, sources: readonly string[], local: Host, options: { copy: boolean }): Promise<
   { pairs: Array<{ source: string; into: string }>; localState: Map<string, DatasetState>; cores: string; nics: Array<Record<string, unknown>> } | undefined
 > {
-  const payload = createPayload(spec as Record<string, unknown>, { uuid, copy: options.copy });
+  const payload = createPayload(spec, { uuid, copy: options.copy });
   const creation = await local.run(['vmadm', 'create'], { mutates: true, input: JSON.stringify(payload), allowExitCodes: [1] });
   if (creation.exitCode !== 0) {
     const why = creation.stderr.trim().split('\n').slice(-3).join(' / ');
@@ -160,7 +160,7 @@ export async function recreateStopped(spec: VmSpec, uuid: string, sources: reado
 /** Properties are not in the streams: vmadm sets its own again (quota; bhyve's refquota and reservations), zvols get their refreservation back. */
 export async function finishRestore(spec: VmSpec, uuid: string, vm: { cores: string; pairs: ReadonlyArray<{ source: string; into: string }> }, start: boolean, local: Host): Promise<void> {
   await local.run(['zfs', 'mount', vm.cores], { mutates: true, allowExitCodes: [1] });
-  for (const argv of diskPropertyCommands(spec as { disks?: Array<Record<string, unknown>> }, vm.pairs)) await local.run(argv, { mutates: true });
+  for (const argv of diskPropertyCommands(spec, vm.pairs)) await local.run(argv, { mutates: true });
   if (typeof spec.quota === 'number') await local.run(['vmadm', 'update', uuid, `quota=${spec.quota}`], { mutates: true });
   if (start) await local.run(['vmadm', 'start', uuid], { mutates: true });
 }

@@ -1,4 +1,4 @@
-import type { DatasetState, SnapshotInfo } from '../zfs/list.js';
+import type { DatasetState } from '../zfs/list.js';
 
 /** The state of one dataset's backup pair, from the two listings alone (pure). */
 export interface DatasetHealth {

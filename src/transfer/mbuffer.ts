@@ -133,5 +133,5 @@ export function summaryBytes(stderr: string): number {
 
 /** mbuffer's running status (`in @ … MiB/s, out @ …` ended by \r) is noise in an error message. */
 function withoutStatus(stderr: string): string {
-  return stderr.split('\n').map((line) => line.split('\r').at(-1)!).filter((line) => !/^in @ /.test(line)).join('\n');
+  return stderr.split('\n').map((line) => line.split('\r').at(-1)!).filter((line) => !line.startsWith('in @ ')).join('\n');
 }

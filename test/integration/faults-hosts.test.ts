@@ -96,7 +96,7 @@ describe('fault injection: hosts, pools and runs', () => {
     let d: Run | undefined;
     // on a failure, every run's output says why
     const outputs = () => [a, b, c, d].filter(Boolean).map((r, i) => `--- run ${i + 1} (exit ${r!.code}):\n${r!.stdout}${r!.stderr}`).join('\n');
-    assert.deepEqual([a.code, b.code].sort(), [0, 1], outputs());
+    assert.deepEqual([a.code, b.code].sort((x, y) => x - y), [0, 1], outputs());
     assert.match([a, b].find((r) => r.code === 1)!.stdout + [a, b].find((r) => r.code === 1)!.stderr, /another zonecopy run .* is backing up VM/);
     [c, d] = await Promise.all([backup(['--wait']), (async () => { await new Promise((r) => setTimeout(r, 1500)); return backup(['--wait']); })()]);
     assert.deepEqual([c.code, d.code], [0, 0], outputs());
