@@ -231,6 +231,8 @@ describe('object storage target (s3rver)', () => {
       await sh(`date > /zones/${uuid}/data/run-${n}`);
       const result = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', `r${n}`, '--remoteSnapLimit', '2'], cfg);
       assert.equal(result.code, 0, result.stderr + result.stdout);
+      if (n < 4) continue;
+      // r4 is the first run whose rotation deletes streams, r5 the first that must keep one for a kept set
       const status = await zonecopy(['status', uuid, '--json'], cfg);
       assert.equal(status.code, 0, `after r${n}: ${status.stdout}`);
     }
