@@ -123,7 +123,7 @@ backup_user() {
 
 simulators() {
   local tool
-  for tool in vmadm imgadm zonecfg; do
+  for tool in vmadm imgadm zonecfg zlogin; do
     printf '#!/bin/sh\nexec /usr/local/bin/node %s/build/test/sim/%s.js "$@"\n' "$ROOT" "$tool" >"/usr/sbin/$tool"
     chmod 755 "/usr/sbin/$tool"
   done
