@@ -2,7 +2,7 @@ import { describeCommand, type Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import type { HoldStep, SnapshotStep, Step, TransferStep } from '../plan/steps.js';
 import type { HookPlan } from './hooks.js';
-import { snapshotWithHooks, type ConsistencyRecord } from './hook-run.js';
+import { emptyRecord, snapshotWithHooks, type ConsistencyRecord } from './hook-run.js';
 import { createParentArgv, destroySnapshotsArgv, receiveArgv, sendArgv, snapshotArgv } from '../zfs/commands.js';
 import { SMALL_STREAM_BYTES } from '../transfer/ssh.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
@@ -89,7 +89,7 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
     if (!held && release && released) await holdOrRelease({ ...release, kind: 'hold' }, 'hold (of the previous snapshots again)');
   };
   let hooks: HookPlan | undefined;
-  const consistency = context.consistency ?? { format: 1, consistency: 'crash', hooks: [], notes: [] };
+  const consistency = context.consistency ?? emptyRecord();
   const transferring = (step: Step | undefined) => step?.kind === 'transfer' || step?.kind === 'create-parent';
   for (let index = 0; index < steps.length; index++) {
     const step = steps[index]!;
@@ -109,7 +109,7 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
         const group: SnapshotStep[] = [step];
         while (steps[index + 1]?.kind === 'snapshot') group.push(steps[++index] as SnapshotStep);
         await snapshotWithHooks(hooks, { record: consistency, errors }, context, async () => {
-          for (const s of group) await takeSnapshot(s, context);
+          for (const s of group) await takeSnapshot(s, context.local, context.log);
         });
         break;
       }
@@ -194,10 +194,11 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
   return { outcomes, errors };
 }
 
-async function takeSnapshot(step: SnapshotStep, context: ExecutionContext): Promise<void> {
+/** One pool's atomic snapshot (both targets' executors); a failure stops the run before anything is sent. */
+export async function takeSnapshot(step: Pick<SnapshotStep, 'pool' | 'snapshots'>, local: Host, log: Log): Promise<void> {
   try {
-    await context.local.run(snapshotArgv(step.snapshots), { mutates: true });
-    context.log.verbose(`snapshot ${step.snapshots.join(' ')}`);
+    await local.run(snapshotArgv(step.snapshots), { mutates: true });
+    log.verbose(`snapshot ${step.snapshots.join(' ')}`);
   } catch (error) {
     throw new SnapshotFailedError(`snapshot of pool ${step.pool} failed, nothing was sent: ${(error as Error).message}`);
   }

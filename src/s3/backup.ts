@@ -1,13 +1,13 @@
 import { checkHeadroom, imageManifests, snapshotName, vmHooks, type BackupSettings } from '../backup/backup-vm.js';
 import { emptyRecord, snapshotWithHooks, type ConsistencyRecord } from '../backup/hook-run.js';
 import type { HookPlan } from '../backup/hooks.js';
-import { SnapshotFailedError } from '../backup/execute.js';
+import { takeSnapshot } from '../backup/execute.js';
 import { observeLocal } from '../backup/observe.js';
 import { describePipeline, type Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import { runStatus, type DatasetResult, type VmBackupResult } from '../report/types.js';
 import { readZoneConfig } from '../smartos/vmadm.js';
-import { destroySnapshotsArgv, sendArgv, snapshotArgv, type SendSpec } from '../zfs/commands.js';
+import { destroySnapshotsArgv, sendArgv, type SendSpec } from '../zfs/commands.js';
 import { readCatalog, type VmCatalog } from './catalog.js';
 import { setKey, streamFromMetadata, streamMetadata, vmPrefix, type SetManifest, type StoredStream } from './keys.js';
 import { planS3Backup, type S3Step, type UploadStep } from './plan.js';
@@ -111,15 +111,9 @@ async function execute(
         if (step !== snapshots[0]) break;
         // every pool's snapshot inside one pair of hooks (backup/hook-run.ts, shared with the backup host's executor)
         await snapshotWithHooks(hooks.plan, { record: hooks.record, errors }, context, async () => {
-          for (const s of snapshots) {
-            try {
-              await local.run(snapshotArgv(s.snapshots), { mutates: true });
-            } catch (error) {
-              throw new SnapshotFailedError(`snapshot of pool ${s.pool} failed, nothing was sent: ${(error as Error).message}`);
-            }
-          }
+          for (const s of snapshots) await takeSnapshot(s, local, log);
         });
-        for (const s of snapshots) if (!local.dryRun) await fillIdentity(local, s.snapshots, steps);
+        if (!local.dryRun) for (const s of snapshots) await fillIdentity(local, s.snapshots, steps);
         break;
       case 'upload': {
         const o = outcome(step.dataset);
