@@ -35,8 +35,9 @@ export class HookFailedError extends Error {
   override name = 'HookFailedError';
 }
 
+/** Before any hook ran: a stopped VM's files are at rest; anything else is crash-consistent until its pre hooks succeed. */
 export function emptyRecord(state?: unknown): ConsistencyRecord {
-  return { format: 1, consistency: state === undefined || state === 'running' ? 'crash' : 'stopped', hooks: [], notes: [] };
+  return { format: 1, consistency: state === 'stopped' ? 'stopped' : 'crash', hooks: [], notes: [] };
 }
 
 /** One hook through the Host: argv, its own process group, its timeout; --dry-run prints it there. */

@@ -30,8 +30,8 @@ function plan(dir: string, config: HooksConfig, spec: Record<string, unknown> = 
   return selectHooks({ config, group: 'daily', spec: { uuid: UUID, alias: 'db01', brand: 'joyent', zfs_filesystem: `zones/${UUID}`, state: 'running', ...spec }, snapshot: 'daily-x', agentCommand: CLI })!;
 }
 
-async function around(hooks: HookPlan, snapshot: () => Promise<void>, host = new LocalHost(false)): Promise<{ record: ConsistencyRecord; errors: string[]; thrown?: Error }> {
-  const record = emptyRecord('running');
+async function around(hooks: HookPlan, snapshot: () => Promise<void>, host = new LocalHost(false), state = 'running'): Promise<{ record: ConsistencyRecord; errors: string[]; thrown?: Error }> {
+  const record = emptyRecord(state);
   const errors: string[] = [];
   try {
     await snapshotWithHooks(hooks, { record, errors }, { local: host, log: silentLog }, snapshot);
@@ -139,6 +139,15 @@ describe('hooks around the snapshot', () => {
     assert.equal(await gone(background), true, 'the background sleep the hook started is gone too');
     assert.deepEqual(lines(log), ['post']);
     assert.equal(record.consistency, 'crash');
+  });
+
+  it('a stopped zone: no in-zone hook runs, the global one does, and the set counts as consistent (files at rest)', async () => {
+    const log = join(dir, 'stopped');
+    const hooks = plan(dir, { zone: { pre: `echo zone >> ${log}` }, global: { pre: `echo global >> ${log}` } }, { state: 'stopped' });
+    const { record } = await around(hooks, async () => {}, undefined, 'stopped');
+    assert.deepEqual(lines(log), ['global']);
+    assert.equal(record.consistency, 'stopped');
+    assert.match(record.notes.join(), /in-zone hooks \(hooks\.zone\) not run: the zone is stopped/);
   });
 
   it('a post hook that fails is an error of the run: the application may still be paused', async () => {
