@@ -35,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
   const child = spawn('chroot', [`${zonepath(zone)}/root`, '/bin/sh', '-c', subshell], {
     detached: true,
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { PATH: '/usr/sbin:/usr/bin:/bin', HOME: '/', SHELL: '/bin/sh', LOGNAME: 'root' },
+    env: { PATH: '/usr/sbin:/usr/bin', HOME: '/', SHELL: '/bin/sh', LOGNAME: 'root' },
   });
   // zlogin's own pipes: what the command leaves running cannot hold the caller's
   process.stdin.pipe(child.stdin).on('error', () => {});
