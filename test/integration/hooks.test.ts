@@ -18,7 +18,12 @@ interface Report {
   results: Array<{ status: string; errors: string[]; consistency?: { consistency: string; hooks: Array<{ phase: string; kind: string; result: string; error?: string }>; notes: string[] } }>;
 }
 
-const setMetadata = (uuid: string, metadata: Record<string, string>) => run('vmadm', ['update', uuid], { input: JSON.stringify({ set_internal_metadata: metadata }) });
+async function vmadm(args: string[], input?: unknown): Promise<void> {
+  const result = await run('vmadm', args, input === undefined ? {} : { input: JSON.stringify(input) });
+  assert.equal(result.code, 0, `vmadm ${args.join(' ')}: ${result.stderr}`);
+}
+
+const setMetadata = (uuid: string, metadata: Record<string, string>) => vmadm(['update', uuid], { set_internal_metadata: metadata });
 
 describe('hooks around the snapshot', () => {
   let uuid: string;
@@ -35,8 +40,8 @@ describe('hooks around the snapshot', () => {
     root = `/zones/${uuid}/root`;
     // the zone's userland for the zlogin stand-in's chroot: the guest's /usr, read-only, and the merged-/usr links
     await sh(`for l in bin lib lib64 sbin; do [ -L /$l ] && [ ! -e ${root}/$l ] && ln -s "$(readlink /$l)" ${root}/$l; done; mkdir -p ${root}/usr ${root}/tmp ${root}/var/db && mount --bind /usr ${root}/usr && mount -o remount,ro,bind ${root}/usr`);
-    await run('vmadm', ['create'], { input: JSON.stringify({ uuid: KVM, brand: 'kvm', alias: 'qga01', ram: 256, disks: [{ size: 8, model: 'virtio', boot: true }] }) });
-    await run('vmadm', ['update', KVM, `qemu_extra_opts=${QGA_OPTS}`]);
+    await vmadm(['create'], { uuid: KVM, brand: 'kvm', alias: 'qga01', ram: 256, disks: [{ size: 8, model: 'virtio', boot: true }] });
+    await vmadm(['update', KVM, `qemu_extra_opts=${QGA_OPTS}`]);
     config = writeConfig();
     events = join(config.logDirectory, '..', 'events');
     const snapshotSeen = (phase: string) => `if zfs list -H -o name "zones/$ZONECOPY_VM_UUID@$ZONECOPY_SNAPSHOT" >/dev/null 2>&1; then s=taken; else s=absent; fi; echo "global-${phase} $ZONECOPY_VM_ALIAS snapshot $s" >> ${events}`;

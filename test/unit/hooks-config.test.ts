@@ -11,6 +11,7 @@ import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { CommandError, HostStats, type CommandResult, type Host, type RunOptions } from '../../src/host/host.js';
 import type { Argv } from '../../src/host/quote.js';
 import { silentLog } from '../../src/log.js';
+import { renderHtml, renderText } from '../../src/report/render.js';
 import type { Step } from '../../src/plan/steps.js';
 import { consistencyText, parseConsistency } from '../../src/status/consistency.js';
 import { renderSetList } from '../../src/restore/list-sets.js';
@@ -105,6 +106,18 @@ describe('hooks in the backup host executor', () => {
     await assert.rejects(executePlan(steps, { local, remote, strategy, log: silentLog, consistency: emptyRecord('running') }), /snapshot of pool data failed, nothing was sent/);
     assert.deepEqual(local.commands.map((c) => c.argv[2]), ['pause', `zones/${UUID}@daily-x`, `data/${UUID}-disk1@daily-x`, 'resume']);
     assert.equal(remote.commands.length, 0);
+  });
+
+  it('the email says how consistent the snapshot is, each hook with its result, escaped', () => {
+    const consistency: ConsistencyRecord = {
+      format: 1, consistency: 'crash', onPreFailure: 'crash-consistent', notes: ['crash-consistent: went on'],
+      hooks: [{ phase: 'pre', kind: 'zone', source: 'internal_metadata.zonecopy_pre_snapshot', command: 'x', result: 'failed', seconds: 0.2, exitCode: 1, error: 'exited 1: <no db>' }],
+    };
+    const result = { uuid: UUID, backupHost: 'b', startedAt: new Date(0), finishedAt: new Date(0), status: 'success' as const, datasets: [], errors: [], dryRun: false, consistency };
+    const html = renderHtml(result);
+    assert.match(html, /consistency: crash-consistent \(pre zone failed 0\.2 s\)/);
+    assert.match(html, /exited 1: &lt;no db&gt;/);
+    assert.match(renderText(result), /\n {2}pre zone hook \(internal_metadata\.zonecopy_pre_snapshot\) failed: exited 1: <no db> \(0\.2 s\)\n {2}note: crash-consistent: went on/);
   });
 
   it('restore --list and status say what a set without a record is', () => {
