@@ -99,6 +99,7 @@ export function selectHooks(input: HookInput): HookPlan | undefined {
       if (command !== undefined) add(phase, 'zone', `${zone.source}${zone.source === 'internal_metadata' ? `.${phase === 'pre' ? METADATA_PRE : METADATA_POST}` : `.${phase}`}`, command, ['zlogin', spec.uuid, command]);
     }
   }
+  if (settings.guestAgent && spec.brand === 'bhyve') plan.notes.push(`no guest agent freeze: ${settings.sources.guestAgent} is for KVM, whose qemu_extra_opts can give the guest an agent socket; bhyve has none`);
   if (settings.guestAgent && spec.brand === 'kvm') {
     const socket = guestAgentSocket(spec);
     if (!socket) plan.notes.push(`no guest agent freeze: ${settings.sources.guestAgent} is true, but qemu_extra_opts configures no org.qemu.guest_agent.0 socket`);

@@ -101,7 +101,9 @@ describe('hook selection', () => {
     const none = select({ guestAgent: true }, kvm())!;
     assert.deepEqual(none.pre, []);
     assert.match(none.notes[0]!, /qemu_extra_opts configures no org\.qemu\.guest_agent\.0 socket/);
-    assert.equal(select({ guestAgent: true }, kvm({ brand: 'bhyve', qemu_extra_opts: QGA_OPTS })), undefined);
+    const bhyve = select({ guestAgent: true }, kvm({ brand: 'bhyve', qemu_extra_opts: QGA_OPTS }))!;
+    assert.deepEqual(bhyve.pre, []);
+    assert.match(bhyve.notes[0]!, /is for KVM/);
   });
 
   it('reads the agent socket from qemu_extra_opts only when a virtserialport named org.qemu.guest_agent.0 uses that chardev', () => {
