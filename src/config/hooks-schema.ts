@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { isValidSnapshotPart } from '../zfs/names.js';
 
 /**
  * `hooks` in configuration.json: commands around each VM's snapshot, so databases are paused or
@@ -39,7 +40,14 @@ export const hookSettingsSchema = z
 
 export const hooksSchema = hookSettingsSchema
   .extend({
-    groups: z.record(z.string().min(1), hookSettingsSchema).optional(),
+    groups: z
+      .record(z.string(), hookSettingsSchema)
+      .superRefine((groups, ctx) => {
+        for (const key of Object.keys(groups)) {
+          if (!isValidSnapshotPart(key)) ctx.addIssue({ code: 'custom', path: [key], message: 'a key here must be a snapshot group as given to --groupName (letters, digits and _ . : - only)' });
+        }
+      })
+      .optional(),
     vms: z
       .record(z.string(), hookSettingsSchema)
       .superRefine((vms, ctx) => {

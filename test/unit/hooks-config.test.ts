@@ -65,6 +65,7 @@ describe('hooks configuration', () => {
     fails({ zone: { pree: 'x' } }, /unknown key "hooks\.zone\.pree" \(did you mean "hooks\.zone\.pre"\?\)/);
     fails({ groups: { daily: { timeoutSecond: 5 } } }, /unknown key "hooks\.groups\.daily\.timeoutSecond" \(did you mean "hooks\.groups\.daily\.timeoutSeconds"\?\)/);
     fails({ vms: { db01: { zone: { pre: "x" } } } }, /"hooks\.vms\.db01": a key here must be a VM UUID/);
+    fails({ groups: { 'daily run': { timeoutSeconds: 5 } } }, /"hooks\.groups\.daily run": a key here must be a snapshot group/);
     fails({ guestagent: true }, /unknown key "hooks\.guestagent" \(did you mean "hooks\.guestAgent"\?\)/);
   });
 
