@@ -7,7 +7,6 @@ import { after, before, describe, it } from 'node:test';
 import { emptyRecord, HookFailedError, snapshotWithHooks, type ConsistencyRecord } from '../../src/backup/hook-run.js';
 import { selectHooks, type HookPlan } from '../../src/backup/hooks.js';
 import type { HooksConfig } from '../../src/config/hooks-schema.js';
-import { commandLine } from '../../src/host/quote.js';
 import { LocalHost } from '../../src/host/local.js';
 import { silentLog } from '../../src/log.js';
 import { consistencyLines } from '../../src/report/render.js';
