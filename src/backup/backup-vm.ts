@@ -8,7 +8,10 @@ import type { TransferStrategy } from '../transfer/strategy.js';
 import { snapshotsHeldBy } from '../zfs/holds.js';
 import type { DatasetState } from '../zfs/list.js';
 import { splitSnapshot, targetDatasetName } from '../zfs/names.js';
+import type { HooksConfig } from '../config/hooks-schema.js';
 import { executePlan, type DatasetOutcome } from './execute.js';
+import { emptyRecord } from './hook-run.js';
+import { selectHooks } from './hooks.js';
 import { headroomError, snapshotHeadroom } from './headroom.js';
 import { observeLocal, observeRemote } from './observe.js';
 import { settleInterruptedReceives } from './resume.js';
@@ -24,6 +27,10 @@ export interface BackupSettings {
   /** Hold tag for the newest common snapshots; undefined with --no-holds. */
   holdTag?: string;
   rollback?: boolean;
+  /** `hooks` of the configuration. */
+  hooks?: HooksConfig;
+  /** argv that runs `zonecopy` (node and its script), for `zonecopy guest-agent`. */
+  agentCommand?: string[];
 }
 
 export interface BackupContext {
@@ -65,6 +72,8 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
     const snapshot = snapshotName(settings, startedAt);
     result.snapshot = snapshot;
     checkHeadroom(uuid, spec, datasets, local);
+    const hooks = vmHooks(settings, spec, snapshot);
+    const consistency = emptyRecord(spec.state);
 
     // independent reads, side by side with the backup host's listing, the longest of them
     const [listed, localHeld, zoneConfig, images] = await Promise.all([
@@ -91,15 +100,17 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
       remote,
       localLimit: settings.localLimit,
       remoteLimit: settings.remoteLimit,
-      spec: { directory: `${settings.specDirectory}/${uuid}`, files },
+      spec: { directory: `${settings.specDirectory}/${uuid}`, files, consistencyFile: `${snapshot}.consistency` },
       holds,
       rollback: settings.rollback,
+      hooks,
     });
     plan.warnings.forEach((w) => context.log.warn(w));
     if (plan.steps.length === 0) {
       result.errors.push(...plan.problems.map((p) => p.message));
     } else {
-      const execution = await executePlan(plan.steps, context);
+      result.consistency = consistency;
+      const execution = await executePlan(plan.steps, { ...context, consistency });
       result.errors.push(...execution.errors);
       for (const r of resumed) {
         const dataset = datasets.find((d) => targetDatasetName(settings.basePath, d) === r.target);
@@ -118,6 +129,11 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
   result.finishedAt = context.now();
   result.status = runStatus(result.errors, result.datasets);
   return result;
+}
+
+/** The VM's hooks from the configuration and its internal_metadata (both targets use this). */
+export function vmHooks(settings: Pick<BackupSettings, 'group' | 'hooks' | 'agentCommand'>, spec: VmSpec, snapshot: string) {
+  return selectHooks({ config: settings.hooks, group: settings.group, spec, snapshot, agentCommand: settings.agentCommand ?? [process.execPath, process.argv[1]!] });
 }
 
 /**

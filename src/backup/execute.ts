@@ -1,6 +1,8 @@
 import { describeCommand, type Host } from '../host/host.js';
 import type { Log } from '../log.js';
-import type { HoldStep, Step, TransferStep } from '../plan/steps.js';
+import type { HoldStep, SnapshotStep, Step, TransferStep } from '../plan/steps.js';
+import type { HookPlan } from './hooks.js';
+import { emptyRecord, snapshotWithHooks, type ConsistencyRecord } from './hook-run.js';
 import { createParentArgv, destroySnapshotsArgv, receiveArgv, sendArgv, snapshotArgv } from '../zfs/commands.js';
 import { SMALL_STREAM_BYTES } from '../transfer/ssh.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
@@ -17,6 +19,8 @@ export interface ExecutionContext {
   log: Log;
   /** Transfers in flight at once (default 1). */
   concurrency?: number;
+  /** Filled with what the hooks did and how consistent the snapshot is; stored with the spec. */
+  consistency?: ConsistencyRecord;
 }
 
 /** What happened to each VM dataset, and to each image sent as a clone's origin (keyed by source dataset name). */
@@ -84,6 +88,8 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
     const [held, released] = await Promise.all([hold ? holdOrRelease(hold) : true, release ? holdOrRelease(release) : false]);
     if (!held && release && released) await holdOrRelease({ ...release, kind: 'hold' }, 'hold (of the previous snapshots again)');
   };
+  let hooks: HookPlan | undefined;
+  const consistency = context.consistency ?? emptyRecord();
   const transferring = (step: Step | undefined) => step?.kind === 'transfer' || step?.kind === 'create-parent';
   for (let index = 0; index < steps.length; index++) {
     const step = steps[index]!;
@@ -95,14 +101,18 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
       }
     }
     switch (step.kind) {
-      case 'snapshot':
-        try {
-          await context.local.run(snapshotArgv(step.snapshots), { mutates: true });
-          context.log.verbose(`snapshot ${step.snapshots.join(' ')}`);
-        } catch (error) {
-          throw new SnapshotFailedError(`snapshot of pool ${step.pool} failed, nothing was sent: ${(error as Error).message}`);
-        }
+      case 'hooks':
+        hooks = step.plan;
         break;
+      case 'snapshot': {
+        // every pool's snapshot inside one pair of hooks
+        const group: SnapshotStep[] = [step];
+        while (steps[index + 1]?.kind === 'snapshot') group.push(steps[++index] as SnapshotStep);
+        await snapshotWithHooks(hooks, { record: consistency, errors }, context, async () => {
+          for (const s of group) await takeSnapshot(s, context.local, context.log);
+        });
+        break;
+      }
       case 'create-parent':
         try {
           await context.remote.run(createParentArgv(step.dataset), { mutates: true });
@@ -164,9 +174,10 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
       }
       case 'store-spec':
         try {
+          const record = step.consistencyFile ? [{ name: step.consistencyFile, content: `${JSON.stringify(consistency, null, 2)}\n` }] : [];
           // one channel per file, side by side over the one connection
           await Promise.all(
-            step.files.map((file) =>
+            [...step.files, ...record].map((file) =>
               context.remote.run(['sh', '-c', 'mkdir -p "$1" && cat > "$1/$2.tmp" && mv "$1/$2.tmp" "$1/$2"', 'sh', step.directory, file.name], {
                 mutates: true,
                 input: file.content,
@@ -181,6 +192,16 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
   }
   await transfers.drain();
   return { outcomes, errors };
+}
+
+/** One pool's atomic snapshot (both targets' executors); a failure stops the run before anything is sent. */
+export async function takeSnapshot(step: Pick<SnapshotStep, 'pool' | 'snapshots'>, local: Host, log: Log): Promise<void> {
+  try {
+    await local.run(snapshotArgv(step.snapshots), { mutates: true });
+    log.verbose(`snapshot ${step.snapshots.join(' ')}`);
+  } catch (error) {
+    throw new SnapshotFailedError(`snapshot of pool ${step.pool} failed, nothing was sent: ${(error as Error).message}`);
+  }
 }
 
 /**

@@ -189,6 +189,9 @@ function backupSettings(config: Config, flags: BackupFlags, target: 'ssh' | 's3'
     remoteLimit: config.remoteSnapshotLimit,
     holdTag: target === 'ssh' && config.holds && flags.holds !== false ? `zonecopy:${config.backupDestination}:${group}` : undefined,
     rollback: Boolean(flags.rollback),
+    hooks: config.hooks,
+    // `zonecopy guest-agent …` as this very program, for the KVM freeze and thaw
+    agentCommand: [process.execPath, process.argv[1]!],
   };
 }
 

@@ -5,6 +5,7 @@ import { ConfigError } from '../config/load.js';
 import { HostKeyError } from '../host/known-hosts.js';
 import { ConnectError } from '../host/remote.js';
 import { EXIT_FAILED, EXIT_USAGE } from './exit-codes.js';
+import { guestAgentCli } from './guest-agent-command.js';
 import { UsageError } from './session.js';
 import { releaseCommand, type ReleaseFlags } from './release-command.js';
 import { restoreCommand, type RestoreFlags } from './restore-command.js';
@@ -52,6 +53,7 @@ export function buildProgram(): Command {
     .option('--new-uuid', 'restore a copy under a new UUID beside the original')
     .option('--force', 'replace an existing VM with the same UUID')
     .option('--start', 'start the VM when restored')
+    .option('--list', 'list the complete backup sets (newest first) with how consistent each is (application-consistent by its hooks, or crash-consistent), and change nothing')
     .option('--dry-run', 'print what would change and change nothing')
     .option('--verbose', 'print each step')
     .option('--json', 'machine-readable result')
@@ -95,6 +97,14 @@ export function buildProgram(): Command {
     .addHelpText('after', '\nExit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.')
     .action(async (uuids: string[], flags: CheckFlags) => {
       process.exitCode = await checkCommand(uuids, flags);
+    });
+  program
+    .command('guest-agent')
+    .description('Send one command (guest-fsfreeze-freeze, guest-fsfreeze-thaw, guest-fsfreeze-status, guest-ping) to a KVM guest\'s QEMU agent socket and print its answer; backups use it for hooks.guestAgent.')
+    .argument('<socket>', 'the agent socket as the global zone sees it, e.g. /zones/<uuid>/root/tmp/vm.qga')
+    .argument('<command>', 'the agent command')
+    .action(async (socket: string, command: string) => {
+      process.exitCode = await guestAgentCli(socket, command);
     });
   return program;
 }

@@ -5,6 +5,8 @@ import { RemoteHost } from '../host/remote.js';
 import { stderrLog } from '../log.js';
 import { humanBytes } from '../report/render.js';
 import { restoreVm, RestoreError, type RestoreRequest, type RestoreResult } from '../restore/restore-vm.js';
+import { listBackupSets, renderSetList, type ListedSet } from '../restore/list-sets.js';
+import { consistencyText } from '../status/consistency.js';
 import type { Config } from '../config/schema.js';
 import type { Log } from '../log.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
@@ -23,6 +25,7 @@ export interface RestoreFlags {
   json?: boolean;
   target?: string;
   toHost?: string;
+  list?: boolean;
 }
 
 /** `[user@]host[:port]` of the SmartOS host a restore goes to, when it is not this one. */
@@ -48,6 +51,14 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
     await local.close();
     throw error;
   }) : undefined;
+  if (flags.list) {
+    try {
+      return await listSets(uuid, flags, config, local, remote);
+    } finally {
+      await remote?.close();
+      await local.close();
+    }
+  }
   const started = Date.now();
   const options = { uuid, snapshot: flags.snapshot, newUuid: Boolean(flags.newUuid), force: Boolean(flags.force), start: Boolean(flags.start) };
   try {
@@ -74,6 +85,26 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
     await remote?.close();
     await local.close();
   }
+}
+
+/** `restore --list`: the complete backup sets, newest first, each with how consistent it is; nothing is changed. */
+async function listSets(uuid: string, flags: RestoreFlags, config: Config, local: Host, remote: Host | undefined): Promise<number> {
+  let sets: ListedSet[];
+  try {
+    if (remote) {
+      sets = await listBackupSets(uuid, { basePath: sshTarget(config).basePath, specDirectory: config.backupConfigurationDestinationPath }, remote);
+    } else {
+      const { readCatalog, completeSets, S3Store } = await import('../s3/index.js');
+      const catalog = await readCatalog(new S3Store(config.s3!), config.s3!.prefix, uuid);
+      sets = completeSets(catalog).map((set) => ({ snapshot: set.snapshot, consistency: consistencyText(set.consistency), ...(set.consistency ? { record: set.consistency } : {}) }));
+    }
+  } catch (error) {
+    if (!(error instanceof RestoreError)) throw error;
+    process.stderr.write(`zonecopy restore: ${error.message}\n`);
+    return EXIT_FAILED;
+  }
+  process.stdout.write(flags.json ? `${JSON.stringify({ uuid, sets }, null, 2)}\n` : `${renderSetList(uuid, sets)}\n`);
+  return EXIT_OK;
 }
 
 async function restoreFromS3(options: RestoreRequest, config: Config, local: Host, log: Log): Promise<RestoreResult> {

@@ -28,7 +28,7 @@ export async function collectStatuses(config: Config, uuids: string[], options: 
   if (options.verify) throw new UsageError('--verify checks stored streams in object storage; on a backup host ZFS checks every block itself (zpool scrub)');
   const remote = await connectBackupHost(config, { dryRun: false });
   try {
-    return await collectStatus(vms, { local, remote }, sshTarget(config).basePath, now);
+    return await collectStatus(vms, { local, remote }, sshTarget(config).basePath, now, config.backupConfigurationDestinationPath);
   } finally {
     await remote.close();
   }
@@ -63,5 +63,6 @@ export function renderStatus(s: VmStatus): string {
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const problems = s.datasets.flatMap((d) => d.problems ?? []).map((p) => `  ! ${p}`);
-  return [head, ...rows.map((r) => `  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}`), ...problems].join('\n');
+  const newest = s.newestSet ? [`  newest backup set ${s.newestSet.snapshot}: ${s.newestSet.consistency}`] : [];
+  return [head, ...newest, ...rows.map((r) => `  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}`), ...problems].join('\n');
 }

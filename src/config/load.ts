@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type * as z from 'zod';
 import { installRoot } from '../cli/paths.js';
 import { currentPlatform, lostAtReboot, pathDefaults, type Platform } from './platform.js';
-import { configSchema, SECTION_KEYS, type Config, type ConfigInput } from './schema.js';
+import { configSchema, sectionKeys, type Config, type ConfigInput } from './schema.js';
 
 /** A configuration that cannot be used: the message names the file, the key and what is expected. */
 export class ConfigError extends Error {
@@ -42,7 +42,7 @@ export function applyOverrides(
 }
 
 function validate(json: object, source: string, flagNames: Partial<Record<string, string>>, platform: Platform): Config {
-  const result = configSchema.safeParse(withPathDefaults(json, platform));
+  const result = configSchema.safeParse(withPathDefaults(json, platform), { reportInput: true });
   if (!result.success) throw new ConfigError(result.error.issues.map((issue) => describeIssue(issue, source, flagNames)).join('\n'));
   const lost = pathsLostAtReboot(result.data, platform);
   if (lost.length > 0) throw new ConfigError(lost.map((line) => `${source}: ${line}`).join('\n'));
@@ -88,7 +88,7 @@ function describeIssue(issue: z.core.$ZodIssue, source: string, flagNames: Parti
   if (issue.code === 'unrecognized_keys') {
     const section = issue.path.map(String).join('.');
     const dotted = (k: string) => (section ? `${section}.${k}` : k);
-    return issue.keys.map((k) => `${source}: unknown key "${dotted(k)}"${suggest(k, SECTION_KEYS[section] ?? [], dotted)}; see configuration.json.example for the valid keys`).join('\n');
+    return issue.keys.map((k) => `${source}: unknown key "${dotted(k)}"${suggest(k, sectionKeys(section), dotted)}; see configuration.json.example for the valid keys`).join('\n');
   }
   if (issue.code === 'invalid_type' && issue.input === undefined) return `${source}: "${where}" is required (${issue.message.replace(/^Invalid input: /, '')})`;
   return `${source}: "${where}": ${issue.message.replace(/^Invalid input: /, '')}`;

@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { isValidDatasetName, isValidSnapshotPart } from '../zfs/names.js';
+import { HOOK_KEYS, HOOK_SETTING_KEYS, hooksSchema } from './hooks-schema.js';
 
 /**
  * configuration.json: smartcopy's keys (same names, same meaning) plus ours. Every key and its
@@ -68,6 +69,7 @@ export const configSchema = z
     mBufferPortRange: z.tuple([port, port]).refine(([low, high]) => low <= high, 'a [low, high] port range').default([20000, 29999]),
     mBufferTimeoutSeconds: count.default(600),
     holds: z.boolean().default(true),
+    hooks: hooksSchema.optional(),
     lockDirectory: z.string().startsWith('/', 'an absolute directory').default('/var/run/zonecopy'),
     smtpHostname: z.string().min(1).optional(),
     smtpPort: port.optional(),
@@ -122,4 +124,11 @@ export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export const CONFIG_KEYS: readonly string[] = Object.keys(configSchema.in.shape ?? {});
 /** The keys of each nested section, by its dotted path, for did-you-mean on a misspelt nested key. */
-export const SECTION_KEYS: Readonly<Record<string, readonly string[]>> = { '': CONFIG_KEYS, s3: Object.keys(s3Schema.shape) };
+export const SECTION_KEYS: Readonly<Record<string, readonly string[]>> = { '': CONFIG_KEYS, s3: Object.keys(s3Schema.shape), hooks: HOOK_KEYS, 'hooks.zone': ['pre', 'post'], 'hooks.global': ['pre', 'post'] };
+
+/** The keys valid in a section by its dotted path; `hooks.groups.<g>` and `hooks.vms.<uuid>` take the hook settings. */
+export function sectionKeys(section: string): readonly string[] {
+  if (/^hooks\.(groups|vms)\.[^.]+$/.test(section)) return HOOK_SETTING_KEYS;
+  if (/^hooks\.(groups|vms)\.[^.]+\.(zone|global)$/.test(section)) return ['pre', 'post'];
+  return SECTION_KEYS[section] ?? [];
+}

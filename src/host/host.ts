@@ -60,6 +60,12 @@ export interface RunOptions {
   /** Exit codes besides 0 that the caller handles itself (no CommandError). */
   allowExitCodes?: readonly number[];
   timeoutMs?: number;
+  /**
+   * Local only: the command leads its own process group, and at `timeoutMs` the whole group is
+   * ended (SIGINT, which zlogin forwards into the zone, then SIGTERM, then SIGKILL), so nothing it
+   * started is left running; the result then has `timedOut` and exit code 124, as timeout(1).
+   */
+  processGroup?: boolean;
 }
 
 export interface CommandResult {
@@ -68,6 +74,8 @@ export interface CommandResult {
   stdout: string;
   stderr: string;
   exitCode: number;
+  /** Ended by `timeoutMs` (with `processGroup`). */
+  timedOut?: boolean;
 }
 
 export interface StreamProcess {

@@ -12,6 +12,7 @@ import {
   type RunOptions,
   type StreamProcess,
 } from './host.js';
+import { endProcessGroup } from './process-group.js';
 import type { Argv } from './quote.js';
 
 /** The SmartOS host itself: commands run as child processes, never through a shell. */
@@ -29,22 +30,38 @@ export class LocalHost implements Host {
     if (skipped) return skipped;
     const [file, ...args] = argv;
     const finished = this.stats.count([argv]);
-    const result = await execa(file!, args, {
+    const group = Boolean(options.processGroup && options.timeoutMs);
+    const child = execa(file!, args, {
       // no input: stdin is /dev/null, so nothing can wait on it
       ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }),
       reject: false,
       stripFinalNewline: false,
-      timeout: options.timeoutMs,
+      timeout: group ? undefined : options.timeoutMs,
+      // its own process group, so a timeout ends everything it started (process-group.ts)
+      detached: group,
       env: { LC_ALL: 'C' },
     });
+    let timedOut = false;
+    let exited = false;
+    const timer = group
+      ? setTimeout(() => {
+          timedOut = true;
+          if (child.pid !== undefined) void endProcessGroup(child.pid, () => exited);
+        }, options.timeoutMs)
+      : undefined;
+    const result = await child;
+    exited = true;
+    clearTimeout(timer);
     finished();
+    const note = timedOut ? `timed out after ${(options.timeoutMs! / 1000).toFixed(0)} s; its process group was ended\n` : '';
     return checkResult(
       {
         host: this.label,
         command: describeCommand(argv),
         stdout: result.stdout ?? '',
-        stderr: (result.stderr ?? '') + (result.failed && result.exitCode === undefined ? String(result.message) : ''),
-        exitCode: result.exitCode ?? 127,
+        stderr: (result.stderr ?? '') + note + (result.failed && result.exitCode === undefined && !timedOut ? String(result.message) : ''),
+        exitCode: timedOut ? 124 : (result.exitCode ?? 127),
+        ...(timedOut ? { timedOut } : {}),
       },
       options,
     );

@@ -2,6 +2,7 @@ import type { SendSpec } from '../zfs/commands.js';
 import type { DatasetState, SnapshotInfo } from '../zfs/list.js';
 import { parentOf, poolOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { inGroup, snapshotsToRotate } from './rotation.js';
+import type { HookPlan } from '../backup/hooks.js';
 import type { HoldStep, ProtectStep, SnapshotStep, Step, TransferStep } from './steps.js';
 
 export interface PlanInput {
@@ -17,7 +18,9 @@ export interface PlanInput {
   remote: ReadonlyMap<string, DatasetState>;
   localLimit?: number;
   remoteLimit?: number;
-  spec?: { directory: string; files: Array<{ name: string; content: string }> };
+  spec?: { directory: string; files: Array<{ name: string; content: string }>; consistencyFile?: string };
+  /** Pre and post snapshot hooks (backup/hooks.ts selectHooks), run around the snapshot steps. */
+  hooks?: HookPlan;
   /** Hold the newest common snapshot on both sides with this tag; the sets say where it is now. */
   holds?: { tag: string; localHeld: ReadonlySet<string>; remoteHeld: ReadonlySet<string> };
   /** --rollback: discard changes made on the backup host since the common snapshot. */
@@ -45,7 +48,7 @@ export function planBackup(input: PlanInput): BackupPlan {
   const snapshots = planSnapshots(input);
   const problems: Problem[] = snapshots.problems;
   if (problems.length > 0) return { steps: [], problems, warnings };
-  const steps: Step[] = snapshots.steps;
+  const steps: Step[] = [...(input.hooks ? [{ kind: 'hooks' as const, plan: input.hooks }] : []), ...snapshots.steps];
 
   const onTarget = new Set(input.remote.keys());
   const ensureParent = (target: string) => {

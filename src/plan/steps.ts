@@ -1,7 +1,17 @@
+import type { HookPlan } from '../backup/hooks.js';
 import type { SendSpec } from '../zfs/commands.js';
 
 /** What a backup run will do, as data: the planner makes these, the executor runs them, --dry-run prints them. */
-export type Step = SnapshotStep | CreateParentStep | ProtectStep | TransferStep | HoldStep | RotateStep | StoreSpecStep;
+export type Step = HooksStep | SnapshotStep | CreateParentStep | ProtectStep | TransferStep | HoldStep | RotateStep | StoreSpecStep;
+
+/**
+ * The VM's pre and post snapshot hooks, right before its snapshot steps: the executor runs the pre
+ * hooks, every snapshot step, then the post hooks (also when a snapshot failed).
+ */
+export interface HooksStep {
+  kind: 'hooks';
+  plan: HookPlan;
+}
 
 /** One atomic `zfs snapshot a@s b@s …` for all selected datasets of one pool. */
 export interface SnapshotStep {
@@ -80,4 +90,6 @@ export interface StoreSpecStep {
   kind: 'store-spec';
   directory: string;
   files: Array<{ name: string; content: string }>;
+  /** Also store the run's consistency record (known only once the hooks ran) under this name. */
+  consistencyFile?: string;
 }

@@ -1,3 +1,4 @@
+import { consistencyLine, describeOutcome } from '../backup/hook-run.js';
 import type { DatasetResult, RunStatus, VmBackupResult } from './types.js';
 
 /** The report as text (log, stdout, email text part) and HTML (email), from one result. */
@@ -41,7 +42,7 @@ function cells(d: DatasetResult): string[] {
 }
 
 export function renderText(result: VmBackupResult): string {
-  const lines = [headline(result), `snapshot ${result.snapshot ?? '-'}, ${result.startedAt.toISOString()} to ${result.finishedAt.toISOString()}`];
+  const lines = [headline(result), `snapshot ${result.snapshot ?? '-'}, ${result.startedAt.toISOString()} to ${result.finishedAt.toISOString()}`, ...consistencyLines(result)];
   if (result.datasets.length > 0) {
     const rows = [COLUMNS.map(String), ...result.datasets.map(cells)];
     const widths = COLUMNS.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
@@ -53,6 +54,13 @@ export function renderText(result: VmBackupResult): string {
   if (discarded.length > 0) lines.push('', `destroyed by --rollback on the backup host: ${discarded.join(', ')}`);
   if (result.errors.length > 0) lines.push('', 'errors:', ...result.errors.map((e) => `  - ${e}`));
   return lines.join('\n');
+}
+
+/** How consistent the snapshot is, each hook that ran with its result, and why a hook did not run. */
+export function consistencyLines(result: Pick<VmBackupResult, 'consistency'>): string[] {
+  const record = result.consistency;
+  if (!record || (record.hooks.length === 0 && record.notes.length === 0)) return record ? [`consistency: ${consistencyLine(record)}`] : [];
+  return [`consistency: ${consistencyLine(record)}`, ...record.hooks.map((h) => `  ${describeOutcome(h)} (${h.seconds.toFixed(1)} s)`), ...record.notes.map((n) => `  note: ${n}`)];
 }
 
 function discardedSnapshots(result: VmBackupResult): string[] {
@@ -74,6 +82,7 @@ export function renderHtml(result: VmBackupResult): string {
   return [
     `<p style="color:${colour}"><strong>${escapeHtml(headline(result))}</strong></p>`,
     `<p>Snapshot ${escapeHtml(result.snapshot ?? '-')}, ${escapeHtml(result.startedAt.toISOString())} to ${escapeHtml(result.finishedAt.toISOString())}</p>`,
+    ...consistencyLines(result).map((line) => `<p>${escapeHtml(line)}</p>`),
     `<table border="1" cellpadding="4" cellspacing="0"><tr>${COLUMNS.map((c) => `<th>${c}</th>`).join('')}</tr>\n${rows}\n</table>`,
     discardedHtml,
     errors,

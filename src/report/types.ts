@@ -1,3 +1,5 @@
+import type { ConsistencyRecord } from '../backup/hook-run.js';
+
 /** What one backup run did for one VM: the input of every report (email, log, --json). */
 
 /** `resumed`: an interrupted stream of this dataset was finished this run (then the new snapshot went incrementally). */
@@ -42,6 +44,8 @@ export interface VmBackupResult {
   /** Errors that are not about one dataset (discovery, snapshot, connection, spec upload). */
   errors: string[];
   dryRun: boolean;
+  /** The hooks that ran around the snapshot and how consistent it is, once the run got that far. */
+  consistency?: ConsistencyRecord;
 }
 
 export function runStatus(errors: readonly string[], datasets: readonly DatasetResult[]): RunStatus {

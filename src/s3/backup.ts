@@ -1,11 +1,13 @@
-import { checkHeadroom, imageManifests, snapshotName, type BackupSettings } from '../backup/backup-vm.js';
-import { SnapshotFailedError } from '../backup/execute.js';
+import { checkHeadroom, imageManifests, snapshotName, vmHooks, type BackupSettings } from '../backup/backup-vm.js';
+import { emptyRecord, snapshotWithHooks, type ConsistencyRecord } from '../backup/hook-run.js';
+import type { HookPlan } from '../backup/hooks.js';
+import { takeSnapshot } from '../backup/execute.js';
 import { observeLocal } from '../backup/observe.js';
 import { describePipeline, type Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import { runStatus, type DatasetResult, type VmBackupResult } from '../report/types.js';
 import { readZoneConfig } from '../smartos/vmadm.js';
-import { destroySnapshotsArgv, sendArgv, snapshotArgv, type SendSpec } from '../zfs/commands.js';
+import { destroySnapshotsArgv, sendArgv, type SendSpec } from '../zfs/commands.js';
 import { readCatalog, type VmCatalog } from './catalog.js';
 import { setKey, streamFromMetadata, streamMetadata, vmPrefix, type SetManifest, type StoredStream } from './keys.js';
 import { planS3Backup, type S3Step, type UploadStep } from './plan.js';
@@ -45,6 +47,8 @@ export async function backupVmToS3(uuid: string, settings: Omit<BackupSettings, 
     const snapshot = snapshotName(settings, startedAt);
     result.snapshot = snapshot;
     checkHeadroom(uuid, observed.spec, observed.datasets, observed.local);
+    const hooks = vmHooks(settings, observed.spec, snapshot);
+    const consistency = emptyRecord(observed.spec.state);
     if (!local.dryRun) await finishInterruptedUploads(uuid, observed.local, context, result.errors);
     const catalog = await readCatalog(store, s3.prefix, uuid);
     const plan = planS3Backup({
@@ -56,14 +60,15 @@ export async function backupVmToS3(uuid: string, settings: Omit<BackupSettings, 
       result.errors.push(...plan.problems.map((p) => p.message));
     } else {
       const encrypted = await encryptedDatasets(local, [...new Set(plan.steps.flatMap((s) => (s.kind === 'upload' ? [s.stream.dataset] : [])))]);
-      const outcomes = await execute(plan.steps, encrypted, context, result.errors);
+      result.consistency = consistency;
+      const outcomes = await execute(plan.steps, encrypted, context, result.errors, { plan: hooks, record: consistency });
       const stored = plan.steps.filter((s): s is UploadStep => s.kind === 'upload' && !outcomes.get(s.dataset)?.error).map((s) => s.stream);
       const complete = observed.datasets.every((d) => !outcomes.get(d)?.error);
       if (complete && !local.dryRun) {
         const zonecfg = await readZoneConfig(local, uuid);
         const manifest: SetManifest = {
           format: 1, vm: uuid, snapshot, createdAt: startedAt.toISOString(), spec: observed.raw, zonecfg,
-          images: await imageManifests(local, observed.local), datasets: observed.datasets, streams: stored,
+          images: await imageManifests(local, observed.local), datasets: observed.datasets, streams: stored, consistency,
         };
         await store.putText(setKey(s3.prefix, uuid, snapshot), `${JSON.stringify(manifest, null, 2)}\n`).catch((e: Error) => result.errors.push(`storing the set manifest failed: ${e.message}`));
       }
@@ -85,7 +90,13 @@ export async function backupVmToS3(uuid: string, settings: Omit<BackupSettings, 
   return result;
 }
 
-async function execute(steps: readonly S3Step[], encrypted: ReadonlySet<string>, context: S3BackupContext, errors: string[]): Promise<Map<string, Outcome>> {
+async function execute(
+  steps: readonly S3Step[],
+  encrypted: ReadonlySet<string>,
+  context: S3BackupContext,
+  errors: string[],
+  hooks: { plan: HookPlan | undefined; record: ConsistencyRecord },
+): Promise<Map<string, Outcome>> {
   const { local, store, log } = context;
   const outcomes = new Map<string, Outcome>();
   const outcome = (dataset: string) => {
@@ -93,15 +104,16 @@ async function execute(steps: readonly S3Step[], encrypted: ReadonlySet<string>,
     if (!o) outcomes.set(dataset, (o = { bytes: 0, seconds: 0, rotatedLocal: [], deleted: [], mode: 'none' }));
     return o;
   };
+  const snapshots = steps.filter((s) => s.kind === 'snapshot');
   for (const step of steps) {
     switch (step.kind) {
       case 'snapshot':
-        try {
-          await local.run(snapshotArgv(step.snapshots), { mutates: true });
-        } catch (error) {
-          throw new SnapshotFailedError(`snapshot of pool ${step.pool} failed, nothing was sent: ${(error as Error).message}`);
-        }
-        if (!local.dryRun) await fillIdentity(local, step.snapshots, steps);
+        if (step !== snapshots[0]) break;
+        // every pool's snapshot inside one pair of hooks (backup/hook-run.ts, shared with the backup host's executor)
+        await snapshotWithHooks(hooks.plan, { record: hooks.record, errors }, context, async () => {
+          for (const s of snapshots) await takeSnapshot(s, local, log);
+        });
+        if (!local.dryRun) for (const s of snapshots) await fillIdentity(local, s.snapshots, steps);
         break;
       case 'upload': {
         const o = outcome(step.dataset);

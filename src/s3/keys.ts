@@ -1,3 +1,4 @@
+import type { ConsistencyRecord } from '../backup/hook-run.js';
 import { splitSnapshot } from '../zfs/names.js';
 
 /**
@@ -38,6 +39,8 @@ export interface SetManifest {
   datasets: string[];
   /** Every stream this run stored (origins included). */
   streams: StoredStream[];
+  /** The hooks that ran around the snapshot and how consistent it is (absent in sets stored before hooks). */
+  consistency?: ConsistencyRecord;
 }
 
 export function vmPrefix(prefix: string, vm: string): string {

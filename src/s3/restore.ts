@@ -76,14 +76,19 @@ export async function restoreVmFromS3(options: RestoreRequest, context: Context)
   return { uuid, snapshot: set.snapshot, datasets, imagesInstalled, started: options.start, ...nics };
 }
 
-/** The newest set (or the one asked for) whose every dataset has its stream with an unbroken chain. */
-function pickSet(catalog: VmCatalog, wanted?: string): SetManifest {
+/** Sets whose every dataset has its stream with an unbroken chain, newest first. */
+export function completeSets(catalog: VmCatalog): SetManifest[] {
   const complete = (set: SetManifest) =>
     set.datasets.every((d) => {
       const head = [...catalog.streams.values()].find((s) => s.dataset === d && s.snapshot === set.snapshot);
       return head !== undefined && !chainOf(catalog, head).missing;
     });
-  const sets = [...catalog.sets].reverse().filter(complete);
+  return [...catalog.sets].reverse().filter(complete);
+}
+
+/** The newest complete set, or the one asked for. */
+function pickSet(catalog: VmCatalog, wanted?: string): SetManifest {
+  const sets = completeSets(catalog);
   if (wanted !== undefined) {
     const set = sets.find((s) => s.snapshot === wanted);
     if (!set) throw new RestoreError(`VM ${catalog.vm}: no complete backup set ${wanted} in the bucket; complete sets: ${sets.map((s) => s.snapshot).join(', ') || 'none'}`);

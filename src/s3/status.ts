@@ -1,3 +1,4 @@
+import { consistencyText } from '../status/consistency.js';
 import { observeLocal } from '../backup/observe.js';
 import type { Host } from '../host/host.js';
 import type { VmStatus } from '../status/collect.js';
@@ -48,7 +49,10 @@ export async function collectS3Status(uuids: readonly string[], local: Host, sto
           problems,
         });
       }
-      result.push({ uuid, alias: observed.spec.alias, brand: observed.spec.brand, ageSeconds: vmBackupAge(datasets), datasets });
+      const newest = datasets[0]?.newestCommon?.name;
+      const set = newest ? catalog.sets.find((s) => s.snapshot === newest) : undefined;
+      const newestSet = newest ? { newestSet: { snapshot: newest, consistency: consistencyText(set?.consistency) } } : {};
+      result.push({ uuid, alias: observed.spec.alias, brand: observed.spec.brand, ageSeconds: vmBackupAge(datasets), datasets, ...newestSet });
     } catch (error) {
       result.push({ uuid, ageSeconds: Infinity, datasets: [], error: (error as Error).message });
     }

@@ -123,7 +123,7 @@ backup_user() {
 
 simulators() {
   local tool
-  for tool in vmadm imgadm zonecfg; do
+  for tool in vmadm imgadm zonecfg zlogin; do
     # one CommonJS file each (npm run bundle-sim): the ESM loader's module resolution costs seconds per call in the emulated guest
     printf '#!/bin/sh\nexec /usr/local/bin/node %s/build/test/sim/%s.cjs "$@"\n' "$ROOT" "$tool" >"/usr/sbin/$tool"
     chmod 755 "/usr/sbin/$tool"

@@ -207,6 +207,8 @@ export function updateVm(record: VmRecord, changes: Record<string, unknown>): st
     if (set) Object.assign(files[set[1]!]!, value as object);
     else if (remove) for (const k of value as string[]) delete files[remove[1]!]![k];
     else if (key === 'alias' || key === 'hostname' || key === 'cpu_shares' || key === 'resolvers') record[key] = value;
+    // VM.js keeps qemu_extra_opts (an attr) for KVM only; it takes effect at the next boot
+    else if (key === 'qemu_extra_opts' && record.brand === 'kvm') record[key] = value;
     else if (key === 'quota' && record.brand !== 'bhyve') zfs('set', `${record.brand === 'bhyve' ? 'refquota' : 'quota'}=${Number(value) === 0 ? 'none' : `${Number(value)}g`}`, `${POOL}/${record.uuid}`);
   }
   writeConfigFiles(record.uuid, files);

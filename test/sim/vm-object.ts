@@ -90,6 +90,7 @@ export function vmObject(record: VmRecord): Record<string, unknown> {
     routes: readJson(`${config}/routes.json`),
     tags: readJson(`${config}/tags.json`),
     ...(record.flexible_disk_size !== undefined ? { flexible_disk_size: record.flexible_disk_size } : {}),
+    ...(record.brand === 'kvm' && typeof record.qemu_extra_opts === 'string' ? { qemu_extra_opts: record.qemu_extra_opts } : {}),
     quota: quotaBytes === undefined || quotaBytes === '0' ? 0 : Math.round(Number(quotaBytes) / 1073741824),
     ...(record.brand !== 'bhyve' ? { zfs_root_recsize: Number(zfsGet(root, 'recordsize') ?? 131072) } : {}),
     zfs_filesystem: root,
