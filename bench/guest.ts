@@ -55,7 +55,12 @@ async function overhead(counts: number[]) {
     // over the loop's minutes, and two runs around it see the same drift the loop does
     const ours = await timed(['backup', uuid, '--groupName', 'bench', '--name', 'nochange'], config);
     const started = Date.now();
-    const baseline = await run('bash', [`${PROJECT}/bench/per-dataset-baseline.sh`, 'baseline', 'backup/zones', ...datasets]);
+    const baseline = await run('bash', [
+      `${PROJECT}/bench/per-dataset-baseline.sh`,
+      'baseline',
+      'backup/zones',
+      ...datasets,
+    ]);
     if (baseline.code !== 0) throw new Error(`baseline failed: ${baseline.stderr}`);
     const baselineSeconds = seconds(started);
     const again = await timed(['backup', uuid, '--groupName', 'bench', '--name', 'nochange2'], config);
@@ -64,33 +69,73 @@ async function overhead(counts: number[]) {
     const baselinePrograms = Number(/programs (\d+)/.exec(baseline.stdout)?.[1]);
     rows.push({
       datasets: count,
-      zonecopySeconds, zonecopyRuns: [ours.seconds, again.seconds], baselineSeconds, timeRatio: baselineSeconds / zonecopySeconds,
-      zonecopyPrograms: oursPrograms, baselinePrograms, programRatio: baselinePrograms / oursPrograms,
-      zonecopySecondsPerDataset: zonecopySeconds / count, baselineSecondsPerDataset: baselineSeconds / count,
+      zonecopySeconds,
+      zonecopyRuns: [ours.seconds, again.seconds],
+      baselineSeconds,
+      timeRatio: baselineSeconds / zonecopySeconds,
+      zonecopyPrograms: oursPrograms,
+      baselinePrograms,
+      programRatio: baselinePrograms / oursPrograms,
+      zonecopySecondsPerDataset: zonecopySeconds / count,
+      baselineSecondsPerDataset: baselineSeconds / count,
     });
-    log(`  zonecopy ${ours.seconds.toFixed(1)} s and ${again.seconds.toFixed(1)} s / ${oursPrograms} programs; per-dataset loop ${baselineSeconds.toFixed(1)} s / ${baselinePrograms} programs`);
+    log(
+      `  zonecopy ${ours.seconds.toFixed(1)} s and ${again.seconds.toFixed(1)} s / ${oursPrograms} programs; per-dataset loop ${baselineSeconds.toFixed(1)} s / ${baselinePrograms} programs`,
+    );
   }
   return rows;
 }
 
 async function connect() {
   const local = new LocalHost(false);
-  const remote = await RemoteHost.connect({ host: '127.0.0.2', port: 22, username: 'root', privateKeyPath: '/root/.ssh/id_ed25519', knownHostsPath: '/root/.ssh/known_hosts', disableHostKeyChecking: false, dryRun: false });
+  const remote = await RemoteHost.connect({
+    host: '127.0.0.2',
+    port: 22,
+    username: 'root',
+    privateKeyPath: '/root/.ssh/id_ed25519',
+    knownHostsPath: '/root/.ssh/known_hosts',
+    disableHostKeyChecking: false,
+    dryRun: false,
+  });
   return { local, remote };
 }
 
-function strategy(name: StrategyName, hosts: Awaited<ReturnType<typeof connect>>, bulk: 'openssh' | 'ssh2' = 'openssh') {
+function strategy(
+  name: StrategyName,
+  hosts: Awaited<ReturnType<typeof connect>>,
+  bulk: 'openssh' | 'ssh2' = 'openssh',
+) {
   return createStrategy(name, {
-    bulk, openssh: { host: '127.0.0.2', port: 22, username: 'root', privateKeyPath: '/root/.ssh/id_ed25519', knownHostsPath: '/root/.ssh/known_hosts', disableHostKeyChecking: false },
-    ...hosts, remoteAddress: '127.0.0.2', compress: ['zstd', '-1', '-T0'], decompress: ['zstd', '-d'],
-    mbufferLocal: 'mbuffer', mbufferRemote: 'mbuffer', mbufferLocalSize: '128M', mbufferRemoteSize: '128M', mbufferPorts: [20000, 29999], mbufferTimeoutSeconds: 600,
+    bulk,
+    openssh: {
+      host: '127.0.0.2',
+      port: 22,
+      username: 'root',
+      privateKeyPath: '/root/.ssh/id_ed25519',
+      knownHostsPath: '/root/.ssh/known_hosts',
+      disableHostKeyChecking: false,
+    },
+    ...hosts,
+    remoteAddress: '127.0.0.2',
+    compress: ['zstd', '-1', '-T0'],
+    decompress: ['zstd', '-d'],
+    mbufferLocal: 'mbuffer',
+    mbufferRemote: 'mbuffer',
+    mbufferLocalSize: '128M',
+    mbufferRemoteSize: '128M',
+    mbufferPorts: [20000, 29999],
+    mbufferTimeoutSeconds: 600,
   });
 }
 
 async function dataPath(mb: number) {
   await resetHosts();
-  await sh(`zfs create -o compression=off zones/random && head -c ${mb}M /dev/urandom > /zones/random/blob && zfs snapshot zones/random@s`);
-  await sh(`zfs create -o compression=off zones/text && seq 1 999999999 | head -c ${mb}M > /zones/text/blob && zfs snapshot zones/text@s`);
+  await sh(
+    `zfs create -o compression=off zones/random && head -c ${mb}M /dev/urandom > /zones/random/blob && zfs snapshot zones/random@s`,
+  );
+  await sh(
+    `zfs create -o compression=off zones/text && seq 1 999999999 | head -c ${mb}M > /zones/text/blob && zfs snapshot zones/text@s`,
+  );
   const hosts = await connect();
   const rows = [];
   for (const data of ['random', 'text']) {
@@ -103,20 +148,36 @@ async function dataPath(mb: number) {
       log(`  ${data} ${label}: ${(bytes / 1e6 / s).toFixed(0)} MB/s`);
       return { data, path: label, seconds: s, mbPerSecond: bytes / 1e6 / s };
     };
-    const plain = await measure('plain zfs send | ssh -c aes128-gcm | zfs receive', () => sh(`zfs send zones/${data}@s | ssh -c aes128-gcm@openssh.com root@127.0.0.2 zfs receive -u backup/t`));
+    const plain = await measure('plain zfs send | ssh -c aes128-gcm | zfs receive', () =>
+      sh(`zfs send zones/${data}@s | ssh -c aes128-gcm@openssh.com root@127.0.0.2 zfs receive -u backup/t`),
+    );
     // the sender starts once the listener is up (a fixed sleep loses the race on a loaded machine)
-    const rawMbuffer = await measure('plain mbuffer', () => sh(`ssh root@127.0.0.2 'mbuffer -q -s 128k -m 128M -I 127.0.0.1:29999 | zfs receive -u backup/t' & until ss -ltn | grep -q ':29999 '; do sleep 0.1; done; zfs send zones/${data}@s | mbuffer -q -s 128k -m 128M -O 127.0.0.2:29999; wait`));
+    const rawMbuffer = await measure('plain mbuffer', () =>
+      sh(
+        `ssh root@127.0.0.2 'mbuffer -q -s 128k -m 128M -I 127.0.0.1:29999 | zfs receive -u backup/t' & until ss -ltn | grep -q ':29999 '; do sleep 0.1; done; zfs send zones/${data}@s | mbuffer -q -s 128k -m 128M -O 127.0.0.2:29999; wait`,
+      ),
+    );
     rows.push(plain, rawMbuffer);
     const variants = [
-      ['ssh', 'openssh'], ['ssh', 'ssh2'], ['ssh_gzip', 'openssh'], ['ssh_gzip', 'ssh2'], ['mbuffer', 'openssh'], ['mbuffer_gzip', 'openssh'],
+      ['ssh', 'openssh'],
+      ['ssh', 'ssh2'],
+      ['ssh_gzip', 'openssh'],
+      ['ssh_gzip', 'ssh2'],
+      ['mbuffer', 'openssh'],
+      ['mbuffer_gzip', 'openssh'],
     ] as const;
     const only = process.env.BENCH_STRATEGIES?.split(',');
     for (const [name, bulk] of variants.filter(([name]) => !only || only.includes(name))) {
       const label = `zonecopy ${name}${name.startsWith('ssh') ? ` (bulk over ${bulk === 'openssh' ? 'an OpenSSH child' : 'the ssh2 channel'})` : ''}${name.endsWith('gzip') ? ' (zstd -1 -T0)' : ''}`;
       const s = strategy(name, hosts, bulk);
-      const row = await measure(label, () => s.transfer(['zfs', 'send', `zones/${data}@s`], ['zfs', 'receive', '-u', 'backup/t']));
+      const row = await measure(label, () =>
+        s.transfer(['zfs', 'send', `zones/${data}@s`], ['zfs', 'receive', '-u', 'backup/t']),
+      );
       await s.close();
-      rows.push({ ...row, ratioToPlain: row.mbPerSecond / (name.startsWith('mbuffer') ? rawMbuffer.mbPerSecond : plain.mbPerSecond) });
+      rows.push({
+        ...row,
+        ratioToPlain: row.mbPerSecond / (name.startsWith('mbuffer') ? rawMbuffer.mbPerSecond : plain.mbPerSecond),
+      });
     }
   }
   await hosts.remote.close();
@@ -144,7 +205,9 @@ async function history(sizes: number[]) {
     // a first (full) run, then the history, which the second run carries over as intermediates (-I)
     await timed(['backup', uuid, '--groupName', 'hist', '--name', 'first'], config);
     // one `zfs snapshot` takes one snapshot per file system: a step of history per command
-    await sh(`for i in $(seq 0 ${count - 1}); do n=$(printf %05d "$i"); zfs snapshot ${datasets.map((d) => `${d}@hist-$n`).join(' ')} || exit 1; done`);
+    await sh(
+      `for i in $(seq 0 ${count - 1}); do n=$(printf %05d "$i"); zfs snapshot ${datasets.map((d) => `${d}@hist-$n`).join(' ')} || exit 1; done`,
+    );
     await timed(['backup', uuid, '--groupName', 'hist', '--name', 'second'], config);
     const nochange = await timed(['backup', uuid, '--groupName', 'hist', '--name', 'nochange'], config);
     const onTarget = Number(await sh(`zfs list -H -t snapshot -o name -r backup | wc -l`));

@@ -14,7 +14,18 @@ async function main(): Promise<number> {
   let code: number;
   try {
     log(await guest.setupHosts());
-    const env = ['BENCH_DATASETS', 'BENCH_MB', 'BENCH_RSS_MB', 'BENCH_HISTORY', 'BENCH_PHASES', 'BENCH_CONFIG', 'BENCH_STRATEGIES'].filter((k) => process.env[k]).map((k) => `${k}=${shellQuote(process.env[k]!)}`).join(' ');
+    const env = [
+      'BENCH_DATASETS',
+      'BENCH_MB',
+      'BENCH_RSS_MB',
+      'BENCH_HISTORY',
+      'BENCH_PHASES',
+      'BENCH_CONFIG',
+      'BENCH_STRATEGIES',
+    ]
+      .filter((k) => process.env[k])
+      .map((k) => `${k}=${shellQuote(process.env[k]!)}`)
+      .join(' ');
     code = await guest.stream(`cd /mnt/host && ${env} node build/bench/guest.js`);
   } finally {
     await guest.stop();
@@ -37,11 +48,21 @@ function writeTable(): void {
     '',
     '| datasets | zonecopy no-change run | per-dataset loop | time ratio | programs (zonecopy / loop) | program ratio |',
     '|---|---|---|---|---|---|',
-    ...rowsOf(r.overhead, 6, (o: Record<string, number>) => `| ${o.datasets} | ${f(o.zonecopySeconds!)} s | ${f(o.baselineSeconds!)} s | ${f(o.timeRatio!, 2)}x | ${o.zonecopyPrograms} / ${o.baselinePrograms} | ${f(o.programRatio!, 2)}x |`),
+    ...rowsOf(
+      r.overhead,
+      6,
+      (o: Record<string, number>) =>
+        `| ${o.datasets} | ${f(o.zonecopySeconds!)} s | ${f(o.baselineSeconds!)} s | ${f(o.timeRatio!, 2)}x | ${o.zonecopyPrograms} / ${o.baselinePrograms} | ${f(o.programRatio!, 2)}x |`,
+    ),
     '',
     '| data | path | MB/s | ratio to the plain pipeline |',
     '|---|---|---|---|',
-    ...rowsOf(r.dataPath, 4, (d: Record<string, string | number>) => `| ${d.data} | ${String(d.path).replace(/\|/g, '\\|')} | ${f(Number(d.mbPerSecond), 0)} | ${d.ratioToPlain === undefined ? '—' : `${f(Number(d.ratioToPlain) * 100, 0)} %`} |`),
+    ...rowsOf(
+      r.dataPath,
+      4,
+      (d: Record<string, string | number>) =>
+        `| ${d.data} | ${String(d.path).replace(/\|/g, '\\|')} | ${f(Number(d.mbPerSecond), 0)} | ${d.ratioToPlain === undefined ? '—' : `${f(Number(d.ratioToPlain) * 100, 0)} %`} |`,
+    ),
     '',
     '| stream | peak RSS of zonecopy |',
     '|---|---|',
@@ -49,13 +70,21 @@ function writeTable(): void {
     '',
     '| snapshots per dataset | on the target | no-change run | ratio |',
     '|---|---|---|---|',
-    ...rowsOf(r.history, 4, (h: Record<string, number>) => `| ${h.snapshotsPerDataset} | ${h.snapshotsOnTarget} | ${f(h.noChangeSeconds!)} s | ${f(h.ratioToSmallest!, 2)}x |`),
+    ...rowsOf(
+      r.history,
+      4,
+      (h: Record<string, number>) =>
+        `| ${h.snapshotsPerDataset} | ${h.snapshotsOnTarget} | ${f(h.noChangeSeconds!)} s | ${f(h.ratioToSmallest!, 2)}x |`,
+    ),
   ];
   const readme = join(PROJECT_ROOT, 'bench/README.md');
   const text = readFileSync(readme, 'utf8');
   const begin = '<!-- figures -->';
   const end = '<!-- /figures -->';
-  writeFileSync(readme, `${text.slice(0, text.indexOf(begin) + begin.length)}\n${lines.join('\n')}\n${text.slice(text.indexOf(end))}`);
+  writeFileSync(
+    readme,
+    `${text.slice(0, text.indexOf(begin) + begin.length)}\n${lines.join('\n')}\n${text.slice(text.indexOf(end))}`,
+  );
   log('updated bench/README.md');
 }
 
@@ -64,7 +93,10 @@ if (process.argv.includes('--table-only')) {
   process.exit(0);
 }
 
-main().then((code) => process.exit(code), (error: Error) => {
-  log(`bench failed: ${error.message}`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (error: Error) => {
+    log(`bench failed: ${error.message}`);
+    process.exit(1);
+  },
+);

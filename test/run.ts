@@ -36,14 +36,22 @@ function testFiles(folder: string, only?: string): string[] {
     .map((f) => `build/test/${folder}/${f}`);
 }
 
-const reporterArgs = (tapFile: string) => ['--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tapFile}`];
+const reporterArgs = (tapFile: string) => [
+  '--test-reporter=spec',
+  '--test-reporter-destination=stdout',
+  '--test-reporter=tap',
+  `--test-reporter-destination=${tapFile}`,
+];
 
 function runUnit(): Counts {
   log('== unit tests (host)');
   const dir = mkdtempSync(join(tmpdir(), 'zonecopy-unit-'));
   try {
     const tap = join(dir, 'unit.tap');
-    spawnSync(process.execPath, ['--test', ...reporterArgs(tap), ...testFiles('unit')], { cwd: PROJECT_ROOT, stdio: 'inherit' });
+    spawnSync(process.execPath, ['--test', ...reporterArgs(tap), ...testFiles('unit')], {
+      cwd: PROJECT_ROOT,
+      stdio: 'inherit',
+    });
     return countsFromTap(readFileSync(tap, 'utf8'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -68,8 +76,16 @@ function buildInstallerTwice(): void {
  * what that day's cuts took out.
  */
 const MINUTES: Record<string, number> = {
-  s3: 25, restore: 23, 'transfer-rotation': 22, 'faults-hosts': 21, 'faults-streams': 20.7, 'discovery-snapshot': 13.7,
-  'report-spec-cli': 8.7, hooks: 3, packaging: 1.8, 'backup-os-zone': 1.7,
+  s3: 25,
+  restore: 23,
+  'transfer-rotation': 22,
+  'faults-hosts': 21,
+  'faults-streams': 20.7,
+  'discovery-snapshot': 13.7,
+  'report-spec-cli': 8.7,
+  hooks: 3,
+  packaging: 1.8,
+  'backup-os-zone': 1.7,
 };
 /** Longest first, each into the group with the least so far. */
 function splitIntoGroups(files: readonly string[], count: number): string[][] {
@@ -94,14 +110,24 @@ function prefixedWriter(prefix: string): (text: string) => void {
 }
 
 /** One guest runs one group of files; its counts come from its own TAP file. */
-async function runGroup(files: readonly string[], instance: string, prefix: string, backupShell: 'csh' | 'dash'): Promise<Counts> {
+async function runGroup(
+  files: readonly string[],
+  instance: string,
+  prefix: string,
+  backupShell: 'csh' | 'dash',
+): Promise<Counts> {
   const say = (line: string) => log(`${prefix}${line}`);
   const guest = await Guest.start({ log: say, instance });
   try {
     say(await guest.setupHosts('setup', backupShell));
-    say(`runs ${files.map((f) => f.replace(/^.*\//, '')).join(' ')} against OpenZFS ${guest.zfsVersion} (kernel module), ${(await guest.sh('zfs version | head -1')).stdout.trim()}`);
+    say(
+      `runs ${files.map((f) => f.replace(/^.*\//, '')).join(' ')} against OpenZFS ${guest.zfsVersion} (kernel module), ${(await guest.sh('zfs version | head -1')).stdout.trim()}`,
+    );
     const started = Date.now();
-    await guest.stream(`cd /mnt/host && node --test --test-concurrency=1 ${reporterArgs('/tmp/integration.tap').join(' ')} ${files.join(' ')}`, prefixedWriter(prefix));
+    await guest.stream(
+      `cd /mnt/host && node --test --test-concurrency=1 ${reporterArgs('/tmp/integration.tap').join(' ')} ${files.join(' ')}`,
+      prefixedWriter(prefix),
+    );
     say(`group took ${((Date.now() - started) / 1000).toFixed(0)} s`);
     const tap = await guest.sh('cat /tmp/integration.tap', { allowFailure: true });
     return countsFromTap(tap.stdout);
@@ -125,10 +151,14 @@ async function runIntegration(): Promise<Counts> {
   buildImage(log);
   // the backup host's login shell alternates, so the suite passes under csh and under dash
   const shells = ['csh', 'dash'] as const;
-  const runs = groups.map((group, i) => runGroup(group, `${base}-${i + 1}`, groups.length > 1 ? `[guest ${i + 1}] ` : '', shells[i % 2]!).catch((error: Error) => {
-    log(`guest ${i + 1} could not run ${group.length} file(s): ${error.message}`);
-    return { passed: 0, failed: 1 };
-  }));
+  const runs = groups.map((group, i) =>
+    runGroup(group, `${base}-${i + 1}`, groups.length > 1 ? `[guest ${i + 1}] ` : '', shells[i % 2]!).catch(
+      (error: Error) => {
+        log(`guest ${i + 1} could not run ${group.length} file(s): ${error.message}`);
+        return { passed: 0, failed: 1 };
+      },
+    ),
+  );
   const counts = await Promise.all(runs);
   log(`integration suite took ${((Date.now() - started) / 1000).toFixed(0)} s in ${groups.length} guest(s)`);
   return counts.reduce((a, b) => ({ passed: a.passed + b.passed, failed: a.failed + b.failed }));
@@ -147,7 +177,9 @@ async function main(): Promise<number> {
   }
   const passed = unit.passed + integration.passed;
   const failed = unit.failed + integration.failed;
-  log(`unit: ${unit.passed} passed, ${unit.failed} failed; integration: ${integration.passed} passed, ${integration.failed} failed`);
+  log(
+    `unit: ${unit.passed} passed, ${unit.failed} failed; integration: ${integration.passed} passed, ${integration.failed} failed`,
+  );
   log(`${passed} passed, ${failed} failed`);
   return failed > 0 || passed === 0 ? 1 : 0;
 }

@@ -50,7 +50,11 @@ export function snapshotName(settings: Pick<BackupSettings, 'group' | 'name'>, n
 }
 
 /** Backs up one VM: discover, list both sides once, plan, execute, and say what happened. */
-export async function backupVm(uuid: string, settings: BackupSettings, context: BackupContext): Promise<VmBackupResult> {
+export async function backupVm(
+  uuid: string,
+  settings: BackupSettings,
+  context: BackupContext,
+): Promise<VmBackupResult> {
   const startedAt = context.now();
   const result: VmBackupResult = {
     uuid,
@@ -68,7 +72,8 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
     result.alias = spec.alias;
     result.brand = spec.brand;
     discovery.warnings.forEach((w) => context.log.warn(w));
-    if (discovery.excluded.length > 0) context.log.info(`${uuid}: excluded by smartcopy_exclude: ${discovery.excluded.join(', ')}`);
+    if (discovery.excluded.length > 0)
+      context.log.info(`${uuid}: excluded by smartcopy_exclude: ${discovery.excluded.join(', ')}`);
     const snapshot = snapshotName(settings, startedAt);
     result.snapshot = snapshot;
     checkHeadroom(uuid, spec, datasets, local);
@@ -78,19 +83,30 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
     // independent reads, side by side with the backup host's listing, the longest of them
     const [listed, localHeld, zoneConfig, images] = await Promise.all([
       observeRemote(observed, context.remote, settings.basePath),
-      settings.holdTag ? snapshotsHeldBy(context.local, settings.holdTag, datasets.flatMap((d) => local.get(d) ?? [])) : undefined,
+      settings.holdTag
+        ? snapshotsHeldBy(
+            context.local,
+            settings.holdTag,
+            datasets.flatMap((d) => local.get(d) ?? []),
+          )
+        : undefined,
       readZoneConfig(context.local, uuid),
       imageManifests(context.local, local),
     ]);
     let remote = listed;
     const resumed = await settleInterruptedReceives(remote, context);
     result.errors.push(...resumed.flatMap((r) => (r.error ? [r.error] : [])));
-    if (resumed.length > 0 && !context.remote.dryRun) remote = await observeRemote(observed, context.remote, settings.basePath);
-    const remoteHeld = settings.holdTag ? await snapshotsHeldBy(context.remote, settings.holdTag, remote.values()) : undefined;
-    const holds = settings.holdTag && localHeld && remoteHeld ? { tag: settings.holdTag, localHeld, remoteHeld } : undefined;
+    if (resumed.length > 0 && !context.remote.dryRun)
+      remote = await observeRemote(observed, context.remote, settings.basePath);
+    const remoteHeld = settings.holdTag
+      ? await snapshotsHeldBy(context.remote, settings.holdTag, remote.values())
+      : undefined;
+    const holds =
+      settings.holdTag && localHeld && remoteHeld ? { tag: settings.holdTag, localHeld, remoteHeld } : undefined;
     const files = [{ name: `${snapshot}.json`, content: raw }];
     if (zoneConfig) files.push({ name: `${snapshot}.zonecfg.xml`, content: zoneConfig });
-    if (images.length > 0) files.push({ name: `${snapshot}.images.json`, content: `${JSON.stringify(images, null, 2)}\n` });
+    if (images.length > 0)
+      files.push({ name: `${snapshot}.images.json`, content: `${JSON.stringify(images, null, 2)}\n` });
     const plan = planBackup({
       datasets,
       snapshot,
@@ -132,8 +148,18 @@ export async function backupVm(uuid: string, settings: BackupSettings, context: 
 }
 
 /** The VM's hooks from the configuration and its internal_metadata (both targets use this). */
-export function vmHooks(settings: Pick<BackupSettings, 'group' | 'hooks' | 'agentCommand'>, spec: VmSpec, snapshot: string) {
-  return selectHooks({ config: settings.hooks, group: settings.group, spec, snapshot, agentCommand: settings.agentCommand ?? [process.execPath, process.argv[1]!] });
+export function vmHooks(
+  settings: Pick<BackupSettings, 'group' | 'hooks' | 'agentCommand'>,
+  spec: VmSpec,
+  snapshot: string,
+) {
+  return selectHooks({
+    config: settings.hooks,
+    group: settings.group,
+    spec,
+    snapshot,
+    agentCommand: settings.agentCommand ?? [process.execPath, process.argv[1]!],
+  });
 }
 
 /**
@@ -141,18 +167,31 @@ export function vmHooks(settings: Pick<BackupSettings, 'group' | 'hooks' | 'agen
  * (bhyve without flexible_disk_size), from the space columns of the SmartOS side's one listing. A
  * dataset ZFS lacks is left to the planner, whose refusal names it.
  */
-export function checkHeadroom(uuid: string, spec: Pick<VmSpec, 'brand' | 'flexible_disk_size'>, datasets: readonly string[], listed: ReadonlyMap<string, DatasetState>): void {
+export function checkHeadroom(
+  uuid: string,
+  spec: Pick<VmSpec, 'brand' | 'flexible_disk_size'>,
+  datasets: readonly string[],
+  listed: ReadonlyMap<string, DatasetState>,
+): void {
   const space = datasets.flatMap((name) => {
     const state = listed.get(name);
     return state?.space ? [{ name, ...state.space }] : [];
   });
   const headroom = snapshotHeadroom(space);
-  if (headroom.shortfall > 0) throw new Error(headroomError(uuid, spec.brand, headroom, space, spec.flexible_disk_size));
+  if (headroom.shortfall > 0)
+    throw new Error(headroomError(uuid, spec.brand, headroom, space, spec.flexible_disk_size));
 }
 
 /** imgadm's record of each image the VM's datasets are cloned from, so restore can install it. */
-export async function imageManifests(host: Host, local: ReadonlyMap<string, DatasetState>): Promise<Array<Record<string, unknown>>> {
-  const images = new Set([...local.values()].flatMap((d) => (d.origin ? [imageUuidOf(splitSnapshot(d.origin).dataset)] : [])).filter((u): u is string => Boolean(u)));
+export async function imageManifests(
+  host: Host,
+  local: ReadonlyMap<string, DatasetState>,
+): Promise<Array<Record<string, unknown>>> {
+  const images = new Set(
+    [...local.values()]
+      .flatMap((d) => (d.origin ? [imageUuidOf(splitSnapshot(d.origin).dataset)] : []))
+      .filter((u): u is string => Boolean(u)),
+  );
   const manifests = await Promise.all([...images].map((uuid) => imgadmGet(host, uuid)));
   return manifests.filter((m): m is NonNullable<typeof m> => Boolean(m));
 }
@@ -165,7 +204,13 @@ function datasetResults(
   basePath: string,
   snapshot: string,
 ): DatasetResult[] {
-  const row = (dataset: string, target: string, sent: string, mode: DatasetResult['mode'], problem?: string): DatasetResult => {
+  const row = (
+    dataset: string,
+    target: string,
+    sent: string,
+    mode: DatasetResult['mode'],
+    problem?: string,
+  ): DatasetResult => {
     const outcome = outcomes.get(dataset);
     const error = problem ?? outcome?.error;
     return {
@@ -189,6 +234,8 @@ function datasetResults(
     const mode = resumed.has(target) ? 'resumed' : (transfer?.mode ?? 'none');
     return row(dataset, target, snapshot, mode, plan.problems.find((p) => p.dataset === dataset)?.message);
   });
-  const images = transfers.filter((s) => s.isOrigin).map((s) => ({ ...row(s.source, s.target, splitSnapshot(s.sends[0]!.to).snapshot, s.mode), image: true }));
+  const images = transfers
+    .filter((s) => s.isOrigin)
+    .map((s) => ({ ...row(s.source, s.target, splitSnapshot(s.sends[0]!.to).snapshot, s.mode), image: true }));
   return [...vm, ...images];
 }

@@ -85,8 +85,12 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
   const moveHold = async (onSide: HoldStep[]) => {
     const hold = onSide.find((s) => s.kind === 'hold');
     const release = onSide.find((s) => s.kind === 'release');
-    const [held, released] = await Promise.all([hold ? holdOrRelease(hold) : true, release ? holdOrRelease(release) : false]);
-    if (!held && release && released) await holdOrRelease({ ...release, kind: 'hold' }, 'hold (of the previous snapshots again)');
+    const [held, released] = await Promise.all([
+      hold ? holdOrRelease(hold) : true,
+      release ? holdOrRelease(release) : false,
+    ]);
+    if (!held && release && released)
+      await holdOrRelease({ ...release, kind: 'hold' }, 'hold (of the previous snapshots again)');
   };
   let hooks: HookPlan | undefined;
   const consistency = context.consistency ?? emptyRecord();
@@ -141,13 +145,18 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
       }
       case 'protect': {
         const targets = step.targets.filter((t) => !outcome(t.dataset).error);
-        for (const [type, properties] of [['filesystem', ['readonly=on', 'canmount=noauto']], ['volume', ['readonly=on']]] as const) {
+        for (const [type, properties] of [
+          ['filesystem', ['readonly=on', 'canmount=noauto']],
+          ['volume', ['readonly=on']],
+        ] as const) {
           const names = targets.filter((t) => t.type === type).map((t) => t.target);
           if (names.length === 0) continue;
           try {
             await context.remote.run(['zfs', 'set', ...properties, ...names], { mutates: true });
           } catch (error) {
-            errors.push(`making the received datasets read-only on ${context.remote.label} failed: ${(error as Error).message}`);
+            errors.push(
+              `making the received datasets read-only on ${context.remote.label} failed: ${(error as Error).message}`,
+            );
           }
         }
         break;
@@ -156,7 +165,8 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
       case 'release': {
         // the planner puts every hold and release step together: both sides at once
         const group: HoldStep[] = [step];
-        while (steps[index + 1]?.kind === 'hold' || steps[index + 1]?.kind === 'release') group.push(steps[++index] as HoldStep);
+        while (steps[index + 1]?.kind === 'hold' || steps[index + 1]?.kind === 'release')
+          group.push(steps[++index] as HoldStep);
         await Promise.all((['local', 'remote'] as const).map((side) => moveHold(group.filter((s) => s.side === side))));
         break;
       }
@@ -166,7 +176,9 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
         const host = step.side === 'local' ? context.local : context.remote;
         try {
           await host.run(destroySnapshotsArgv(step.on, step.destroy), { mutates: true });
-          (step.side === 'local' ? o.rotatedLocal : o.rotatedRemote).push(...step.destroy.map((s) => `${step.on}@${s}`));
+          (step.side === 'local' ? o.rotatedLocal : o.rotatedRemote).push(
+            ...step.destroy.map((s) => `${step.on}@${s}`),
+          );
         } catch (error) {
           errors.push(`rotation on ${host.label} failed for ${step.on}: ${(error as Error).message}`);
         }
@@ -174,18 +186,32 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
       }
       case 'store-spec':
         try {
-          const record = step.consistencyFile ? [{ name: step.consistencyFile, content: `${JSON.stringify(consistency, null, 2)}\n` }] : [];
+          const record = step.consistencyFile
+            ? [{ name: step.consistencyFile, content: `${JSON.stringify(consistency, null, 2)}\n` }]
+            : [];
           // one channel per file, side by side over the one connection
           await Promise.all(
             [...step.files, ...record].map((file) =>
-              context.remote.run(['sh', '-c', 'mkdir -p "$1" && cat > "$1/$2.tmp" && mv "$1/$2.tmp" "$1/$2"', 'sh', step.directory, file.name], {
-                mutates: true,
-                input: file.content,
-              }),
+              context.remote.run(
+                [
+                  'sh',
+                  '-c',
+                  'mkdir -p "$1" && cat > "$1/$2.tmp" && mv "$1/$2.tmp" "$1/$2"',
+                  'sh',
+                  step.directory,
+                  file.name,
+                ],
+                {
+                  mutates: true,
+                  input: file.content,
+                },
+              ),
             ),
           );
         } catch (error) {
-          errors.push(`storing the VM spec in ${step.directory} on the backup host failed: ${(error as Error).message}`);
+          errors.push(
+            `storing the VM spec in ${step.directory} on the backup host failed: ${(error as Error).message}`,
+          );
         }
         break;
     }
@@ -195,12 +221,18 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
 }
 
 /** One pool's atomic snapshot (both targets' executors); a failure stops the run before anything is sent. */
-export async function takeSnapshot(step: Pick<SnapshotStep, 'pool' | 'snapshots'>, local: Host, log: Log): Promise<void> {
+export async function takeSnapshot(
+  step: Pick<SnapshotStep, 'pool' | 'snapshots'>,
+  local: Host,
+  log: Log,
+): Promise<void> {
   try {
     await local.run(snapshotArgv(step.snapshots), { mutates: true });
     log.verbose(`snapshot ${step.snapshots.join(' ')}`);
   } catch (error) {
-    throw new SnapshotFailedError(`snapshot of pool ${step.pool} failed, nothing was sent: ${(error as Error).message}`);
+    throw new SnapshotFailedError(
+      `snapshot of pool ${step.pool} failed, nothing was sent: ${(error as Error).message}`,
+    );
   }
 }
 
@@ -281,7 +313,12 @@ function explained(step: TransferStep, message: string): string {
  * A receive cut short keeps what arrived (-s): the error says how much, and that the next run
  * resumes it, rather than only which process happened to exit first.
  */
-async function withPartialReceive(step: TransferStep, outcome: DatasetOutcome, message: string, context: ExecutionContext): Promise<string> {
+async function withPartialReceive(
+  step: TransferStep,
+  outcome: DatasetOutcome,
+  message: string,
+  context: ExecutionContext,
+): Promise<string> {
   if (context.remote.dryRun) return message;
   try {
     const token = await resumeTokenOf(context.remote, step.target);
@@ -317,9 +354,15 @@ async function runTransfer(step: TransferStep, outcome: DatasetOutcome, context:
  * Small streams in one series (see seriesLanes). The stream it stopped at is that dataset's
  * failure; the ones after it were not tried and go one by one, as they would without a series.
  */
-async function runSeries(lane: readonly TransferStep[], outcome: (dataset: string) => DatasetOutcome, context: ExecutionContext): Promise<void> {
+async function runSeries(
+  lane: readonly TransferStep[],
+  outcome: (dataset: string) => DatasetOutcome,
+  context: ExecutionContext,
+): Promise<void> {
   const items = lane.map((step) => ({ send: sendArgv(step.sends[0]!), receive: receiveArgv(step.target) }));
-  items.forEach((item, index) => context.log.verbose(`send ${describeCommand(item.send)} -> ${lane[index]!.target} (in a series)`));
+  items.forEach((item, index) =>
+    context.log.verbose(`send ${describeCommand(item.send)} -> ${lane[index]!.target} (in a series)`),
+  );
   const result = await context.strategy.transferSeries!(items);
   result.received.forEach((received, index) => {
     const o = outcome(lane[index]!.dataset);

@@ -24,7 +24,9 @@ export interface Headroom {
  */
 export function snapshotHeadroom(datasets: readonly DatasetSpace[]): Headroom {
   const needed = datasets.reduce((sum, d) => sum + Math.min(d.usedbydataset, d.refreservation), 0);
-  const frees = datasets.filter((d) => d.refquota === 0).map((d) => d.available - Math.max(0, d.refreservation - d.usedbydataset));
+  const frees = datasets
+    .filter((d) => d.refquota === 0)
+    .map((d) => d.available - Math.max(0, d.refreservation - d.usedbydataset));
   const free = frees.length > 0 ? Math.min(...frees) : undefined;
   return { needed, free, shortfall: free === undefined ? 0 : Math.max(0, needed - free) };
 }
@@ -36,7 +38,13 @@ const MIB = 1024 * 1024;
  * a flexible_disk_size that much larger (VM.js setQuotaBhyve turns it into the root's quota; without
  * it, the disks' sizes are what it counts), elsewhere free space.
  */
-export function headroomError(uuid: string, brand: string | undefined, headroom: Headroom, datasets: readonly DatasetSpace[], flexibleDiskSize?: number): string {
+export function headroomError(
+  uuid: string,
+  brand: string | undefined,
+  headroom: Headroom,
+  datasets: readonly DatasetSpace[],
+  flexibleDiskSize?: number,
+): string {
   const short = `their snapshots need ${headroom.needed} bytes (${humanBytes(headroom.needed)}) free and ${headroom.free ?? 0} are: short by ${headroom.shortfall} bytes`;
   const base = `VM ${uuid}: not snapshotted: ${short}, so zfs snapshot would fail (out of space).`;
   if (brand === 'bhyve') {

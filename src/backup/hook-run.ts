@@ -51,9 +51,21 @@ export async function runHook(hook: HookCall, host: Host): Promise<HookOutcome> 
   } catch (error) {
     const result = error instanceof CommandError ? error.result : undefined;
     const stderr = result?.stderr.trim().split('\n').slice(-3).join(' / ');
-    if (result?.timedOut) return { ...base, result: 'timed out', seconds: seconds(), error: `did not finish within ${hook.timeoutSeconds} s; killed with its process group` };
+    if (result?.timedOut)
+      return {
+        ...base,
+        result: 'timed out',
+        seconds: seconds(),
+        error: `did not finish within ${hook.timeoutSeconds} s; killed with its process group`,
+      };
     const why = result ? `exited ${result.exitCode}${stderr ? `: ${stderr}` : ''}` : (error as Error).message;
-    return { ...base, result: 'failed', seconds: seconds(), ...(result ? { exitCode: result.exitCode } : {}), error: why };
+    return {
+      ...base,
+      result: 'failed',
+      seconds: seconds(),
+      ...(result ? { exitCode: result.exitCode } : {}),
+      error: why,
+    };
   }
 }
 
@@ -97,10 +109,14 @@ export async function snapshotWithHooks(
       if (outcome.result !== 'ok') failed ??= outcome;
     }
     if (failed && plan.onPreFailure === 'fail') {
-      throw new HookFailedError(`${describeOutcome(failed)}; nothing was snapshotted (hooks onPreFailure "fail"; "crash-consistent" would snapshot anyway)`);
+      throw new HookFailedError(
+        `${describeOutcome(failed)}; nothing was snapshotted (hooks onPreFailure "fail"; "crash-consistent" would snapshot anyway)`,
+      );
     }
     if (failed) {
-      context.log.warn(`${describeOutcome(failed)}; snapshotting anyway, crash-consistent (hooks onPreFailure "crash-consistent")`);
+      context.log.warn(
+        `${describeOutcome(failed)}; snapshotting anyway, crash-consistent (hooks onPreFailure "crash-consistent")`,
+      );
       record.notes.push(`crash-consistent: ${describeOutcome(failed)}; went on per onPreFailure "crash-consistent"`);
     }
     snapshotTried = true;
@@ -112,7 +128,10 @@ export async function snapshotWithHooks(
       // a post hook pairs with its pre hook; one without a pre hook runs whenever the snapshot was tried
       if (hasPre ? !started.has(hook.kind) : !snapshotTried) continue;
       const outcome = await run(hook);
-      if (outcome.result !== 'ok') errors.push(`${describeOutcome(outcome)}: the application or guest may still be paused or frozen; check the VM`);
+      if (outcome.result !== 'ok')
+        errors.push(
+          `${describeOutcome(outcome)}: the application or guest may still be paused or frozen; check the VM`,
+        );
     }
   }
 }
@@ -120,7 +139,11 @@ export async function snapshotWithHooks(
 /** One line for reports and listings: `application-consistent (pre zone ok 0.2 s, post zone ok)`. */
 export function consistencyLine(record: ConsistencyRecord | undefined): string {
   if (!record) return 'crash-consistent (no hooks)';
-  const words = { application: 'application-consistent', crash: 'crash-consistent', stopped: 'consistent (VM not running)' }[record.consistency];
+  const words = {
+    application: 'application-consistent',
+    crash: 'crash-consistent',
+    stopped: 'consistent (VM not running)',
+  }[record.consistency];
   const hooks = record.hooks.map((h) => `${h.phase} ${h.kind} ${h.result} ${h.seconds.toFixed(1)} s`);
   return hooks.length > 0 ? `${words} (${hooks.join(', ')})` : words;
 }

@@ -46,7 +46,11 @@ export class HookConfigError extends Error {
 export interface HookInput {
   config?: HooksConfig;
   group: string;
-  spec: Pick<VmSpec, 'uuid' | 'alias' | 'brand' | 'internal_metadata' | 'zfs_filesystem'> & { state?: unknown; zonepath?: unknown; qemu_extra_opts?: unknown };
+  spec: Pick<VmSpec, 'uuid' | 'alias' | 'brand' | 'internal_metadata' | 'zfs_filesystem'> & {
+    state?: unknown;
+    zonepath?: unknown;
+    qemu_extra_opts?: unknown;
+  };
   snapshot: string;
   /** argv that starts `zonecopy guest-agent` (node and the CLI script). */
   agentCommand: readonly string[];
@@ -55,7 +59,11 @@ export interface HookInput {
 const HVM = new Set(['kvm', 'bhyve']);
 
 /** The VM's hook settings: `vms.<uuid>` over `groups.<group>` over the top level, key by key. */
-export function effectiveSettings(config: HooksConfig | undefined, group: string, uuid: string): HookSettings & { sources: Record<string, string> } {
+export function effectiveSettings(
+  config: HooksConfig | undefined,
+  group: string,
+  uuid: string,
+): HookSettings & { sources: Record<string, string> } {
   const levels: Array<[string, HookSettings | undefined]> = [
     ['hooks', config],
     [`hooks.groups.${group}`, config?.groups?.[group]],
@@ -85,28 +93,67 @@ export function selectHooks(input: HookInput): HookPlan | undefined {
     plan[phase].push({ phase, kind, source, command, argv, timeoutSeconds });
 
   if (settings.global) {
-    const env = ['env', `ZONECOPY_VM_UUID=${spec.uuid}`, `ZONECOPY_VM_ALIAS=${spec.alias ?? ''}`, `ZONECOPY_VM_BRAND=${spec.brand}`, `ZONECOPY_SNAPSHOT=${input.snapshot}`];
+    const env = [
+      'env',
+      `ZONECOPY_VM_UUID=${spec.uuid}`,
+      `ZONECOPY_VM_ALIAS=${spec.alias ?? ''}`,
+      `ZONECOPY_VM_BRAND=${spec.brand}`,
+      `ZONECOPY_SNAPSHOT=${input.snapshot}`,
+    ];
     for (const phase of ['pre', 'post'] as const) {
       const command = settings.global[phase];
-      if (command !== undefined) add(phase, 'global', `${settings.sources.global}.${phase}`, command, [...env, `ZONECOPY_HOOK=${phase}`, '/bin/sh', '-c', command]);
+      if (command !== undefined)
+        add(phase, 'global', `${settings.sources.global}.${phase}`, command, [
+          ...env,
+          `ZONECOPY_HOOK=${phase}`,
+          '/bin/sh',
+          '-c',
+          command,
+        ]);
     }
   }
-  if (zone && !running) plan.notes.push(`in-zone hooks (${zone.source}) not run: the zone is ${String(spec.state)}, and a stopped zone's files are at rest`);
+  if (zone && !running)
+    plan.notes.push(
+      `in-zone hooks (${zone.source}) not run: the zone is ${String(spec.state)}, and a stopped zone's files are at rest`,
+    );
   if (zone && running) {
     for (const phase of ['pre', 'post'] as const) {
       const command = zone[phase];
       // one argv element after the zone name: zlogin joins its arguments and gives them to the zone's shell once (zlogin.c prep_args)
-      if (command !== undefined) add(phase, 'zone', `${zone.source}${zone.source === 'internal_metadata' ? `.${phase === 'pre' ? METADATA_PRE : METADATA_POST}` : `.${phase}`}`, command, ['zlogin', spec.uuid, command]);
+      if (command !== undefined)
+        add(
+          phase,
+          'zone',
+          `${zone.source}${zone.source === 'internal_metadata' ? `.${phase === 'pre' ? METADATA_PRE : METADATA_POST}` : `.${phase}`}`,
+          command,
+          ['zlogin', spec.uuid, command],
+        );
     }
   }
-  if (settings.guestAgent && spec.brand === 'bhyve') plan.notes.push(`no guest agent freeze: ${settings.sources.guestAgent} is for KVM, whose qemu_extra_opts can give the guest an agent socket; bhyve has none`);
+  if (settings.guestAgent && spec.brand === 'bhyve')
+    plan.notes.push(
+      `no guest agent freeze: ${settings.sources.guestAgent} is for KVM, whose qemu_extra_opts can give the guest an agent socket; bhyve has none`,
+    );
   if (settings.guestAgent && spec.brand === 'kvm') {
     const socket = guestAgentSocket(spec);
-    if (!socket) plan.notes.push(`no guest agent freeze: ${settings.sources.guestAgent} is true, but qemu_extra_opts configures no org.qemu.guest_agent.0 socket`);
+    if (!socket)
+      plan.notes.push(
+        `no guest agent freeze: ${settings.sources.guestAgent} is true, but qemu_extra_opts configures no org.qemu.guest_agent.0 socket`,
+      );
     else if (!running) plan.notes.push(`no guest agent freeze: the VM is ${String(spec.state)}`);
     else {
-      add('pre', 'guest-agent', settings.sources.guestAgent!, `guest-fsfreeze-freeze (${socket})`, [...input.agentCommand, 'guest-agent', socket, 'guest-fsfreeze-freeze']);
-      add('post', 'guest-agent', settings.sources.guestAgent!, `guest-fsfreeze-thaw (${socket})`, [...input.agentCommand, 'guest-agent', socket, 'guest-fsfreeze-thaw']);
+      add('pre', 'guest-agent', settings.sources.guestAgent!, `guest-fsfreeze-freeze (${socket})`, [
+        ...input.agentCommand,
+        'guest-agent',
+        socket,
+        'guest-fsfreeze-freeze',
+      ]);
+      add('post', 'guest-agent', settings.sources.guestAgent!, `guest-fsfreeze-thaw (${socket})`, [
+        ...input.agentCommand,
+        'guest-agent',
+        socket,
+        'guest-fsfreeze-thaw',
+      ]);
     }
   }
   plan.post.reverse();
@@ -114,7 +161,10 @@ export function selectHooks(input: HookInput): HookPlan | undefined {
 }
 
 /** The in-zone pair: the VM's own internal_metadata keys win over the config (its owner knows the application). */
-function zoneHooks(spec: HookInput['spec'], settings: ReturnType<typeof effectiveSettings>): { pre?: string; post?: string; source: string } | undefined {
+function zoneHooks(
+  spec: HookInput['spec'],
+  settings: ReturnType<typeof effectiveSettings>,
+): { pre?: string; post?: string; source: string } | undefined {
   const metadata = spec.internal_metadata ?? {};
   const pre = metadataCommand(spec, METADATA_PRE, metadata[METADATA_PRE]);
   const post = metadataCommand(spec, METADATA_POST, metadata[METADATA_POST]);

@@ -80,7 +80,11 @@ function takeOverStale(path: string, staleContent: string): void {
   }
 }
 
-export async function lockVm(directory: string, uuid: string, options: { wait: boolean; pollMs?: number }): Promise<VmLock> {
+export async function lockVm(
+  directory: string,
+  uuid: string,
+  options: { wait: boolean; pollMs?: number },
+): Promise<VmLock> {
   mkdirSync(directory, { recursive: true });
   const path = join(directory, `${uuid}.lock`);
   for (;;) {
@@ -88,7 +92,9 @@ export async function lockVm(directory: string, uuid: string, options: { wait: b
     if ('release' in attempt) return attempt;
     if (attempt.holder === 0) continue;
     if (!options.wait) {
-      throw new LockedError(`another zonecopy run (pid ${attempt.holder}, since ${attempt.since}) is backing up VM ${uuid}; not starting a second one. Use --wait to wait for it (lock: ${path}).`);
+      throw new LockedError(
+        `another zonecopy run (pid ${attempt.holder}, since ${attempt.since}) is backing up VM ${uuid}; not starting a second one. Use --wait to wait for it (lock: ${path}).`,
+      );
     }
     await new Promise((r) => setTimeout(r, options.pollMs ?? 1000));
   }

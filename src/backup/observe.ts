@@ -24,13 +24,21 @@ export interface VmObservation {
 type LocalObservation = Omit<VmObservation, 'remote'>;
 
 /** vmadm get, then the SmartOS side's `zfs list` (plus one for clone origins), then the backup host's. */
-export async function observeVm(uuid: string, hosts: { local: Host; remote: Host; spec?: Promise<VmSpecWithRaw> }, basePath: string): Promise<VmObservation> {
+export async function observeVm(
+  uuid: string,
+  hosts: { local: Host; remote: Host; spec?: Promise<VmSpecWithRaw> },
+  basePath: string,
+): Promise<VmObservation> {
   const observed = await observeLocal(uuid, hosts.local, hosts.spec);
   return { ...observed, remote: await observeRemote(observed, hosts.remote, basePath) };
 }
 
 /** The backup host's side: the targets with their snapshots, their parents and the base path. */
-export async function observeRemote(observed: Pick<LocalObservation, 'datasets' | 'local'>, remote: Host, basePath: string): Promise<Map<string, DatasetState>> {
+export async function observeRemote(
+  observed: Pick<LocalObservation, 'datasets' | 'local'>,
+  remote: Host,
+  basePath: string,
+): Promise<Map<string, DatasetState>> {
   const names = remoteNames(observed.datasets, observed.local, basePath);
   return listDatasets(remote, names.targets, { withoutSnapshots: names.parents });
 }
@@ -39,7 +47,11 @@ export async function observeRemote(observed: Pick<LocalObservation, 'datasets' 
  * The SmartOS side alone: the spec, the datasets to back up, and their ZFS state with clone
  * origins. `prefetched` is a `vmadm get` of this VM already under way.
  */
-export async function observeLocal(uuid: string, host: Host, prefetched?: Promise<VmSpecWithRaw>): Promise<LocalObservation> {
+export async function observeLocal(
+  uuid: string,
+  host: Host,
+  prefetched?: Promise<VmSpecWithRaw>,
+): Promise<LocalObservation> {
   const { spec, raw } = await (prefetched ?? vmadmGet(host, uuid));
   const discovery = discoverDatasets(spec);
   const local = await listDatasets(host, discovery.datasets, { recursive: true, space: true });
@@ -57,7 +69,11 @@ export async function observeLocal(uuid: string, host: Host, prefetched?: Promis
  * The targets (and clone-origin targets), whose snapshots the planner compares, and their parents
  * and the base path, of which it only asks whether they exist.
  */
-function remoteNames(datasets: readonly string[], local: ReadonlyMap<string, DatasetState>, basePath: string): { targets: string[]; parents: string[] } {
+function remoteNames(
+  datasets: readonly string[],
+  local: ReadonlyMap<string, DatasetState>,
+  basePath: string,
+): { targets: string[]; parents: string[] } {
   const targets = new Set<string>();
   const parents = new Set<string>([basePath]);
   const add = (source: string) => {

@@ -30,7 +30,8 @@ export function programsNeeded(config: Config, target: 'ssh' | 's3'): ProgramsNe
   }
   remote.push({ program: 'zfs' });
   const strategy = config.transferStrategy;
-  if ((strategy === 'ssh' || strategy === 'ssh_gzip') && config.sshBulkTransport === 'openssh') local.push({ program: 'ssh', setting: 'sshBulkTransport' });
+  if ((strategy === 'ssh' || strategy === 'ssh_gzip') && config.sshBulkTransport === 'openssh')
+    local.push({ program: 'ssh', setting: 'sshBulkTransport' });
   if (strategy === 'ssh_gzip' || strategy === 'mbuffer_gzip') {
     local.push({ program: config.compressionCmd[0]!, setting: 'compressionCmd' });
     remote.push({ program: config.decompressionCmd[0]!, setting: 'decompressionCmd' });
@@ -50,10 +51,14 @@ function unique(programs: NeededProgram[]): NeededProgram[] {
  * sh's own lookup, as the run's commands will be looked up (a name on PATH, or a path that is
  * executable); the PATH it searched follows the missing names.
  */
-const FIND = 'm=; for p do command -v "$p" >/dev/null 2>&1 || { printf "%s\\n" "$p"; m=1; }; done; [ -z "$m" ] || printf "PATH=%s\\n" "$PATH"';
+const FIND =
+  'm=; for p do command -v "$p" >/dev/null 2>&1 || { printf "%s\\n" "$p"; m=1; }; done; [ -z "$m" ] || printf "PATH=%s\\n" "$PATH"';
 
 /** The programs of `needed` that `host` cannot start, and the PATH it looked in (one command, whatever their number). */
-export async function missingPrograms(host: Host, needed: readonly NeededProgram[]): Promise<{ missing: NeededProgram[]; path?: string }> {
+export async function missingPrograms(
+  host: Host,
+  needed: readonly NeededProgram[],
+): Promise<{ missing: NeededProgram[]; path?: string }> {
   if (needed.length === 0) return { missing: [] };
   const out = await host.run(['sh', '-c', FIND, 'sh', ...needed.map((n) => n.program)], { mutates: false });
   const lines = out.stdout.split('\n').filter(Boolean);
@@ -63,17 +68,30 @@ export async function missingPrograms(host: Host, needed: readonly NeededProgram
 }
 
 /** Both sides checked side by side; undefined when every program is there, else the message that stops the run. */
-export async function checkPrograms(needed: ProgramsNeeded, local: Host, remote: Host | undefined): Promise<string | undefined> {
-  const [here, there] = await Promise.all([missingPrograms(local, needed.local), remote ? missingPrograms(remote, needed.remote) : { missing: [], path: undefined }]);
+export async function checkPrograms(
+  needed: ProgramsNeeded,
+  local: Host,
+  remote: Host | undefined,
+): Promise<string | undefined> {
+  const [here, there] = await Promise.all([
+    missingPrograms(local, needed.local),
+    remote ? missingPrograms(remote, needed.remote) : { missing: [], path: undefined },
+  ]);
   const problems = [
     ...(here.missing.length > 0 ? [missingProgramsMessage(here.missing, 'this host', here.path)] : []),
-    ...(there.missing.length > 0 && remote ? [missingProgramsMessage(there.missing, `the backup host ${remote.label}`, there.path)] : []),
+    ...(there.missing.length > 0 && remote
+      ? [missingProgramsMessage(there.missing, `the backup host ${remote.label}`, there.path)]
+      : []),
   ];
   return problems.length > 0 ? `${problems.join(' ')} Nothing was snapshotted.` : undefined;
 }
 
 /** What is missing, where, and how to get it: one sentence a program. */
-export function missingProgramsMessage(missing: readonly NeededProgram[], where: string, path: string | undefined): string {
+export function missingProgramsMessage(
+  missing: readonly NeededProgram[],
+  where: string,
+  path: string | undefined,
+): string {
   const lines = missing.map((m) => {
     const name = m.program.split('/').at(-1)!;
     const install = INSTALL[name] ?? `install ${name}`;
@@ -83,7 +101,8 @@ export function missingProgramsMessage(missing: readonly NeededProgram[], where:
   return `${lines.join('; ')}.`;
 }
 
-const PKGSRC = (name: string) => `on SmartOS install it with pkgin (pkgin -y install ${name}; it lands in /opt/local/bin or /opt/tools/bin, which bin/zonecopy adds to PATH), elsewhere with the system's packages`;
+const PKGSRC = (name: string) =>
+  `on SmartOS install it with pkgin (pkgin -y install ${name}; it lands in /opt/local/bin or /opt/tools/bin, which bin/zonecopy adds to PATH), elsewhere with the system's packages`;
 const INSTALL: Record<string, string> = {
   mbuffer: PKGSRC('mbuffer'),
   zstd: PKGSRC('zstd'),

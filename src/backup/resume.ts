@@ -38,16 +38,26 @@ export async function settleInterruptedReceives(
         outcomes.push({ target: state.name, action: 'resumed', ...result });
         continue;
       } catch (error) {
-        context.log.warn(`resuming into ${state.name} failed (${(error as Error).message}); aborting it and starting over`);
+        context.log.warn(
+          `resuming into ${state.name} failed (${(error as Error).message}); aborting it and starting over`,
+        );
       }
     } else {
-      context.log.warn(`the resume token of ${state.name} no longer matches the source (${check.stderr.trim().split('\n').pop()}); aborting it`);
+      context.log.warn(
+        `the resume token of ${state.name} no longer matches the source (${check.stderr.trim().split('\n').pop()}); aborting it`,
+      );
     }
     try {
       await context.remote.run(abortReceiveArgv(state.name), { mutates: true });
       outcomes.push({ target: state.name, action: 'aborted', bytes: 0, seconds: 0 });
     } catch (error) {
-      outcomes.push({ target: state.name, action: 'failed', bytes: 0, seconds: 0, error: `${describeCommand(abortReceiveArgv(state.name))}: ${(error as Error).message}` });
+      outcomes.push({
+        target: state.name,
+        action: 'failed',
+        bytes: 0,
+        seconds: 0,
+        error: `${describeCommand(abortReceiveArgv(state.name))}: ${(error as Error).message}`,
+      });
     }
   }
   return outcomes;
@@ -55,7 +65,10 @@ export async function settleInterruptedReceives(
 
 /** The target's receive_resume_token, or undefined when no receive into it was interrupted. */
 export async function resumeTokenOf(remote: Host, target: string): Promise<string | undefined> {
-  const out = await remote.run(['zfs', 'get', '-H', '-o', 'value', 'receive_resume_token', target], { mutates: false, allowExitCodes: [1] });
+  const out = await remote.run(['zfs', 'get', '-H', '-o', 'value', 'receive_resume_token', target], {
+    mutates: false,
+    allowExitCodes: [1],
+  });
   const token = out.exitCode === 0 ? out.stdout.trim() : '';
   return token && token !== '-' ? token : undefined;
 }

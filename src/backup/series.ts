@@ -24,7 +24,13 @@ export function seriesLanes(steps: readonly Step[], start: number): TransferStep
   }
   const transfersOf = (dataset: string) => block.filter((step) => step.dataset === dataset).length;
   const fits = (step: TransferStep) =>
-    step.added !== undefined && step.added < SERIES_STREAM_BYTES && step.sends.length === 1 && step.common !== undefined && !step.rollback && !step.origin && transfersOf(step.dataset) === 1;
+    step.added !== undefined &&
+    step.added < SERIES_STREAM_BYTES &&
+    step.sends.length === 1 &&
+    step.common !== undefined &&
+    !step.rollback &&
+    !step.origin &&
+    transfersOf(step.dataset) === 1;
   const eligible = block.filter(fits);
   const count = Math.min(MAX_LANES, Math.ceil(eligible.length / STREAMS_PER_LANE));
   const lanes = Array.from({ length: count }, (_, lane) => eligible.filter((_, index) => index % count === lane));

@@ -15,7 +15,15 @@ import { checkPrograms, programsNeeded } from '../backup/programs.js';
 import { createStrategy } from '../transfer/index.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { defaultConfigPath } from './paths.js';
-import { backupHostLabel, checkUuids, chooseTarget, connectBackupHost, sshEndpoint, sshTarget, UsageError } from './session.js';
+import {
+  backupHostLabel,
+  checkUuids,
+  chooseTarget,
+  connectBackupHost,
+  sshEndpoint,
+  sshTarget,
+  UsageError,
+} from './session.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import { backupErrors, vmErrorLines } from './vm-errors.js';
 
@@ -43,11 +51,19 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
   let target: 'ssh' | 's3';
   try {
     checkUuids(uuids);
-    config = applyOverrides(loadConfig(flags.config ?? defaultConfigPath()), {
-      transferStrategy: flags.transferStrategy,
-      localSnapshotLimit: flags.localSnapLimit,
-      remoteSnapshotLimit: flags.remoteSnapLimit ?? flags.remoteSnapshotLimit,
-    }, { transferStrategy: '--transferStrategy', localSnapshotLimit: '--localSnapLimit', remoteSnapshotLimit: '--remoteSnapLimit' });
+    config = applyOverrides(
+      loadConfig(flags.config ?? defaultConfigPath()),
+      {
+        transferStrategy: flags.transferStrategy,
+        localSnapshotLimit: flags.localSnapLimit,
+        remoteSnapshotLimit: flags.remoteSnapLimit ?? flags.remoteSnapshotLimit,
+      },
+      {
+        transferStrategy: '--transferStrategy',
+        localSnapshotLimit: '--localSnapLimit',
+        remoteSnapshotLimit: '--remoteSnapLimit',
+      },
+    );
     target = chooseTarget(config, flags.target);
     settings = backupSettings(config, flags, target);
   } catch (error) {
@@ -60,15 +76,35 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
 
   const print = (line: string) => process.stdout.write(`${line}\n`);
   const local = new LocalHost(Boolean(flags.dryRun), flags.json ? (line) => log.info(line) : print);
-  const run = { config, settings, local, log, wait: Boolean(flags.wait), print: flags.json ? (line: string) => log.info(line) : print };
-  const { results, remote } = target === 's3' ? { ...(await backupToS3(uuids, run)), remote: undefined } : await backupToHost(uuids, run);
+  const run = {
+    config,
+    settings,
+    local,
+    log,
+    wait: Boolean(flags.wait),
+    print: flags.json ? (line: string) => log.info(line) : print,
+  };
+  const { results, remote } =
+    target === 's3' ? { ...(await backupToS3(uuids, run)), remote: undefined } : await backupToHost(uuids, run);
   for (const result of results) await report(result, config, local, log, Boolean(flags.json));
   for (const line of vmErrorLines('backup', results.map(backupErrors))) log.info(line);
   if (flags.json) {
     const maxRssKiB = process.resourceUsage().maxRSS;
-    print(JSON.stringify({ results: results.map(jsonResult), commands: { local: local.stats, remote: remote?.stats ?? null }, maxRssKiB }, null, 2));
+    print(
+      JSON.stringify(
+        {
+          results: results.map(jsonResult),
+          commands: { local: local.stats, remote: remote?.stats ?? null },
+          maxRssKiB,
+        },
+        null,
+        2,
+      ),
+    );
   } else {
-    log.verbose(`commands run: local ${JSON.stringify(local.stats)}, backup host ${JSON.stringify(remote?.stats ?? {})}`);
+    log.verbose(
+      `commands run: local ${JSON.stringify(local.stats)}, backup host ${JSON.stringify(remote?.stats ?? {})}`,
+    );
   }
   return results.every((r) => runStatus(r.errors, r.datasets) === 'success') ? EXIT_OK : EXIT_FAILED;
 }
@@ -99,13 +135,20 @@ async function backupToS3(uuids: readonly string[], run: Run): Promise<{ results
   }
   for (const uuid of uuids) {
     log.verbose(`backing up VM ${uuid} to ${store.label}`);
-    results.push(await withVmLock(uuid, config, run.wait, store.label, local, () => backupVmToS3(uuid, settings, { local, store, s3: config.s3!, log, now: () => new Date() })));
+    results.push(
+      await withVmLock(uuid, config, run.wait, store.label, local, () =>
+        backupVmToS3(uuid, settings, { local, store, s3: config.s3!, log, now: () => new Date() }),
+      ),
+    );
   }
   return { results };
 }
 
 /** Every VM of the run over one SSH connection to the backup host. */
-async function backupToHost(uuids: readonly string[], run: Run): Promise<{ results: VmBackupResult[]; remote?: RemoteHost }> {
+async function backupToHost(
+  uuids: readonly string[],
+  run: Run,
+): Promise<{ results: VmBackupResult[]; remote?: RemoteHost }> {
   const { config, settings, local, log } = run;
   let remote: RemoteHost;
   // the first VM's `vmadm get` runs during the SSH handshake (each takes about a second on a busy host)
@@ -114,7 +157,9 @@ async function backupToHost(uuids: readonly string[], run: Run): Promise<{ resul
   try {
     remote = await connectBackupHost(config, { dryRun: local.dryRun, print: run.print });
   } catch (error) {
-    return { results: await failedBeforeStart(uuids, (error as Error).message, backupHostLabel(config), local, firstSpec) };
+    return {
+      results: await failedBeforeStart(uuids, (error as Error).message, backupHostLabel(config), local, firstSpec),
+    };
   }
   const missing = await checkPrograms(programsNeeded(config, 'ssh'), local, remote);
   if (missing) {
@@ -142,9 +187,17 @@ async function backupToHost(uuids: readonly string[], run: Run): Promise<{ resul
       log.verbose(`backing up VM ${uuid} to ${remote.label} with ${strategy.name}`);
       // a dry run prints its steps in plan order
       const context: BackupContext = {
-        local, remote, strategy, log, now: () => new Date(), concurrency: local.dryRun ? 1 : config.transferConcurrency, spec: index === 0 ? firstSpec : undefined,
+        local,
+        remote,
+        strategy,
+        log,
+        now: () => new Date(),
+        concurrency: local.dryRun ? 1 : config.transferConcurrency,
+        spec: index === 0 ? firstSpec : undefined,
       };
-      results.push(await withVmLock(uuid, config, run.wait, remote.label, local, () => backupVm(uuid, settings, context)));
+      results.push(
+        await withVmLock(uuid, config, run.wait, remote.label, local, () => backupVm(uuid, settings, context)),
+      );
     }
   } finally {
     await strategy.close();
@@ -154,20 +207,52 @@ async function backupToHost(uuids: readonly string[], run: Run): Promise<{ resul
 }
 
 /** Every VM's result when the run stops before the first of them (no connection, a program missing), each named as vmadm knows it. */
-async function failedBeforeStart(uuids: readonly string[], error: string, backupHost: string, local: Host, firstSpec?: Promise<VmSpecWithRaw>): Promise<VmBackupResult[]> {
+async function failedBeforeStart(
+  uuids: readonly string[],
+  error: string,
+  backupHost: string,
+  local: Host,
+  firstSpec?: Promise<VmSpecWithRaw>,
+): Promise<VmBackupResult[]> {
   const now = new Date();
   const labels = await vmLabels(local, uuids, firstSpec ? new Map([[uuids[0]!, firstSpec]]) : undefined);
-  return uuids.map((uuid) => ({ uuid, ...labels.get(uuid), backupHost, startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [error], dryRun: local.dryRun }));
+  return uuids.map((uuid) => ({
+    uuid,
+    ...labels.get(uuid),
+    backupHost,
+    startedAt: now,
+    finishedAt: now,
+    status: 'failed',
+    datasets: [],
+    errors: [error],
+    dryRun: local.dryRun,
+  }));
 }
 
 /** One run per VM at a time: a second one fails with the lock's message, or waits with --wait. */
-async function withVmLock(uuid: string, config: Config, wait: boolean, backupHost: string, local: Host, run: () => Promise<VmBackupResult>): Promise<VmBackupResult> {
+async function withVmLock(
+  uuid: string,
+  config: Config,
+  wait: boolean,
+  backupHost: string,
+  local: Host,
+  run: () => Promise<VmBackupResult>,
+): Promise<VmBackupResult> {
   let lock: VmLock;
   try {
     lock = await lockVm(config.lockDirectory, uuid, { wait });
   } catch (error) {
     const now = new Date();
-    return { uuid, backupHost, startedAt: now, finishedAt: now, status: 'failed', datasets: [], errors: [(error as Error).message], dryRun: local.dryRun };
+    return {
+      uuid,
+      backupHost,
+      startedAt: now,
+      finishedAt: now,
+      status: 'failed',
+      datasets: [],
+      errors: [(error as Error).message],
+      dryRun: local.dryRun,
+    };
   }
   try {
     return await run();
@@ -178,8 +263,10 @@ async function withVmLock(uuid: string, config: Config, wait: boolean, backupHos
 
 function backupSettings(config: Config, flags: BackupFlags, target: 'ssh' | 's3'): BackupSettings {
   const group = flags.groupName ?? config.snapshotIdentifier;
-  if (!isValidSnapshotPart(group)) throw new UsageError(`--groupName ${JSON.stringify(group)}: use letters, digits and _ . : - only`);
-  if (flags.name !== undefined && !isValidSnapshotPart(flags.name)) throw new UsageError(`--name ${JSON.stringify(flags.name)}: use letters, digits and _ . : - only`);
+  if (!isValidSnapshotPart(group))
+    throw new UsageError(`--groupName ${JSON.stringify(group)}: use letters, digits and _ . : - only`);
+  if (flags.name !== undefined && !isValidSnapshotPart(flags.name))
+    throw new UsageError(`--name ${JSON.stringify(flags.name)}: use letters, digits and _ . : - only`);
   return {
     group,
     name: flags.name,
@@ -187,7 +274,10 @@ function backupSettings(config: Config, flags: BackupFlags, target: 'ssh' | 's3'
     specDirectory: config.backupConfigurationDestinationPath,
     localLimit: config.localSnapshotLimit,
     remoteLimit: config.remoteSnapshotLimit,
-    holdTag: target === 'ssh' && config.holds && flags.holds !== false ? `zonecopy:${config.backupDestination}:${group}` : undefined,
+    holdTag:
+      target === 'ssh' && config.holds && flags.holds !== false
+        ? `zonecopy:${config.backupDestination}:${group}`
+        : undefined,
     rollback: Boolean(flags.rollback),
     hooks: config.hooks,
     // `zonecopy guest-agent …` as this very program, for the KVM freeze and thaw

@@ -34,7 +34,9 @@ export async function checkCommand(uuids: string[], flags: CheckFlags): Promise<
       ...critical.map((s) => `${name(s)} last backup ${formatAge(s.ageSeconds)} ago`),
       ...warning.map((s) => `${name(s)} last backup ${formatAge(s.ageSeconds)} ago`),
     ];
-    line = parts.length ? parts.join('; ') : `${statuses.length} VM(s) backed up, oldest ${worst ? `${formatAge(worst.ageSeconds)} ago (${name(worst)})` : '-'}`;
+    line = parts.length
+      ? parts.join('; ')
+      : `${statuses.length} VM(s) backed up, oldest ${worst ? `${formatAge(worst.ageSeconds)} ago (${name(worst)})` : '-'}`;
     if (statuses.length === 0) [code, line] = [3, 'no VMs found'];
   } catch (error) {
     line = (error as Error).message;

@@ -8,7 +8,10 @@ import { UsageError } from './session.js';
  * applies); operators can ask `guest-fsfreeze-status` with it.
  */
 export async function guestAgentCli(socket: string, command: string): Promise<number> {
-  if (!(AGENT_COMMANDS as readonly string[]).includes(command)) throw new UsageError(`guest-agent: unknown command ${JSON.stringify(command)}; one of ${AGENT_COMMANDS.join(', ')}`);
+  if (!(AGENT_COMMANDS as readonly string[]).includes(command))
+    throw new UsageError(
+      `guest-agent: unknown command ${JSON.stringify(command)}; one of ${AGENT_COMMANDS.join(', ')}`,
+    );
   try {
     process.stdout.write(`${JSON.stringify(await guestAgentCommand(socket, command))}\n`);
     return EXIT_OK;

@@ -32,14 +32,19 @@ export async function releaseCommand(uuid: string, flags: ReleaseFlags): Promise
     if (flags.remote) {
       const remote = await connectBackupHost(config, { dryRun });
       try {
-        there = await releaseZonecopyHolds(remote, datasets.map((d) => targetDatasetName(basePath, d)));
+        there = await releaseZonecopyHolds(
+          remote,
+          datasets.map((d) => targetDatasetName(basePath, d)),
+        );
       } finally {
         await remote.close();
       }
     }
     const verb = dryRun ? 'would release' : 'released';
     for (const hold of [...here, ...(there ?? [])]) process.stdout.write(`${verb} ${hold.tag} on ${hold.snapshot}\n`);
-    process.stdout.write(`${verb} ${here.length} hold(s) on this host${there ? ` and ${there.length} on the backup host` : ''}\n`);
+    process.stdout.write(
+      `${verb} ${here.length} hold(s) on this host${there ? ` and ${there.length} on the backup host` : ''}\n`,
+    );
     if (here.length + (there?.length ?? 0) > 0 && !dryRun) {
       process.stdout.write('the next backup holds its newest common snapshot again (unless --no-holds)\n');
     }

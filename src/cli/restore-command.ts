@@ -32,13 +32,15 @@ export interface RestoreFlags {
 export function parseHostSpec(spec: string): { username: string; host: string; port: number } {
   const match = /^(?:([^@\s]+)@)?([^@:\s]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?$/.exec(spec);
   const port = Number(match?.[3] ?? 22);
-  if (!match || port < 1 || port > 65535) throw new UsageError(`--to-host ${JSON.stringify(spec)}: expected [user@]host[:port], e.g. root@smartos-02`);
+  if (!match || port < 1 || port > 65535)
+    throw new UsageError(`--to-host ${JSON.stringify(spec)}: expected [user@]host[:port], e.g. root@smartos-02`);
   return { username: match[1] ?? 'root', host: match[2]!.replace(/^\[|\]$/g, ''), port };
 }
 
 export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise<number> {
   checkUuids([uuid]);
-  if (flags.snapshot !== undefined && !isValidSnapshotPart(flags.snapshot)) throw new UsageError(`--snapshot ${JSON.stringify(flags.snapshot)} is not a snapshot name`);
+  if (flags.snapshot !== undefined && !isValidSnapshotPart(flags.snapshot))
+    throw new UsageError(`--snapshot ${JSON.stringify(flags.snapshot)} is not a snapshot name`);
   const config = loadConfig(flags.config ?? defaultConfigPath());
   const target = chooseTarget(config, flags.target);
   const log = stderrLog(Boolean(flags.verbose));
@@ -47,10 +49,13 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
   const local: Host = flags.toHost
     ? await RemoteHost.connect({ ...sshEndpoint(config, target), ...parseHostSpec(flags.toHost), dryRun })
     : new LocalHost(dryRun);
-  const remote = target === 'ssh' ? await connectBackupHost(config, { dryRun }).catch(async (error: Error) => {
-    await local.close();
-    throw error;
-  }) : undefined;
+  const remote =
+    target === 'ssh'
+      ? await connectBackupHost(config, { dryRun }).catch(async (error: Error) => {
+          await local.close();
+          throw error;
+        })
+      : undefined;
   if (flags.list) {
     try {
       return await listSets(uuid, flags, config, local, remote);
@@ -60,18 +65,37 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
     }
   }
   const started = Date.now();
-  const options = { uuid, snapshot: flags.snapshot, newUuid: Boolean(flags.newUuid), force: Boolean(flags.force), start: Boolean(flags.start) };
+  const options = {
+    uuid,
+    snapshot: flags.snapshot,
+    newUuid: Boolean(flags.newUuid),
+    force: Boolean(flags.force),
+    start: Boolean(flags.start),
+  };
   try {
     const result = remote
-      ? await restoreVm({ ...options, basePath: sshTarget(config).basePath, specDirectory: config.backupConfigurationDestinationPath }, { local, remote, log })
+      ? await restoreVm(
+          {
+            ...options,
+            basePath: sshTarget(config).basePath,
+            specDirectory: config.backupConfigurationDestinationPath,
+          },
+          { local, remote, log },
+        )
       : await restoreFromS3(options, config, local, log);
     const seconds = (Date.now() - started) / 1000;
     if (flags.json) {
       process.stdout.write(`${JSON.stringify({ ...result, seconds }, null, 2)}\n`);
     } else {
-      process.stdout.write(`${flags.dryRun ? '[dry run] ' : ''}restored VM ${result.uuid} from backup set ${result.snapshot} in ${seconds.toFixed(1)} s${result.started ? ', started' : ', stopped'}\n`);
-      for (const d of result.datasets) process.stdout.write(`  ${d.backup}@${result.snapshot} -> ${d.local}  ${d.mode}  ${humanBytes(d.bytes)}  ${d.seconds.toFixed(1)} s\n`);
-      if (result.imagesInstalled.length) process.stdout.write(`  images installed from the backup: ${result.imagesInstalled.join(', ')}\n`);
+      process.stdout.write(
+        `${flags.dryRun ? '[dry run] ' : ''}restored VM ${result.uuid} from backup set ${result.snapshot} in ${seconds.toFixed(1)} s${result.started ? ', started' : ', stopped'}\n`,
+      );
+      for (const d of result.datasets)
+        process.stdout.write(
+          `  ${d.backup}@${result.snapshot} -> ${d.local}  ${d.mode}  ${humanBytes(d.bytes)}  ${d.seconds.toFixed(1)} s\n`,
+        );
+      if (result.imagesInstalled.length)
+        process.stdout.write(`  images installed from the backup: ${result.imagesInstalled.join(', ')}\n`);
       for (const line of nicLines(result)) process.stdout.write(`  ${line}\n`);
     }
     return EXIT_OK;
@@ -88,15 +112,29 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
 }
 
 /** `restore --list`: the complete backup sets, newest first, each with how consistent it is; nothing is changed. */
-async function listSets(uuid: string, flags: RestoreFlags, config: Config, local: Host, remote: Host | undefined): Promise<number> {
+async function listSets(
+  uuid: string,
+  flags: RestoreFlags,
+  config: Config,
+  local: Host,
+  remote: Host | undefined,
+): Promise<number> {
   let sets: ListedSet[];
   try {
     if (remote) {
-      sets = await listBackupSets(uuid, { basePath: sshTarget(config).basePath, specDirectory: config.backupConfigurationDestinationPath }, remote);
+      sets = await listBackupSets(
+        uuid,
+        { basePath: sshTarget(config).basePath, specDirectory: config.backupConfigurationDestinationPath },
+        remote,
+      );
     } else {
       const { readCatalog, completeSets, S3Store } = await import('../s3/index.js');
       const catalog = await readCatalog(new S3Store(config.s3!), config.s3!.prefix, uuid);
-      sets = completeSets(catalog).map((set) => ({ snapshot: set.snapshot, consistency: consistencyText(set.consistency), ...(set.consistency ? { record: set.consistency } : {}) }));
+      sets = completeSets(catalog).map((set) => ({
+        snapshot: set.snapshot,
+        consistency: consistencyText(set.consistency),
+        ...(set.consistency ? { record: set.consistency } : {}),
+      }));
     }
   } catch (error) {
     if (!(error instanceof RestoreError)) throw error;
@@ -115,7 +153,9 @@ async function restoreFromS3(options: RestoreRequest, config: Config, local: Hos
 /** What a copy's nics lost beside the original: one line per nic. */
 export function nicLines(result: Pick<RestoreResult, 'uuid' | 'nics'>): string[] {
   return (result.nics ?? []).map((nic) => {
-    const dropped = nic.droppedIps.length ? `; static IP ${nic.droppedIps.join(', ')} dropped (give the copy its own: vmadm update ${result.uuid} update_nics=...)` : '';
+    const dropped = nic.droppedIps.length
+      ? `; static IP ${nic.droppedIps.join(', ')} dropped (give the copy its own: vmadm update ${result.uuid} update_nics=...)`
+      : '';
     return `${nic.interface}: MAC ${nic.oldMac} -> ${nic.newMac ?? '(chosen by vmadm)'}${dropped}`;
   });
 }

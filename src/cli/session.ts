@@ -11,7 +11,10 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function checkUuids(uuids: readonly string[]): void {
   for (const uuid of uuids) {
-    if (!UUID.test(uuid)) throw new UsageError(`not a VM UUID: ${JSON.stringify(uuid)} (expected the form 6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44; see \`vmadm list\`)`);
+    if (!UUID.test(uuid))
+      throw new UsageError(
+        `not a VM UUID: ${JSON.stringify(uuid)} (expected the form 6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44; see \`vmadm list\`)`,
+      );
   }
 }
 
@@ -23,7 +26,10 @@ export function backupHostLabel(config: Config): string {
 export function chooseTarget(config: Config, flag: string | undefined): 'ssh' | 's3' {
   const target = flag ?? config.backupTarget;
   if (target !== 'ssh' && target !== 's3') throw new UsageError(`--target ${JSON.stringify(flag)}: use ssh or s3`);
-  if (target === 's3' && !config.s3) throw new UsageError('--target s3 needs an "s3" section in the configuration ({ "bucket": ..., "endpoint": ... }; see src/config/README.md)');
+  if (target === 's3' && !config.s3)
+    throw new UsageError(
+      '--target s3 needs an "s3" section in the configuration ({ "bucket": ..., "endpoint": ... }; see src/config/README.md)',
+    );
   sshTarget(config, target);
   return target;
 }
@@ -32,7 +38,9 @@ export function chooseTarget(config: Config, flag: string | undefined): 'ssh' | 
 export function sshTarget(config: Config, target: 'ssh' | 's3' = 'ssh'): { destination: string; basePath: string } {
   if (target === 's3') return { destination: '', basePath: '' };
   if (!config.backupDestination || !config.backupDestinationBasePath) {
-    throw new UsageError('the SSH backup host needs backupDestination and backupDestinationBasePath in the configuration (or use --target s3)');
+    throw new UsageError(
+      'the SSH backup host needs backupDestination and backupDestinationBasePath in the configuration (or use --target s3)',
+    );
   }
   return { destination: config.backupDestination, basePath: config.backupDestinationBasePath };
 }
@@ -49,6 +57,9 @@ export function sshEndpoint(config: Config, target: 'ssh' | 's3' = 'ssh'): SshEn
   };
 }
 
-export function connectBackupHost(config: Config, options: { dryRun: boolean; print?: (line: string) => void }): Promise<RemoteHost> {
+export function connectBackupHost(
+  config: Config,
+  options: { dryRun: boolean; print?: (line: string) => void },
+): Promise<RemoteHost> {
   return RemoteHost.connect({ ...sshEndpoint(config), dryRun: options.dryRun, print: options.print });
 }

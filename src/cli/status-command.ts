@@ -16,7 +16,11 @@ export interface StatusFlags {
 }
 
 /** Status of the VMs (all on this host when none are named) against the chosen target. */
-export async function collectStatuses(config: Config, uuids: string[], options: { target?: string; verify?: boolean }): Promise<VmStatus[]> {
+export async function collectStatuses(
+  config: Config,
+  uuids: string[],
+  options: { target?: string; verify?: boolean },
+): Promise<VmStatus[]> {
   const target = chooseTarget(config, options.target);
   const local = new LocalHost(false);
   const vms = uuids.length ? uuids : await allVmUuids(local);
@@ -25,10 +29,19 @@ export async function collectStatuses(config: Config, uuids: string[], options: 
     const { collectS3Status, S3Store } = await import('../s3/index.js');
     return collectS3Status(vms, local, new S3Store(config.s3!), config.s3!, now, Boolean(options.verify));
   }
-  if (options.verify) throw new UsageError('--verify checks stored streams in object storage; on a backup host ZFS checks every block itself (zpool scrub)');
+  if (options.verify)
+    throw new UsageError(
+      '--verify checks stored streams in object storage; on a backup host ZFS checks every block itself (zpool scrub)',
+    );
   const remote = await connectBackupHost(config, { dryRun: false });
   try {
-    return await collectStatus(vms, { local, remote }, sshTarget(config).basePath, now, config.backupConfigurationDestinationPath);
+    return await collectStatus(
+      vms,
+      { local, remote },
+      sshTarget(config).basePath,
+      now,
+      config.backupConfigurationDestinationPath,
+    );
   } finally {
     await remote.close();
   }
@@ -40,7 +53,13 @@ export async function statusCommand(uuids: string[], flags: StatusFlags): Promis
   const config = loadConfig(flags.config ?? defaultConfigPath());
   const statuses = await collectStatuses(config, uuids, flags);
   if (flags.json) {
-    process.stdout.write(`${JSON.stringify(statuses.map((s) => ({ ...s, ageSeconds: Number.isFinite(s.ageSeconds) ? s.ageSeconds : null })), null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify(
+        statuses.map((s) => ({ ...s, ageSeconds: Number.isFinite(s.ageSeconds) ? s.ageSeconds : null })),
+        null,
+        2,
+      )}\n`,
+    );
   } else {
     for (const s of statuses) process.stdout.write(`${renderStatus(s)}\n\n`);
   }
@@ -51,7 +70,11 @@ export async function statusCommand(uuids: string[], flags: StatusFlags): Promis
 }
 
 function groups(counts: Record<string, number>): string {
-  return Object.entries(counts).map(([g, n]) => `${g}:${n}`).join(' ') || '-';
+  return (
+    Object.entries(counts)
+      .map(([g, n]) => `${g}:${n}`)
+      .join(' ') || '-'
+  );
 }
 
 export function renderStatus(s: VmStatus): string {
@@ -59,10 +82,29 @@ export function renderStatus(s: VmStatus): string {
   if (s.error) return `${head}\n  error: ${s.error}`;
   const rows = [['dataset', 'local', 'backup host', 'newest common', 'age', 'chain', 'resume']];
   for (const d of s.datasets) {
-    rows.push([d.dataset, groups(d.localGroups), groups(d.remoteGroups), d.newestCommon?.name ?? '-', formatAge(d.newestCommon?.ageSeconds ?? Infinity), d.chain, d.resumePending ? 'pending' : '-']);
+    rows.push([
+      d.dataset,
+      groups(d.localGroups),
+      groups(d.remoteGroups),
+      d.newestCommon?.name ?? '-',
+      formatAge(d.newestCommon?.ageSeconds ?? Infinity),
+      d.chain,
+      d.resumePending ? 'pending' : '-',
+    ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const problems = s.datasets.flatMap((d) => d.problems ?? []).map((p) => `  ! ${p}`);
   const newest = s.newestSet ? [`  newest backup set ${s.newestSet.snapshot}: ${s.newestSet.consistency}`] : [];
-  return [head, ...newest, ...rows.map((r) => `  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}`), ...problems].join('\n');
+  return [
+    head,
+    ...newest,
+    ...rows.map(
+      (r) =>
+        `  ${r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd()}`,
+    ),
+    ...problems,
+  ].join('\n');
 }

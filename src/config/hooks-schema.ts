@@ -15,7 +15,10 @@ const commandLine = z.string().trim().min(1, 'a command line (empty is not allow
 const pair = z
   .object({ pre: commandLine.optional(), post: commandLine.optional() })
   .strict()
-  .refine((p) => p.pre !== undefined || p.post !== undefined, '"pre" and/or "post": a command line run before or after the snapshot');
+  .refine(
+    (p) => p.pre !== undefined || p.post !== undefined,
+    '"pre" and/or "post": a command line run before or after the snapshot',
+  );
 
 const timeout = z
   .number({ error: 'expected a number of seconds' })
@@ -28,7 +31,12 @@ export const hookSettingsSchema = z
     /** Per hook; a hook still running then is killed with its process group. */
     timeoutSeconds: timeout.optional(),
     /** What a failing pre hook means for the VM's backup. */
-    onPreFailure: z.enum(['fail', 'crash-consistent'], { error: 'either "fail" (no snapshot, the VM\'s backup fails) or "crash-consistent" (snapshot anyway, reported as crash-consistent)' }).optional(),
+    onPreFailure: z
+      .enum(['fail', 'crash-consistent'], {
+        error:
+          'either "fail" (no snapshot, the VM\'s backup fails) or "crash-consistent" (snapshot anyway, reported as crash-consistent)',
+      })
+      .optional(),
     /** Inside an OS or LX zone, with `zlogin <uuid>`. */
     zone: pair.optional(),
     /** In the global zone, with ZONECOPY_VM_UUID, ZONECOPY_VM_ALIAS and ZONECOPY_SNAPSHOT set. */
@@ -44,7 +52,12 @@ export const hooksSchema = hookSettingsSchema
       .record(z.string(), hookSettingsSchema)
       .superRefine((groups, ctx) => {
         for (const key of Object.keys(groups)) {
-          if (!isValidSnapshotPart(key)) ctx.addIssue({ code: 'custom', path: [key], message: 'a key here must be a snapshot group as given to --groupName (letters, digits and _ . : - only)' });
+          if (!isValidSnapshotPart(key))
+            ctx.addIssue({
+              code: 'custom',
+              path: [key],
+              message: 'a key here must be a snapshot group as given to --groupName (letters, digits and _ . : - only)',
+            });
         }
       })
       .optional(),
@@ -52,7 +65,12 @@ export const hooksSchema = hookSettingsSchema
       .record(z.string(), hookSettingsSchema)
       .superRefine((vms, ctx) => {
         for (const key of Object.keys(vms)) {
-          if (!UUID.test(key)) ctx.addIssue({ code: 'custom', path: [key], message: 'a key here must be a VM UUID (lowercase, as `vmadm list -o uuid,alias` shows it)' });
+          if (!UUID.test(key))
+            ctx.addIssue({
+              code: 'custom',
+              path: [key],
+              message: 'a key here must be a VM UUID (lowercase, as `vmadm list -o uuid,alias` shows it)',
+            });
         }
       })
       .optional(),

@@ -15,7 +15,8 @@ export function loadConfig(path: string, platform: Platform = currentPlatform(in
     text = readFileSync(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const hint = code === 'ENOENT' ? ' Copy configuration.json.example to that path and edit it, or pass --config PATH.' : '';
+    const hint =
+      code === 'ENOENT' ? ' Copy configuration.json.example to that path and edit it, or pass --config PATH.' : '';
     throw new ConfigError(`cannot read the configuration ${path}: ${code ?? (error as Error).message}.${hint}`);
   }
   let json: unknown;
@@ -24,7 +25,8 @@ export function loadConfig(path: string, platform: Platform = currentPlatform(in
   } catch (error) {
     throw new ConfigError(`${path} is not valid JSON: ${(error as Error).message}${position(text, error as Error)}`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`${path}: expected a JSON object of settings`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new ConfigError(`${path}: expected a JSON object of settings`);
   return validate(json, path, {}, platform);
 }
 
@@ -41,9 +43,15 @@ export function applyOverrides(
   return validate({ ...input, ...given }, 'command line', flagNames, platform);
 }
 
-function validate(json: object, source: string, flagNames: Partial<Record<string, string>>, platform: Platform): Config {
+function validate(
+  json: object,
+  source: string,
+  flagNames: Partial<Record<string, string>>,
+  platform: Platform,
+): Config {
   const result = configSchema.safeParse(withPathDefaults(json, platform), { reportInput: true });
-  if (!result.success) throw new ConfigError(result.error.issues.map((issue) => describeIssue(issue, source, flagNames)).join('\n'));
+  if (!result.success)
+    throw new ConfigError(result.error.issues.map((issue) => describeIssue(issue, source, flagNames)).join('\n'));
   const lost = pathsLostAtReboot(result.data, platform);
   if (lost.length > 0) throw new ConfigError(lost.map((line) => `${source}: ${line}`).join('\n'));
   return result.data;
@@ -78,7 +86,11 @@ function pathsLostAtReboot(config: Config, platform: Platform): string[] {
   ];
   return paths.flatMap(([key, path, persistent]) => {
     const why = path === undefined ? undefined : lostAtReboot(path, platform);
-    return why ? [`"${key}": ${path} would be gone after a reboot (${why}); move it to ${persistent} (persistent) and set "${key}" to that path, or leave "${key}" out to use it`] : [];
+    return why
+      ? [
+          `"${key}": ${path} would be gone after a reboot (${why}); move it to ${persistent} (persistent) and set "${key}" to that path, or leave "${key}" out to use it`,
+        ]
+      : [];
   });
 }
 
@@ -88,9 +100,15 @@ function describeIssue(issue: z.core.$ZodIssue, source: string, flagNames: Parti
   if (issue.code === 'unrecognized_keys') {
     const section = issue.path.map(String).join('.');
     const dotted = (k: string) => (section ? `${section}.${k}` : k);
-    return issue.keys.map((k) => `${source}: unknown key "${dotted(k)}"${suggest(k, sectionKeys(section), dotted)}; see configuration.json.example for the valid keys`).join('\n');
+    return issue.keys
+      .map(
+        (k) =>
+          `${source}: unknown key "${dotted(k)}"${suggest(k, sectionKeys(section), dotted)}; see configuration.json.example for the valid keys`,
+      )
+      .join('\n');
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) return `${source}: "${where}" is required (${issue.message.replace(/^Invalid input: /, '')})`;
+  if (issue.code === 'invalid_type' && issue.input === undefined)
+    return `${source}: "${where}" is required (${issue.message.replace(/^Invalid input: /, '')})`;
   return `${source}: "${where}": ${issue.message.replace(/^Invalid input: /, '')}`;
 }
 

@@ -11,11 +11,15 @@ import { HOOK_KEYS, HOOK_SETTING_KEYS, hooksSchema } from './hooks-schema.js';
 
 /** smartcopy configs sometimes hold numbers as strings ("3"). */
 const wholeNumber = (what: string) =>
-  z.union([z.number(), z.string().regex(/^\s*\d+\s*$/, `expected ${what}`)], { error: `expected ${what}` }).transform((v) => Number(v));
+  z
+    .union([z.number(), z.string().regex(/^\s*\d+\s*$/, `expected ${what}`)], { error: `expected ${what}` })
+    .transform((v) => Number(v));
 const count = wholeNumber('a whole number').pipe(z.number().int().min(1, 'at least 1'));
 const port = wholeNumber('a port number').pipe(z.number().int().min(1).max(65535));
 /** A command as argv, or a string split on whitespace (never given to a shell). */
-const argv = z.union([z.array(z.string().min(1)).min(1), z.string().trim().min(1)]).transform((v) => (typeof v === 'string' ? v.split(/\s+/) : v));
+const argv = z
+  .union([z.array(z.string().min(1)).min(1), z.string().trim().min(1)])
+  .transform((v) => (typeof v === 'string' ? v.split(/\s+/) : v));
 const mbufferSize = z.string().regex(/^\d+[kKmMgG]?$/, 'an mbuffer size such as 128M or 1G');
 const verbosity = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 const address = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
@@ -23,8 +27,13 @@ const address = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 /** The object-storage target (`backupTarget: "s3"`): see src/config/README.md. */
 export const s3Schema = z
   .object({
-    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name (lowercase letters, digits, . and -)'),
-    prefix: z.string().regex(/^[^/](.*[^/])?$/, 'a key prefix without leading or trailing /').default('zonecopy'),
+    bucket: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name (lowercase letters, digits, . and -)'),
+    prefix: z
+      .string()
+      .regex(/^[^/](.*[^/])?$/, 'a key prefix without leading or trailing /')
+      .default('zonecopy'),
     region: z.string().min(1).default('us-east-1'),
     endpoint: z.url({ error: 'a URL such as https://s3.example.com' }).optional(),
     forcePathStyle: z.boolean().optional(),
@@ -48,11 +57,20 @@ export const configSchema = z
     backupDestinationUsername: z.string().min(1).default('root'),
     backupDestinationPort: port.default(22),
     backupDestinationPrivateKeyPath: z.string().min(1).optional(),
-    knownHostsPath: z.string().min(1).default(join(homedir(), '.ssh', 'known_hosts')),
+    knownHostsPath: z
+      .string()
+      .min(1)
+      .default(join(homedir(), '.ssh', 'known_hosts')),
     disableHostKeyChecking: z.boolean().default(false),
-    backupDestinationBasePath: z.string().refine(isValidDatasetName, 'a ZFS dataset name such as backup/zones (no leading or trailing /, no @)').optional(),
+    backupDestinationBasePath: z
+      .string()
+      .refine(isValidDatasetName, 'a ZFS dataset name such as backup/zones (no leading or trailing /, no @)')
+      .optional(),
     s3: s3Schema.optional(),
-    backupConfigurationDestinationPath: z.string().startsWith('/', 'an absolute directory on the backup host').default('/var/zonecopy/vmspecs'),
+    backupConfigurationDestinationPath: z
+      .string()
+      .startsWith('/', 'an absolute directory on the backup host')
+      .default('/var/zonecopy/vmspecs'),
     backupSourceBasePath: z.string().optional(),
     transferStrategy: z.enum(['ssh', 'ssh_gzip', 'mbuffer', 'mbuffer_gzip']).default('ssh'),
     sshBulkTransport: z.enum(['openssh', 'ssh2']).default('openssh'),
@@ -66,7 +84,10 @@ export const configSchema = z
     mBufferRemotePath: z.string().min(1).default('mbuffer'),
     mBufferLocalBufferSize: mbufferSize.default('128M'),
     mBufferRemoteBufferSize: mbufferSize.default('128M'),
-    mBufferPortRange: z.tuple([port, port]).refine(([low, high]) => low <= high, 'a [low, high] port range').default([20000, 29999]),
+    mBufferPortRange: z
+      .tuple([port, port])
+      .refine(([low, high]) => low <= high, 'a [low, high] port range')
+      .default([20000, 29999]),
     mBufferTimeoutSeconds: count.default(600),
     holds: z.boolean().default(true),
     hooks: hooksSchema.optional(),
@@ -91,24 +112,53 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     if (c.backupTarget === 'ssh') {
       for (const key of ['backupDestination', 'backupDestinationBasePath'] as const) {
-        if (c[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'required for the SSH backup host (backupTarget "ssh")' });
+        if (c[key] === undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: [key],
+            message: 'required for the SSH backup host (backupTarget "ssh")',
+          });
       }
     }
     if (c.backupTarget === 's3' && c.s3 === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['s3'], message: 'required when backupTarget is "s3": { "bucket": "...", "endpoint": "..." }' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['s3'],
+        message: 'required when backupTarget is "s3": { "bucket": "...", "endpoint": "..." }',
+      });
     }
     if ((c.compressionCmd === undefined) !== (c.decompressionCmd === undefined)) {
       const missing = c.compressionCmd === undefined ? 'compressionCmd' : 'decompressionCmd';
-      ctx.addIssue({ code: 'custom', path: [missing], message: `compressionCmd and decompressionCmd go together: set ${missing} too, or neither (default gzip / gunzip)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: [missing],
+        message: `compressionCmd and decompressionCmd go together: set ${missing} too, or neither (default gzip / gunzip)`,
+      });
     }
     if ((c.smtpUsername === undefined) !== (c.smtpPassword === undefined)) {
-      ctx.addIssue({ code: 'custom', path: [c.smtpUsername === undefined ? 'smtpUsername' : 'smtpPassword'], message: 'smtpUsername and smtpPassword go together' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [c.smtpUsername === undefined ? 'smtpUsername' : 'smtpPassword'],
+        message: 'smtpUsername and smtpPassword go together',
+      });
     }
-    for (const name of (c.notificationOrder ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
-      if (name !== 'email') ctx.addIssue({ code: 'custom', path: ['notificationOrder'], message: `unknown notifier "${name}"; only "email" is supported` });
+    for (const name of (c.notificationOrder ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
+      if (name !== 'email')
+        ctx.addIssue({
+          code: 'custom',
+          path: ['notificationOrder'],
+          message: `unknown notifier "${name}"; only "email" is supported`,
+        });
     }
     if (c.smtpHostname && (!c.smtpFromAddress || !c.smtpToAddress)) {
-      ctx.addIssue({ code: 'custom', path: [c.smtpFromAddress ? 'smtpToAddress' : 'smtpFromAddress'], message: 'needed when smtpHostname is set' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [c.smtpFromAddress ? 'smtpToAddress' : 'smtpFromAddress'],
+        message: 'needed when smtpHostname is set',
+      });
     }
   })
   .transform((c) => ({
@@ -117,14 +167,28 @@ export const configSchema = z
     decompressionCmd: c.decompressionCmd ?? ['gunzip'],
     smtpPort: c.smtpPort ?? (c.smtpSecure ? 465 : 25),
     smtpSecure: c.smtpSecure ?? c.smtpPort === 465,
-    notifiers: c.notificationOrder !== undefined ? c.notificationOrder.split(',').map((s) => s.trim()).filter(Boolean) : c.smtpHostname ? ['email'] : [],
+    notifiers:
+      c.notificationOrder !== undefined
+        ? c.notificationOrder
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : c.smtpHostname
+          ? ['email']
+          : [],
   }));
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export const CONFIG_KEYS: readonly string[] = Object.keys(configSchema.in.shape ?? {});
 /** The keys of each nested section, by its dotted path, for did-you-mean on a misspelt nested key. */
-export const SECTION_KEYS: Readonly<Record<string, readonly string[]>> = { '': CONFIG_KEYS, s3: Object.keys(s3Schema.shape), hooks: HOOK_KEYS, 'hooks.zone': ['pre', 'post'], 'hooks.global': ['pre', 'post'] };
+export const SECTION_KEYS: Readonly<Record<string, readonly string[]>> = {
+  '': CONFIG_KEYS,
+  s3: Object.keys(s3Schema.shape),
+  hooks: HOOK_KEYS,
+  'hooks.zone': ['pre', 'post'],
+  'hooks.global': ['pre', 'post'],
+};
 
 /** The keys valid in a section by its dotted path; `hooks.groups.<g>` and `hooks.vms.<uuid>` take the hook settings. */
 export function sectionKeys(section: string): readonly string[] {

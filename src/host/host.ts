@@ -41,7 +41,9 @@ export class HostStats {
     const started = performance.now();
     return () => {
       const s = (ms: number) => (ms / 1000).toFixed(2);
-      process.stderr.write(`trace +${s(started)}s ${s(performance.now() - started)}s ${this.label}: ${describePipeline(pipeline).slice(0, 200)}\n`);
+      process.stderr.write(
+        `trace +${s(started)}s ${s(performance.now() - started)}s ${this.label}: ${describePipeline(pipeline).slice(0, 200)}\n`,
+      );
     };
   }
 

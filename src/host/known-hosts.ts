@@ -42,7 +42,10 @@ export function hostPatternName(host: string, port: number): string {
 }
 
 function globMatch(pattern: string, name: string): boolean {
-  const regex = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const regex = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${regex}$`, 'i').test(name);
 }
 
@@ -103,7 +106,9 @@ export function verifyHostKey(knownHostsPath: string, host: string, port: number
   const print = fingerprint(offered);
   const revoked = keys.find((k) => k.revoked && k.key.equals(offered));
   if (revoked) {
-    throw new HostKeyError(`backup host ${name} offered a key that ${knownHostsPath}:${revoked.line} marks @revoked (${type} ${print}); refusing to connect.`);
+    throw new HostKeyError(
+      `backup host ${name} offered a key that ${knownHostsPath}:${revoked.line} marks @revoked (${type} ${print}); refusing to connect.`,
+    );
   }
   if (keys.some((k) => !k.revoked && k.key.equals(offered))) return;
   const sameType = keys.find((k) => !k.revoked && k.keyType === type);

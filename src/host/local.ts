@@ -53,13 +53,18 @@ export class LocalHost implements Host {
     exited = true;
     clearTimeout(timer);
     finished();
-    const note = timedOut ? `timed out after ${(options.timeoutMs! / 1000).toFixed(0)} s; its process group was ended\n` : '';
+    const note = timedOut
+      ? `timed out after ${(options.timeoutMs! / 1000).toFixed(0)} s; its process group was ended\n`
+      : '';
     return checkResult(
       {
         host: this.label,
         command: describeCommand(argv),
         stdout: result.stdout ?? '',
-        stderr: (result.stderr ?? '') + note + (result.failed && result.exitCode === undefined && !timedOut ? String(result.message) : ''),
+        stderr:
+          (result.stderr ?? '') +
+          note +
+          (result.failed && result.exitCode === undefined && !timedOut ? String(result.message) : ''),
         exitCode: timedOut ? 124 : (result.exitCode ?? 127),
         ...(timedOut ? { timedOut } : {}),
       },
@@ -109,13 +114,20 @@ export class LocalHost implements Host {
         command,
         stdout: '',
         // a stage that never started has only execa's message (spawn … ENOENT)
-        stderr: results.map((r) => (typeof r.stderr === 'string' ? r.stderr : '') + (r.exitCode === undefined && !r.signal ? `${r.message}\n` : '')).join(''),
+        stderr: results
+          .map(
+            (r) =>
+              (typeof r.stderr === 'string' ? r.stderr : '') +
+              (r.exitCode === undefined && !r.signal ? `${r.message}\n` : ''),
+          )
+          .join(''),
         exitCode: failing ? exitCodeOf(failing) : 0,
       };
     });
     void done.then(finished);
     const listeners: Array<(text: string) => void> = [];
-    for (const stage of stages) stage.stderr!.on('data', (chunk: Buffer) => listeners.forEach((l) => l(chunk.toString())));
+    for (const stage of stages)
+      stage.stderr!.on('data', (chunk: Buffer) => listeners.forEach((l) => l(chunk.toString())));
     return {
       stdin: first.stdin!,
       stdout,

@@ -67,7 +67,8 @@ export function loginShellCommand(script: string): string {
   if (script.includes('\n')) throw new Error('a remote script must be one line (csh rejects a newline inside quotes)');
   if (script.length <= LOGIN_SHELL_WORD) return `exec /bin/sh -c ${loginShellWord(script)}`;
   const parts: string[] = [];
-  for (let i = 0; i < script.length; i += LOGIN_SHELL_WORD) parts.push(loginShellWord(script.slice(i, i + LOGIN_SHELL_WORD)));
+  for (let i = 0; i < script.length; i += LOGIN_SHELL_WORD)
+    parts.push(loginShellWord(script.slice(i, i + LOGIN_SHELL_WORD)));
   return `exec /bin/sh -c ${loginShellWord('zc_script=; for zc_part; do zc_script=$zc_script$zc_part; done; eval "$zc_script"')} sh ${parts.join(' ')}`;
 }
 

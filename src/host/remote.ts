@@ -44,12 +44,16 @@ function readPrivateKey(options: RemoteOptions): Buffer {
     try {
       return readFileSync(options.privateKeyPath);
     } catch (error) {
-      throw new ConnectError(`cannot read the SSH private key ${options.privateKeyPath} (backupDestinationPrivateKeyPath): ${(error as Error).message}`);
+      throw new ConnectError(
+        `cannot read the SSH private key ${options.privateKeyPath} (backupDestinationPrivateKeyPath): ${(error as Error).message}`,
+      );
     }
   }
   const found = DEFAULT_KEYS.map((name) => join(homedir(), '.ssh', name)).find((path) => existsSync(path));
   if (!found) {
-    throw new ConnectError(`no SSH private key: set backupDestinationPrivateKeyPath, or create ${join(homedir(), '.ssh', 'id_ed25519')} (ssh-keygen -t ed25519) and authorise it on the backup host.`);
+    throw new ConnectError(
+      `no SSH private key: set backupDestinationPrivateKeyPath, or create ${join(homedir(), '.ssh', 'id_ed25519')} (ssh-keygen -t ed25519) and authorise it on the backup host.`,
+    );
   }
   return readFileSync(found);
 }
@@ -83,10 +87,18 @@ export class RemoteHost implements Host {
       client.once('error', (error: Error & { level?: string }) => {
         if (keyError) return reject(keyError);
         if (error.level === 'client-authentication') {
-          return reject(new ConnectError(`backup host ${where} refused the SSH key (authentication failed). Add the public key of ${options.privateKeyPath ?? 'your default key'} to ~${options.username}/.ssh/authorized_keys on the backup host.`));
+          return reject(
+            new ConnectError(
+              `backup host ${where} refused the SSH key (authentication failed). Add the public key of ${options.privateKeyPath ?? 'your default key'} to ~${options.username}/.ssh/authorized_keys on the backup host.`,
+            ),
+          );
         }
         const reason = error.message.includes('Timed out') ? 'timed out' : error.message;
-        reject(new ConnectError(`cannot connect to backup host ${where}: ${reason}. Check backupDestination/backupDestinationPort and that sshd runs there.`));
+        reject(
+          new ConnectError(
+            `cannot connect to backup host ${where}: ${reason}. Check backupDestination/backupDestinationPort and that sshd runs there.`,
+          ),
+        );
       });
       client.connect({
         host: options.host,
@@ -96,7 +108,9 @@ export class RemoteHost implements Host {
         readyTimeout: options.connectTimeoutMs ?? 20_000,
         keepaliveInterval: 10_000,
         keepaliveCountMax: 6,
-        algorithms: { cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com', 'aes128-ctr'] },
+        algorithms: {
+          cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com', 'aes128-ctr'],
+        },
         hostVerifier: (key: Buffer) => {
           if (options.disableHostKeyChecking) return true;
           try {
@@ -113,7 +127,11 @@ export class RemoteHost implements Host {
 
   private exec(command: string): Promise<ClientChannel> {
     return new Promise((resolve, reject) => {
-      this.client.exec(command, (error, channel) => (error ? reject(new ConnectError(`${this.label}: cannot open an SSH channel: ${error.message}`)) : resolve(channel)));
+      this.client.exec(command, (error, channel) =>
+        error
+          ? reject(new ConnectError(`${this.label}: cannot open an SSH channel: ${error.message}`))
+          : resolve(channel),
+      );
     });
   }
 
@@ -133,7 +151,13 @@ export class RemoteHost implements Host {
     finished();
     if (timer) clearTimeout(timer);
     return checkResult(
-      { host: this.label, command, stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString(), exitCode },
+      {
+        host: this.label,
+        command,
+        stdout: Buffer.concat(stdout).toString(),
+        stderr: Buffer.concat(stderr).toString(),
+        exitCode,
+      },
       options,
     );
   }
@@ -170,7 +194,13 @@ export class RemoteHost implements Host {
         const exitCode = await channelExit(channel);
         return { host: this.label, command, stdout: '', stderr: stderrText, exitCode };
       },
-      (error: Error): CommandResult => ({ host: this.label, command, stdout: '', stderr: error.message, exitCode: 255 }),
+      (error: Error): CommandResult => ({
+        host: this.label,
+        command,
+        stdout: '',
+        stderr: error.message,
+        exitCode: 255,
+      }),
     );
     void done.then(finished);
     return {
@@ -180,7 +210,9 @@ export class RemoteHost implements Host {
       onStderr: (listener) => listeners.push(listener),
       kill: async () => {
         if (pgid && /^\d+$/.test(pgid)) {
-          await this.run(['kill', '-s', 'TERM', '--', `-${pgid}`], { mutates: false, allowExitCodes: [1] }).catch(() => undefined);
+          await this.run(['kill', '-s', 'TERM', '--', `-${pgid}`], { mutates: false, allowExitCodes: [1] }).catch(
+            () => undefined,
+          );
         }
         const channel = await channelPromise.catch(() => undefined);
         channel?.close();

@@ -62,9 +62,18 @@ export function planBackup(input: PlanInput): BackupPlan {
   const rotations: Step[] = [];
   const protect: ProtectStep = { kind: 'protect', targets: [] };
   const holds: HoldStep[] = input.holds
-    ? (['hold', 'release'] as const).flatMap((kind) => (['local', 'remote'] as const).map((side) => ({ kind, side, tag: input.holds!.tag, snapshots: [], others: [] })))
+    ? (['hold', 'release'] as const).flatMap((kind) =>
+        (['local', 'remote'] as const).map((side) => ({
+          kind,
+          side,
+          tag: input.holds!.tag,
+          snapshots: [],
+          others: [],
+        })),
+      )
     : [];
-  const holdStep = (kind: 'hold' | 'release', side: 'local' | 'remote') => holds.find((h) => h.kind === kind && h.side === side)!;
+  const holdStep = (kind: 'hold' | 'release', side: 'local' | 'remote') =>
+    holds.find((h) => h.kind === kind && h.side === side)!;
   for (const dataset of input.datasets) {
     const local = input.local.get(dataset)!;
     const target = targetDatasetName(input.basePath, dataset);
@@ -80,17 +89,44 @@ export function planBackup(input: PlanInput): BackupPlan {
       }
       const fromNewest = result.sends.length === 1 && !result.sends[0]!.intermediates;
       transfer = {
-        kind: 'transfer', dataset, source: dataset, target, mode: 'incremental', sends: result.sends, isOrigin: false,
-        common: `${target}@${result.common}`, rollback: input.rollback, added: fromNewest ? local.written : undefined,
+        kind: 'transfer',
+        dataset,
+        source: dataset,
+        target,
+        mode: 'incremental',
+        sends: result.sends,
+        isOrigin: false,
+        common: `${target}@${result.common}`,
+        rollback: input.rollback,
+        added: fromNewest ? local.written : undefined,
         ...(result.discard.length > 0 ? { discard: result.discard } : {}),
       };
       arriving = result.arriving;
     } else {
-      const origin = local.origin ? planOrigin(dataset, local.origin, input, onTarget, steps, ensureParent, warnings) : undefined;
+      const origin = local.origin
+        ? planOrigin(dataset, local.origin, input, onTarget, steps, ensureParent, warnings)
+        : undefined;
       ensureParent(target);
       transfer = origin
-        ? { kind: 'transfer', dataset, source: dataset, target, mode: 'incremental', sends: [{ from: local.origin, to: newest }], origin, isOrigin: false }
-        : { kind: 'transfer', dataset, source: dataset, target, mode: 'full', sends: [{ to: newest }], isOrigin: false };
+        ? {
+            kind: 'transfer',
+            dataset,
+            source: dataset,
+            target,
+            mode: 'incremental',
+            sends: [{ from: local.origin, to: newest }],
+            origin,
+            isOrigin: false,
+          }
+        : {
+            kind: 'transfer',
+            dataset,
+            source: dataset,
+            target,
+            mode: 'full',
+            sends: [{ to: newest }],
+            isOrigin: false,
+          };
     }
     steps.push(transfer);
     onTarget.add(target);
@@ -98,9 +134,15 @@ export function planBackup(input: PlanInput): BackupPlan {
     if (input.holds) {
       holdStep('hold', 'local').snapshots.push({ dataset, snapshot: newest });
       holdStep('hold', 'remote').snapshots.push({ dataset, snapshot: `${target}@${input.snapshot}` });
-      for (const s of local.snapshots) if (input.holds.localHeld.has(`${dataset}@${s.name}`)) releasing.add(`${dataset}@${s.name}`);
-      for (const s of remote?.snapshots ?? []) if (input.holds.remoteHeld.has(`${target}@${s.name}`)) releasing.add(`${target}@${s.name}`);
-      for (const full of releasing) holdStep('release', full.startsWith(`${dataset}@`) ? 'local' : 'remote').snapshots.push({ dataset, snapshot: full });
+      for (const s of local.snapshots)
+        if (input.holds.localHeld.has(`${dataset}@${s.name}`)) releasing.add(`${dataset}@${s.name}`);
+      for (const s of remote?.snapshots ?? [])
+        if (input.holds.remoteHeld.has(`${target}@${s.name}`)) releasing.add(`${target}@${s.name}`);
+      for (const full of releasing)
+        holdStep('release', full.startsWith(`${dataset}@`) ? 'local' : 'remote').snapshots.push({
+          dataset,
+          snapshot: full,
+        });
     }
     if (!remote?.guarded) protect.targets.push({ dataset, target, type: local.type });
     const discard = new Set(transfer.discard);
@@ -108,12 +150,17 @@ export function planBackup(input: PlanInput): BackupPlan {
     rotations.push(...planRotation(dataset, target, local, kept, arriving, releasing, input));
   }
   for (const step of holds) {
-    const sideDatasets = step.side === 'local' ? input.datasets : input.datasets.map((d) => targetDatasetName(input.basePath, d));
+    const sideDatasets =
+      step.side === 'local' ? input.datasets : input.datasets.map((d) => targetDatasetName(input.basePath, d));
     const entered = new Set(step.snapshots.map((e) => splitSnapshot(e.snapshot).dataset));
     step.others = sideDatasets.filter((d) => !entered.has(d));
   }
   for (const origin of steps.filter((s): s is TransferStep => s.kind === 'transfer' && s.isOrigin)) {
-    protect.targets.push({ dataset: origin.source, target: origin.target, type: input.local.get(origin.source)?.type ?? 'volume' });
+    protect.targets.push({
+      dataset: origin.source,
+      target: origin.target,
+      type: input.local.get(origin.source)?.type ?? 'volume',
+    });
   }
   if (protect.targets.length > 0) steps.push(protect);
   steps.push(...holds.filter((h) => h.snapshots.length > 0), ...rotations);
@@ -122,7 +169,10 @@ export function planBackup(input: PlanInput): BackupPlan {
 }
 
 /** One atomic snapshot step per pool; refused (nothing planned) when a dataset is missing or the name is taken. */
-export function planSnapshots(input: Pick<PlanInput, 'datasets' | 'local' | 'snapshot'>): { steps: SnapshotStep[]; problems: Problem[] } {
+export function planSnapshots(input: Pick<PlanInput, 'datasets' | 'local' | 'snapshot'>): {
+  steps: SnapshotStep[];
+  problems: Problem[];
+} {
   const steps: SnapshotStep[] = [];
   const problems: Problem[] = [];
   const byPool = new Map<string, string[]>();
@@ -144,28 +194,34 @@ export function planSnapshots(input: Pick<PlanInput, 'datasets' | 'local' | 'sna
   return { steps, problems };
 }
 
-
 type Incremental = { sends: SendSpec[]; arriving: string[]; common: string; discard: string[] } | { problem: string };
 
 function planIncremental(dataset: string, local: DatasetState, remote: DatasetState, input: PlanInput): Incremental {
   const target = remote.name;
   if (remote.resumeToken) {
-    return { problem: `${target} holds a partially received stream (receive_resume_token); it must be resumed or aborted (zfs receive -A ${target}) first` };
+    return {
+      problem: `${target} holds a partially received stream (receive_resume_token); it must be resumed or aborted (zfs receive -A ${target}) first`,
+    };
   }
   const remoteGuids = new Set(remote.snapshots.map((s) => s.guid));
   const common = [...local.snapshots].reverse().find((s) => remoteGuids.has(s.guid));
   if (!common) {
     if (remote.snapshots.length === 0) {
-      return { problem: `${target} exists on the backup host but has no snapshots; zonecopy will not overwrite it. Destroy or rename it, or choose another backupDestinationBasePath` };
+      return {
+        problem: `${target} exists on the backup host but has no snapshots; zonecopy will not overwrite it. Destroy or rename it, or choose another backupDestinationBasePath`,
+      };
     }
-    return { problem: `${dataset} and ${target} have no snapshot in common (compared by guid); zonecopy will not overwrite the backup. Rename or destroy ${target} to start a new full backup` };
+    return {
+      problem: `${dataset} and ${target} have no snapshot in common (compared by guid); zonecopy will not overwrite the backup. Rename or destroy ${target} to start a new full backup`,
+    };
   }
   const commonTxg = remote.snapshots.find((r) => r.guid === common.guid)!.createtxg;
   const after = remote.snapshots.filter((s) => s.createtxg > commonTxg).map((s) => s.name);
   if (after.length > 0 && !input.rollback) {
     const names = after.map((s) => `${target}@${s}`).join(', ');
     return {
-      problem: `${target} has snapshots newer than the last common snapshot ${common.name}, which the source does not have: ${names}. zonecopy will not destroy them unasked. ` +
+      problem:
+        `${target} has snapshots newer than the last common snapshot ${common.name}, which the source does not have: ${names}. zonecopy will not destroy them unasked. ` +
         `Either run again with --rollback (destroys them and rolls ${target} back to ${common.name}), or destroy or rename them on the backup host (zfs destroy / zfs rename), or keep them by choosing another backupDestinationBasePath`,
     };
   }
@@ -173,7 +229,12 @@ function planIncremental(dataset: string, local: DatasetState, remote: DatasetSt
   const from = `${dataset}@${common.name}`;
   const to = `${dataset}@${input.snapshot}`;
   if (later.every((s) => inGroup(s.name, input.group))) {
-    return { sends: [{ from, to, intermediates: later.length > 0 }], arriving: [...later.map((s) => s.name), input.snapshot], common: common.name, discard: after };
+    return {
+      sends: [{ from, to, intermediates: later.length > 0 }],
+      arriving: [...later.map((s) => s.name), input.snapshot],
+      common: common.name,
+      discard: after,
+    };
   }
   // Foreign snapshots in between (vmsnap-*, other groups) stay local: send the group's one by one.
   const chain: SnapshotInfo[] = later.filter((s) => inGroup(s.name, input.group));
@@ -215,26 +276,51 @@ function planOrigin(
   const planned = steps.find((s): s is TransferStep => s.kind === 'transfer' && s.target === originTarget);
   if (planned) return `${originTarget}@${snapshot}`;
   if (remote || onTarget.has(originTarget)) {
-    warnings.push(`${clone}: ${originTarget} exists on the backup host without ${snapshot} (guid ${guid}); sending ${clone} in full`);
+    warnings.push(
+      `${clone}: ${originTarget} exists on the backup host without ${snapshot} (guid ${guid}); sending ${clone} in full`,
+    );
     return undefined;
   }
   ensureParent(originTarget);
-  steps.push({ kind: 'transfer', dataset: clone, source: originDataset, target: originTarget, mode: 'full', sends: [{ to: origin }], isOrigin: true });
+  steps.push({
+    kind: 'transfer',
+    dataset: clone,
+    source: originDataset,
+    target: originTarget,
+    mode: 'full',
+    sends: [{ to: origin }],
+    isOrigin: true,
+  });
   onTarget.add(originTarget);
   return `${originTarget}@${snapshot}`;
 }
 
 /** Snapshots held by anyone but ourselves (after our release) are never chosen; nor is the new one. */
-function planRotation(dataset: string, target: string, local: DatasetState, remote: DatasetState | undefined, arriving: string[], releasing: ReadonlySet<string>, input: PlanInput): Step[] {
+function planRotation(
+  dataset: string,
+  target: string,
+  local: DatasetState,
+  remote: DatasetState | undefined,
+  arriving: string[],
+  releasing: ReadonlySet<string>,
+  input: PlanInput,
+): Step[] {
   const steps: Step[] = [];
   const heldByOthers = (d: DatasetState | undefined, on: string) =>
     (d?.snapshots ?? []).filter((s) => s.userrefs - (releasing.has(`${on}@${s.name}`) ? 1 : 0) > 0).map((s) => s.name);
   const protect = new Set([input.snapshot, ...heldByOthers(local, dataset)]);
   const localOrder = [...local.snapshots.map((s) => s.name), input.snapshot];
   const destroyLocal = snapshotsToRotate(localOrder, input.group, input.localLimit, protect);
-  if (destroyLocal.length > 0) steps.push({ kind: 'rotate', side: 'local', dataset, on: dataset, destroy: destroyLocal });
+  if (destroyLocal.length > 0)
+    steps.push({ kind: 'rotate', side: 'local', dataset, on: dataset, destroy: destroyLocal });
   const remoteOrder = [...(remote?.snapshots.map((s) => s.name) ?? []), ...arriving];
-  const destroyRemote = snapshotsToRotate(remoteOrder, input.group, input.remoteLimit, new Set([input.snapshot, ...heldByOthers(remote, target)]));
-  if (destroyRemote.length > 0) steps.push({ kind: 'rotate', side: 'remote', dataset, on: target, destroy: destroyRemote });
+  const destroyRemote = snapshotsToRotate(
+    remoteOrder,
+    input.group,
+    input.remoteLimit,
+    new Set([input.snapshot, ...heldByOthers(remote, target)]),
+  );
+  if (destroyRemote.length > 0)
+    steps.push({ kind: 'rotate', side: 'remote', dataset, on: target, destroy: destroyRemote });
   return steps;
 }

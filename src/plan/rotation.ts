@@ -9,7 +9,12 @@ export function inGroup(snapshot: string, group: string): boolean {
  * Which snapshots to destroy so that the newest `limit` of the group remain. `ordered` is oldest
  * first. `protect` (the newest snapshot common to both sides) is never chosen.
  */
-export function snapshotsToRotate(ordered: readonly string[], group: string, limit: number | undefined, protect: ReadonlySet<string>): string[] {
+export function snapshotsToRotate(
+  ordered: readonly string[],
+  group: string,
+  limit: number | undefined,
+  protect: ReadonlySet<string>,
+): string[] {
   if (limit === undefined) return [];
   const members = ordered.filter((name) => inGroup(name, group));
   const excess = members.slice(0, Math.max(0, members.length - limit));

@@ -2,7 +2,8 @@ import type { HookPlan } from '../backup/hooks.js';
 import type { SendSpec } from '../zfs/commands.js';
 
 /** What a backup run will do, as data: the planner makes these, the executor runs them, --dry-run prints them. */
-export type Step = HooksStep | SnapshotStep | CreateParentStep | ProtectStep | TransferStep | HoldStep | RotateStep | StoreSpecStep;
+export type Step =
+  HooksStep | SnapshotStep | CreateParentStep | ProtectStep | TransferStep | HoldStep | RotateStep | StoreSpecStep;
 
 /**
  * The VM's pre and post snapshot hooks, right before its snapshot steps: the executor runs the pre

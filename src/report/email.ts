@@ -13,7 +13,8 @@ export interface MailOutcome {
  */
 export async function sendReportEmail(config: Config, result: VmBackupResult): Promise<MailOutcome> {
   if (!config.smtpHostname) return { sent: false, note: 'email not sent: smtpHostname is not configured' };
-  if (!config.notifiers.includes('email')) return { sent: false, note: 'email not sent: notificationOrder does not include email' };
+  if (!config.notifiers.includes('email'))
+    return { sent: false, note: 'email not sent: notificationOrder does not include email' };
   const subjects = { success: config.successSubject, partial: config.partialSubject, failed: config.failedSubject };
   try {
     // loaded only when a report is mailed: most runs never pay for parsing nodemailer
@@ -36,6 +37,9 @@ export async function sendReportEmail(config: Config, result: VmBackupResult): P
     transport.close();
     return { sent: true, note: `report emailed to ${[config.smtpToAddress].flat().join(', ')} (${info.messageId})` };
   } catch (error) {
-    return { sent: false, note: `email not sent via ${config.smtpHostname}:${config.smtpPort}: ${(error as Error).message}` };
+    return {
+      sent: false,
+      note: `email not sent via ${config.smtpHostname}:${config.smtpPort}: ${(error as Error).message}`,
+    };
   }
 }

@@ -38,17 +38,40 @@ export function headline(result: VmBackupResult): string {
 const COLUMNS = ['dataset', 'snapshot', 'mode', 'bytes', 'seconds', 'result', 'error'] as const;
 
 function cells(d: DatasetResult): string[] {
-  return [d.image ? `${d.dataset} (image)` : d.dataset, d.snapshot, d.mode, humanBytes(d.bytes), d.seconds.toFixed(1), d.result, d.error ?? ''];
+  return [
+    d.image ? `${d.dataset} (image)` : d.dataset,
+    d.snapshot,
+    d.mode,
+    humanBytes(d.bytes),
+    d.seconds.toFixed(1),
+    d.result,
+    d.error ?? '',
+  ];
 }
 
 export function renderText(result: VmBackupResult): string {
-  const lines = [headline(result), `snapshot ${result.snapshot ?? '-'}, ${result.startedAt.toISOString()} to ${result.finishedAt.toISOString()}`, ...consistencyLines(result)];
+  const lines = [
+    headline(result),
+    `snapshot ${result.snapshot ?? '-'}, ${result.startedAt.toISOString()} to ${result.finishedAt.toISOString()}`,
+    ...consistencyLines(result),
+  ];
   if (result.datasets.length > 0) {
     const rows = [COLUMNS.map(String), ...result.datasets.map(cells)];
     const widths = COLUMNS.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    lines.push('', ...rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()));
+    lines.push(
+      '',
+      ...rows.map((r) =>
+        r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      ),
+    );
   }
-  const rotated = result.datasets.flatMap((d) => [...d.rotatedLocal.map((s) => `local ${s}`), ...d.rotatedRemote.map((s) => `backup host ${s}`)]);
+  const rotated = result.datasets.flatMap((d) => [
+    ...d.rotatedLocal.map((s) => `local ${s}`),
+    ...d.rotatedRemote.map((s) => `backup host ${s}`),
+  ]);
   if (rotated.length > 0) lines.push('', `rotated (destroyed): ${rotated.join(', ')}`);
   const discarded = discardedSnapshots(result);
   if (discarded.length > 0) lines.push('', `destroyed by --rollback on the backup host: ${discarded.join(', ')}`);
@@ -59,8 +82,13 @@ export function renderText(result: VmBackupResult): string {
 /** How consistent the snapshot is, each hook that ran with its result, and why a hook did not run. */
 export function consistencyLines(result: Pick<VmBackupResult, 'consistency'>): string[] {
   const record = result.consistency;
-  if (!record || (record.hooks.length === 0 && record.notes.length === 0)) return record ? [`consistency: ${consistencyLine(record)}`] : [];
-  return [`consistency: ${consistencyLine(record)}`, ...record.hooks.map((h) => `  ${describeOutcome(h)} (${h.seconds.toFixed(1)} s)`), ...record.notes.map((n) => `  note: ${n}`)];
+  if (!record || (record.hooks.length === 0 && record.notes.length === 0))
+    return record ? [`consistency: ${consistencyLine(record)}`] : [];
+  return [
+    `consistency: ${consistencyLine(record)}`,
+    ...record.hooks.map((h) => `  ${describeOutcome(h)} (${h.seconds.toFixed(1)} s)`),
+    ...record.notes.map((n) => `  note: ${n}`),
+  ];
 }
 
 function discardedSnapshots(result: VmBackupResult): string[] {
@@ -74,11 +102,20 @@ export function escapeHtml(text: string): string {
 export function renderHtml(result: VmBackupResult): string {
   const colour = { success: '#1a7f37', partial: '#9a6700', failed: '#cf222e' }[result.status];
   const rows = result.datasets
-    .map((d) => `<tr>${cells(d).map((c, i) => (i === 3 ? `<td title="${d.bytes} bytes">${escapeHtml(c)}</td>` : `<td>${escapeHtml(c)}</td>`)).join('')}</tr>`)
+    .map(
+      (d) =>
+        `<tr>${cells(d)
+          .map((c, i) => (i === 3 ? `<td title="${d.bytes} bytes">${escapeHtml(c)}</td>` : `<td>${escapeHtml(c)}</td>`))
+          .join('')}</tr>`,
+    )
     .join('\n');
-  const errors = result.errors.length ? `<h3>Errors</h3><ul>${result.errors.map((e) => `<li>${escapeHtml(e)}</li>`).join('')}</ul>` : '';
+  const errors = result.errors.length
+    ? `<h3>Errors</h3><ul>${result.errors.map((e) => `<li>${escapeHtml(e)}</li>`).join('')}</ul>`
+    : '';
   const discarded = discardedSnapshots(result);
-  const discardedHtml = discarded.length ? `<p>Destroyed by --rollback on the backup host: ${escapeHtml(discarded.join(', '))}</p>` : '';
+  const discardedHtml = discarded.length
+    ? `<p>Destroyed by --rollback on the backup host: ${escapeHtml(discarded.join(', '))}</p>`
+    : '';
   return [
     `<p style="color:${colour}"><strong>${escapeHtml(headline(result))}</strong></p>`,
     `<p>Snapshot ${escapeHtml(result.snapshot ?? '-')}, ${escapeHtml(result.startedAt.toISOString())} to ${escapeHtml(result.finishedAt.toISOString())}</p>`,

@@ -7,10 +7,39 @@
  */
 
 const READ_ONLY = [
-  'zonename', 'zonepath', 'zoneid', 'zonedid', 'pid', 'zone_state', 'state', 'hvm', 'last_modified', 'boot_timestamp',
-  'create_timestamp', 'v', 'server_uuid', 'platform_buildstamp', 'exit_status', 'exit_timestamp', 'init_restarts',
-  'zfs_filesystem', 'zpool', 'snapshots', 'datasets', 'transition_to', 'transition_expire', 'missing', 'free_space',
-  'type', 'com1', 'com2', 'zlog_mode', 'zlog_name', 'vnc_port', 'indestructible_zoneroot', 'indestructible_delegated',
+  'zonename',
+  'zonepath',
+  'zoneid',
+  'zonedid',
+  'pid',
+  'zone_state',
+  'state',
+  'hvm',
+  'last_modified',
+  'boot_timestamp',
+  'create_timestamp',
+  'v',
+  'server_uuid',
+  'platform_buildstamp',
+  'exit_status',
+  'exit_timestamp',
+  'init_restarts',
+  'zfs_filesystem',
+  'zpool',
+  'snapshots',
+  'datasets',
+  'transition_to',
+  'transition_expire',
+  'missing',
+  'free_space',
+  'type',
+  'com1',
+  'com2',
+  'zlog_mode',
+  'zlog_name',
+  'vnc_port',
+  'indestructible_zoneroot',
+  'indestructible_delegated',
 ] as const;
 
 const DISK_READ_ONLY = ['path', 'zfs_filesystem', 'zpool', 'refreservation', 'pci_slot', 'uuid'] as const;
@@ -32,7 +61,10 @@ const AUTOMATIC = new Set(['dhcp', 'addrconf']);
 function staticIps(nic: Nic): string[] {
   const found: string[] = [];
   const bare = (a: string) => a.split('/')[0]!;
-  for (const address of [...(Array.isArray(nic.ips) ? (nic.ips as unknown[]) : []), ...(nic.ip !== undefined ? [nic.ip] : [])].map(String)) {
+  for (const address of [
+    ...(Array.isArray(nic.ips) ? (nic.ips as unknown[]) : []),
+    ...(nic.ip !== undefined ? [nic.ip] : []),
+  ].map(String)) {
     if (!AUTOMATIC.has(address) && !found.some((f) => bare(f) === bare(address))) found.push(address);
   }
   return found;
@@ -47,7 +79,12 @@ function copyNic(nic: Nic): Nic {
   delete copy.mac;
   if (staticIps(nic).length === 0) return copy;
   for (const key of ['ip', 'netmask', 'gateway', 'gateways']) delete copy[key];
-  const automatic = [...(Array.isArray(nic.ips) ? (nic.ips as unknown[]) : []), ...(nic.ip !== undefined ? [nic.ip] : [])].map(String).filter((a) => AUTOMATIC.has(a));
+  const automatic = [
+    ...(Array.isArray(nic.ips) ? (nic.ips as unknown[]) : []),
+    ...(nic.ip !== undefined ? [nic.ip] : []),
+  ]
+    .map(String)
+    .filter((a) => AUTOMATIC.has(a));
   delete copy.ips;
   if (automatic.includes('dhcp')) copy.ip = 'dhcp';
   if (automatic.length > 0) copy.ips = [...new Set(automatic)];
@@ -64,7 +101,10 @@ export function nicChanges(specNics: readonly Nic[], createdNics: readonly Nic[]
   }));
 }
 
-export function createPayload(spec: Record<string, unknown>, options: { uuid: string; copy?: boolean }): Record<string, unknown> {
+export function createPayload(
+  spec: Record<string, unknown>,
+  options: { uuid: string; copy?: boolean },
+): Record<string, unknown> {
   const payload: Record<string, unknown> = { ...spec, uuid: options.uuid, autoboot: false };
   for (const key of READ_ONLY) delete payload[key];
   if (Array.isArray(spec.datasets) && spec.datasets.length > 0) payload.delegate_dataset = true;

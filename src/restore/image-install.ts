@@ -43,7 +43,8 @@ export async function measureFile(host: Host, path: string): Promise<ImageFile> 
   });
   // the last bytes may still be on their way through stdout when the process has exited
   const [done] = await Promise.all([reader.done, read]);
-  if (done.exitCode !== 0) throw new Error(`${done.command} on ${done.host} exited ${done.exitCode}: ${done.stderr.trim()}`);
+  if (done.exitCode !== 0)
+    throw new Error(`${done.command} on ${done.host} exited ${done.exitCode}: ${done.stderr.trim()}`);
   return meter.result();
 }
 
@@ -66,7 +67,10 @@ export async function installImageFromStream(
   try {
     const file = await write(`${work}/image.zfs`);
     const manifest = installManifest(stored, file);
-    await local.run(['sh', '-c', 'cat > "$1"', 'sh', `${work}/manifest.json`], { mutates: true, input: JSON.stringify(manifest) });
+    await local.run(['sh', '-c', 'cat > "$1"', 'sh', `${work}/manifest.json`], {
+      mutates: true,
+      input: JSON.stringify(manifest),
+    });
     await local.run(['imgadm', 'install', '-m', `${work}/manifest.json`, '-f', `${work}/image.zfs`], { mutates: true });
   } finally {
     await local.run(['rm', '-rf', work], { mutates: true, allowExitCodes: [1] });

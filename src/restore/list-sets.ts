@@ -16,13 +16,23 @@ export interface ListedSet {
 }
 
 /** The VM's complete backup sets on the backup host, newest first; the backup host is only read. */
-export async function listBackupSets(uuid: string, options: { basePath: string; specDirectory: string }, remote: Host): Promise<ListedSet[]> {
+export async function listBackupSets(
+  uuid: string,
+  options: { basePath: string; specDirectory: string },
+  remote: Host,
+): Promise<ListedSet[]> {
   const directory = `${options.specDirectory}/${uuid}`;
   const listing = await remote.run(['ls', '-1', directory], { mutates: false, allowExitCodes: [1, 2] });
-  if (listing.exitCode !== 0) throw new RestoreError(`no backups of VM ${uuid} on ${remote.label}: ${directory} does not exist`);
-  const specNames = listing.stdout.split('\n').filter((f) => f.endsWith('.json') && !f.endsWith('.images.json')).map((f) => f.slice(0, -'.json'.length));
+  if (listing.exitCode !== 0)
+    throw new RestoreError(`no backups of VM ${uuid} on ${remote.label}: ${directory} does not exist`);
+  const specNames = listing.stdout
+    .split('\n')
+    .filter((f) => f.endsWith('.json') && !f.endsWith('.images.json'))
+    .map((f) => f.slice(0, -'.json'.length));
   if (specNames.length === 0) return [];
-  const newest = JSON.parse((await remote.run(['cat', `${directory}/${specNames[specNames.length - 1]}.json`], { mutates: false })).stdout) as VmSpec;
+  const newest = JSON.parse(
+    (await remote.run(['cat', `${directory}/${specNames[specNames.length - 1]}.json`], { mutates: false })).stdout,
+  ) as VmSpec;
   const targets = discoverDatasets(newest).datasets.map((d) => targetDatasetName(options.basePath, d));
   const sets = completeBackupSets(specNames, targets, await listDatasets(remote, targets));
   const listed: ListedSet[] = [];
@@ -36,5 +46,8 @@ export async function listBackupSets(uuid: string, options: { basePath: string; 
 
 export function renderSetList(uuid: string, sets: readonly ListedSet[]): string {
   if (sets.length === 0) return `VM ${uuid}: no complete backup set`;
-  return [`VM ${uuid}: ${sets.length} complete backup set(s), newest first (restore one with --snapshot NAME)`, ...sets.map((s) => `  ${s.snapshot}  ${s.consistency}`)].join('\n');
+  return [
+    `VM ${uuid}: ${sets.length} complete backup set(s), newest first (restore one with --snapshot NAME)`,
+    ...sets.map((s) => `  ${s.snapshot}  ${s.consistency}`),
+  ].join('\n');
 }

@@ -17,7 +17,8 @@ export function delegatedRole(source: string, delegated: readonly string[]): Del
  */
 export function receiveArgv(into: string, options: { origin?: string; role?: DelegatedRole }): Argv {
   return [
-    'zfs', 'receive',
+    'zfs',
+    'receive',
     ...(options.role ? ['-u'] : []),
     ...(options.role === 'delegated' ? ['-o', 'zoned=on'] : []),
     ...(options.origin ? ['-o', `origin=${options.origin}`] : []),
@@ -29,7 +30,10 @@ export function receiveArgv(into: string, options: { origin?: string; role?: Del
  * Properties the streams do not carry and vmadm set on the datasets the restore replaced: each
  * zvol's refreservation, as the stored spec gives it (MiB, as `vmadm get` reports it).
  */
-export function diskPropertyCommands(spec: { disks?: ReadonlyArray<Record<string, unknown>> }, pairs: ReadonlyArray<{ source: string; into: string }>): Argv[] {
+export function diskPropertyCommands(
+  spec: { disks?: ReadonlyArray<Record<string, unknown>> },
+  pairs: ReadonlyArray<{ source: string; into: string }>,
+): Argv[] {
   return (spec.disks ?? []).flatMap((disk) => {
     const into = pairs.find((p) => p.source === disk.zfs_filesystem)?.into;
     const mib = disk.refreservation;

@@ -35,10 +35,23 @@ interface Outcome {
 }
 
 /** Backs up one VM into the bucket: snapshot, one object per stream, the set manifest, rotation. */
-export async function backupVmToS3(uuid: string, settings: Omit<BackupSettings, 'basePath' | 'specDirectory'>, context: S3BackupContext): Promise<VmBackupResult> {
+export async function backupVmToS3(
+  uuid: string,
+  settings: Omit<BackupSettings, 'basePath' | 'specDirectory'>,
+  context: S3BackupContext,
+): Promise<VmBackupResult> {
   const { local, store, s3, log } = context;
   const startedAt = context.now();
-  const result: VmBackupResult = { uuid, backupHost: store.label, startedAt, finishedAt: startedAt, status: 'failed', datasets: [], errors: [], dryRun: local.dryRun };
+  const result: VmBackupResult = {
+    uuid,
+    backupHost: store.label,
+    startedAt,
+    finishedAt: startedAt,
+    status: 'failed',
+    datasets: [],
+    errors: [],
+    dryRun: local.dryRun,
+  };
   try {
     const observed = await observeLocal(uuid, local);
     result.alias = observed.spec.alias;
@@ -52,33 +65,70 @@ export async function backupVmToS3(uuid: string, settings: Omit<BackupSettings, 
     if (!local.dryRun) await finishInterruptedUploads(uuid, observed.local, context, result.errors);
     const catalog = await readCatalog(store, s3.prefix, uuid);
     const plan = planS3Backup({
-      vm: uuid, prefix: s3.prefix, datasets: observed.datasets, local: observed.local, catalog, snapshot, group: settings.group,
-      compression: s3.compression, encrypted: Boolean(s3.gpgRecipient), localLimit: settings.localLimit, remoteLimit: settings.remoteLimit, fullEvery: s3.fullEvery,
+      vm: uuid,
+      prefix: s3.prefix,
+      datasets: observed.datasets,
+      local: observed.local,
+      catalog,
+      snapshot,
+      group: settings.group,
+      compression: s3.compression,
+      encrypted: Boolean(s3.gpgRecipient),
+      localLimit: settings.localLimit,
+      remoteLimit: settings.remoteLimit,
+      fullEvery: s3.fullEvery,
     });
     plan.warnings.forEach((w) => log.warn(w));
     if (plan.steps.length === 0) {
       result.errors.push(...plan.problems.map((p) => p.message));
     } else {
-      const encrypted = await encryptedDatasets(local, [...new Set(plan.steps.flatMap((s) => (s.kind === 'upload' ? [s.stream.dataset] : [])))]);
+      const encrypted = await encryptedDatasets(local, [
+        ...new Set(plan.steps.flatMap((s) => (s.kind === 'upload' ? [s.stream.dataset] : []))),
+      ]);
       result.consistency = consistency;
-      const outcomes = await execute(plan.steps, encrypted, context, result.errors, { plan: hooks, record: consistency });
-      const stored = plan.steps.filter((s): s is UploadStep => s.kind === 'upload' && !outcomes.get(s.dataset)?.error).map((s) => s.stream);
+      const outcomes = await execute(plan.steps, encrypted, context, result.errors, {
+        plan: hooks,
+        record: consistency,
+      });
+      const stored = plan.steps
+        .filter((s): s is UploadStep => s.kind === 'upload' && !outcomes.get(s.dataset)?.error)
+        .map((s) => s.stream);
       const complete = observed.datasets.every((d) => !outcomes.get(d)?.error);
       if (complete && !local.dryRun) {
         const zonecfg = await readZoneConfig(local, uuid);
         const manifest: SetManifest = {
-          format: 1, vm: uuid, snapshot, createdAt: startedAt.toISOString(), spec: observed.raw, zonecfg,
-          images: await imageManifests(local, observed.local), datasets: observed.datasets, streams: stored, consistency,
+          format: 1,
+          vm: uuid,
+          snapshot,
+          createdAt: startedAt.toISOString(),
+          spec: observed.raw,
+          zonecfg,
+          images: await imageManifests(local, observed.local),
+          datasets: observed.datasets,
+          streams: stored,
+          consistency,
         };
-        await store.putText(setKey(s3.prefix, uuid, snapshot), `${JSON.stringify(manifest, null, 2)}\n`).catch((e: Error) => result.errors.push(`storing the set manifest failed: ${e.message}`));
+        await store
+          .putText(setKey(s3.prefix, uuid, snapshot), `${JSON.stringify(manifest, null, 2)}\n`)
+          .catch((e: Error) => result.errors.push(`storing the set manifest failed: ${e.message}`));
       }
       await dropEmptySets(catalog, outcomes, context, result.errors);
       result.datasets = observed.datasets.map((dataset) => {
         const o = outcomes.get(dataset);
-        const upload = plan.steps.find((s): s is UploadStep => s.kind === 'upload' && s.dataset === dataset && !s.isOrigin);
+        const upload = plan.steps.find(
+          (s): s is UploadStep => s.kind === 'upload' && s.dataset === dataset && !s.isOrigin,
+        );
         return {
-          dataset, target: upload?.stream.key ?? '', snapshot, mode: o?.mode ?? 'none', bytes: o?.bytes ?? 0, seconds: o?.seconds ?? 0,
-          result: o?.error ? 'failed' : upload ? 'ok' : 'skipped', error: o?.error, rotatedLocal: o?.rotatedLocal ?? [], rotatedRemote: o?.deleted ?? [],
+          dataset,
+          target: upload?.stream.key ?? '',
+          snapshot,
+          mode: o?.mode ?? 'none',
+          bytes: o?.bytes ?? 0,
+          seconds: o?.seconds ?? 0,
+          result: o?.error ? 'failed' : upload ? 'ok' : 'skipped',
+          error: o?.error,
+          rotatedLocal: o?.rotatedLocal ?? [],
+          rotatedRemote: o?.deleted ?? [],
         };
       });
     }
@@ -161,7 +211,11 @@ async function execute(
   return outcomes;
 }
 
-async function upload(step: UploadStep, send: SendSpec, context: S3BackupContext): Promise<{ bytes: number; seconds: number }> {
+async function upload(
+  step: UploadStep,
+  send: SendSpec,
+  context: S3BackupContext,
+): Promise<{ bytes: number; seconds: number }> {
   const { local, store, s3, log } = context;
   const pipeline = [sendArgv(send), ...compressArgv(s3.compression), ...encryptArgv(s3.gpgRecipient, s3)];
   if (local.dryRun) {
@@ -186,7 +240,11 @@ async function upload(step: UploadStep, send: SendSpec, context: S3BackupContext
 }
 
 /** The stored size and sha256 go into the object's own metadata too, where a single copy can (up to 5 GiB). */
-async function recordChecksum(stream: StoredStream, stored: { bytes: number; sha256: string }, store: ObjectStore): Promise<void> {
+async function recordChecksum(
+  stream: StoredStream,
+  stored: { bytes: number; sha256: string },
+  store: ObjectStore,
+): Promise<void> {
   stream.bytes = stored.bytes;
   stream.sha256 = stored.sha256;
   if (stored.bytes <= MAX_COPY_BYTES) await store.replaceMetadata(stream.key, streamMetadata(stream));
@@ -197,7 +255,12 @@ async function recordChecksum(stream: StoredStream, stored: { bytes: number; sha
  * parts already stored, so this run's streams can build on them. One whose snapshot is gone is
  * aborted.
  */
-async function finishInterruptedUploads(uuid: string, local: ReadonlyMap<string, DatasetState>, context: S3BackupContext, errors: string[]): Promise<void> {
+async function finishInterruptedUploads(
+  uuid: string,
+  local: ReadonlyMap<string, DatasetState>,
+  context: S3BackupContext,
+  errors: string[],
+): Promise<void> {
   const { store, s3, log } = context;
   for (const journal of pendingJournals(s3.stateDirectory, vmPrefix(s3.prefix, uuid))) {
     const stream = streamFromMetadata(journal.key, journal.metadata);
@@ -208,8 +271,15 @@ async function finishInterruptedUploads(uuid: string, local: ReadonlyMap<string,
     }
     try {
       const stored = await uploadStream(store, {
-        key: journal.key, metadata: journal.metadata, fingerprint: journal.fingerprint, estimatedBytes: journal.estimatedBytes,
-        concurrency: s3.partConcurrency, pipeline: journal.pipeline, spawn: (p) => context.local.spawn(p), stateDirectory: s3.stateDirectory, log,
+        key: journal.key,
+        metadata: journal.metadata,
+        fingerprint: journal.fingerprint,
+        estimatedBytes: journal.estimatedBytes,
+        concurrency: s3.partConcurrency,
+        pipeline: journal.pipeline,
+        spawn: (p) => context.local.spawn(p),
+        stateDirectory: s3.stateDirectory,
+        log,
       });
       await recordChecksum(stream, stored, store);
       log.info(`${journal.key}: finished an interrupted upload (${stored.resumedParts} part(s) were already stored)`);
@@ -221,7 +291,9 @@ async function finishInterruptedUploads(uuid: string, local: ReadonlyMap<string,
 
 /** The new snapshots' guid and createtxg, which the streams' metadata carries: one `zfs get` for all. */
 async function fillIdentity(local: Host, snapshots: readonly string[], steps: readonly S3Step[]): Promise<void> {
-  const out = await local.run(['zfs', 'get', '-Hp', '-o', 'name,property,value', 'guid,createtxg', ...snapshots], { mutates: false });
+  const out = await local.run(['zfs', 'get', '-Hp', '-o', 'name,property,value', 'guid,createtxg', ...snapshots], {
+    mutates: false,
+  });
   const values = new Map<string, string>();
   for (const line of out.stdout.split('\n').filter(Boolean)) {
     const [name, property, value] = line.split('\t');
@@ -239,16 +311,35 @@ async function fillIdentity(local: Host, snapshots: readonly string[], steps: re
 /** Datasets whose `encryption` is on go raw; a platform without the property has none. */
 async function encryptedDatasets(local: Host, datasets: readonly string[]): Promise<Set<string>> {
   if (datasets.length === 0) return new Set();
-  const out = await local.run(['zfs', 'get', '-Hp', '-o', 'name,value', 'encryption', ...datasets], { mutates: false, allowExitCodes: [1, 2] });
+  const out = await local.run(['zfs', 'get', '-Hp', '-o', 'name,value', 'encryption', ...datasets], {
+    mutates: false,
+    allowExitCodes: [1, 2],
+  });
   if (out.exitCode !== 0) return new Set();
-  return new Set(out.stdout.split('\n').map((l) => l.split('\t')).filter(([, v]) => v && v !== 'off' && v !== '-').map(([n]) => n!));
+  return new Set(
+    out.stdout
+      .split('\n')
+      .map((l) => l.split('\t'))
+      .filter(([, v]) => v && v !== 'off' && v !== '-')
+      .map(([n]) => n!),
+  );
 }
 
 /** A set manifest whose own snapshot's streams are all gone after rotation is deleted too (an origin it first stored stays). */
-async function dropEmptySets(catalog: VmCatalog, outcomes: ReadonlyMap<string, Outcome>, context: S3BackupContext, errors: string[]): Promise<void> {
+async function dropEmptySets(
+  catalog: VmCatalog,
+  outcomes: ReadonlyMap<string, Outcome>,
+  context: S3BackupContext,
+  errors: string[],
+): Promise<void> {
   const deleted = new Set([...outcomes.values()].flatMap((o) => o.deleted));
   if (deleted.size === 0) return;
   const gone = (s: StoredStream) => deleted.has(s.key) || !catalog.streams.has(s.key);
-  const empty = catalog.sets.filter((set) => set.streams.filter((s) => s.snapshot === set.snapshot).every(gone)).map((set) => setKey(context.s3.prefix, set.vm, set.snapshot));
-  if (empty.length > 0) await context.store.delete(empty).catch((e: Error) => errors.push(`deleting emptied set manifests failed: ${e.message}`));
+  const empty = catalog.sets
+    .filter((set) => set.streams.filter((s) => s.snapshot === set.snapshot).every(gone))
+    .map((set) => setKey(context.s3.prefix, set.vm, set.snapshot));
+  if (empty.length > 0)
+    await context.store
+      .delete(empty)
+      .catch((e: Error) => errors.push(`deleting emptied set manifests failed: ${e.message}`));
 }

@@ -30,7 +30,8 @@ export async function readCatalog(store: ObjectStore, prefix: string, vm: string
   }
   sets.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   const streams = new Map<string, StoredStream & { size: number }>();
-  for (const set of sets) for (const s of set.streams) if (sizes.has(s.key)) streams.set(s.key, { ...s, size: sizes.get(s.key)! });
+  for (const set of sets)
+    for (const s of set.streams) if (sizes.has(s.key)) streams.set(s.key, { ...s, size: sizes.get(s.key)! });
   const unknown: string[] = [];
   for (const o of objects) {
     if (isSetKey(o.key) || streams.has(o.key)) continue;
@@ -51,11 +52,14 @@ export function streamsOf(catalog: VmCatalog, dataset: string): Array<StoredStre
  * clone's first stream whose parent is its origin (returned as `origin`, which must exist where it
  * is received). `missing` names the first parent the bucket lacks.
  */
-export function chainOf(catalog: VmCatalog, stream: StoredStream): { chain: StoredStream[]; origin?: StoredStream['parent']; missing?: string } {
+export function chainOf(
+  catalog: VmCatalog,
+  stream: StoredStream,
+): { chain: StoredStream[]; origin?: StoredStream['parent']; missing?: string } {
   const byGuid = new Map<string, StoredStream>();
   for (const s of catalog.streams.values()) byGuid.set(`${s.dataset}\n${s.guid}`, s);
   const chain: StoredStream[] = [stream];
-  for (let s: StoredStream = stream; s.parent; ) {
+  for (let s: StoredStream = stream; s.parent;) {
     const parent = byGuid.get(`${s.parent.dataset}\n${s.parent.guid}`);
     if (!parent) return { chain, missing: `${s.parent.dataset}@${s.parent.snapshot} (guid ${s.parent.guid})` };
     if (parent.dataset !== s.dataset) return { chain, origin: s.parent };

@@ -19,7 +19,15 @@ export function parseGpgVersion(output: string): [number, number] | undefined {
 }
 
 /** OpenPGP public-key algorithm ids (RFC 4880 §9.1, RFC 6637): those GnuPG 1.4 lacks are the ECC ones. */
-const ALGORITHMS: Record<string, string> = { 1: 'RSA', 2: 'RSA', 16: 'Elgamal', 17: 'DSA', 18: 'ECDH (cv25519 or NIST curves)', 19: 'ECDSA', 22: 'EdDSA' };
+const ALGORITHMS: Record<string, string> = {
+  1: 'RSA',
+  2: 'RSA',
+  16: 'Elgamal',
+  17: 'DSA',
+  18: 'ECDH (cv25519 or NIST curves)',
+  19: 'ECDSA',
+  22: 'EdDSA',
+};
 const ECC = new Set(['18', '19', '22']);
 
 export interface EncryptionKey {
@@ -41,7 +49,8 @@ export function encryptionKeys(listing: string): EncryptionKey[] {
   });
 }
 
-const describe = (key: EncryptionKey) => `${ALGORITHMS[key.algorithm] ?? `algorithm ${key.algorithm}`}${key.curve ? ` ${key.curve}` : ''}`;
+const describe = (key: EncryptionKey) =>
+  `${ALGORITHMS[key.algorithm] ?? `algorithm ${key.algorithm}`}${key.curve ? ` ${key.curve}` : ''}`;
 
 /**
  * Refuses, before anything is snapshotted, a gpg that cannot encrypt to the recipient: none at
@@ -55,20 +64,34 @@ export async function checkGpgRecipient(host: Host, gpg: GpgSettings, recipient:
   try {
     versionText = (await host.run([gpg.gpgPath, '--version'], { mutates: false })).stdout;
   } catch (error) {
-    throw new Error(`s3.gpgRecipient is set, but ${gpg.gpgPath} --version failed (${(error as Error).message}); set s3.gpgPath to a GnuPG 2 gpg. Nothing was snapshotted.`);
+    throw new Error(
+      `s3.gpgRecipient is set, but ${gpg.gpgPath} --version failed (${(error as Error).message}); set s3.gpgPath to a GnuPG 2 gpg. Nothing was snapshotted.`,
+    );
   }
   const version = parseGpgVersion(versionText);
-  if (!version) throw new Error(`${gpg.gpgPath} does not look like GnuPG (its --version says: ${versionText.split('\n')[0]}); set s3.gpgPath to gpg. Nothing was snapshotted.`);
-  const listed = await host.run([...gpgArgv(gpg), '--with-colons', '--list-keys', '--', recipient], { mutates: false, allowExitCodes: [2] });
+  if (!version)
+    throw new Error(
+      `${gpg.gpgPath} does not look like GnuPG (its --version says: ${versionText.split('\n')[0]}); set s3.gpgPath to gpg. Nothing was snapshotted.`,
+    );
+  const listed = await host.run([...gpgArgv(gpg), '--with-colons', '--list-keys', '--', recipient], {
+    mutates: false,
+    allowExitCodes: [2],
+  });
   const keys = listed.exitCode === 0 ? encryptionKeys(listed.stdout) : [];
   const old = version[0] < 2 || (version[0] === 2 && version[1] < 1);
   const versionName = `GnuPG ${version[0]}.${version[1]}`;
   if (keys.length === 0) {
-    const hint = old ? ` ${versionName} does not read ECC keys at all: if the key is cv25519/ed25519, ${fix}; otherwise` : '';
-    throw new Error(`${where} has no valid public key able to encrypt to s3.gpgRecipient "${recipient}".${hint} import it: ${gpgArgv(gpg).slice(0, -1).join(' ')} --import KEY.asc. Nothing was snapshotted.`);
+    const hint = old
+      ? ` ${versionName} does not read ECC keys at all: if the key is cv25519/ed25519, ${fix}; otherwise`
+      : '';
+    throw new Error(
+      `${where} has no valid public key able to encrypt to s3.gpgRecipient "${recipient}".${hint} import it: ${gpgArgv(gpg).slice(0, -1).join(' ')} --import KEY.asc. Nothing was snapshotted.`,
+    );
   }
   const usable = old ? keys.filter((k) => !ECC.has(k.algorithm)) : keys;
   if (usable.length === 0) {
-    throw new Error(`${where} is ${versionName}, which cannot encrypt to "${recipient}": its key is ${keys.map(describe).join(', ')}, and ECC keys need GnuPG >= 2.1. ${fix}, or use an RSA key. Nothing was snapshotted.`);
+    throw new Error(
+      `${where} is ${versionName}, which cannot encrypt to "${recipient}": its key is ${keys.map(describe).join(', ')}, and ECC keys need GnuPG >= 2.1. ${fix}, or use an RSA key. Nothing was snapshotted.`,
+    );
   }
 }

@@ -88,7 +88,9 @@ export function streamFromMetadata(key: string, raw: Record<string, string>): St
     snapshot: m['zc-snapshot'],
     guid: m['zc-guid'],
     createtxg: Number(m['zc-createtxg'] ?? 0),
-    parent: parent ? { dataset: parent.dataset, snapshot: parent.snapshot, guid: m['zc-parent-guid'] ?? '' } : undefined,
+    parent: parent
+      ? { dataset: parent.dataset, snapshot: parent.snapshot, guid: m['zc-parent-guid'] ?? '' }
+      : undefined,
     vm: m['zc-vm'] ?? '',
     compression: (m['zc-compression'] as Compression | undefined) ?? 'none',
     encrypted: m['zc-encryption'] === 'gpg',

@@ -72,11 +72,24 @@ export function planS3Backup(input: S3PlanInput): S3Plan {
     const newGuid = 'pending';
     const stream = (parent?: StoredStream['parent']): StoredStream => ({
       key: streamKey(input.prefix, input.vm, dataset, input.snapshot),
-      dataset, snapshot: input.snapshot, guid: newGuid, createtxg: 0, parent, vm: input.vm, compression: input.compression, encrypted: input.encrypted,
+      dataset,
+      snapshot: input.snapshot,
+      guid: newGuid,
+      createtxg: 0,
+      parent,
+      vm: input.vm,
+      compression: input.compression,
+      encrypted: input.encrypted,
     });
     const to = `${dataset}@${input.snapshot}`;
     if (base && (input.fullEvery === undefined || chainLength < input.fullEvery)) {
-      steps.push({ kind: 'upload', dataset, isOrigin: false, send: { from: `${dataset}@${base.name}`, to }, stream: stream({ dataset, snapshot: base.name, guid: base.guid }) });
+      steps.push({
+        kind: 'upload',
+        dataset,
+        isOrigin: false,
+        send: { from: `${dataset}@${base.name}`, to },
+        stream: stream({ dataset, snapshot: base.name, guid: base.guid }),
+      });
     } else if (local.origin) {
       const origin = planOrigin(dataset, local.origin, input, steps, planned, warnings);
       steps.push(
@@ -87,11 +100,15 @@ export function planS3Backup(input: S3PlanInput): S3Plan {
     } else {
       steps.push({ kind: 'upload', dataset, isOrigin: false, send: { to }, stream: stream() });
     }
-    if (stored.length > intact.length) warnings.push(`${dataset}: ${stored.length - intact.length} stored stream(s) have a missing parent and cannot be restored; they are left in place`);
+    if (stored.length > intact.length)
+      warnings.push(
+        `${dataset}: ${stored.length - intact.length} stored stream(s) have a missing parent and cannot be restored; they are left in place`,
+      );
 
     const localOrder = [...local.snapshots.map((s) => s.name), input.snapshot];
     const destroyLocal = snapshotsToRotate(localOrder, input.group, input.localLimit, new Set([input.snapshot]));
-    if (destroyLocal.length > 0) rotations.push({ kind: 'rotate', side: 'local', dataset, on: dataset, destroy: destroyLocal });
+    if (destroyLocal.length > 0)
+      rotations.push({ kind: 'rotate', side: 'local', dataset, on: dataset, destroy: destroyLocal });
     const upload = steps[steps.length - 1] as UploadStep;
     const deletable = objectsToRotate(input, stored, upload);
     if (deletable.length > 0) rotations.push({ kind: 'delete-objects', dataset, keys: deletable });
@@ -101,7 +118,14 @@ export function planS3Backup(input: S3PlanInput): S3Plan {
 }
 
 /** The origin's stream, stored once per image in the VM's prefix; returns the parent to use, or undefined to go in full. */
-function planOrigin(clone: string, origin: string, input: S3PlanInput, steps: S3Step[], planned: Set<string>, warnings: string[]): StoredStream['parent'] {
+function planOrigin(
+  clone: string,
+  origin: string,
+  input: S3PlanInput,
+  steps: S3Step[],
+  planned: Set<string>,
+  warnings: string[],
+): StoredStream['parent'] {
   const { dataset, snapshot } = splitSnapshot(origin);
   const guid = input.local.get(dataset)?.snapshots.find((s) => s.name === snapshot)?.guid;
   if (!guid) {
@@ -112,8 +136,20 @@ function planOrigin(clone: string, origin: string, input: S3PlanInput, steps: S3
   if (!stored && !planned.has(origin)) {
     planned.add(origin);
     steps.push({
-      kind: 'upload', dataset: clone, isOrigin: true, send: { to: origin },
-      stream: { key: streamKey(input.prefix, input.vm, dataset, snapshot), dataset, snapshot, guid, createtxg: 0, vm: input.vm, compression: input.compression, encrypted: input.encrypted },
+      kind: 'upload',
+      dataset: clone,
+      isOrigin: true,
+      send: { to: origin },
+      stream: {
+        key: streamKey(input.prefix, input.vm, dataset, snapshot),
+        dataset,
+        snapshot,
+        guid,
+        createtxg: 0,
+        vm: input.vm,
+        compression: input.compression,
+        encrypted: input.encrypted,
+      },
     });
   }
   return { dataset, snapshot, guid };

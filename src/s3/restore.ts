@@ -4,7 +4,16 @@ import { pipeline } from 'node:stream/promises';
 import type { Host } from '../host/host.js';
 import type { Argv } from '../host/quote.js';
 import type { Log } from '../log.js';
-import { finishRestore, guidOf, makeRoom, recreateStopped, RestoreError, type RestoredDataset, type RestoreRequest, type RestoreResult } from '../restore/restore-vm.js';
+import {
+  finishRestore,
+  guidOf,
+  makeRoom,
+  recreateStopped,
+  RestoreError,
+  type RestoredDataset,
+  type RestoreRequest,
+  type RestoreResult,
+} from '../restore/restore-vm.js';
 import { nicChanges } from '../restore/create-payload.js';
 import { installImageFromStream, measureFile } from '../restore/image-install.js';
 import { delegatedRole, receiveArgv } from '../restore/received-properties.js';
@@ -41,36 +50,55 @@ export async function restoreVmFromS3(options: RestoreRequest, context: Context)
     return { dataset, ...chainOf(catalog, head) };
   });
   const origins = uniqueOrigins(chains.flatMap((c) => (c.origin ? [c.origin] : [])));
-  log.info(`restoring VM ${options.uuid} (${spec.alias ?? spec.brand}) from ${store.label}, backup set ${set.snapshot}`);
+  log.info(
+    `restoring VM ${options.uuid} (${spec.alias ?? spec.brand}) from ${store.label}, backup set ${set.snapshot}`,
+  );
 
   const needed = [...chains.flatMap((c) => c.chain), ...origins.flatMap((o) => originStream(catalog, o) ?? [])];
   for (const stream of needed) {
     const bad = await verifyStream(store, stream);
-    if (bad) throw new RestoreError(`refusing to restore backup set ${set.snapshot}: ${bad}. Restore an older set (--snapshot) or run \`zonecopy status --target s3 --verify\``);
+    if (bad)
+      throw new RestoreError(
+        `refusing to restore backup set ${set.snapshot}: ${bad}. Restore an older set (--snapshot) or run \`zonecopy status --target s3 --verify\``,
+      );
   }
 
   const uuid = options.newUuid ? randomUUID() : options.uuid;
   await makeRoom(uuid, options.force, local);
   const imagesInstalled = await ensureImages(set, origins, catalog, context);
   const vm = await recreateStopped(spec, uuid, set.datasets, local, { copy: options.newUuid });
-  const nics = options.newUuid ? { nics: nicChanges((spec.nics as Array<Record<string, unknown>> | undefined) ?? [], vm?.nics) } : {};
+  const nics = options.newUuid
+    ? { nics: nicChanges((spec.nics as Array<Record<string, unknown>> | undefined) ?? [], vm?.nics) }
+    : {};
   if (!vm) return { uuid, snapshot: set.snapshot, datasets: [], imagesInstalled, started: false, ...nics };
   const datasets: RestoredDataset[] = [];
   for (const { source, into } of vm.pairs) {
     const { chain, origin } = chains.find((c) => c.dataset === source)!;
     const localOrigin = vm.localState.get(into)?.origin;
     if (origin && (!localOrigin || (await guidOf(local, localOrigin)) !== origin.guid)) {
-      throw new RestoreError(`${source} was backed up as a clone of ${origin.dataset}@${origin.snapshot} (guid ${origin.guid}), but the recreated ${into} is ${localOrigin ? `a clone of ${localOrigin} with another guid` : 'not a clone'}`);
+      throw new RestoreError(
+        `${source} was backed up as a clone of ${origin.dataset}@${origin.snapshot} (guid ${origin.guid}), but the recreated ${into} is ${localOrigin ? `a clone of ${localOrigin} with another guid` : 'not a clone'}`,
+      );
     }
     let bytes = 0;
     const started = Date.now();
     for (const [i, stream] of chain.entries()) {
       const role = delegatedRole(source, spec.datasets ?? []);
-      const receive = receiveArgv(into, { origin: i === 0 && origin ? localOrigin : undefined, role: i === 0 || !role ? role : 'below-delegated' });
+      const receive = receiveArgv(into, {
+        origin: i === 0 && origin ? localOrigin : undefined,
+        role: i === 0 || !role ? role : 'below-delegated',
+      });
       log.verbose(`${stream.key} -> ${receive.join(' ')}`);
       bytes += await receiveObject(store, stream, receive, local, context.s3);
     }
-    datasets.push({ source, backup: chain[chain.length - 1]!.key, local: into, mode: origin || chain.length > 1 ? 'incremental' : 'full', bytes, seconds: (Date.now() - started) / 1000 });
+    datasets.push({
+      source,
+      backup: chain[chain.length - 1]!.key,
+      local: into,
+      mode: origin || chain.length > 1 ? 'incremental' : 'full',
+      bytes,
+      seconds: (Date.now() - started) / 1000,
+    });
   }
   await finishRestore(spec, uuid, vm, options.start, local);
   return { uuid, snapshot: set.snapshot, datasets, imagesInstalled, started: options.start, ...nics };
@@ -91,14 +119,22 @@ function pickSet(catalog: VmCatalog, wanted?: string): SetManifest {
   const sets = completeSets(catalog);
   if (wanted !== undefined) {
     const set = sets.find((s) => s.snapshot === wanted);
-    if (!set) throw new RestoreError(`VM ${catalog.vm}: no complete backup set ${wanted} in the bucket; complete sets: ${sets.map((s) => s.snapshot).join(', ') || 'none'}`);
+    if (!set)
+      throw new RestoreError(
+        `VM ${catalog.vm}: no complete backup set ${wanted} in the bucket; complete sets: ${sets.map((s) => s.snapshot).join(', ') || 'none'}`,
+      );
     return set;
   }
-  if (sets.length === 0) throw new RestoreError(`VM ${catalog.vm}: no complete backup set in the bucket (${catalog.sets.length} set manifest(s), ${catalog.streams.size} stream(s))`);
+  if (sets.length === 0)
+    throw new RestoreError(
+      `VM ${catalog.vm}: no complete backup set in the bucket (${catalog.sets.length} set manifest(s), ${catalog.streams.size} stream(s))`,
+    );
   return sets[0]!;
 }
 
-function uniqueOrigins(origins: Array<NonNullable<StoredStream['parent']>>): Array<NonNullable<StoredStream['parent']>> {
+function uniqueOrigins(
+  origins: Array<NonNullable<StoredStream['parent']>>,
+): Array<NonNullable<StoredStream['parent']>> {
   return [...new Map(origins.map((o) => [`${o.dataset}@${o.guid}`, o])).values()];
 }
 
@@ -107,7 +143,12 @@ function originStream(catalog: VmCatalog, origin: NonNullable<StoredStream['pare
 }
 
 /** Each image the VM was cloned from must be here with the same @final guid; missing ones are installed from their stored stream. */
-async function ensureImages(set: SetManifest, origins: Array<NonNullable<StoredStream['parent']>>, catalog: VmCatalog, context: Context): Promise<string[]> {
+async function ensureImages(
+  set: SetManifest,
+  origins: Array<NonNullable<StoredStream['parent']>>,
+  catalog: VmCatalog,
+  context: Context,
+): Promise<string[]> {
   const { local, store, log } = context;
   const installed: string[] = [];
   for (const origin of origins) {
@@ -117,14 +158,18 @@ async function ensureImages(set: SetManifest, origins: Array<NonNullable<StoredS
     if (here) {
       const localGuid = await guidOf(local, `${String(here.zpool ?? 'zones')}/${image}@${origin.snapshot}`);
       if (localGuid !== origin.guid) {
-        throw new RestoreError(`image ${image} on this host has @${origin.snapshot} guid ${localGuid}, but VM ${set.vm} was cloned from guid ${origin.guid}. Remove the local image (imgadm delete ${image}) if unused so zonecopy installs the stored one.`);
+        throw new RestoreError(
+          `image ${image} on this host has @${origin.snapshot} guid ${localGuid}, but VM ${set.vm} was cloned from guid ${origin.guid}. Remove the local image (imgadm delete ${image}) if unused so zonecopy installs the stored one.`,
+        );
       }
       continue;
     }
     const manifest = set.images.map((i) => i.manifest as { uuid?: string } | undefined).find((m) => m?.uuid === image);
     const stream = originStream(catalog, origin);
     if (!manifest || !stream) {
-      throw new RestoreError(`image ${image} is not installed here and the bucket has no ${manifest ? 'stream' : 'manifest'} of it: import it first (imgadm import ${image}); its @${origin.snapshot} guid must be ${origin.guid}.`);
+      throw new RestoreError(
+        `image ${image} is not installed here and the bucket has no ${manifest ? 'stream' : 'manifest'} of it: import it first (imgadm import ${image}); its @${origin.snapshot} guid must be ${origin.guid}.`,
+      );
     }
     log.info(`installing image ${image} from ${store.label}`);
     await installImageFromStream(local, image, manifest as Record<string, unknown>, async (file) => {
@@ -140,7 +185,13 @@ async function ensureImages(set: SetManifest, origins: Array<NonNullable<StoredS
 }
 
 /** Downloads one stream object through decryption and decompression into `sink`; its sha256 must match. */
-async function receiveObject(store: ObjectStore, stream: StoredStream, sink: Argv, local: Host, gpg: GpgSettings): Promise<number> {
+async function receiveObject(
+  store: ObjectStore,
+  stream: StoredStream,
+  sink: Argv,
+  local: Host,
+  gpg: GpgSettings,
+): Promise<number> {
   const process = local.spawn([...decryptArgv(stream.encrypted, gpg), ...decompressArgv(stream.compression), sink]);
   const hash = createHash('sha256');
   let bytes = 0;
@@ -157,9 +208,12 @@ async function receiveObject(store: ObjectStore, stream: StoredStream, sink: Arg
   );
   const done = await process.done;
   const broken = await flow;
-  if (done.exitCode !== 0) throw new RestoreError(`${done.command} on ${done.host} exited ${done.exitCode} receiving ${stream.key}: ${done.stderr.trim().split('\n').slice(-3).join(' / ')}`);
+  if (done.exitCode !== 0)
+    throw new RestoreError(
+      `${done.command} on ${done.host} exited ${done.exitCode} receiving ${stream.key}: ${done.stderr.trim().split('\n').slice(-3).join(' / ')}`,
+    );
   if (broken) throw new RestoreError(`download of ${stream.key} failed: ${broken.message}`);
-  if (stream.sha256 && hash.digest('hex') !== stream.sha256) throw new RestoreError(`${stream.key} changed while it was restored (sha256 mismatch)`);
+  if (stream.sha256 && hash.digest('hex') !== stream.sha256)
+    throw new RestoreError(`${stream.key} changed while it was restored (sha256 mismatch)`);
   return bytes;
 }
-

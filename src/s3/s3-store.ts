@@ -48,7 +48,9 @@ export class S3Store implements ObjectStore {
     const objects: StoredObject[] = [];
     let token: string | undefined;
     do {
-      const page = await this.call('list', prefix, () => this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token })));
+      const page = await this.call('list', prefix, () =>
+        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token })),
+      );
       for (const o of page.Contents ?? []) if (o.Key) objects.push({ key: o.Key, size: o.Size ?? 0 });
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -66,7 +68,9 @@ export class S3Store implements ObjectStore {
   }
 
   async get(key: string): Promise<Readable> {
-    const out = await this.call('get', key, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key })));
+    const out = await this.call('get', key, () =>
+      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key })),
+    );
     return out.Body as Readable;
   }
 
@@ -81,33 +85,62 @@ export class S3Store implements ObjectStore {
   }
 
   async putText(key: string, body: string): Promise<void> {
-    await this.call('put', key, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/json' })));
+    await this.call('put', key, () =>
+      this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/json' }),
+      ),
+    );
   }
 
   async delete(keys: readonly string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
       const out = await this.call('delete', batch[0]!, () =>
-        this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })),
+        this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+          }),
+        ),
       );
-      if (out.Errors?.length) throw new Error(`${this.label}: deleting ${out.Errors[0]!.Key} failed: ${out.Errors[0]!.Message}`);
+      if (out.Errors?.length)
+        throw new Error(`${this.label}: deleting ${out.Errors[0]!.Key} failed: ${out.Errors[0]!.Message}`);
     }
   }
 
   async replaceMetadata(key: string, metadata: Record<string, string>): Promise<void> {
     await this.call('copy', key, () =>
-      this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: key, CopySource: `${this.bucket}/${encodeURIComponent(key).replaceAll('%2F', '/')}`, Metadata: metadata, MetadataDirective: 'REPLACE' })),
+      this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          CopySource: `${this.bucket}/${encodeURIComponent(key).replaceAll('%2F', '/')}`,
+          Metadata: metadata,
+          MetadataDirective: 'REPLACE',
+        }),
+      ),
     );
   }
 
   async createUpload(key: string, metadata: Record<string, string>): Promise<string> {
-    const out = await this.call('create upload', key, () => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, Metadata: metadata })));
+    const out = await this.call('create upload', key, () =>
+      this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, Metadata: metadata })),
+    );
     return out.UploadId!;
   }
 
   async uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<string> {
     const out = await this.call(`upload part ${partNumber}`, key, () =>
-      this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length })),
+      this.client.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+          ContentLength: body.length,
+        }),
+      ),
     );
     return out.ETag!;
   }
@@ -117,7 +150,9 @@ export class S3Store implements ObjectStore {
     let marker: string | undefined;
     try {
       do {
-        const page = await this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }));
+        const page = await this.client.send(
+          new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }),
+        );
         for (const p of page.Parts ?? []) parts.push({ partNumber: p.PartNumber!, etag: p.ETag! });
         marker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
       } while (marker);
@@ -133,8 +168,14 @@ export class S3Store implements ObjectStore {
     await this.call('complete upload', key, () =>
       this.client.send(
         new CompleteMultipartUploadCommand({
-          Bucket: this.bucket, Key: key, UploadId: uploadId,
-          MultipartUpload: { Parts: [...parts].sort((a, b) => a.partNumber - b.partNumber).map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: {
+            Parts: [...parts]
+              .sort((a, b) => a.partNumber - b.partNumber)
+              .map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })),
+          },
         }),
       ),
     );
@@ -161,18 +202,30 @@ export class S3Store implements ObjectStore {
 
   private wrap(what: string, key: string, error: unknown): Error {
     const e = error as Error & { code?: string };
-    const detail = error instanceof S3ServiceException ? `${error.name}: ${error.message}` : e.code === 'ECONNREFUSED' ? `connection refused (${e.message})` : e.message;
+    const detail =
+      error instanceof S3ServiceException
+        ? `${error.name}: ${error.message}`
+        : e.code === 'ECONNREFUSED'
+          ? `connection refused (${e.message})`
+          : e.message;
     return new Error(`${this.label}: ${what} ${key} failed: ${detail}`);
   }
 }
 
 function isNotFound(error: unknown): boolean {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.name === 'NoSuchUpload' || e.$metadata?.httpStatusCode === 404;
+  return (
+    e.name === 'NotFound' || e.name === 'NoSuchKey' || e.name === 'NoSuchUpload' || e.$metadata?.httpStatusCode === 404
+  );
 }
 
 /** Emulators answer MethodNotAllowed / NotImplemented for ListParts and abort. */
 function isUnsupported(error: unknown): boolean {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e.name === 'NotImplemented' || e.name === 'MethodNotAllowed' || e.$metadata?.httpStatusCode === 405 || e.$metadata?.httpStatusCode === 501;
+  return (
+    e.name === 'NotImplemented' ||
+    e.name === 'MethodNotAllowed' ||
+    e.$metadata?.httpStatusCode === 405 ||
+    e.$metadata?.httpStatusCode === 501
+  );
 }

@@ -15,7 +15,14 @@ import { verifyStream } from './verify.js';
  * have (by guid, with an unbroken chain), and chain health; `verify` also downloads every stream
  * and checks its sha256.
  */
-export async function collectS3Status(uuids: readonly string[], local: Host, store: ObjectStore, s3: S3Settings, now: number, verify: boolean): Promise<VmStatus[]> {
+export async function collectS3Status(
+  uuids: readonly string[],
+  local: Host,
+  store: ObjectStore,
+  s3: S3Settings,
+  now: number,
+  verify: boolean,
+): Promise<VmStatus[]> {
   const result: VmStatus[] = [];
   for (const uuid of uuids) {
     try {
@@ -43,16 +50,40 @@ export async function collectS3Status(uuids: readonly string[], local: Host, sto
           target,
           localGroups: countGroups(localSnaps),
           remoteGroups: countGroups(stored.map((s) => ({ name: s.snapshot }))),
-          newestCommon: common ? { name: common.name, guid: common.guid, creation: common.creation, ageSeconds: Math.max(0, now - common.creation) } : undefined,
+          newestCommon: common
+            ? {
+                name: common.name,
+                guid: common.guid,
+                creation: common.creation,
+                ageSeconds: Math.max(0, now - common.creation),
+              }
+            : undefined,
           resumePending: pending.some((key) => key.startsWith(target) && !key.slice(target.length).includes('/')),
-          chain: corrupt ? 'corrupt' : problems.length ? 'broken' : stored.length === 0 ? 'missing' : common ? 'ok' : 'no-common',
+          chain: corrupt
+            ? 'corrupt'
+            : problems.length
+              ? 'broken'
+              : stored.length === 0
+                ? 'missing'
+                : common
+                  ? 'ok'
+                  : 'no-common',
           problems,
         });
       }
       const newest = datasets[0]?.newestCommon?.name;
       const set = newest ? catalog.sets.find((s) => s.snapshot === newest) : undefined;
-      const newestSet = newest ? { newestSet: { snapshot: newest, consistency: consistencyText(set?.consistency) } } : {};
-      result.push({ uuid, alias: observed.spec.alias, brand: observed.spec.brand, ageSeconds: vmBackupAge(datasets), datasets, ...newestSet });
+      const newestSet = newest
+        ? { newestSet: { snapshot: newest, consistency: consistencyText(set?.consistency) } }
+        : {};
+      result.push({
+        uuid,
+        alias: observed.spec.alias,
+        brand: observed.spec.brand,
+        ageSeconds: vmBackupAge(datasets),
+        datasets,
+        ...newestSet,
+      });
     } catch (error) {
       result.push({ uuid, ageSeconds: Infinity, datasets: [], error: (error as Error).message });
     }

@@ -18,7 +18,9 @@ export function decompressArgv(compression: Compression): Argv[] {
 
 /** Encryption to a public key, as z3 does: the SmartOS host needs only the recipient's public key. */
 export function encryptArgv(recipient: string | undefined, gpg: GpgSettings): Argv[] {
-  return recipient ? [[...gpgArgv(gpg), '--quiet', '--trust-model', 'always', '--encrypt', '--recipient', recipient]] : [];
+  return recipient
+    ? [[...gpgArgv(gpg), '--quiet', '--trust-model', 'always', '--encrypt', '--recipient', recipient]]
+    : [];
 }
 
 /** Restoring an encrypted stream needs the private key in the restoring user's gpg keyring. */

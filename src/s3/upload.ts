@@ -84,8 +84,14 @@ async function attempt(store: ObjectStore, request: UploadRequest): Promise<Uplo
   if (!journal) {
     const uploadId = await store.createUpload(request.key, request.metadata);
     journal = {
-      key: request.key, uploadId, pipeline: request.pipeline, metadata: request.metadata, estimatedBytes: request.estimatedBytes,
-      fingerprint: request.fingerprint, partSize: partSizeFor(request.estimatedBytes), parts: [],
+      key: request.key,
+      uploadId,
+      pipeline: request.pipeline,
+      metadata: request.metadata,
+      estimatedBytes: request.estimatedBytes,
+      fingerprint: request.fingerprint,
+      partSize: partSizeFor(request.estimatedBytes),
+      parts: [],
     };
     saveJournal(journalPath, journal);
   }
@@ -101,7 +107,10 @@ async function attempt(store: ObjectStore, request: UploadRequest): Promise<Uplo
 
   const flush = async (body: Buffer) => {
     partNumber += 1;
-    if (partNumber > MAX_PARTS) throw new Error(`${request.key}: the stream needs more than ${MAX_PARTS} parts of ${current.partSize} bytes (estimate ${request.estimatedBytes} bytes was too low)`);
+    if (partNumber > MAX_PARTS)
+      throw new Error(
+        `${request.key}: the stream needs more than ${MAX_PARTS} parts of ${current.partSize} bytes (estimate ${request.estimatedBytes} bytes was too low)`,
+      );
     sha256.update(body);
     bytes += body.length;
     const md5 = createHash('md5').update(body).digest('hex');
@@ -109,7 +118,9 @@ async function attempt(store: ObjectStore, request: UploadRequest): Promise<Uplo
     if (earlier) {
       if (earlier.md5 !== md5 || earlier.size !== body.length) {
         await dropUpload(store, current, journalPath);
-        throw new StreamChangedError(`part ${partNumber} of the interrupted upload differs from the stream now (not a deterministic stream, or the snapshot changed)`);
+        throw new StreamChangedError(
+          `part ${partNumber} of the interrupted upload differs from the stream now (not a deterministic stream, or the snapshot changed)`,
+        );
       }
       resumedParts += 1;
       return;
@@ -152,12 +163,21 @@ async function attempt(store: ObjectStore, request: UploadRequest): Promise<Uplo
     await Promise.all(inFlight);
     if (failure) throw failure;
     const produced = await producer.done;
-    if (produced.exitCode !== 0) throw new Error(`${produced.command} exited ${produced.exitCode} on ${produced.host}: ${produced.stderr.trim().split('\n').slice(-3).join(' / ')}`);
+    if (produced.exitCode !== 0)
+      throw new Error(
+        `${produced.command} exited ${produced.exitCode} on ${produced.host}: ${produced.stderr.trim().split('\n').slice(-3).join(' / ')}`,
+      );
     if (resumable.size > partNumber) {
       await dropUpload(store, current, journalPath);
-      throw new StreamChangedError(`the interrupted upload had ${resumable.size} parts, the stream now only ${partNumber}`);
+      throw new StreamChangedError(
+        `the interrupted upload had ${resumable.size} parts, the stream now only ${partNumber}`,
+      );
     }
-    await store.completeUpload(request.key, current.uploadId, current.parts.filter((p) => p.partNumber <= partNumber));
+    await store.completeUpload(
+      request.key,
+      current.uploadId,
+      current.parts.filter((p) => p.partNumber <= partNumber),
+    );
     rmSync(journalPath, { force: true });
     return { bytes, sha256: sha256.digest('hex'), seconds: (Date.now() - started) / 1000, resumedParts };
   } catch (error) {
@@ -169,7 +189,11 @@ async function attempt(store: ObjectStore, request: UploadRequest): Promise<Uplo
 }
 
 /** A journal for this key and stream whose upload the server still has, or undefined (stale ones are aborted). */
-async function resumableJournal(store: ObjectStore, request: UploadRequest, path: string): Promise<Journal | undefined> {
+async function resumableJournal(
+  store: ObjectStore,
+  request: UploadRequest,
+  path: string,
+): Promise<Journal | undefined> {
   let journal: Journal;
   try {
     journal = JSON.parse(readFileSync(path, 'utf8')) as Journal;

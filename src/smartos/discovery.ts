@@ -24,7 +24,8 @@ export function discoverDatasets(spec: VmSpec): Discovery {
     if (name) found.push(name);
   }
   for (const name of found) {
-    if (!isValidDatasetName(name)) throw new Error(`VM ${spec.uuid}: vmadm lists an invalid dataset name ${JSON.stringify(name)}`);
+    if (!isValidDatasetName(name))
+      throw new Error(`VM ${spec.uuid}: vmadm lists an invalid dataset name ${JSON.stringify(name)}`);
   }
   const exclude = parseExclusions(spec.internal_metadata?.smartcopy_exclude);
   const unique = [...new Set(found)];
@@ -32,12 +33,20 @@ export function discoverDatasets(spec: VmSpec): Discovery {
   const excluded = unique.filter((name) => exclude.has(name));
   const warnings = [...exclude]
     .filter((name) => !unique.includes(name))
-    .map((name) => `internal_metadata.smartcopy_exclude names ${JSON.stringify(name)}, which is not a dataset of VM ${spec.uuid}; ignored`);
+    .map(
+      (name) =>
+        `internal_metadata.smartcopy_exclude names ${JSON.stringify(name)}, which is not a dataset of VM ${spec.uuid}; ignored`,
+    );
   datasets.sort((a, b) => depth(a) - depth(b));
   return { datasets, excluded, warnings };
 }
 
 function parseExclusions(value: unknown): Set<string> {
   if (typeof value !== 'string') return new Set();
-  return new Set(value.split(',').map((s) => s.trim()).filter(Boolean));
+  return new Set(
+    value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 }

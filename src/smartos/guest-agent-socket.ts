@@ -27,14 +27,20 @@ export function guestAgentPathInZone(qemuExtraOpts: string): string | undefined 
   let port: string | undefined;
   for (let i = 0; i + 1 < words.length; i++) {
     const { type, keys } = optionValue(words[i + 1]!);
-    if (words[i] === '-chardev' && type === 'socket' && keys.has('id') && keys.has('path')) chardevs.set(keys.get('id')!, keys.get('path')!);
-    if (words[i] === '-device' && type === 'virtserialport' && keys.get('name') === GUEST_AGENT_PORT) port = keys.get('chardev');
+    if (words[i] === '-chardev' && type === 'socket' && keys.has('id') && keys.has('path'))
+      chardevs.set(keys.get('id')!, keys.get('path')!);
+    if (words[i] === '-device' && type === 'virtserialport' && keys.get('name') === GUEST_AGENT_PORT)
+      port = keys.get('chardev');
   }
   return port === undefined ? undefined : chardevs.get(port);
 }
 
 /** The socket as the global zone reaches it, or undefined. */
-export function guestAgentSocket(spec: { zfs_filesystem: string; zonepath?: unknown; qemu_extra_opts?: unknown }): string | undefined {
+export function guestAgentSocket(spec: {
+  zfs_filesystem: string;
+  zonepath?: unknown;
+  qemu_extra_opts?: unknown;
+}): string | undefined {
   if (typeof spec.qemu_extra_opts !== 'string') return undefined;
   const inZone = guestAgentPathInZone(spec.qemu_extra_opts);
   if (!inZone || !inZone.startsWith('/')) return undefined;

@@ -12,7 +12,12 @@ export class GuestAgentError extends Error {
   override name = 'GuestAgentError';
 }
 
-export const AGENT_COMMANDS = ['guest-fsfreeze-freeze', 'guest-fsfreeze-thaw', 'guest-fsfreeze-status', 'guest-ping'] as const;
+export const AGENT_COMMANDS = [
+  'guest-fsfreeze-freeze',
+  'guest-fsfreeze-thaw',
+  'guest-fsfreeze-status',
+  'guest-ping',
+] as const;
 
 /** Sends `command` over the agent socket and resolves with its `return` value. */
 export async function guestAgentCommand(socket: string, command: string): Promise<unknown> {
@@ -37,7 +42,9 @@ export async function guestAgentCommand(socket: string, command: string): Promis
     failure ??= error ?? new GuestAgentError(`the guest agent at ${socket} closed the connection without answering`);
     waiter?.();
   };
-  connection.on('error', (error) => ended(new GuestAgentError(`cannot talk to the guest agent at ${socket}: ${error.message}`)));
+  connection.on('error', (error) =>
+    ended(new GuestAgentError(`cannot talk to the guest agent at ${socket}: ${error.message}`)),
+  );
   connection.on('close', () => ended());
   const next = async (): Promise<Record<string, unknown>> => {
     while (lines.length === 0) {
@@ -48,7 +55,9 @@ export async function guestAgentCommand(socket: string, command: string): Promis
     try {
       return JSON.parse(line) as Record<string, unknown>;
     } catch {
-      throw new GuestAgentError(`the guest agent at ${socket} answered something that is not JSON: ${line.slice(0, 200)}`);
+      throw new GuestAgentError(
+        `the guest agent at ${socket} answered something that is not JSON: ${line.slice(0, 200)}`,
+      );
     }
   };
   try {
@@ -62,7 +71,9 @@ export async function guestAgentCommand(socket: string, command: string): Promis
     const reply = await next();
     if ('error' in reply) {
       const error = reply.error as { class?: string; desc?: string };
-      throw new GuestAgentError(`${command} failed in the guest: ${error.desc ?? JSON.stringify(error)}${error.class ? ` (${error.class})` : ''}`);
+      throw new GuestAgentError(
+        `${command} failed in the guest: ${error.desc ?? JSON.stringify(error)}${error.class ? ` (${error.class})` : ''}`,
+      );
     }
     return reply.return;
   } finally {

@@ -34,7 +34,9 @@ export async function vmadmGet(host: Host, uuid: string): Promise<VmSpecWithRaw>
   const result = await host.run(['vmadm', 'get', uuid], { mutates: false, allowExitCodes: [1, 2] });
   if (result.exitCode !== 0) {
     const why = result.stderr.trim() || `exit ${result.exitCode}`;
-    throw new UnknownVmError(`VM ${uuid} not found on this host (vmadm get: ${why}). Check the UUID with \`vmadm list\`.`);
+    throw new UnknownVmError(
+      `VM ${uuid} not found on this host (vmadm get: ${why}). Check the UUID with \`vmadm list\`.`,
+    );
   }
   let json: unknown;
   try {
@@ -44,7 +46,9 @@ export async function vmadmGet(host: Host, uuid: string): Promise<VmSpecWithRaw>
   }
   const parsed = vmSpecSchema.safeParse(json);
   if (!parsed.success) {
-    throw new Error(`vmadm get ${uuid} returned a VM object without ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+    throw new Error(
+      `vmadm get ${uuid} returned a VM object without ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`,
+    );
   }
   return { spec: parsed.data, raw: result.stdout };
 }
@@ -78,16 +82,25 @@ export interface VmLabel {
   brand?: string;
 }
 
-const lookupSchema = z.array(z.object({ uuid: z.string(), alias: z.string().optional(), brand: z.string().optional() }).loose());
+const lookupSchema = z.array(
+  z.object({ uuid: z.string(), alias: z.string().optional(), brand: z.string().optional() }).loose(),
+);
 
 /**
  * Alias and brand of each VM, for the reports of a run that failed before it reached them. The
  * specs already being fetched are used as they are, the other VMs come from one `vmadm lookup`;
  * a VM that vmadm does not know, or a vmadm that fails, just leaves the VM without a label.
  */
-export async function vmLabels(host: Host, uuids: readonly string[], fetched: ReadonlyMap<string, Promise<VmSpecWithRaw>> = new Map()): Promise<Map<string, VmLabel>> {
+export async function vmLabels(
+  host: Host,
+  uuids: readonly string[],
+  fetched: ReadonlyMap<string, Promise<VmSpecWithRaw>> = new Map(),
+): Promise<Map<string, VmLabel>> {
   const labels = new Map<string, VmLabel>();
-  const label = (vm: { alias?: string; brand?: string }): VmLabel => ({ ...(vm.alias !== undefined && { alias: vm.alias }), ...(vm.brand !== undefined && { brand: vm.brand }) });
+  const label = (vm: { alias?: string; brand?: string }): VmLabel => ({
+    ...(vm.alias !== undefined && { alias: vm.alias }),
+    ...(vm.brand !== undefined && { brand: vm.brand }),
+  });
   for (const [uuid, spec] of fetched) {
     const got = await spec.catch(() => undefined);
     if (got) labels.set(uuid, label(got.spec));
@@ -95,7 +108,10 @@ export async function vmLabels(host: Host, uuids: readonly string[], fetched: Re
   const rest = uuids.filter((uuid) => !fetched.has(uuid));
   if (rest.length === 0) return labels;
   try {
-    const result = await host.run(['vmadm', 'lookup', '-j', '-o', 'uuid,alias,brand'], { mutates: false, allowExitCodes: [1, 2] });
+    const result = await host.run(['vmadm', 'lookup', '-j', '-o', 'uuid,alias,brand'], {
+      mutates: false,
+      allowExitCodes: [1, 2],
+    });
     const found = result.exitCode === 0 ? lookupSchema.safeParse(JSON.parse(result.stdout)) : undefined;
     for (const vm of found?.data ?? []) if (rest.includes(vm.uuid)) labels.set(vm.uuid, label(vm));
   } catch {

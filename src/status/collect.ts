@@ -22,7 +22,13 @@ export async function allVmUuids(local: Host): Promise<string[]> {
   return out.stdout.split('\n').filter(Boolean);
 }
 
-export async function collectStatus(uuids: readonly string[], hosts: { local: Host; remote: Host }, basePath: string, now: number, specDirectory?: string): Promise<VmStatus[]> {
+export async function collectStatus(
+  uuids: readonly string[],
+  hosts: { local: Host; remote: Host },
+  basePath: string,
+  now: number,
+  specDirectory?: string,
+): Promise<VmStatus[]> {
   const result: VmStatus[] = [];
   for (const uuid of uuids) {
     try {
@@ -32,9 +38,19 @@ export async function collectStatus(uuids: readonly string[], hosts: { local: Ho
         return datasetHealth(d, target, o.local.get(d), o.remote.get(target), now);
       });
       const newest = datasets[0]?.newestCommon?.name;
-      const record = newest && specDirectory ? await readStoredConsistency(hosts.remote, `${specDirectory}/${uuid}`, newest) : undefined;
+      const record =
+        newest && specDirectory
+          ? await readStoredConsistency(hosts.remote, `${specDirectory}/${uuid}`, newest)
+          : undefined;
       const newestSet = newest ? { newestSet: { snapshot: newest, consistency: consistencyText(record) } } : {};
-      result.push({ uuid, alias: o.spec.alias, brand: o.spec.brand, ageSeconds: vmBackupAge(datasets), datasets, ...newestSet });
+      result.push({
+        uuid,
+        alias: o.spec.alias,
+        brand: o.spec.brand,
+        ageSeconds: vmBackupAge(datasets),
+        datasets,
+        ...newestSet,
+      });
     } catch (error) {
       result.push({ uuid, ageSeconds: Infinity, datasets: [], error: (error as Error).message });
     }

@@ -25,7 +25,14 @@ export function parseConsistency(text: string | undefined): ConsistencyRecord | 
 }
 
 /** The record of `<directory>/<snapshot>.consistency` on the backup host, if there is one. */
-export async function readStoredConsistency(remote: Host, directory: string, snapshot: string): Promise<ConsistencyRecord | undefined> {
-  const read = await remote.run(['cat', `${directory}/${snapshot}${CONSISTENCY_SUFFIX}`], { mutates: false, allowExitCodes: [1, 2] });
+export async function readStoredConsistency(
+  remote: Host,
+  directory: string,
+  snapshot: string,
+): Promise<ConsistencyRecord | undefined> {
+  const read = await remote.run(['cat', `${directory}/${snapshot}${CONSISTENCY_SUFFIX}`], {
+    mutates: false,
+    allowExitCodes: [1, 2],
+  });
   return read.exitCode === 0 ? parseConsistency(read.stdout) : undefined;
 }

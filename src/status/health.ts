@@ -30,7 +30,13 @@ export function countGroups(snapshots: ReadonlyArray<{ name: string }>): Record<
   return groups;
 }
 
-export function datasetHealth(dataset: string, target: string, local: DatasetState | undefined, remote: DatasetState | undefined, now: number): DatasetHealth {
+export function datasetHealth(
+  dataset: string,
+  target: string,
+  local: DatasetState | undefined,
+  remote: DatasetState | undefined,
+  now: number,
+): DatasetHealth {
   const localSnaps = local?.snapshots ?? [];
   const remoteSnaps = remote?.snapshots ?? [];
   const remoteGuids = new Set(remoteSnaps.map((s) => s.guid));
@@ -45,7 +51,14 @@ export function datasetHealth(dataset: string, target: string, local: DatasetSta
     target,
     localGroups: countGroups(localSnaps),
     remoteGroups: countGroups(remoteSnaps),
-    newestCommon: common ? { name: common.name, guid: common.guid, creation: common.creation, ageSeconds: Math.max(0, now - common.creation) } : undefined,
+    newestCommon: common
+      ? {
+          name: common.name,
+          guid: common.guid,
+          creation: common.creation,
+          ageSeconds: Math.max(0, now - common.creation),
+        }
+      : undefined,
     resumePending: Boolean(remote?.resumeToken),
     chain,
   };

@@ -26,14 +26,39 @@ export class MbufferStrategy implements TransferStrategy {
 
   private receiverPipeline(receive: Argv, allowFrom: string, port: number): Argv[] {
     const o = this.options;
-    const listen: Argv = [o.mbufferRemote, '-q', '-v', '4', '-s', '128k', '-m', o.mbufferRemoteSize, '-W', String(o.mbufferTimeoutSeconds), '-I', `${allowFrom}:${port}`];
+    const listen: Argv = [
+      o.mbufferRemote,
+      '-q',
+      '-v',
+      '4',
+      '-s',
+      '128k',
+      '-m',
+      o.mbufferRemoteSize,
+      '-W',
+      String(o.mbufferTimeoutSeconds),
+      '-I',
+      `${allowFrom}:${port}`,
+    ];
     return this.name === 'mbuffer' ? [listen, receive] : [listen, o.decompress, receive];
   }
 
   /** Not quiet: its closing `summary:` line is the only count of the bytes sent (see transfer). */
   private senderPipeline(port: number): Argv[] {
     const o = this.options;
-    return [[o.mbufferLocal, '-s', '128k', '-m', o.mbufferLocalSize, '-W', String(o.mbufferTimeoutSeconds), '-O', `${o.remoteAddress}:${port}`]];
+    return [
+      [
+        o.mbufferLocal,
+        '-s',
+        '128k',
+        '-m',
+        o.mbufferLocalSize,
+        '-W',
+        String(o.mbufferTimeoutSeconds),
+        '-O',
+        `${o.remoteAddress}:${port}`,
+      ],
+    ];
   }
 
   private sourcePipeline(send: Argv): Argv[] {
@@ -46,7 +71,10 @@ export class MbufferStrategy implements TransferStrategy {
       // sh's own variable: a global zone has no printenv
       const out = await this.options.remote.run(['sh', '-c', 'echo "$SSH_CONNECTION"'], { mutates: false });
       const address = out.stdout.trim().split(/\s+/)[0];
-      if (!address) throw new TransferError(`${this.options.remote.label}: cannot tell the SmartOS host's address (SSH_CONNECTION is empty)`);
+      if (!address)
+        throw new TransferError(
+          `${this.options.remote.label}: cannot tell the SmartOS host's address (SSH_CONNECTION is empty)`,
+        );
       this.senderAddress = address;
     }
     return this.senderAddress;
@@ -67,7 +95,9 @@ export class MbufferStrategy implements TransferStrategy {
       lastError = state.stderr;
       if (!PORT_TAKEN.test(state.stderr)) break;
     }
-    throw new TransferError(`mbuffer on ${this.options.remote.label} did not start listening: ${lastError.trim() || 'no message'}`);
+    throw new TransferError(
+      `mbuffer on ${this.options.remote.label} did not start listening: ${lastError.trim() || 'no message'}`,
+    );
   }
 
   /**
@@ -88,10 +118,20 @@ export class MbufferStrategy implements TransferStrategy {
       if (result.exitCode !== 0) void other.kill();
       return result;
     };
-    const [sent, received] = await Promise.all([sender.done.then(endOtherOnFailure(receiver)), receiver.done.then(endOtherOnFailure(sender))]);
+    const [sent, received] = await Promise.all([
+      sender.done.then(endOtherOnFailure(receiver)),
+      receiver.done.then(endOtherOnFailure(sender)),
+    ]);
     const bytes = summaryBytes(sent.stderr);
     if (sent.exitCode !== 0 || received.exitCode !== 0) {
-      throw new TransferError(failureMessage(what, { ...sent, stderr: withoutStatus(sent.stderr) }, { ...received, stderr: withoutStatus(received.stderr) }, bytes));
+      throw new TransferError(
+        failureMessage(
+          what,
+          { ...sent, stderr: withoutStatus(sent.stderr) },
+          { ...received, stderr: withoutStatus(received.stderr) },
+          bytes,
+        ),
+      );
     }
     return { bytes, seconds: (Date.now() - started) / 1000 };
   }
@@ -133,5 +173,9 @@ export function summaryBytes(stderr: string): number {
 
 /** mbuffer's running status (`in @ … MiB/s, out @ …` ended by \r) is noise in an error message. */
 function withoutStatus(stderr: string): string {
-  return stderr.split('\n').map((line) => line.split('\r').at(-1)!).filter((line) => !line.startsWith('in @ ')).join('\n');
+  return stderr
+    .split('\n')
+    .map((line) => line.split('\r').at(-1)!)
+    .filter((line) => !line.startsWith('in @ '))
+    .join('\n');
 }

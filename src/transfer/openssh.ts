@@ -16,13 +16,26 @@ function commonOptions(target: OpensshTarget): string[] {
     ? ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR']
     : ['-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${target.knownHostsPath}`];
   return [
-    '-x', '-a',
-    '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=30', '-o', 'ServerAliveInterval=30', '-o', 'ServerAliveCountMax=4', '-o', 'Compression=no',
+    '-x',
+    '-a',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ConnectTimeout=30',
+    '-o',
+    'ServerAliveInterval=30',
+    '-o',
+    'ServerAliveCountMax=4',
+    '-o',
+    'Compression=no',
     ...hostKey,
-    '-c', CIPHERS,
-    '-p', String(target.port),
+    '-c',
+    CIPHERS,
+    '-p',
+    String(target.port),
     ...(target.privateKeyPath ? ['-i', target.privateKeyPath, '-o', 'IdentitiesOnly=yes'] : []),
-    '-l', target.username,
+    '-l',
+    target.username,
   ];
 }
 
@@ -37,9 +50,13 @@ function commonOptions(target: OpensshTarget): string[] {
  */
 export function opensshArgv(target: OpensshTarget, remote: readonly Argv[], controlPath?: string): Argv {
   return [
-    'ssh', '-T', ...commonOptions(target),
+    'ssh',
+    '-T',
+    ...commonOptions(target),
     ...(controlPath ? ['-o', 'ControlMaster=no', '-o', `ControlPath=${controlPath}`] : []),
-    '--', target.host, remoteCommand(remote),
+    '--',
+    target.host,
+    remoteCommand(remote),
   ];
 }
 
@@ -51,13 +68,34 @@ export function opensshArgv(target: OpensshTarget, remote: readonly Argv[], cont
  */
 export function opensshMasterArgv(target: OpensshTarget, controlPath: string): Argv {
   return [
-    'ssh', '-N', '-f', ...commonOptions(target),
-    '-o', 'ControlMaster=yes', '-o', `ControlPath=${controlPath}`, '-o', `ControlPersist=${CONTROL_PERSIST_SECONDS}`,
-    '--', target.host,
+    'ssh',
+    '-N',
+    '-f',
+    ...commonOptions(target),
+    '-o',
+    'ControlMaster=yes',
+    '-o',
+    `ControlPath=${controlPath}`,
+    '-o',
+    `ControlPersist=${CONTROL_PERSIST_SECONDS}`,
+    '--',
+    target.host,
   ];
 }
 
 /** Ends a run's shared OpenSSH connection. */
 export function opensshExitArgv(target: OpensshTarget, controlPath: string): Argv {
-  return ['ssh', '-o', `ControlPath=${controlPath}`, '-O', 'exit', '-p', String(target.port), '-l', target.username, '--', target.host];
+  return [
+    'ssh',
+    '-o',
+    `ControlPath=${controlPath}`,
+    '-O',
+    'exit',
+    '-p',
+    String(target.port),
+    '-l',
+    target.username,
+    '--',
+    target.host,
+  ];
 }

@@ -8,7 +8,12 @@ import { TransferError, type TransferResult } from './strategy.js';
  * hash it on the way). When either end fails the other is ended too (no half-open zfs send waiting
  * forever on a dead receiver), and the error names both.
  */
-export async function pump(source: StreamProcess, sink: StreamProcess, what: string, observe?: (chunk: Buffer) => void): Promise<TransferResult> {
+export async function pump(
+  source: StreamProcess,
+  sink: StreamProcess,
+  what: string,
+  observe?: (chunk: Buffer) => void,
+): Promise<TransferResult> {
   const started = Date.now();
   let bytes = 0;
   const counter = new Transform({
@@ -43,15 +48,21 @@ export async function pump(source: StreamProcess, sink: StreamProcess, what: str
   await flow;
   const seconds = (Date.now() - started) / 1000;
   if (sent.exitCode !== 0 || received.exitCode !== 0) {
-    throw new TransferError(failureMessage(what, firstFailure === 'receive' ? { ...sent, exitCode: 0 } : sent, received, bytes));
+    throw new TransferError(
+      failureMessage(what, firstFailure === 'receive' ? { ...sent, exitCode: 0 } : sent, received, bytes),
+    );
   }
   return { bytes, seconds };
 }
 
 export function failureMessage(what: string, sent: CommandResult, received: CommandResult, bytes: number): string {
   const parts: string[] = [];
-  if (received.exitCode !== 0) parts.push(`receive on ${received.host} exited ${received.exitCode}: ${lastLines(received.stderr) || '(no message)'}`);
-  if (sent.exitCode !== 0) parts.push(`send on ${sent.host} exited ${sent.exitCode}: ${lastLines(sent.stderr) || '(no message)'}`);
+  if (received.exitCode !== 0)
+    parts.push(
+      `receive on ${received.host} exited ${received.exitCode}: ${lastLines(received.stderr) || '(no message)'}`,
+    );
+  if (sent.exitCode !== 0)
+    parts.push(`send on ${sent.host} exited ${sent.exitCode}: ${lastLines(sent.stderr) || '(no message)'}`);
   return `${what} failed after ${bytes} bytes: ${parts.join('; ')}`;
 }
 

@@ -6,7 +6,15 @@ import { join } from 'node:path';
 import { scaledBytes } from './byte-units.js';
 import { opensshArgv, opensshExitArgv, opensshMasterArgv } from './openssh.js';
 import { lastLines, pump } from './pump.js';
-import { TransferError, type SeriesItem, type SeriesResult, type StrategyOptions, type TransferHint, type TransferResult, type TransferStrategy } from './strategy.js';
+import {
+  TransferError,
+  type SeriesItem,
+  type SeriesResult,
+  type StrategyOptions,
+  type TransferHint,
+  type TransferResult,
+  type TransferStrategy,
+} from './strategy.js';
 
 /**
  * `ssh`: the stream goes to `zfs receive` on the backup host over SSH: an OpenSSH client child by
@@ -56,7 +64,10 @@ export class SshStrategy implements TransferStrategy {
    */
   private async throughKernel(send: Argv, receive: Argv): Promise<TransferResult> {
     const started = Date.now();
-    const stream = this.options.local.spawn([send, opensshArgv(this.options.openssh, [verbose(receive)], await this.sharedConnection())]);
+    const stream = this.options.local.spawn([
+      send,
+      opensshArgv(this.options.openssh, [verbose(receive)], await this.sharedConnection()),
+    ]);
     stream.stdin.end();
     // receive -v prints on its standard output: a few lines, which ssh passes on as its own
     let said = '';
@@ -64,7 +75,9 @@ export class SshStrategy implements TransferStrategy {
     const result = await stream.done;
     const bytes = receivedBytes(said);
     if (result.exitCode !== 0) {
-      throw new TransferError(`\`${describePipeline([send])}\` to ${this.options.remote.label} failed${bytes ? ` after ${bytes} bytes` : ''}: exited ${result.exitCode}: ${lastLines(result.stderr) || '(no message)'}`);
+      throw new TransferError(
+        `\`${describePipeline([send])}\` to ${this.options.remote.label} failed${bytes ? ` after ${bytes} bytes` : ''}: exited ${result.exitCode}: ${lastLines(result.stderr) || '(no message)'}`,
+      );
     }
     return { bytes, seconds: (Date.now() - started) / 1000 };
   }
@@ -98,10 +111,14 @@ export class SshStrategy implements TransferStrategy {
     counted.forEach((finished) => finished());
     const received = receivedStreams(said);
     // both shells exited 0 only if every command did
-    if (failure === undefined) return { received: items.map((_, index) => received[index] ?? { bytes: 0, seconds: 0 }) };
+    if (failure === undefined)
+      return { received: items.map((_, index) => received[index] ?? { bytes: 0, seconds: 0 }) };
     const stopped = items[received.length];
     if (!stopped) return { received };
-    return { received, error: `${failure}; it stopped at stream ${received.length + 1}, \`${describePipeline([stopped.send])}\`` };
+    return {
+      received,
+      error: `${failure}; it stopped at stream ${received.length + 1}, \`${describePipeline([stopped.send])}\``,
+    };
   }
 
   /**
@@ -131,7 +148,10 @@ export class SshStrategy implements TransferStrategy {
   async close(): Promise<void> {
     if (!this.controlDirectory) return;
     const path = join(this.controlDirectory, 'master');
-    if (existsSync(path)) await this.options.local.run(opensshExitArgv(this.options.openssh, path), { mutates: false, allowExitCodes: [255], timeoutMs: 15_000 }).catch(() => undefined);
+    if (existsSync(path))
+      await this.options.local
+        .run(opensshExitArgv(this.options.openssh, path), { mutates: false, allowExitCodes: [255], timeoutMs: 15_000 })
+        .catch(() => undefined);
     rmSync(this.controlDirectory, { recursive: true, force: true });
     this.controlDirectory = undefined;
     this.master = undefined;

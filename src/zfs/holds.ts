@@ -12,7 +12,12 @@ import { isWithin, parentOf, splitSnapshot } from './names.js';
  * transfer's, or a VM dataset with no entry in the list) lies in that tree. -r passes over
  * datasets without the snapshot or without the hold.
  */
-export function holdCommands(kind: 'hold' | 'release', tag: string, snapshots: readonly string[], keep: readonly string[]): Argv[] {
+export function holdCommands(
+  kind: 'hold' | 'release',
+  tag: string,
+  snapshots: readonly string[],
+  keep: readonly string[],
+): Argv[] {
   const listed = new Set(snapshots);
   const collapsible = (full: string) => {
     const { dataset } = splitSnapshot(full);
@@ -64,7 +69,9 @@ export function holdsArgvs(names: readonly string[], kernel: string): Argv[] {
  * (holdsArgvs, small batches on illumos). A snapshot destroyed since the listing holds nothing.
  */
 export async function listHolds(host: Host, datasets: Iterable<DatasetState>): Promise<Hold[]> {
-  const held = [...datasets].flatMap((d) => d.snapshots.filter((s) => s.userrefs > 0).map((s) => `${d.name}@${s.name}`));
+  const held = [...datasets].flatMap((d) =>
+    d.snapshots.filter((s) => s.userrefs > 0).map((s) => `${d.name}@${s.name}`),
+  );
   if (held.length === 0) return [];
   const argvs = holdsArgvs(held, await kernelName(host));
   const outputs: string[] = [];
@@ -99,7 +106,11 @@ export function parseHoldLines(stdout: string): Hold[] {
 
 /** The snapshots `stdout` says carry `tag`. */
 export function parseHolds(stdout: string, tag: string): Set<string> {
-  return new Set(parseHoldLines(stdout).filter((h) => h.tag === tag).map((h) => h.snapshot));
+  return new Set(
+    parseHoldLines(stdout)
+      .filter((h) => h.tag === tag)
+      .map((h) => h.snapshot),
+  );
 }
 
 /** Every hold zonecopy places has a tag starting with this (`zonecopy:<backup host>:<group>`). */
@@ -118,6 +129,9 @@ export async function releaseZonecopyHolds(host: Host, datasets: readonly string
   const state = await listDatasets(host, datasets, { recursive: true });
   const holds = (await listHolds(host, state.values())).filter((h) => h.tag.startsWith(HOLD_TAG_PREFIX));
   const tags = [...new Set(holds.map((h) => h.tag))];
-  for (const tag of tags) await host.run(['zfs', 'release', tag, ...holds.filter((h) => h.tag === tag).map((h) => h.snapshot)], { mutates: true });
+  for (const tag of tags)
+    await host.run(['zfs', 'release', tag, ...holds.filter((h) => h.tag === tag).map((h) => h.snapshot)], {
+      mutates: true,
+    });
   return holds;
 }

@@ -5,7 +5,16 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, createReadStream, createWriteStream } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  createReadStream,
+  createWriteStream,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -35,7 +44,10 @@ export interface GuestOptions {
 /** Builds the guest image if its inputs changed; returns the image directory. */
 export function buildImage(log: (line: string) => void = () => {}): string {
   const started = Date.now();
-  const result = spawnSync('bash', [join(GUEST_DIR, 'build.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const result = spawnSync('bash', [join(GUEST_DIR, 'build.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   if (result.status !== 0) throw new Error(`guest image build failed (exit ${result.status}); see the output above`);
   const out = result.stdout.trim().split('\n').pop()!;
   const seconds = (Date.now() - started) / 1000;
@@ -46,14 +58,23 @@ export function buildImage(log: (line: string) => void = () => {}): string {
 /** The host's node binary as a second initramfs archive, so the image need not change with node. */
 async function nodeLayer(): Promise<string> {
   const node = process.execPath;
-  const key = createHash('sha256').update(`${process.version}:${statSync(node).size}`).digest('hex').slice(0, 12);
+  const key = createHash('sha256')
+    .update(`${process.version}:${statSync(node).size}`)
+    .digest('hex')
+    .slice(0, 12);
   const layer = join(CACHE, `node-${key}.cpio.zst`);
   if (existsSync(layer)) return layer;
   const staging = scratchPath(join(CACHE, `node-${key}.staging`));
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(join(staging, 'usr/local/bin'), { recursive: true });
   execFileSync('cp', [node, join(staging, 'usr/local/bin/node')]);
-  execFileSync('sh', ['-c', `cd "$1" && find . | cpio -o -H newc --quiet -R 0:0 | zstd -q -T0 -3 > "$1.cpio" && mv "$1.cpio" "$2"`, 'sh', staging, layer]);
+  execFileSync('sh', [
+    '-c',
+    `cd "$1" && find . | cpio -o -H newc --quiet -R 0:0 | zstd -q -T0 -3 > "$1.cpio" && mv "$1.cpio" "$2"`,
+    'sh',
+    staging,
+    layer,
+  ]);
   rmSync(staging, { recursive: true, force: true });
   return layer;
 }
@@ -68,7 +89,9 @@ function freePort(): Promise<number> {
     const server = createServer();
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -98,7 +121,13 @@ export class Guest {
   static async start(options: GuestOptions = {}): Promise<Guest> {
     const log = options.log ?? (() => {});
     const image = buildImage(log);
-    const initrd = join(CACHE, `initrd-${createHash('sha256').update(image + (await nodeLayer())).digest('hex').slice(0, 12)}.img`);
+    const initrd = join(
+      CACHE,
+      `initrd-${createHash('sha256')
+        .update(image + (await nodeLayer()))
+        .digest('hex')
+        .slice(0, 12)}.img`,
+    );
     if (!existsSync(initrd)) {
       const scratch = scratchPath(initrd);
       await pipeline(createReadStream(join(image, 'initrd.img')), createWriteStream(scratch));
@@ -115,16 +144,38 @@ export class Guest {
     mkdirSync(runDir, { recursive: true });
     const port = await freePort();
     const args = [
-      '-accel', 'tcg,thread=multi', '-cpu', 'max', '-m', options.memory ?? '3G', '-smp', '2',
-      '-nographic', '-nodefaults', '-no-reboot', '-monitor', 'none',
-      '-kernel', join(image, 'vmlinuz'), '-initrd', initrd,
-      '-append', 'console=ttyS0 quiet loglevel=3 panic=-1 net.ifnames=0',
-      '-serial', `file:${join(runDir, 'serial.log')}`,
-      '-netdev', `user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${port}-:22`,
-      '-device', 'virtio-net-pci,netdev=n0,romfile=',
-      '-device', 'virtio-rng-pci',
-      '-virtfs', `local,path=${PROJECT_ROOT},mount_tag=host,security_model=none,id=host0`,
-      '-daemonize', '-pidfile', stale,
+      '-accel',
+      'tcg,thread=multi',
+      '-cpu',
+      'max',
+      '-m',
+      options.memory ?? '3G',
+      '-smp',
+      '2',
+      '-nographic',
+      '-nodefaults',
+      '-no-reboot',
+      '-monitor',
+      'none',
+      '-kernel',
+      join(image, 'vmlinuz'),
+      '-initrd',
+      initrd,
+      '-append',
+      'console=ttyS0 quiet loglevel=3 panic=-1 net.ifnames=0',
+      '-serial',
+      `file:${join(runDir, 'serial.log')}`,
+      '-netdev',
+      `user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${port}-:22`,
+      '-device',
+      'virtio-net-pci,netdev=n0,romfile=',
+      '-device',
+      'virtio-rng-pci',
+      '-virtfs',
+      `local,path=${PROJECT_ROOT},mount_tag=host,security_model=none,id=host0`,
+      '-daemonize',
+      '-pidfile',
+      stale,
     ];
     for (const disk of DISKS) {
       const file = join(runDir, `${disk.name}.img`);
@@ -138,11 +189,16 @@ export class Guest {
     const timeout = options.bootTimeoutMs ?? 300_000;
     const serial = join(runDir, 'serial.log');
     while (!(existsSync(serial) && readFileSync(serial, 'utf8').includes('ZVM-READY'))) {
-      if (!alive(pid)) throw new Error(`the guest died while booting; serial console:\n${readFileSync(serial, 'utf8')}`);
-      if (Date.now() - started > timeout) throw new Error(`the guest did not boot within ${timeout / 1000} s; see ${serial}`);
+      if (!alive(pid))
+        throw new Error(`the guest died while booting; serial console:\n${readFileSync(serial, 'utf8')}`);
+      if (Date.now() - started > timeout)
+        throw new Error(`the guest did not boot within ${timeout / 1000} s; see ${serial}`);
       await sleep(250);
     }
-    writeFileSync(join(runDir, 'known_hosts'), `[127.0.0.1]:${port} ${readFileSync(join(image, 'host_key.pub'), 'utf8')}`);
+    writeFileSync(
+      join(runDir, 'known_hosts'),
+      `[127.0.0.1]:${port} ${readFileSync(join(image, 'host_key.pub'), 'utf8')}`,
+    );
     writeFileSync(join(runDir, 'access.json'), JSON.stringify({ port, pid, key: join(image, 'id_ed25519') }));
     const guest = await Guest.attach(options.instance, timeout - (Date.now() - started));
     const bootSeconds = (Date.now() - started) / 1000;
@@ -153,14 +209,24 @@ export class Guest {
   /** Connects to a guest that `start` booted (possibly from another process). */
   static async attach(instance = 'default', timeoutMs = 60_000): Promise<Guest> {
     const runDir = join(CACHE, `run-${instance}`);
-    const access = JSON.parse(readFileSync(join(runDir, 'access.json'), 'utf8')) as { port: number; pid: number; key: string };
+    const access = JSON.parse(readFileSync(join(runDir, 'access.json'), 'utf8')) as {
+      port: number;
+      pid: number;
+      key: string;
+    };
     const started = Date.now();
     let host: RemoteHost | undefined;
     while (!host) {
       try {
         host = await RemoteHost.connect({
-          host: '127.0.0.1', port: access.port, username: 'root', privateKeyPath: access.key,
-          knownHostsPath: join(runDir, 'known_hosts'), disableHostKeyChecking: false, dryRun: false, connectTimeoutMs: 30_000,
+          host: '127.0.0.1',
+          port: access.port,
+          username: 'root',
+          privateKeyPath: access.key,
+          knownHostsPath: join(runDir, 'known_hosts'),
+          disableHostKeyChecking: false,
+          dryRun: false,
+          connectTimeoutMs: 30_000,
         });
       } catch (error) {
         if (Date.now() - started > timeoutMs || !alive(access.pid)) throw error;
@@ -176,12 +242,17 @@ export class Guest {
    * `backupShell`: the login shell of the user zonecopy logs in as on the backup host (csh or dash).
    */
   async setupHosts(mode: 'setup' | 'reset' = 'setup', backupShell: 'csh' | 'dash' = 'csh'): Promise<string> {
-    return (await this.sh(`ZC_BACKUP_SHELL=${backupShell} bash /mnt/host/test/guest/hosts-setup.sh ${mode}`)).stdout.trim();
+    return (
+      await this.sh(`ZC_BACKUP_SHELL=${backupShell} bash /mnt/host/test/guest/hosts-setup.sh ${mode}`)
+    ).stdout.trim();
   }
 
   /** Runs a shell script in the guest; output is collected. */
   async sh(script: string, options: { allowFailure?: boolean } = {}): Promise<CommandResult> {
-    return this.host.run(['bash', '-c', script], { mutates: true, allowExitCodes: options.allowFailure ? range(1, 255) : [] });
+    return this.host.run(['bash', '-c', script], {
+      mutates: true,
+      allowExitCodes: options.allowFailure ? range(1, 255) : [],
+    });
   }
 
   /** Runs a shell script in the guest with its output streamed to ours; resolves to its exit code. */
@@ -195,7 +266,11 @@ export class Guest {
   }
 
   async stop(): Promise<void> {
-    await this.host.run(['sh', '-c', '(sleep 0.2; zpool export -a; sync; echo o > /proc/sysrq-trigger) >/dev/null 2>&1 &'], { mutates: true }).catch(() => undefined);
+    await this.host
+      .run(['sh', '-c', '(sleep 0.2; zpool export -a; sync; echo o > /proc/sysrq-trigger) >/dev/null 2>&1 &'], {
+        mutates: true,
+      })
+      .catch(() => undefined);
     await this.host.close();
     for (let i = 0; i < 120 && alive(this.pid); i++) await sleep(250);
     if (alive(this.pid)) process.kill(this.pid, 'SIGKILL');

@@ -2,7 +2,17 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { createFixtures, fixtureUuid } from './fixtures.js';
-import { exists, resetHosts, sh, snapshotsOf, target, writeConfig, zfsGet, zonecopy, type TestConfig } from './harness.js';
+import {
+  exists,
+  resetHosts,
+  sh,
+  snapshotsOf,
+  target,
+  writeConfig,
+  zfsGet,
+  zonecopy,
+  type TestConfig,
+} from './harness.js';
 
 describe('backup of an OS zone over ssh', () => {
   let uuid: string;
@@ -20,11 +30,17 @@ describe('backup of an OS zone over ssh', () => {
   it('first run sends every dataset in full and the backup host has the same snapshot guids', async () => {
     const run = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', 'first', '--json'], config);
     assert.equal(run.code, 0, run.stderr + run.stdout);
-    const report = JSON.parse(run.stdout) as { results: Array<{ datasets: Array<{ dataset: string; mode: string; bytes: number }> }> };
+    const report = JSON.parse(run.stdout) as {
+      results: Array<{ datasets: Array<{ dataset: string; mode: string; bytes: number }> }>;
+    };
     for (const dataset of datasets) {
       const source = await snapshotsOf(dataset);
       const received = await snapshotsOf(target(dataset));
-      assert.deepEqual(received.map((s) => s.name), ['daily-first'], `${target(dataset)}: ${JSON.stringify(received)}`);
+      assert.deepEqual(
+        received.map((s) => s.name),
+        ['daily-first'],
+        `${target(dataset)}: ${JSON.stringify(received)}`,
+      );
       assert.equal(received[0]!.guid, source.find((s) => s.name === 'daily-first')!.guid);
     }
     // full streams take the OpenSSH path, where the count comes from `zfs receive -v` (3 digits)
@@ -38,15 +54,23 @@ describe('backup of an OS zone over ssh', () => {
     await sh(`head -c 1M /dev/urandom > /zones/${uuid}/data/incremental.bin`);
     const run = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', 'second', '--json'], config);
     assert.equal(run.code, 0, run.stderr);
-    const report = JSON.parse(run.stdout) as { results: Array<{ datasets: Array<{ dataset: string; mode: string; bytes: number }> }> };
+    const report = JSON.parse(run.stdout) as {
+      results: Array<{ datasets: Array<{ dataset: string; mode: string; bytes: number }> }>;
+    };
     const data = report.results[0]!.datasets.find((d) => d.dataset === `zones/${uuid}/data`)!;
     assert.equal(data.mode, 'incremental');
     assert.ok(data.bytes > 1_000_000 && data.bytes < 3_000_000, `incremental stream of ${data.bytes} bytes`);
     for (const dataset of datasets) {
       const source = await snapshotsOf(dataset);
       const received = await snapshotsOf(target(dataset));
-      assert.deepEqual(received.map((s) => s.name), ['daily-first', 'daily-second']);
-      assert.deepEqual(received.map((s) => s.guid), source.filter((s) => s.name.startsWith('daily-')).map((s) => s.guid));
+      assert.deepEqual(
+        received.map((s) => s.name),
+        ['daily-first', 'daily-second'],
+      );
+      assert.deepEqual(
+        received.map((s) => s.guid),
+        source.filter((s) => s.name.startsWith('daily-')).map((s) => s.guid),
+      );
     }
   });
 

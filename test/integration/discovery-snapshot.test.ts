@@ -3,7 +3,18 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { before, describe, it } from 'node:test';
 import { createFixtures, fixtureUuid } from './fixtures.js';
-import { exists, resetHosts, run, sh, snapshotsOf, target, writeConfig, zfsGet, zonecopy, type TestConfig } from './harness.js';
+import {
+  exists,
+  resetHosts,
+  run,
+  sh,
+  snapshotsOf,
+  target,
+  writeConfig,
+  zfsGet,
+  zonecopy,
+  type TestConfig,
+} from './harness.js';
 import { IMAGES } from '../sim/fixtures.js';
 
 /** The backup host's sshd log: one `Accepted publickey` line per login. */
@@ -11,7 +22,11 @@ const SSHD_LOG = '/etc/zonecopy-test/backup-host/sshd.log';
 const logins = async () => Number((await sh(`grep -c 'Accepted publickey' ${SSHD_LOG} || true`)).trim());
 
 async function datasetsOf(uuid: string): Promise<string[]> {
-  const spec = JSON.parse(await sh(`vmadm get ${uuid}`)) as { zfs_filesystem: string; datasets?: string[]; disks?: Array<{ zfs_filesystem: string }> };
+  const spec = JSON.parse(await sh(`vmadm get ${uuid}`)) as {
+    zfs_filesystem: string;
+    datasets?: string[];
+    disks?: Array<{ zfs_filesystem: string }>;
+  };
   return [spec.zfs_filesystem, ...(spec.datasets ?? []), ...(spec.disks ?? []).map((d) => d.zfs_filesystem)];
 }
 
@@ -35,7 +50,11 @@ describe('discovery and snapshots', () => {
     // one `zfs snapshot a@s b@s c@s` call commits in a single transaction group
     const txgs = await Promise.all(datasets.map((d) => zfsGet(`${d}@atomic-one`, 'createtxg')));
     assert.equal(new Set(txgs).size, 1, `createtxg per dataset: ${txgs.join(', ')}`);
-    for (const d of datasets) assert.deepEqual((await snapshotsOf(target(d))).map((s) => s.name), ['atomic-one']);
+    for (const d of datasets)
+      assert.deepEqual(
+        (await snapshotsOf(target(d))).map((s) => s.name),
+        ['atomic-one'],
+      );
     assert.equal(await zfsGet(target(`zones/${uuid}-disk1`), 'type'), 'volume');
   });
 
@@ -45,8 +64,13 @@ describe('discovery and snapshots', () => {
     assert.deepEqual(datasets.slice(1), [`zones/${uuid}/disk0`, `zones/${uuid}/disk1`]);
     const result = await zonecopy(['backup', uuid, '--groupName', 'daily', '--json'], config);
     assert.equal(result.code, 0, result.stderr);
-    const report = JSON.parse(result.stdout) as { results: Array<{ datasets: Array<{ dataset: string; result: string }> }> };
-    assert.deepEqual(report.results[0]!.datasets.map((d) => [d.dataset, d.result]), datasets.map((d) => [d, 'ok']));
+    const report = JSON.parse(result.stdout) as {
+      results: Array<{ datasets: Array<{ dataset: string; result: string }> }>;
+    };
+    assert.deepEqual(
+      report.results[0]!.datasets.map((d) => [d.dataset, d.result]),
+      datasets.map((d) => [d, 'ok']),
+    );
     for (const d of datasets) assert.equal((await snapshotsOf(target(d))).length, 1);
   });
 
@@ -71,21 +95,31 @@ describe('discovery and snapshots', () => {
     assert.equal(await zfsGet(`${target(origin.split('@')[0]!)}@final`, 'guid'), await zfsGet(origin, 'guid'));
     // a second VM from the same image: the image is already there by guid and is not sent again
     const second = '7c1f55d2-1b0e-4c71-9a5e-0d6a4c3b2e19';
-    await sh(`vmadm get ${joyent} > /tmp/vm.json && node -e 'const v=JSON.parse(require("fs").readFileSync("/tmp/vm.json"));process.stdout.write(JSON.stringify({brand:v.brand,uuid:"${second}",alias:"second",image_uuid:v.image_uuid,quota:1}))' | vmadm create`);
+    await sh(
+      `vmadm get ${joyent} > /tmp/vm.json && node -e 'const v=JSON.parse(require("fs").readFileSync("/tmp/vm.json"));process.stdout.write(JSON.stringify({brand:v.brand,uuid:"${second}",alias:"second",image_uuid:v.image_uuid,quota:1}))' | vmadm create`,
+    );
     const again = await zonecopy(['backup', second, '--groupName', 'daily', '--json'], config);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(await zfsGet(target(`zones/${second}`), 'origin'), target(origin.split('@')[0]!) + '@final');
     const report = JSON.parse(again.stdout) as { results: Array<{ datasets: Array<{ bytes: number }> }> };
     const imageBytes = Number(await zfsGet(origin.split('@')[0]!, 'referenced'));
-    assert.ok(report.results[0]!.datasets[0]!.bytes < imageBytes, `clone stream ${report.results[0]!.datasets[0]!.bytes} bytes vs image ${imageBytes}`);
+    assert.ok(
+      report.results[0]!.datasets[0]!.bytes < imageBytes,
+      `clone stream ${report.results[0]!.datasets[0]!.bytes} bytes vs image ${imageBytes}`,
+    );
   });
 
   it('clones sharing one origin wait for it: a KVM and a bhyve VM with two disks of one image, first backup of both in one run, one OpenSSH login', async () => {
     const image = IMAGES.debian;
     const vms = { kvm: 'd2c0a7e4-3b1f-4c6e-9a8d-5e4f3a2b1c01', bhyve: 'd2c0a7e4-3b1f-4c6e-9a8d-5e4f3a2b1c02' };
     for (const [brand, uuid] of Object.entries(vms)) {
-      const disks = [{ image_uuid: image, boot: true, model: 'virtio' }, { image_uuid: image, model: 'virtio' }];
-      const created = await run('vmadm', ['create'], { input: JSON.stringify({ uuid, brand, alias: `twin-${brand}`, ram: 256, vcpus: 1, quota: 1, disks }) });
+      const disks = [
+        { image_uuid: image, boot: true, model: 'virtio' },
+        { image_uuid: image, model: 'virtio' },
+      ];
+      const created = await run('vmadm', ['create'], {
+        input: JSON.stringify({ uuid, brand, alias: `twin-${brand}`, ram: 256, vcpus: 1, quota: 1, disks }),
+      });
       assert.equal(created.code, 0, created.stderr);
     }
     // a base path of its own: the image is not on the backup host yet
@@ -101,7 +135,10 @@ describe('discovery and snapshots', () => {
 
     type Row = { dataset: string; bytes: number; result: string; image?: boolean };
     const report = JSON.parse(result.stdout) as { results: Array<{ uuid: string; datasets: Row[] }> };
-    const disks = { kvm: [`zones/${vms.kvm}-disk0`, `zones/${vms.kvm}-disk1`], bhyve: [`zones/${vms.bhyve}/disk0`, `zones/${vms.bhyve}/disk1`] };
+    const disks = {
+      kvm: [`zones/${vms.kvm}-disk0`, `zones/${vms.kvm}-disk1`],
+      bhyve: [`zones/${vms.bhyve}/disk0`, `zones/${vms.bhyve}/disk1`],
+    };
     for (const disk of [...disks.kvm, ...disks.bhyve]) {
       assert.equal(await zfsGet(targetOf(disk), 'origin'), `${targetOf(`zones/${image}`)}@final`, disk);
       const sent = (await snapshotsOf(disk)).find((s) => s.name.startsWith('twins-'))!;
@@ -111,13 +148,19 @@ describe('discovery and snapshots', () => {
     const [kvmRows, bhyveRows] = [report.results[0]!.datasets, report.results[1]!.datasets];
     const imageRow = kvmRows.find((d) => d.image)!;
     assert.deepEqual([imageRow.dataset, imageRow.result], [`zones/${image}`, 'ok']);
-    assert.equal(bhyveRows.some((d) => d.image), false, 'the second VM finds the image there');
-    for (const d of kvmRows.filter((r) => !r.image)) assert.ok(d.bytes < imageRow.bytes, `${d.dataset}: ${d.bytes} bytes vs the image's ${imageRow.bytes}`);
+    assert.equal(
+      bhyveRows.some((d) => d.image),
+      false,
+      'the second VM finds the image there',
+    );
+    for (const d of kvmRows.filter((r) => !r.image))
+      assert.ok(d.bytes < imageRow.bytes, `${d.dataset}: ${d.bytes} bytes vs the image's ${imageRow.bytes}`);
 
     // what arrived cannot be changed by accident on the backup host: read-only, never mounted by itself
     for (const dataset of [`zones/${vms.kvm}`, `zones/${vms.bhyve}`, ...disks.kvm, ...disks.bhyve, `zones/${image}`]) {
       assert.equal(await zfsGet(targetOf(dataset), 'readonly'), 'on', dataset);
-      if ((await zfsGet(targetOf(dataset), 'type')) === 'filesystem') assert.equal(await zfsGet(targetOf(dataset), 'canmount'), 'noauto', dataset);
+      if ((await zfsGet(targetOf(dataset), 'type')) === 'filesystem')
+        assert.equal(await zfsGet(targetOf(dataset), 'canmount'), 'noauto', dataset);
     }
   });
 
@@ -149,7 +192,10 @@ describe('discovery and snapshots', () => {
       const result = await zonecopy(['backup', uuid, '--groupName', 'missing'], config);
       assert.equal(result.code, 1);
       assert.match(result.stdout + result.stderr, new RegExp(`zones/${uuid}-disk1, but ZFS has no such dataset`));
-      assert.equal((await snapshotsOf(`zones/${uuid}`)).some((s) => s.name.startsWith('missing-')), false);
+      assert.equal(
+        (await snapshotsOf(`zones/${uuid}`)).some((s) => s.name.startsWith('missing-')),
+        false,
+      );
     } finally {
       await sh(`zfs rename zones/${uuid}-moved zones/${uuid}-disk1`);
     }
@@ -163,30 +209,52 @@ describe('discovery and snapshots', () => {
     assert.equal(result.code, 1);
     assert.match(result.stdout + result.stderr, /already exists/);
     assert.deepEqual(await snapshotsOf(target(`zones/${uuid}`)), remoteBefore);
-    assert.equal((await snapshotsOf(`zones/${uuid}`)).some((s) => s.name === 'clash-x'), false);
+    assert.equal(
+      (await snapshotsOf(`zones/${uuid}`)).some((s) => s.name === 'clash-x'),
+      false,
+    );
   });
 
   // a bhyve VM as the simulator's vmadm creates it without flexible_disk_size: quotas as VM.js setQuotaBhyve sets them
   const noHeadroom = 'e5a1f0c2-7b3d-4e8a-9c1f-2d3e4f5a6b70';
   it('stand-in: vmadm create of a bhyve VM sets quotas as VM.js does; without headroom (flexible_disk_size), zfs snapshot of a written zvol fails (out of space)', async () => {
-    const created = await run('vmadm', ['create'], { input: JSON.stringify({ uuid: noHeadroom, brand: 'bhyve', alias: 'no-headroom', ram: 256, quota: 1, disks: [{ size: 32, boot: true }] }) });
+    const created = await run('vmadm', ['create'], {
+      input: JSON.stringify({
+        uuid: noHeadroom,
+        brand: 'bhyve',
+        alias: 'no-headroom',
+        ram: 256,
+        quota: 1,
+        disks: [{ size: 32, boot: true }],
+      }),
+    });
     assert.equal(created.code, 0, created.stderr);
     const [root, disk] = [`zones/${noHeadroom}`, `zones/${noHeadroom}/disk0`];
     const [quota, reservation, refreservation, refquota, diskRefres, volsize] = await Promise.all([
-      zfsGet(root, 'quota'), zfsGet(root, 'reservation'), zfsGet(root, 'refreservation'), zfsGet(root, 'refquota'), zfsGet(disk, 'refreservation'), zfsGet(disk, 'volsize'),
+      zfsGet(root, 'quota'),
+      zfsGet(root, 'reservation'),
+      zfsGet(root, 'refreservation'),
+      zfsGet(root, 'refquota'),
+      zfsGet(disk, 'refreservation'),
+      zfsGet(disk, 'volsize'),
     ]).then((values) => values.map(Number));
     assert.equal(refquota, 1024 ** 3);
-    assert.ok(diskRefres! >= volsize!, `a non-sparse zvol reserves its size: refreservation ${diskRefres} < volsize ${volsize}`);
+    assert.ok(
+      diskRefres! >= volsize!,
+      `a non-sparse zvol reserves its size: refreservation ${diskRefres} < volsize ${volsize}`,
+    );
     assert.equal(quota, refquota! + diskRefres!);
     assert.equal(reservation, quota);
     assert.equal(refreservation, refquota! - 1024 ** 2);
-    await sh(`udevadm settle; for i in $(seq 50); do [ -e /dev/zvol/${disk} ] && break; sleep 0.1; done; head -c 4M /dev/urandom | dd of=/dev/zvol/${disk} bs=1M conv=notrunc,fsync status=none; sync`);
+    await sh(
+      `udevadm settle; for i in $(seq 50); do [ -e /dev/zvol/${disk} ] && break; sleep 0.1; done; head -c 4M /dev/urandom | dd of=/dev/zvol/${disk} bs=1M conv=notrunc,fsync status=none; sync`,
+    );
     const snapshot = await run('zfs', ['snapshot', `${root}@probe`, `${disk}@probe`]);
     assert.notEqual(snapshot.code, 0, 'the snapshot fit without headroom');
     assert.match(snapshot.stderr, /out of space/);
   });
 
-  it('bhyve without headroom: that VM fails before any snapshot, naming the shortfall and the vmadm update that fixes it; the run\'s other VM is backed up', async () => {
+  it("bhyve without headroom: that VM fails before any snapshot, naming the shortfall and the vmadm update that fixes it; the run's other VM is backed up", async () => {
     const other = uuids.lx!;
     const result = await zonecopy(['backup', noHeadroom, other, '--groupName', 'headroom'], config);
     assert.equal(result.code, 1, result.stderr + result.stdout);
@@ -194,8 +262,12 @@ describe('discovery and snapshots', () => {
     assert.match(output, /short by \d+ bytes/);
     const fix = new RegExp(`vmadm update ${noHeadroom} flexible_disk_size=(\\d+)`).exec(output);
     assert.ok(fix, output);
-    for (const dataset of [`zones/${noHeadroom}`, `zones/${noHeadroom}/disk0`]) assert.deepEqual(await snapshotsOf(dataset), [], dataset);
-    assert.ok((await snapshotsOf(target(`zones/${other}`))).some((s) => s.name.startsWith('headroom-')), 'the other VM was not backed up');
+    for (const dataset of [`zones/${noHeadroom}`, `zones/${noHeadroom}/disk0`])
+      assert.deepEqual(await snapshotsOf(dataset), [], dataset);
+    assert.ok(
+      (await snapshotsOf(target(`zones/${other}`))).some((s) => s.name.startsWith('headroom-')),
+      'the other VM was not backed up',
+    );
     // the change the message names is enough
     const updated = await run('vmadm', ['update', noHeadroom, `flexible_disk_size=${fix[1]}`]);
     assert.equal(updated.code, 0, updated.stderr);
@@ -205,7 +277,11 @@ describe('discovery and snapshots', () => {
   });
 
   it('rejects hostile names in flags before touching anything', async () => {
-    const result = await run(`${process.env.ZC_PROJECT ?? '/mnt/host'}/bin/backup`, [uuids.joyent!, '--name', 'x; touch /tmp/pwned'], { env: { ZONECOPY_CONFIG: config.path } });
+    const result = await run(
+      `${process.env.ZC_PROJECT ?? '/mnt/host'}/bin/backup`,
+      [uuids.joyent!, '--name', 'x; touch /tmp/pwned'],
+      { env: { ZONECOPY_CONFIG: config.path } },
+    );
     assert.equal(result.code, 2);
     assert.equal(existsSync('/tmp/pwned'), false);
   });

@@ -6,7 +6,17 @@
  */
 import assert from 'node:assert/strict';
 import { createFixtures, fixtureUuid } from './fixtures.js';
-import { resetHosts, run, sh, snapshotsOf, target, writeConfig, zonecopy, type Run, type TestConfig } from './harness.js';
+import {
+  resetHosts,
+  run,
+  sh,
+  snapshotsOf,
+  target,
+  writeConfig,
+  zonecopy,
+  type Run,
+  type TestConfig,
+} from './harness.js';
 
 /** The fixture every fault case works on: one OS zone with 3 MB of data in its delegated dataset. */
 export const fault = {
@@ -38,8 +48,16 @@ export async function assertChainsVerify(): Promise<void> {
     const received = await snapshotsOf(target(dataset));
     const newest = received[received.length - 1];
     assert.ok(newest, `${target(dataset)} has no snapshots`);
-    assert.equal(source.find((s) => s.name === newest.name)?.guid, newest.guid, `${dataset}: ${newest.name} guid differs`);
-    assert.equal((await sh(`zfs get -H -o value receive_resume_token ${target(dataset)}`)).trim(), '-', `${target(dataset)} still has a resume token`);
+    assert.equal(
+      source.find((s) => s.name === newest.name)?.guid,
+      newest.guid,
+      `${dataset}: ${newest.name} guid differs`,
+    );
+    assert.equal(
+      (await sh(`zfs get -H -o value receive_resume_token ${target(dataset)}`)).trim(),
+      '-',
+      `${target(dataset)} still has a resume token`,
+    );
   }
 }
 
@@ -58,7 +76,9 @@ export async function waitForProcess(pattern: string): Promise<void> {
 /** Starts the backup host's copy over: holds released, targets destroyed. */
 export async function dropTargets(): Promise<void> {
   const root = target(`zones/${fault.uuid}`);
-  await sh(`zfs list -H -r -t snapshot -o name ${root} 2>/dev/null | xargs -r zfs holds -H | while IFS="$(printf '\\t')" read -r snap tag _; do zfs release "$tag" "$snap"; done; zfs destroy -r ${root} 2>/dev/null; true`);
+  await sh(
+    `zfs list -H -r -t snapshot -o name ${root} 2>/dev/null | xargs -r zfs holds -H | while IFS="$(printf '\\t')" read -r snap tag _; do zfs release "$tag" "$snap"; done; zfs destroy -r ${root} 2>/dev/null; true`,
+  );
 }
 
 export async function assertNoLeftovers(): Promise<void> {
@@ -76,7 +96,11 @@ export async function backup(extra: string[] = [], cfg = fault.config): Promise<
 }
 
 /** A failed run, then a good one; the invariants checked in between and after. */
-export async function failThenRecover(failing: () => Promise<Run>, expect: RegExp, recover: () => Promise<Run> = () => backup()): Promise<void> {
+export async function failThenRecover(
+  failing: () => Promise<Run>,
+  expect: RegExp,
+  recover: () => Promise<Run> = () => backup(),
+): Promise<void> {
   const snapshotsBefore = await Promise.all(fault.datasets.map((d) => snapshotsOf(target(d))));
   const failed = await failing();
   assert.notEqual(failed.code, 0, 'the faulty run must fail');
@@ -85,11 +109,14 @@ export async function failThenRecover(failing: () => Promise<Run>, expect: RegEx
   // nothing lost on the backup host: every snapshot it had is still there with its guid
   for (const [i, d] of fault.datasets.entries()) {
     const now = await snapshotsOf(target(d));
-    for (const s of snapshotsBefore[i]!) assert.ok(now.some((n) => n.name === s.name && n.guid === s.guid), `${target(d)}@${s.name} was lost`);
+    for (const s of snapshotsBefore[i]!)
+      assert.ok(
+        now.some((n) => n.name === s.name && n.guid === s.guid),
+        `${target(d)}@${s.name} was lost`,
+      );
   }
   const next = await recover();
   assert.equal(next.code, 0, `the next run must complete: ${next.stderr}${next.stdout}`);
   await assertNoLeftovers();
   await assertChainsVerify();
 }
-

@@ -3,7 +3,16 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { assertChainsVerify, assertNoLeftovers, backup, failThenRecover, fault, printFaultTable, setUpFaultFixture, waitForProcess } from './faults-harness.js';
+import {
+  assertChainsVerify,
+  assertNoLeftovers,
+  backup,
+  failThenRecover,
+  fault,
+  printFaultTable,
+  setUpFaultFixture,
+  waitForProcess,
+} from './faults-harness.js';
 import { PROJECT, run, type Run, sh, snapshotsOf, target, writeConfig } from './harness.js';
 
 describe('fault injection: hosts, pools and runs', () => {
@@ -14,7 +23,11 @@ describe('fault injection: hosts, pools and runs', () => {
     for (const delay of [200, 1200]) {
       await sh(`head -c 6M /dev/urandom > /zones/${fault.uuid}/data/drop-${delay}.bin`);
       // mbuffer -r throttles the stream to 2 MB/s, so the drop lands mid-transfer
-      const slow = writeConfig({ transferStrategy: 'ssh_gzip', compressionCmd: ['mbuffer', '-q', '-r', '2M', '-m', '1M'], decompressionCmd: ['cat'] });
+      const slow = writeConfig({
+        transferStrategy: 'ssh_gzip',
+        compressionCmd: ['mbuffer', '-q', '-r', '2M', '-m', '1M'],
+        decompressionCmd: ['cat'],
+      });
       await failThenRecover(async () => {
         const child = backup([], slow);
         // wait until the data set's stream is being received, then cut the connection
@@ -34,12 +47,18 @@ describe('fault injection: hosts, pools and runs', () => {
       [{ knownHostsPath: '/tmp/zc-empty-known-hosts' }, /is not known.*SHA256:/],
       [{ knownHostsPath: '/tmp/zc-changed-known-hosts' }, /HOST KEY CHANGED/],
     ];
-    await sh(`rm -f /tmp/zc-wrong-key* /tmp/zc-other-host*; ssh-keygen -q -t ed25519 -N '' -f /tmp/zc-wrong-key; : > /tmp/zc-empty-known-hosts; ssh-keygen -q -t ed25519 -N '' -f /tmp/zc-other-host; echo "127.0.0.2 $(cut -d' ' -f1,2 /tmp/zc-other-host.pub)" > /tmp/zc-changed-known-hosts`);
+    await sh(
+      `rm -f /tmp/zc-wrong-key* /tmp/zc-other-host*; ssh-keygen -q -t ed25519 -N '' -f /tmp/zc-wrong-key; : > /tmp/zc-empty-known-hosts; ssh-keygen -q -t ed25519 -N '' -f /tmp/zc-other-host; echo "127.0.0.2 $(cut -d' ' -f1,2 /tmp/zc-other-host.pub)" > /tmp/zc-changed-known-hosts`,
+    );
     // every refusal is checked to change nothing, so one good run after the last shows the next run completes
     const refused = async ([settings]: (typeof variants)[number]) => {
       const local = await sh(`zfs list -H -t snapshot -o name,guid -r zones/${fault.uuid}`);
       const failed = await backup([], writeConfig(settings));
-      assert.equal(await sh(`zfs list -H -t snapshot -o name,guid -r zones/${fault.uuid}`), local, 'no snapshot was taken');
+      assert.equal(
+        await sh(`zfs list -H -t snapshot -o name,guid -r zones/${fault.uuid}`),
+        local,
+        'no snapshot was taken',
+      );
       return failed;
     };
     for (const variant of variants.slice(0, -1)) {
@@ -53,7 +72,9 @@ describe('fault injection: hosts, pools and runs', () => {
   });
 
   it('the target pool full, then space freed: the next run completes', async () => {
-    await sh(`rm -f /zones/${fault.uuid}/data/*.bin; zpool destroy -f tiny 2>/dev/null; rm -f /var/tmp/tiny.img; truncate -s 512M /var/tmp/tiny.img && zpool create -f -O mountpoint=none tiny /var/tmp/tiny.img && zfs create -o refreservation=$(( $(zfs get -Hp -o value available tiny) - 20 * 1048576 )) tiny/filler`);
+    await sh(
+      `rm -f /zones/${fault.uuid}/data/*.bin; zpool destroy -f tiny 2>/dev/null; rm -f /var/tmp/tiny.img; truncate -s 512M /var/tmp/tiny.img && zpool create -f -O mountpoint=none tiny /var/tmp/tiny.img && zfs create -o refreservation=$(( $(zfs get -Hp -o value available tiny) - 20 * 1048576 )) tiny/filler`,
+    );
     const tiny = writeConfig({ backupDestinationBasePath: 'tiny/zones' });
     await sh(`head -c 40M /dev/urandom > /zones/${fault.uuid}/data/large.bin`);
     const first = await backup([], tiny);
@@ -70,9 +91,15 @@ describe('fault injection: hosts, pools and runs', () => {
   it('the target modified since the last snapshot: a clear error naming --rollback, which then completes', async () => {
     await backup();
     const data = target(`zones/${fault.uuid}/data`);
-    await sh(`zfs set readonly=off mountpoint=/mnt/modified ${data} && zfs mount ${data} && echo changed > /mnt/modified/changed.txt && zfs umount ${data} && zfs inherit mountpoint ${data}`);
+    await sh(
+      `zfs set readonly=off mountpoint=/mnt/modified ${data} && zfs mount ${data} && echo changed > /mnt/modified/changed.txt && zfs umount ${data} && zfs inherit mountpoint ${data}`,
+    );
     await sh(`echo more > /zones/${fault.uuid}/data/more.txt`);
-    await failThenRecover(() => backup(), new RegExp(`${data}.*--rollback`), () => backup(['--rollback']));
+    await failThenRecover(
+      () => backup(),
+      new RegExp(`${data}.*--rollback`),
+      () => backup(['--rollback']),
+    );
     fault.table.push('target modified | 1 | pass (--rollback)');
   });
 
@@ -91,14 +118,37 @@ describe('fault injection: hosts, pools and runs', () => {
   });
 
   it('two runs of one VM at once: the second refuses with a clear message, or waits with --wait', async () => {
-    const [a, b] = await Promise.all([backup(), (async () => { await new Promise((r) => setTimeout(r, 1500)); return backup(); })()]);
+    const [a, b] = await Promise.all([
+      backup(),
+      (async () => {
+        await new Promise((r) => setTimeout(r, 1500));
+        return backup();
+      })(),
+    ]);
     let c: Run | undefined;
     let d: Run | undefined;
     // on a failure, every run's output says why
-    const outputs = () => [a, b, c, d].filter(Boolean).map((r, i) => `--- run ${i + 1} (exit ${r!.code}):\n${r!.stdout}${r!.stderr}`).join('\n');
-    assert.deepEqual([a.code, b.code].sort((x, y) => x - y), [0, 1], outputs());
-    assert.match([a, b].find((r) => r.code === 1)!.stdout + [a, b].find((r) => r.code === 1)!.stderr, /another zonecopy run .* is backing up VM/);
-    [c, d] = await Promise.all([backup(['--wait']), (async () => { await new Promise((r) => setTimeout(r, 1500)); return backup(['--wait']); })()]);
+    const outputs = () =>
+      [a, b, c, d]
+        .filter(Boolean)
+        .map((r, i) => `--- run ${i + 1} (exit ${r!.code}):\n${r!.stdout}${r!.stderr}`)
+        .join('\n');
+    assert.deepEqual(
+      [a.code, b.code].sort((x, y) => x - y),
+      [0, 1],
+      outputs(),
+    );
+    assert.match(
+      [a, b].find((r) => r.code === 1)!.stdout + [a, b].find((r) => r.code === 1)!.stderr,
+      /another zonecopy run .* is backing up VM/,
+    );
+    [c, d] = await Promise.all([
+      backup(['--wait']),
+      (async () => {
+        await new Promise((r) => setTimeout(r, 1500));
+        return backup(['--wait']);
+      })(),
+    ]);
     assert.deepEqual([c.code, d.code], [0, 0], outputs());
     await assertChainsVerify();
     fault.table.push('two runs at once | 2 (refuse, --wait) | pass');
@@ -108,7 +158,11 @@ describe('fault injection: hosts, pools and runs', () => {
     for (const delay of [700, 2500, 4500]) {
       await sh(`head -c 4M /dev/urandom > /zones/${fault.uuid}/data/kill-${delay}.bin`);
       fault.round++;
-      const child = spawn(`${PROJECT}/bin/zonecopy`, ['backup', fault.uuid, '--groupName', 'fault', '--name', `k${fault.round}`], { env: { ...process.env, ZONECOPY_CONFIG: fault.config.path }, stdio: 'ignore' });
+      const child = spawn(
+        `${PROJECT}/bin/zonecopy`,
+        ['backup', fault.uuid, '--groupName', 'fault', '--name', `k${fault.round}`],
+        { env: { ...process.env, ZONECOPY_CONFIG: fault.config.path }, stdio: 'ignore' },
+      );
       const exited = new Promise((r) => child.on('exit', r));
       await new Promise((r) => setTimeout(r, delay));
       await run('pkill', ['-KILL', '-f', `dist/zonecopy.mjs backup ${fault.uuid}`]);
@@ -123,13 +177,26 @@ describe('fault injection: hosts, pools and runs', () => {
 
   it('malicious names in the vmadm JSON and the config never execute anything', async () => {
     const evil = '$(touch /tmp/pwned-alias); `touch /tmp/pwned-tick` \'quote" x\ny';
-    await sh(`echo '${JSON.stringify({ alias: evil, set_internal_metadata: { smartcopy_exclude: `zones/x; touch /tmp/pwned-exclude,${evil}` } }).replace(/'/g, `'\\''`)}' | vmadm update ${fault.uuid}`);
-    const dir = '/var/zonecopy/$(touch /tmp/pwned-dir) it\'s';
-    const result = await backup([], writeConfig({ backupConfigurationDestinationPath: dir, compressionCmd: ['gzip', '-1', '$(touch /tmp/pwned-gzip)'], decompressionCmd: ['gunzip'] }));
+    await sh(
+      `echo '${JSON.stringify({ alias: evil, set_internal_metadata: { smartcopy_exclude: `zones/x; touch /tmp/pwned-exclude,${evil}` } }).replace(/'/g, `'\\''`)}' | vmadm update ${fault.uuid}`,
+    );
+    const dir = "/var/zonecopy/$(touch /tmp/pwned-dir) it's";
+    const result = await backup(
+      [],
+      writeConfig({
+        backupConfigurationDestinationPath: dir,
+        compressionCmd: ['gzip', '-1', '$(touch /tmp/pwned-gzip)'],
+        decompressionCmd: ['gunzip'],
+      }),
+    );
     assert.equal(result.code, 0, result.stderr + result.stdout);
-    for (const f of ['/tmp/pwned-alias', '/tmp/pwned-tick', '/tmp/pwned-exclude', '/tmp/pwned-dir', '/tmp/pwned-gzip']) assert.equal(existsSync(f), false, f);
+    for (const f of ['/tmp/pwned-alias', '/tmp/pwned-tick', '/tmp/pwned-exclude', '/tmp/pwned-dir', '/tmp/pwned-gzip'])
+      assert.equal(existsSync(f), false, f);
     assert.ok(existsSync(`${dir}/${fault.uuid}`), 'the spec directory exists under its literal name');
-    const gz = await backup(['--transferStrategy', 'ssh_gzip'], writeConfig({ compressionCmd: ['gzip', '-1', '$(touch /tmp/pwned-gzip)'], decompressionCmd: ['gunzip'] }));
+    const gz = await backup(
+      ['--transferStrategy', 'ssh_gzip'],
+      writeConfig({ compressionCmd: ['gzip', '-1', '$(touch /tmp/pwned-gzip)'], decompressionCmd: ['gunzip'] }),
+    );
     assert.notEqual(gz.code, 0, 'gzip got a literal file argument it cannot open');
     assert.equal(existsSync('/tmp/pwned-gzip'), false);
     await assertNoLeftovers();

@@ -2,7 +2,16 @@
 import assert from 'node:assert/strict';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { assertChainsVerify, assertNoLeftovers, backup, dropTargets, failThenRecover, fault, printFaultTable, setUpFaultFixture } from './faults-harness.js';
+import {
+  assertChainsVerify,
+  assertNoLeftovers,
+  backup,
+  dropTargets,
+  failThenRecover,
+  fault,
+  printFaultTable,
+  setUpFaultFixture,
+} from './faults-harness.js';
 import { PROJECT, run, sh, target, writeConfig } from './harness.js';
 
 describe('fault injection: cut streams', () => {
@@ -20,7 +29,11 @@ describe('fault injection: cut streams', () => {
     // the first backup of the data set is full; cut it, then let each next run go on from the token
     for (const cut of fullCuts) {
       await dropTargets();
-      const cutter = writeConfig({ transferStrategy: 'ssh_gzip', compressionCmd: ['head', '-c', String(cut)], decompressionCmd: ['cat'] });
+      const cutter = writeConfig({
+        transferStrategy: 'ssh_gzip',
+        compressionCmd: ['head', '-c', String(cut)],
+        decompressionCmd: ['cat'],
+      });
       await failThenRecover(() => backup([], cutter), /failed/);
     }
     fault.table.push(`stream cut, full send, ssh_gzip | ${fullCuts.length} offsets | pass`);
@@ -29,7 +42,11 @@ describe('fault injection: cut streams', () => {
   it(`ssh_gzip: the stream cut at ${incrementalCuts.length} offsets of incremental streams`, async () => {
     for (const cut of incrementalCuts) {
       await sh(`head -c 3M /dev/urandom > /zones/${fault.uuid}/data/inc-${cut}.bin`);
-      const cutter = writeConfig({ transferStrategy: 'ssh_gzip', compressionCmd: ['head', '-c', String(cut)], decompressionCmd: ['cat'] });
+      const cutter = writeConfig({
+        transferStrategy: 'ssh_gzip',
+        compressionCmd: ['head', '-c', String(cut)],
+        decompressionCmd: ['cat'],
+      });
       await failThenRecover(() => backup([], cutter), /failed/);
     }
     fault.table.push(`stream cut, incremental, ssh_gzip | ${incrementalCuts.length} offsets | pass`);
@@ -44,21 +61,35 @@ describe('fault injection: cut streams', () => {
       writeFileSync(`${dir}/ssh`, `#!/bin/sh\nhead -c ${cut} | /usr/bin/ssh "$@"\n`);
       chmodSync(`${dir}/ssh`, 0o755);
       await failThenRecover(
-        () => run(`${PROJECT}/bin/zonecopy`, ['backup', fault.uuid, '--groupName', 'fault', '--name', `r${++fault.round}`], { env: { ZONECOPY_CONFIG: fault.config.path, PATH: `${dir}:${process.env.PATH}` } }),
+        () =>
+          run(
+            `${PROJECT}/bin/zonecopy`,
+            ['backup', fault.uuid, '--groupName', 'fault', '--name', `r${++fault.round}`],
+            { env: { ZONECOPY_CONFIG: fault.config.path, PATH: `${dir}:${process.env.PATH}` } },
+          ),
         /failed/,
       );
     }
-    fault.table.push(`stream cut, ssh over the OpenSSH bulk connection (full sends) | ${opensshCuts.length} offsets | pass`);
+    fault.table.push(
+      `stream cut, ssh over the OpenSSH bulk connection (full sends) | ${opensshCuts.length} offsets | pass`,
+    );
   });
 
   it('an interrupted receive is resumed from its token; a stale token is aborted and the stream starts over', async () => {
     const data = `zones/${fault.uuid}/data`;
     const token = async () => (await sh(`zfs get -H -o value receive_resume_token ${target(data)}`)).trim();
-    const cutter = writeConfig({ transferStrategy: 'ssh_gzip', compressionCmd: ['head', '-c', '3000000'], decompressionCmd: ['cat'] });
+    const cutter = writeConfig({
+      transferStrategy: 'ssh_gzip',
+      compressionCmd: ['head', '-c', '3000000'],
+      decompressionCmd: ['cat'],
+    });
     // resumed: the cut leaves a token, and the next run finishes that stream with zfs send -t
     await sh(`head -c 6M /dev/urandom > /zones/${fault.uuid}/data/resume-1.bin`);
     type Row = { dataset: string; mode: string; bytes: number; error?: string };
-    const rowOf = (run: { stdout: string }) => (JSON.parse(run.stdout) as { results: Array<{ datasets: Row[] }> }).results[0]!.datasets.find((d) => d.dataset === data)!;
+    const rowOf = (run: { stdout: string }) =>
+      (JSON.parse(run.stdout) as { results: Array<{ datasets: Row[] }> }).results[0]!.datasets.find(
+        (d) => d.dataset === data,
+      )!;
     const cut = await backup(['--json'], cutter);
     assert.equal(cut.code, 1, cut.stdout + cut.stderr);
     assert.notEqual(await token(), '-', 'the cut receive left no resume token');
@@ -96,11 +127,19 @@ describe('fault injection: cut streams', () => {
         const wrapper = `/tmp/mbuffer-cut-${cut}`;
         writeFileSync(wrapper, `#!/bin/sh\nmbuffer "$@" | head -c ${cut}\n`);
         chmodSync(wrapper, 0o755);
-        const cutter = writeConfig({ transferStrategy: strategy, mBufferRemotePath: wrapper, compressionCmd: ['gzip', '-1'], decompressionCmd: ['gunzip'] });
-        await failThenRecover(() => backup([], cutter), /failed/, () => backup(['--transferStrategy', strategy]));
+        const cutter = writeConfig({
+          transferStrategy: strategy,
+          mBufferRemotePath: wrapper,
+          compressionCmd: ['gzip', '-1'],
+          decompressionCmd: ['gunzip'],
+        });
+        await failThenRecover(
+          () => backup([], cutter),
+          /failed/,
+          () => backup(['--transferStrategy', strategy]),
+        );
       }
     }
     fault.table.push(`stream cut, mbuffer + mbuffer_gzip | ${Object.values(mbufferCuts).flat().length} offsets | pass`);
   });
-
 });

@@ -23,12 +23,21 @@ export interface Run {
   stderr: string;
 }
 
-export function run(file: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+export function run(
+  file: string,
+  args: readonly string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Run> {
   return new Promise((resolve) => {
-    const child = execFile(file, args, { maxBuffer: 64 << 20, env: { ...process.env, ...options.env } }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
+    const child = execFile(
+      file,
+      args,
+      { maxBuffer: 64 << 20, env: { ...process.env, ...options.env } },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
     // a child that exits without reading (pgrep, true) closes the pipe first: the exit code is what counts
     child.stdin?.on('error', () => {});
     child.stdin?.end(options.input);
@@ -80,7 +89,12 @@ export function writeConfig(extra: Record<string, unknown> = {}): TestConfig {
  */
 export function zonecopy(args: readonly string[], config?: TestConfig): Promise<Run> {
   const passed = Object.entries(process.env).filter(([key]) => key.startsWith('AWS_') || key === 'ZONECOPY_TRACE');
-  const env = ['PATH=/usr/sbin:/usr/bin', 'HOME=/root', ...passed.map(([key, value]) => `${key}=${value}`), ...(config ? [`ZONECOPY_CONFIG=${config.path}`] : [])];
+  const env = [
+    'PATH=/usr/sbin:/usr/bin',
+    'HOME=/root',
+    ...passed.map(([key, value]) => `${key}=${value}`),
+    ...(config ? [`ZONECOPY_CONFIG=${config.path}`] : []),
+  ];
   return run('/usr/bin/env', ['-i', ...env, `${PROJECT}/bin/zonecopy`, ...args]);
 }
 
@@ -104,7 +118,19 @@ export interface Snap {
 
 /** Snapshots of one dataset, oldest first ([] when the dataset does not exist). */
 export async function snapshotsOf(dataset: string): Promise<Snap[]> {
-  const result = await run('zfs', ['list', '-Hp', '-t', 'snapshot', '-d', '1', '-s', 'createtxg', '-o', 'name,guid', dataset]);
+  const result = await run('zfs', [
+    'list',
+    '-Hp',
+    '-t',
+    'snapshot',
+    '-d',
+    '1',
+    '-s',
+    'createtxg',
+    '-o',
+    'name,guid',
+    dataset,
+  ]);
   if (result.code !== 0) return [];
   return result.stdout
     .split('\n')
@@ -132,5 +158,7 @@ export function target(dataset: string): string {
  * snapshots, and held snapshots make `vmadm delete` fail, as on SmartOS).
  */
 export async function releaseHolds(uuid: string): Promise<void> {
-  await sh(`zfs list -H -r -t snapshot -o name $(zfs list -H -o name | grep -E '^[^/]+/${uuid}(-disk[0-9]+)?$') 2>/dev/null | xargs -r zfs holds -H | while IFS="$(printf '\\t')" read -r snap tag _; do zfs release "$tag" "$snap"; done`);
+  await sh(
+    `zfs list -H -r -t snapshot -o name $(zfs list -H -o name | grep -E '^[^/]+/${uuid}(-disk[0-9]+)?$') 2>/dev/null | xargs -r zfs holds -H | while IFS="$(printf '\\t')" read -r snap tag _; do zfs release "$tag" "$snap"; done`,
+  );
 }

@@ -32,7 +32,10 @@ describe('packaging: install.sh', () => {
     const bin = join(work, 'bin');
     mkdirSync(bin);
     fakeCrontab = join(work, 'crontab.root');
-    writeFileSync(join(bin, 'crontab'), `#!/bin/sh\nif [ "$1" = -l ]; then cat ${fakeCrontab} 2>/dev/null; exit 0; fi\ncp "$1" ${fakeCrontab}\n`);
+    writeFileSync(
+      join(bin, 'crontab'),
+      `#!/bin/sh\nif [ "$1" = -l ]; then cat ${fakeCrontab} 2>/dev/null; exit 0; fi\ncp "$1" ${fakeCrontab}\n`,
+    );
     chmodSync(join(bin, 'crontab'), 0o755);
     env = { PATH: `${bin}:${process.env.PATH}` };
   });
@@ -41,7 +44,15 @@ describe('packaging: install.sh', () => {
     assert.ok(existsSync(INSTALLER), `${INSTALLER} missing: test/run.ts builds it first`);
     const result = await run('sh', [INSTALLER, '--prefix', prefix], { env });
     assert.equal(result.code, 0, result.stderr);
-    for (const file of ['bin/backup', 'bin/zonecopy', 'dist/zonecopy.mjs', 'configuration.json.example', 'smf/zonecopy-cron.xml', 'VERSION', 'README']) {
+    for (const file of [
+      'bin/backup',
+      'bin/zonecopy',
+      'dist/zonecopy.mjs',
+      'configuration.json.example',
+      'smf/zonecopy-cron.xml',
+      'VERSION',
+      'README',
+    ]) {
       assert.ok(existsSync(join(prefix, file)), file);
     }
     assert.match(result.stdout, /backup --dry-run <vm-uuid>/);
@@ -53,16 +64,29 @@ describe('packaging: install.sh', () => {
     copyFileSync(config.path, join(prefix, 'configuration.json'));
     const result = await run(join(prefix, 'bin/backup'), [uuid, '--groupName', 'installed', '--name', 'one']);
     assert.equal(result.code, 0, result.stderr + result.stdout);
-    assert.deepEqual((await snapshotsOf(target(`zones/${uuid}`))).map((s) => s.name), ['installed-one']);
+    assert.deepEqual(
+      (await snapshotsOf(target(`zones/${uuid}`))).map((s) => s.name),
+      ['installed-one'],
+    );
   });
 
   it('an upgrade keeps configuration.json and installs cron lines', async () => {
     const before = readFileSync(join(prefix, 'configuration.json'), 'utf8');
-    const result = await run('sh', [INSTALLER, '--prefix', prefix, '--cron', '0 2 * * *', '--cron-args', `${uuid} --groupName daily`], { env });
+    const result = await run(
+      'sh',
+      [INSTALLER, '--prefix', prefix, '--cron', '0 2 * * *', '--cron-args', `${uuid} --groupName daily`],
+      { env },
+    );
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /upgrad/);
     assert.equal(readFileSync(join(prefix, 'configuration.json'), 'utf8'), before);
-    assert.match(readFileSync(fakeCrontab, 'utf8'), new RegExp(`^0 2 \\* \\* \\* ${prefix}/bin/backup ${uuid} --groupName daily >>${prefix}/log/cron\\.log 2>&1 # zonecopy$`, 'm'));
+    assert.match(
+      readFileSync(fakeCrontab, 'utf8'),
+      new RegExp(
+        `^0 2 \\* \\* \\* ${prefix}/bin/backup ${uuid} --groupName daily >>${prefix}/log/cron\\.log 2>&1 # zonecopy$`,
+        'm',
+      ),
+    );
     assert.match(result.stdout, /not SmartOS/);
   });
 

@@ -30,7 +30,12 @@ describe('report, VM spec, configuration and dry run', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.server.address() as { port: number }).port;
-    config = writeConfig({ smtpHostname: '127.0.0.1', smtpPort: port, smtpFromAddress: 'zonecopy@smartos.test', smtpToAddress: 'ops@example.test' });
+    config = writeConfig({
+      smtpHostname: '127.0.0.1',
+      smtpPort: port,
+      smtpFromAddress: 'zonecopy@smartos.test',
+      smtpToAddress: 'ops@example.test',
+    });
   });
 
   after(() => new Promise<void>((resolve) => server.close(() => resolve())));
@@ -38,7 +43,10 @@ describe('report, VM spec, configuration and dry run', () => {
   it('stores the vmadm spec and zone config on the backup host per snapshot', async () => {
     const result = await zonecopy(['backup', uuid, '--groupName', 'spec', '--name', 's1'], config);
     assert.equal(result.code, 0, result.stderr + result.stdout);
-    const stored = JSON.parse(await sh(`ssh root@127.0.0.2 cat /var/zonecopy/vmspecs/${uuid}/spec-s1.json`)) as { uuid: string; brand: string };
+    const stored = JSON.parse(await sh(`ssh root@127.0.0.2 cat /var/zonecopy/vmspecs/${uuid}/spec-s1.json`)) as {
+      uuid: string;
+      brand: string;
+    };
     const live = JSON.parse(await sh(`vmadm get ${uuid}`)) as { uuid: string; brand: string };
     assert.equal(stored.uuid, uuid);
     assert.equal(stored.brand, live.brand);
@@ -58,7 +66,15 @@ describe('report, VM spec, configuration and dry run', () => {
   });
 
   it('emails a failure report that says FAILED, and exits 1 (smartcopy defect 11)', async () => {
-    const broken = writeConfig({ smtpHostname: '127.0.0.1', smtpPort: port, smtpFromAddress: 'zonecopy@smartos.test', smtpToAddress: 'ops@example.test', transferStrategy: 'ssh_gzip', compressionCmd: ['gzip'], decompressionCmd: ['false'] });
+    const broken = writeConfig({
+      smtpHostname: '127.0.0.1',
+      smtpPort: port,
+      smtpFromAddress: 'zonecopy@smartos.test',
+      smtpToAddress: 'ops@example.test',
+      transferStrategy: 'ssh_gzip',
+      compressionCmd: ['gzip'],
+      decompressionCmd: ['false'],
+    });
     const count = mails.length;
     const result = await zonecopy(['backup', uuid, '--groupName', 'spec', '--name', 'bad'], broken);
     assert.equal(result.code, 1);
@@ -96,16 +112,24 @@ describe('report, VM spec, configuration and dry run', () => {
 
   it('several UUIDs in one call back up several VMs over one SSH connection', async () => {
     const others = [await fixtureUuid('lx'), await fixtureUuid('kvm')];
-    const accepted = async () => Number(await sh('grep -c "Accepted publickey" /etc/zonecopy-test/backup-host/sshd.log || true'));
+    const accepted = async () =>
+      Number(await sh('grep -c "Accepted publickey" /etc/zonecopy-test/backup-host/sshd.log || true'));
     const connectionsBefore = await accepted();
     const result = await zonecopy(['backup', uuid, ...others, '--groupName', 'multi', '--json'], config);
     assert.equal(result.code, 0, result.stderr);
     const report = JSON.parse(result.stdout) as { results: Array<{ uuid: string; status: string }> };
-    assert.deepEqual(report.results.map((r) => [r.uuid, r.status]), [[uuid, 'success'], ...others.map((o) => [o, 'success'])]);
+    assert.deepEqual(
+      report.results.map((r) => [r.uuid, r.status]),
+      [[uuid, 'success'], ...others.map((o) => [o, 'success'])],
+    );
     // the ssh2 control connection, plus at most one OpenSSH master shared by the run's bulk streams
     const logins = (await accepted()) - connectionsBefore;
-    assert.ok(logins >= 1 && logins <= 2, `the backup host saw ${logins} SSH logins for 3 VMs; expected one connection per run (two with the OpenSSH bulk master)`);
-    for (const other of others) assert.equal((await snapshotsOf(target(`zones/${other}`))).filter((s) => s.name.startsWith('multi-')).length, 1);
+    assert.ok(
+      logins >= 1 && logins <= 2,
+      `the backup host saw ${logins} SSH logins for 3 VMs; expected one connection per run (two with the OpenSSH bulk master)`,
+    );
+    for (const other of others)
+      assert.equal((await snapshotsOf(target(`zones/${other}`))).filter((s) => s.name.startsWith('multi-')).length, 1);
   });
 
   it('a no-change run of the 4-brand fixture set lists each side with a few zfs list calls per VM, however many datasets', async () => {
@@ -113,7 +137,12 @@ describe('report, VM spec, configuration and dry run', () => {
     await zonecopy(['backup', ...all, '--groupName', 'count'], config);
     const result = await zonecopy(['backup', ...all, '--groupName', 'count', '--json'], config);
     assert.equal(result.code, 0, result.stderr);
-    const report = JSON.parse(result.stdout) as { commands: { local: { total: number; byProgram: Record<string, number> }; remote: { total: number; byProgram: Record<string, number> } } };
+    const report = JSON.parse(result.stdout) as {
+      commands: {
+        local: { total: number; byProgram: Record<string, number> };
+        remote: { total: number; byProgram: Record<string, number> };
+      };
+    };
     process.stdout.write(`# no-change run of 4 VMs: ${JSON.stringify(report.commands)}\n`);
     const local = report.commands.local.byProgram;
     const remote = report.commands.remote.byProgram;
@@ -122,8 +151,10 @@ describe('report, VM spec, configuration and dry run', () => {
     // per VM: one recursive listing of its datasets, and its clone origins' datasets and snapshots
     assert.ok(local['zfs list']! <= 3 * 4, `local zfs list calls: ${local['zfs list']}`);
     // per VM: the targets, their parents and the base path; and the targets' snapshots (two parts at most)
-    assert.ok(remote['zfs list']! >= 2 * 4 && remote['zfs list']! <= 3 * 4, `remote zfs list calls: ${remote['zfs list']}`);
+    assert.ok(
+      remote['zfs list']! >= 2 * 4 && remote['zfs list']! <= 3 * 4,
+      `remote zfs list calls: ${remote['zfs list']}`,
+    );
     assert.equal(local['zfs send'], remote['zfs receive'], 'one send per received stream');
   });
 });
-

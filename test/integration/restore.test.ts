@@ -7,7 +7,18 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { createFixtures, fixtureUuid } from './fixtures.js';
-import { releaseHolds, resetHosts, run, sh, snapshotsOf, writeConfig, zfsGet, zonecopy, PROJECT, type TestConfig } from './harness.js';
+import {
+  releaseHolds,
+  resetHosts,
+  run,
+  sh,
+  snapshotsOf,
+  writeConfig,
+  zfsGet,
+  zonecopy,
+  PROJECT,
+  type TestConfig,
+} from './harness.js';
 import { change, essentials, fingerprint, specOf, withMounted, type Spec } from './vm-checks.js';
 
 const BRANDS = ['joyent', 'lx', 'kvm', 'bhyve'] as const;
@@ -30,7 +41,9 @@ describe('restore drills', () => {
     await resetHosts();
     await createFixtures([...BRANDS]);
     config = writeConfig();
-    await sh(`zfs create zones/${await fixtureUuid('joyent')}/data/pgsql && echo rows > /zones/${await fixtureUuid('joyent')}/data/pgsql/table`);
+    await sh(
+      `zfs create zones/${await fixtureUuid('joyent')}/data/pgsql && echo rows > /zones/${await fixtureUuid('joyent')}/data/pgsql/table`,
+    );
     for (const brand of BRANDS) {
       const uuid = (uuids[brand] = await fixtureUuid(brand));
       let result = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', 'b1'], config);
@@ -49,9 +62,13 @@ describe('restore drills', () => {
   it('status shows every dataset with a healthy chain and check says OK', async () => {
     const status = await zonecopy(['status', ...Object.values(uuids), '--json'], config);
     assert.equal(status.code, 0, status.stderr + status.stdout);
-    const vms = JSON.parse(status.stdout) as Array<{ uuid: string; datasets: Array<{ chain: string; newestCommon: { name: string } }> }>;
+    const vms = JSON.parse(status.stdout) as Array<{
+      uuid: string;
+      datasets: Array<{ chain: string; newestCommon: { name: string } }>;
+    }>;
     assert.equal(vms.length, 4);
-    for (const vm of vms) for (const d of vm.datasets) assert.deepEqual([d.chain, d.newestCommon.name], ['ok', 'daily-b2']);
+    for (const vm of vms)
+      for (const d of vm.datasets) assert.deepEqual([d.chain, d.newestCommon.name], ['ok', 'daily-b2']);
     const check = await zonecopy(['check', '--warn', '1h', '--crit', '2h'], config);
     assert.equal(check.code, 0, check.stdout);
     assert.match(check.stdout, /^ZONECOPY OK - 4 VM\(s\) backed up/);
@@ -64,7 +81,11 @@ describe('restore drills', () => {
     it(`${brand}: destroyed, then restored from the latest${OVER_EXISTING.has(brand) ? ', and from the older backup set over it (--force)' : ''}, bit for bit`, async () => {
       const uuid = uuids[brand]!;
       const held = await run('vmadm', ['delete', uuid]);
-      assert.notEqual(held.code, 0, 'zonecopy holds its newest common snapshot, so the VM cannot be deleted by accident');
+      assert.notEqual(
+        held.code,
+        0,
+        'zonecopy holds its newest common snapshot, so the VM cannot be deleted by accident',
+      );
       await releaseHolds(uuid);
       const deleted = await run('vmadm', ['delete', uuid]);
       assert.equal(deleted.code, 0, deleted.stderr);
@@ -76,18 +97,32 @@ describe('restore drills', () => {
       assert.deepEqual(await fingerprint(uuid), second[brand]);
       assert.deepEqual(essentials(await specOf(uuid)), essentials(specs[brand]!));
       // the backup host keeps its copies read-only and unmountable; none of that comes back here
-      const restored = (await sh(`zfs list -H -o name -r zones/${uuid}; zfs list -H -o name | grep -E '^zones/${uuid}-disk' || true`)).split('\n').filter(Boolean);
+      const restored = (
+        await sh(`zfs list -H -o name -r zones/${uuid}; zfs list -H -o name | grep -E '^zones/${uuid}-disk' || true`)
+      )
+        .split('\n')
+        .filter(Boolean);
       for (const d of restored) assert.equal(await zfsGet(d, 'readonly'), 'off', `${d} came back read-only`);
       assert.equal(await zfsGet(`zones/${uuid}`, 'canmount'), 'on');
       if (brand === 'joyent') {
         const data = `zones/${uuid}/data`;
-        assert.equal((await sh(`zfs get -H -o value zoned,mounted ${data} ${data}/pgsql`)).trim(), 'on\nno\non\nno', 'delegated datasets come back as vmadm makes them: zoned, not mounted in the global zone');
-        const table = await withMounted(data, () => withMounted(`${data}/pgsql`, () => sh(`cat /zones/${uuid}/data/pgsql/table`)));
+        assert.equal(
+          (await sh(`zfs get -H -o value zoned,mounted ${data} ${data}/pgsql`)).trim(),
+          'on\nno\non\nno',
+          'delegated datasets come back as vmadm makes them: zoned, not mounted in the global zone',
+        );
+        const table = await withMounted(data, () =>
+          withMounted(`${data}/pgsql`, () => sh(`cat /zones/${uuid}/data/pgsql/table`)),
+        );
         assert.equal(table.trim(), 'rows', 'a child of the delegated dataset came back');
       }
       if (brand === 'kvm' || brand === 'bhyve') {
         const reservations = (spec: Spec) => (spec.disks ?? []).map((d) => d.refreservation);
-        assert.deepEqual(reservations(await specOf(uuid)), reservations(specs[brand]!), 'zvol refreservations as the stored spec says');
+        assert.deepEqual(
+          reservations(await specOf(uuid)),
+          reservations(specs[brand]!),
+          'zvol refreservations as the stored spec says',
+        );
       }
 
       if (!OVER_EXISTING.has(brand)) return;
@@ -109,16 +144,24 @@ describe('restore drills', () => {
     const uuid = uuids.joyent!;
     const result = await zonecopy(['restore', uuid, '--new-uuid', '--json'], config);
     assert.equal(result.code, 0, result.stderr);
-    const restored = JSON.parse(result.stdout) as { uuid: string; nics: Array<{ interface: string; oldMac: string; newMac: string; droppedIps: string[] }> };
+    const restored = JSON.parse(result.stdout) as {
+      uuid: string;
+      nics: Array<{ interface: string; oldMac: string; newMac: string; droppedIps: string[] }>;
+    };
     const copy = restored.uuid;
     assert.notEqual(copy, uuid);
     assert.deepEqual(await fingerprint(copy), second.joyent);
     assert.equal((await run('vmadm', ['get', uuid])).code, 0);
     // vmadm refuses another VM's MAC or IP: the copy gets new MACs and no static IPs
-    const [original, twin] = [(await specOf(uuid)).nics[0]!, (await specOf(copy)).nics[0]! as { mac: string; ip?: string }];
+    const [original, twin] = [
+      (await specOf(uuid)).nics[0]!,
+      (await specOf(copy)).nics[0]! as { mac: string; ip?: string },
+    ];
     assert.notEqual(twin.mac, original.mac);
     assert.equal(twin.ip, undefined);
-    assert.deepEqual(restored.nics, [{ interface: 'net0', oldMac: original.mac, newMac: twin.mac, droppedIps: ['192.168.1.41'] }]);
+    assert.deepEqual(restored.nics, [
+      { interface: 'net0', oldMac: original.mac, newMac: twin.mac, droppedIps: ['192.168.1.41'] },
+    ]);
   });
 
   it('restores onto another SmartOS host over SSH (--to-host), driven from this one', async () => {
@@ -128,7 +171,10 @@ describe('restore drills', () => {
     assert.equal(result.code, 0, result.stderr);
     const copy = /restored VM (\S+) /.exec(result.stdout)![1]!;
     const mac = (await specOf(uuid)).nics[0]!.mac;
-    assert.match(result.stdout, new RegExp(`net0: MAC ${mac} -> (?!${mac})[0-9a-f:]{17}; static IP 192\\.168\\.1\\.41 dropped`));
+    assert.match(
+      result.stdout,
+      new RegExp(`net0: MAC ${mac} -> (?!${mac})[0-9a-f:]{17}; static IP 192\\.168\\.1\\.41 dropped`),
+    );
     assert.deepEqual(await fingerprint(copy), second.joyent);
     const refused = await zonecopy(['restore', uuid, '--to-host', 'root@127.0.0.2:notaport'], config);
     assert.equal(refused.code, 2);
@@ -136,7 +182,9 @@ describe('restore drills', () => {
   });
 
   it('restores onto a second SmartOS host that lacks the image, installing it from the backup host', async () => {
-    await sh('zpool destroy -f zones2 2>/dev/null; zpool create -f -O mountpoint=/zones2 zones2 /dev/disk/by-id/virtio-zc-spare && zfs create zones2/cores; rm -rf /etc/zones2 /var/imgadm2');
+    await sh(
+      'zpool destroy -f zones2 2>/dev/null; zpool create -f -O mountpoint=/zones2 zones2 /dev/disk/by-id/virtio-zc-spare && zfs create zones2/cores; rm -rf /etc/zones2 /var/imgadm2',
+    );
     const env = { SIM_POOL: 'zones2', SIM_STATE: '/etc/zones2', SIM_IMGADM_DIR: '/var/imgadm2' };
     const uuid = uuids.lx!;
     const image = (specs.lx as Spec & { image_uuid: string }).image_uuid;
@@ -144,12 +192,21 @@ describe('restore drills', () => {
     const temporary = 'ls -d /tmp/tmp.* /var/tmp/zonecopy-* 2>/dev/null || true';
     const temporaryBefore = await sh(temporary);
     const started = Date.now();
-    const result = await run(`${PROJECT}/bin/zonecopy`, ['restore', uuid], { env: { ...env, ZONECOPY_CONFIG: config.path } });
+    const result = await run(`${PROJECT}/bin/zonecopy`, ['restore', uuid], {
+      env: { ...env, ZONECOPY_CONFIG: config.path },
+    });
     timings.push(`lx onto a second host ${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.equal(result.code, 0, result.stderr + result.stdout);
-    assert.equal(await sh(temporary), temporaryBefore, 'the image file went under /var/tmp (not the tmpfs /tmp) and was removed');
+    assert.equal(
+      await sh(temporary),
+      temporaryBefore,
+      'the image file went under /var/tmp (not the tmpfs /tmp) and was removed',
+    );
     assert.match(result.stdout, /images installed from the backup: /);
-    assert.equal(await sh(`zfs get -Hp -o value guid zones2/${image}@final`), await sh(`zfs get -Hp -o value guid zones/${image}@final`));
+    assert.equal(
+      await sh(`zfs get -Hp -o value guid zones2/${image}@final`),
+      await sh(`zfs get -Hp -o value guid zones/${image}@final`),
+    );
     assert.deepEqual(await fingerprint(uuid, env), second.lx);
     process.stdout.write(`# restore times: ${timings.join(', ')}\n`);
   });
@@ -161,12 +218,20 @@ describe('restore drills', () => {
   describe('held snapshots', () => {
     // a zone of its own (no delegated dataset, so vmadm may snapshot it), backed up once: zonecopy holds daily-h1 on both sides
     const uuid = '5e7d2a90-3c4b-4e8f-9a1d-6b0c8e2f4a17';
-    const holds = (dataset: string) => sh(`zfs list -H -t snapshot -o name -r ${dataset} | xargs -r zfs holds -H | cut -f1,2`);
+    const holds = (dataset: string) =>
+      sh(`zfs list -H -t snapshot -o name -r ${dataset} | xargs -r zfs holds -H | cut -f1,2`);
     const root = `zones/${uuid}`;
     const copy = `backup/zones/${uuid}`;
 
     before(async () => {
-      const payload = { uuid, brand: 'joyent', alias: 'held', image_uuid: (specs.joyent as Spec & { image_uuid: string }).image_uuid, quota: 1, max_physical_memory: 128 };
+      const payload = {
+        uuid,
+        brand: 'joyent',
+        alias: 'held',
+        image_uuid: (specs.joyent as Spec & { image_uuid: string }).image_uuid,
+        quota: 1,
+        max_physical_memory: 128,
+      };
       const created = await run('vmadm', ['create'], { input: JSON.stringify(payload) });
       assert.equal(created.code, 0, created.stderr);
       await sh(`echo one > /zones/${uuid}/root/file`);
@@ -175,7 +240,7 @@ describe('restore drills', () => {
       assert.match(await holds(root), /@daily-h1\tzonecopy:/);
     });
 
-    it('restore --force releases zonecopy\'s holds here, so vmadm delete does not stop half-way', async () => {
+    it("restore --force releases zonecopy's holds here, so vmadm delete does not stop half-way", async () => {
       await sh(`echo two > /zones/${uuid}/root/file`);
       const result = await zonecopy(['restore', uuid, '--force'], config);
       assert.equal(result.code, 0, result.stderr + result.stdout);
@@ -216,8 +281,16 @@ describe('restore drills', () => {
       const rolled = await run('vmadm', ['rollback-snapshot', uuid, 's1']);
       assert.equal(rolled.code, 0, rolled.stderr);
       assert.equal((await sh(`cat /zones/${uuid}/root/file`)).trim(), 'one');
-      assert.deepEqual((await snapshotsOf(root)).map((s) => s.name), ['daily-h1', 'vmsnap-s1'], 'rollback -r destroyed the newer daily-h2');
-      assert.deepEqual((await snapshotsOf(copy)).map((s) => s.name), ['daily-h1', 'daily-h2'], 'the backup host is not touched by a rollback here');
+      assert.deepEqual(
+        (await snapshotsOf(root)).map((s) => s.name),
+        ['daily-h1', 'vmsnap-s1'],
+        'rollback -r destroyed the newer daily-h2',
+      );
+      assert.deepEqual(
+        (await snapshotsOf(copy)).map((s) => s.name),
+        ['daily-h1', 'daily-h2'],
+        'the backup host is not touched by a rollback here',
+      );
     });
   });
 });

@@ -12,7 +12,13 @@ import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { createFixtures, fixtureUuid } from './fixtures.js';
 import { resetHosts, run, sh, writeConfig, zonecopy, PROJECT, type TestConfig } from './harness.js';
 import { change, essentials, fingerprint, specOf, withMounted, type Spec } from './vm-checks.js';
@@ -28,15 +34,21 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
 
 const client = new S3Client({
-  endpoint: ENDPOINT, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+  endpoint: ENDPOINT,
+  region: 'us-east-1',
+  forcePathStyle: true,
+  credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  requestChecksumCalculation: 'WHEN_REQUIRED',
+  responseChecksumValidation: 'WHEN_REQUIRED',
 });
 
 async function keys(prefix: string): Promise<string[]> {
   const out: string[] = [];
   let token: string | undefined;
   do {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }));
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }),
+    );
     out.push(...(page.Contents ?? []).map((o) => o.Key!));
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
@@ -44,7 +56,9 @@ async function keys(prefix: string): Promise<string[]> {
 }
 
 async function body(key: string): Promise<Buffer> {
-  return Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray());
+  return Buffer.from(
+    await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray(),
+  );
 }
 
 async function head(key: string): Promise<Record<string, string> | undefined> {
@@ -68,7 +82,10 @@ function listening(port: number): Promise<boolean> {
 function s3Config(prefix: string, extra: Record<string, unknown> = {}): TestConfig & { stateDirectory: string } {
   const stateDirectory = mkdtempSync(join(tmpdir(), 'zc-uploads-'));
   return {
-    ...writeConfig({ backupTarget: 's3', s3: { bucket: BUCKET, prefix, endpoint: ENDPOINT, stateDirectory, partConcurrency: 2, ...extra } }),
+    ...writeConfig({
+      backupTarget: 's3',
+      s3: { bucket: BUCKET, prefix, endpoint: ENDPOINT, stateDirectory, partConcurrency: 2, ...extra },
+    }),
     stateDirectory,
   };
 }
@@ -82,7 +99,23 @@ describe('object storage target (s3rver)', () => {
   before(async () => {
     await resetHosts();
     await sh('rm -rf /var/tmp/zc-s3 && mkdir -p /var/tmp/zc-s3');
-    server = spawn('node', ['--openssl-legacy-provider', `${PROJECT}/node_modules/s3rver/bin/s3rver.js`, '-d', '/var/tmp/zc-s3', '-a', '127.0.0.1', '-p', String(PORT), '-s', '--configure-bucket', BUCKET], { stdio: ['ignore', 'ignore', 'pipe'] });
+    server = spawn(
+      'node',
+      [
+        '--openssl-legacy-provider',
+        `${PROJECT}/node_modules/s3rver/bin/s3rver.js`,
+        '-d',
+        '/var/tmp/zc-s3',
+        '-a',
+        '127.0.0.1',
+        '-p',
+        String(PORT),
+        '-s',
+        '--configure-bucket',
+        BUCKET,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let serverErrors = '';
     server.stderr!.on('data', (chunk: Buffer) => (serverErrors += chunk.toString()));
     // s3rver loads hundreds of modules over 9p: about 15 s in an idle guest, several times that beside a busy one
@@ -110,8 +143,11 @@ describe('object storage target (s3rver)', () => {
       await change(uuid);
       result = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', 'b2', '--json'], config);
       assert.equal(result.code, 0, result.stderr + result.stdout);
-      const run2 = JSON.parse(result.stdout) as { results: Array<{ datasets: Array<{ dataset: string; mode: string; target: string }> }> };
-      for (const d of run2.results[0]!.datasets) assert.equal(d.mode, 'incremental', `${d.dataset} goes incrementally the second time`);
+      const run2 = JSON.parse(result.stdout) as {
+        results: Array<{ datasets: Array<{ dataset: string; mode: string; target: string }> }>;
+      };
+      for (const d of run2.results[0]!.datasets)
+        assert.equal(d.mode, 'incremental', `${d.dataset} goes incrementally the second time`);
       const second = await fingerprint(uuid);
       const spec = await specOf(uuid);
 
@@ -122,12 +158,19 @@ describe('object storage target (s3rver)', () => {
       const meta = (await head(`zc/${uuid}/${uuid}/daily-b2`))!;
       assert.equal(meta['zc-guid'], (await sh(`zfs get -Hp -o value guid zones/${uuid}@daily-b2`)).trim());
       assert.equal(decodeURIComponent(meta['zc-parent']!), `zones/${uuid}@daily-b1`);
-      assert.equal(meta['zc-sha256'], createHash('sha256').update(await body(`zc/${uuid}/${uuid}/daily-b2`)).digest('hex'));
+      assert.equal(
+        meta['zc-sha256'],
+        createHash('sha256')
+          .update(await body(`zc/${uuid}/${uuid}/daily-b2`))
+          .digest('hex'),
+      );
       assert.equal(meta['zc-compression'], 'zstd');
 
       const status = await zonecopy(['status', uuid, '--verify', '--json'], config);
       assert.equal(status.code, 0, status.stderr + status.stdout);
-      for (const d of (JSON.parse(status.stdout) as Array<{ datasets: Array<{ chain: string; newestCommon: { name: string } }> }>)[0]!.datasets) {
+      for (const d of (
+        JSON.parse(status.stdout) as Array<{ datasets: Array<{ chain: string; newestCommon: { name: string } }> }>
+      )[0]!.datasets) {
         assert.deepEqual([d.chain, d.newestCommon.name], ['ok', 'daily-b2']);
       }
 
@@ -142,7 +185,9 @@ describe('object storage target (s3rver)', () => {
       if (brand === 'joyent') {
         // delegated datasets come back as vmadm makes them (zoned, not mounted here): mounted for the read
         const data = `zones/${uuid}/data`;
-        const table = await withMounted(data, () => withMounted(`${data}/pgsql`, () => sh(`cat /zones/${uuid}/data/pgsql/table`)));
+        const table = await withMounted(data, () =>
+          withMounted(`${data}/pgsql`, () => sh(`cat /zones/${uuid}/data/pgsql/table`)),
+        );
         assert.equal(table.trim(), 'rows');
       }
 
@@ -153,22 +198,32 @@ describe('object storage target (s3rver)', () => {
       assert.equal(result.code, 0, result.stderr + result.stdout);
       assert.deepEqual(await fingerprint(uuid), first);
       // the later cases write into the delegated dataset from here, as the stand-in's fixtures do
-      if (brand === 'joyent') await sh(`zfs set zoned=off zones/${uuid}/data && zfs mount zones/${uuid}/data && zfs mount zones/${uuid}/data/pgsql`);
+      if (brand === 'joyent')
+        await sh(
+          `zfs set zoned=off zones/${uuid}/data && zfs mount zones/${uuid}/data && zfs mount zones/${uuid}/data/pgsql`,
+        );
     });
   }
 
   it('restores onto a second SmartOS host that lacks the image, installing it from the bucket', async () => {
-    await sh('zpool destroy -f zones2 2>/dev/null; zpool create -f -O mountpoint=/zones2 zones2 /dev/disk/by-id/virtio-zc-spare && zfs create zones2/cores; rm -rf /etc/zones2 /var/imgadm2');
+    await sh(
+      'zpool destroy -f zones2 2>/dev/null; zpool create -f -O mountpoint=/zones2 zones2 /dev/disk/by-id/virtio-zc-spare && zfs create zones2/cores; rm -rf /etc/zones2 /var/imgadm2',
+    );
     const env = { SIM_POOL: 'zones2', SIM_STATE: '/etc/zones2', SIM_IMGADM_DIR: '/var/imgadm2' };
     const uuid = uuids.lx!;
     const image = ((await specOf(uuid)) as Spec & { image_uuid: string }).image_uuid;
     assert.equal((await run('imgadm', ['get', image], { env })).code, 3);
     const started = Date.now();
-    const result = await run(`${PROJECT}/bin/zonecopy`, ['restore', uuid], { env: { ...env, ZONECOPY_CONFIG: config.path } });
+    const result = await run(`${PROJECT}/bin/zonecopy`, ['restore', uuid], {
+      env: { ...env, ZONECOPY_CONFIG: config.path },
+    });
     timings.push(`lx onto a second host ${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.equal(result.code, 0, result.stderr + result.stdout);
     assert.match(result.stdout, /images installed from the backup: /);
-    assert.equal(await sh(`zfs get -Hp -o value guid zones2/${image}@final`), await sh(`zfs get -Hp -o value guid zones/${image}@final`));
+    assert.equal(
+      await sh(`zfs get -Hp -o value guid zones2/${image}@final`),
+      await sh(`zfs get -Hp -o value guid zones/${image}@final`),
+    );
     assert.deepEqual(await fingerprint(uuid, env), await fingerprint(uuid));
     await sh('zpool destroy -f zones2');
     process.stdout.write(`# S3 restore times: ${timings.join(', ')}\n`);
@@ -178,8 +233,15 @@ describe('object storage target (s3rver)', () => {
     const uuid = uuids.joyent!;
     const cfg = s3Config('zc', { partConcurrency: 1 });
     await sh(`head -c 64M /dev/urandom > /zones/${uuid}/data/big.bin`);
-    const child = spawn(`${PROJECT}/bin/zonecopy`, ['backup', uuid, '--groupName', 'daily', '--name', 'k1'], { env: { ...process.env, ZONECOPY_CONFIG: cfg.path }, detached: true, stdio: 'ignore' });
-    const partsStored = () => readdirSync(cfg.stateDirectory).filter((f) => f.endsWith('.json')).map((f) => (JSON.parse(readFileSync(join(cfg.stateDirectory, f), 'utf8')) as { key: string; parts: unknown[] }));
+    const child = spawn(`${PROJECT}/bin/zonecopy`, ['backup', uuid, '--groupName', 'daily', '--name', 'k1'], {
+      env: { ...process.env, ZONECOPY_CONFIG: cfg.path },
+      detached: true,
+      stdio: 'ignore',
+    });
+    const partsStored = () =>
+      readdirSync(cfg.stateDirectory)
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => JSON.parse(readFileSync(join(cfg.stateDirectory, f), 'utf8')) as { key: string; parts: unknown[] });
     let journal: { key: string; parts: unknown[] } | undefined;
     for (let i = 0; !journal; i++) {
       assert.ok(i < 1200, 'no upload got two parts in within 2 minutes');
@@ -196,9 +258,20 @@ describe('object storage target (s3rver)', () => {
     const resumed = /finished an interrupted upload \((\d+) part\(s\) were already stored\)/.exec(result.stderr);
     assert.ok(resumed && Number(resumed[1]) >= 2, result.stderr);
     const meta = (await head(journal.key))!;
-    assert.equal(meta['zc-sha256'], createHash('sha256').update(await body(journal.key)).digest('hex'));
-    assert.equal(decodeURIComponent((await head(journal.key.replace(/daily-k1$/, 'daily-k2')))!['zc-parent']!), `zones/${uuid}/data@daily-k1`);
-    assert.deepEqual(readdirSync(cfg.stateDirectory).filter((f) => f.endsWith('.json')), []);
+    assert.equal(
+      meta['zc-sha256'],
+      createHash('sha256')
+        .update(await body(journal.key))
+        .digest('hex'),
+    );
+    assert.equal(
+      decodeURIComponent((await head(journal.key.replace(/daily-k1$/, 'daily-k2')))!['zc-parent']!),
+      `zones/${uuid}/data@daily-k1`,
+    );
+    assert.deepEqual(
+      readdirSync(cfg.stateDirectory).filter((f) => f.endsWith('.json')),
+      [],
+    );
     const status = await zonecopy(['status', uuid, '--verify'], cfg);
     assert.equal(status.code, 0, status.stdout);
   });
@@ -229,14 +302,19 @@ describe('object storage target (s3rver)', () => {
     const cfg = s3Config('rot', { fullEvery: 2 });
     for (const n of [1, 2, 3, 4, 5]) {
       await sh(`date > /zones/${uuid}/data/run-${n}`);
-      const result = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', `r${n}`, '--remoteSnapLimit', '2'], cfg);
+      const result = await zonecopy(
+        ['backup', uuid, '--groupName', 'daily', '--name', `r${n}`, '--remoteSnapLimit', '2'],
+        cfg,
+      );
       assert.equal(result.code, 0, result.stderr + result.stdout);
       if (n < 4) continue;
       // r4 is the first run whose rotation deletes streams, r5 the first that must keep one for a kept set
       const status = await zonecopy(['status', uuid, '--json'], cfg);
       assert.equal(status.code, 0, `after r${n}: ${status.stdout}`);
     }
-    const root = (await keys(`rot/${uuid}/${uuid}/`)).filter((k) => k.split('/').length === 4).map((k) => k.split('/').pop());
+    const root = (await keys(`rot/${uuid}/${uuid}/`))
+      .filter((k) => k.split('/').length === 4)
+      .map((k) => k.split('/').pop());
     // chains r1<-r2, r3<-r4, r5 (fullEvery 2): keeping r4 and r5 keeps r3, which r4 needs
     assert.deepEqual(root, ['daily-r3', 'daily-r4', 'daily-r5']);
     const sets = (await keys(`rot/${uuid}/@sets/`)).map((k) => k.split('/').pop());
@@ -246,7 +324,10 @@ describe('object storage target (s3rver)', () => {
     assert.equal(result.code, 0, result.stderr + result.stdout);
     const copy = (JSON.parse(result.stdout) as { uuid: string }).uuid;
     // the copy's delegated dataset is zoned and unmounted, as vmadm makes it: mounted for the reads
-    const [listing, run4] = await withMounted(`zones/${copy}/data`, async () => [await sh(`ls /zones/${copy}/data/`), await sh(`cat /zones/${copy}/data/run-4`)]);
+    const [listing, run4] = await withMounted(`zones/${copy}/data`, async () => [
+      await sh(`ls /zones/${copy}/data/`),
+      await sh(`cat /zones/${copy}/data/run-4`),
+    ]);
     assert.equal(listing!.includes('run-5'), false);
     assert.equal(run4, await sh(`cat /zones/${uuid}/data/run-4`));
     assert.notDeepEqual(await fingerprint(copy), before);

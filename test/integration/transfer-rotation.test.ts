@@ -2,7 +2,17 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { createFixtures, fixtureUuid } from './fixtures.js';
-import { rebooted, resetHosts, sh, snapshotsOf, target, writeConfig, zfsGet, zonecopy, type TestConfig } from './harness.js';
+import {
+  rebooted,
+  resetHosts,
+  sh,
+  snapshotsOf,
+  target,
+  writeConfig,
+  zfsGet,
+  zonecopy,
+  type TestConfig,
+} from './harness.js';
 
 const names = async (dataset: string) => (await snapshotsOf(dataset)).map((s) => s.name);
 
@@ -22,7 +32,10 @@ describe('transfer and rotation', () => {
   for (const strategy of ['ssh_gzip', 'mbuffer', 'mbuffer_gzip', 'ssh']) {
     it(`strategy ${strategy} delivers a snapshot with the source guid and leaves no process behind`, async () => {
       await sh(`head -c 300K /dev/urandom > /zones/${uuid}/data/${strategy}.bin`);
-      const result = await zonecopy(['backup', uuid, '--groupName', 'strat', '--name', strategy, '--transferStrategy', strategy], config);
+      const result = await zonecopy(
+        ['backup', uuid, '--groupName', 'strat', '--name', strategy, '--transferStrategy', strategy],
+        config,
+      );
       assert.equal(result.code, 0, result.stderr + result.stdout);
       const source = (await snapshotsOf(`${root}/data`)).find((s) => s.name === `strat-${strategy}`)!;
       const received = (await snapshotsOf(target(`${root}/data`))).find((s) => s.name === `strat-${strategy}`);
@@ -32,7 +45,9 @@ describe('transfer and rotation', () => {
   }
 
   it('sends intermediate group snapshots that the target lacks (-I), and keeps foreign ones local', async () => {
-    await sh(`zfs snapshot ${root}@strat-manual1 && zfs snapshot ${root}@vmsnap-foreign && zfs snapshot ${root}@strat-manual2`);
+    await sh(
+      `zfs snapshot ${root}@strat-manual1 && zfs snapshot ${root}@vmsnap-foreign && zfs snapshot ${root}@strat-manual2`,
+    );
     const result = await zonecopy(['backup', uuid, '--groupName', 'strat', '--name', 'after'], config);
     assert.equal(result.code, 0, result.stderr);
     const remote = await names(target(root));
@@ -42,19 +57,42 @@ describe('transfer and rotation', () => {
 
   it('--remoteSnapshotLimit and --remoteSnapLimit both work, and the remote may keep more than local (smartcopy defects 1 and 2)', async () => {
     for (const n of ['r1', 'r2', 'r3', 'r4']) {
-      const result = await zonecopy(['backup', uuid, '--groupName', 'rot', '--name', n, '--localSnapLimit', '1', '--remoteSnapshotLimit', '3'], config);
+      const result = await zonecopy(
+        ['backup', uuid, '--groupName', 'rot', '--name', n, '--localSnapLimit', '1', '--remoteSnapshotLimit', '3'],
+        config,
+      );
       assert.equal(result.code, 0, result.stderr);
     }
-    assert.deepEqual((await names(root)).filter((n) => n.startsWith('rot-')), ['rot-r4']);
-    assert.deepEqual((await names(target(root))).filter((n) => n.startsWith('rot-')), ['rot-r2', 'rot-r3', 'rot-r4']);
-    const result = await zonecopy(['backup', uuid, '--groupName', 'rot', '--name', 'r5', '--remoteSnapLimit', '2'], config);
+    assert.deepEqual(
+      (await names(root)).filter((n) => n.startsWith('rot-')),
+      ['rot-r4'],
+    );
+    assert.deepEqual(
+      (await names(target(root))).filter((n) => n.startsWith('rot-')),
+      ['rot-r2', 'rot-r3', 'rot-r4'],
+    );
+    const result = await zonecopy(
+      ['backup', uuid, '--groupName', 'rot', '--name', 'r5', '--remoteSnapLimit', '2'],
+      config,
+    );
     assert.equal(result.code, 0, result.stderr);
-    assert.deepEqual((await names(target(root))).filter((n) => n.startsWith('rot-')), ['rot-r4', 'rot-r5']);
+    assert.deepEqual(
+      (await names(target(root))).filter((n) => n.startsWith('rot-')),
+      ['rot-r4', 'rot-r5'],
+    );
   });
 
   it('rotation matches the group exactly: daily never touches daily2 (smartcopy defect 8)', async () => {
-    for (const [group, n] of [['daily2', 'a'], ['daily2', 'b'], ['daily', 'a'], ['daily', 'b']]) {
-      const result = await zonecopy(['backup', uuid, '--groupName', group!, '--name', n!, '--localSnapLimit', '1', '--remoteSnapLimit', '1'], config);
+    for (const [group, n] of [
+      ['daily2', 'a'],
+      ['daily2', 'b'],
+      ['daily', 'a'],
+      ['daily', 'b'],
+    ]) {
+      const result = await zonecopy(
+        ['backup', uuid, '--groupName', group!, '--name', n!, '--localSnapLimit', '1', '--remoteSnapLimit', '1'],
+        config,
+      );
       assert.equal(result.code, 0, result.stderr);
     }
     const local = await names(root);
@@ -67,16 +105,25 @@ describe('transfer and rotation', () => {
     const broken = writeConfig({ transferStrategy: 'ssh_gzip', compressionCmd: ['gzip'], decompressionCmd: ['false'] });
     const beforeRemote = await snapshotsOf(target(root));
     const beforeLocal = await names(root);
-    const failed = await zonecopy(['backup', uuid, '--groupName', 'rot', '--name', 'broken', '--localSnapLimit', '1', '--remoteSnapLimit', '1'], broken);
+    const failed = await zonecopy(
+      ['backup', uuid, '--groupName', 'rot', '--name', 'broken', '--localSnapLimit', '1', '--remoteSnapLimit', '1'],
+      broken,
+    );
     assert.equal(failed.code, 1);
     assert.match(failed.stdout + failed.stderr, /FAILED|failed/);
     assert.deepEqual(await snapshotsOf(target(root)), beforeRemote);
     // the old rot-* snapshots are still there: rotation waits for a good transfer
     const afterLocal = await names(root);
     assert.ok(beforeLocal.filter((n) => n.startsWith('rot-')).every((n) => afterLocal.includes(n)));
-    const next = await zonecopy(['backup', uuid, '--groupName', 'rot', '--name', 'fixed', '--localSnapLimit', '1', '--remoteSnapLimit', '1'], config);
+    const next = await zonecopy(
+      ['backup', uuid, '--groupName', 'rot', '--name', 'fixed', '--localSnapLimit', '1', '--remoteSnapLimit', '1'],
+      config,
+    );
     assert.equal(next.code, 0, next.stderr);
-    assert.deepEqual((await names(target(root))).filter((n) => n.startsWith('rot-')), ['rot-fixed']);
+    assert.deepEqual(
+      (await names(target(root))).filter((n) => n.startsWith('rot-')),
+      ['rot-fixed'],
+    );
     const local = await snapshotsOf(root);
     const remote = await snapshotsOf(target(root));
     assert.equal(remote.find((s) => s.name === 'rot-fixed')?.guid, local.find((s) => s.name === 'rot-fixed')?.guid);
@@ -87,18 +134,29 @@ describe('transfer and rotation', () => {
     const data = `${root}/data`;
     // snapshot names of `dataset` that carry zonecopy's hold for this group
     const held = async (dataset: string) =>
-      (await sh(`zfs list -H -t snapshot -o name -d 1 ${dataset} | xargs zfs holds -H | awk -F '\t' '$2 == "${tag}" { sub(/.*@/, "", $1); print $1 }'`)).split('\n').filter(Boolean).sort();
-    const backup = (name: string, ...extra: string[]) => zonecopy(['backup', uuid, '--groupName', 'hl', '--name', name, ...extra], config);
+      (
+        await sh(
+          `zfs list -H -t snapshot -o name -d 1 ${dataset} | xargs zfs holds -H | awk -F '\t' '$2 == "${tag}" { sub(/.*@/, "", $1); print $1 }'`,
+        )
+      )
+        .split('\n')
+        .filter(Boolean)
+        .sort();
+    const backup = (name: string, ...extra: string[]) =>
+      zonecopy(['backup', uuid, '--groupName', 'hl', '--name', name, ...extra], config);
     assert.equal((await backup('h1')).code, 0);
     for (const d of [root, data, target(root), target(data)]) assert.deepEqual(await held(d), ['hl-h1'], d);
 
     // only the data dataset fails: its target was changed on the backup host
-    await sh(`zfs set readonly=off mountpoint=/mnt/hl ${target(data)} && zfs mount ${target(data)} && echo changed > /mnt/hl/changed.txt && zfs umount ${target(data)} && zfs inherit mountpoint ${target(data)}`);
+    await sh(
+      `zfs set readonly=off mountpoint=/mnt/hl ${target(data)} && zfs mount ${target(data)} && echo changed > /mnt/hl/changed.txt && zfs umount ${target(data)} && zfs inherit mountpoint ${target(data)}`,
+    );
     await sh(`echo more > /${data}/more-hl.txt`);
     const failed = await backup('h2');
     assert.equal(failed.code, 1, failed.stdout);
     for (const d of [root, target(root)]) assert.deepEqual(await held(d), ['hl-h2'], `${d}: the hold moved`);
-    for (const d of [data, target(data)]) assert.deepEqual(await held(d), ['hl-h1'], `${d}: the last common snapshot stays held`);
+    for (const d of [data, target(data)])
+      assert.deepEqual(await held(d), ['hl-h1'], `${d}: the last common snapshot stays held`);
 
     const fixed = await backup('h3', '--rollback');
     assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr);
@@ -110,8 +168,12 @@ describe('transfer and rotation', () => {
     await sh(`zfs create ${extra} && zfs snapshot ${extra}@hl-h4 && zfs hold ${tag} ${extra}@hl-h4`);
     const holdFails = await backup('h4');
     assert.notEqual(holdFails.code, 0, holdFails.stdout);
-    assert.match(holdFails.stdout + holdFails.stderr, /hold zonecopy:127\.0\.0\.2:hl on zcbackup@127\.0\.0\.2:22 failed/);
-    for (const d of [target(root), target(data)]) assert.deepEqual(await held(d), ['hl-h3'], `${d}: the previous hold is back`);
+    assert.match(
+      holdFails.stdout + holdFails.stderr,
+      /hold zonecopy:127\.0\.0\.2:hl on zcbackup@127\.0\.0\.2:22 failed/,
+    );
+    for (const d of [target(root), target(data)])
+      assert.deepEqual(await held(d), ['hl-h3'], `${d}: the previous hold is back`);
     for (const d of [root, data]) assert.deepEqual(await held(d), ['hl-h4'], `${d}: the SmartOS side moved on`);
 
     await sh(`zfs release ${tag} ${extra}@hl-h4 && zfs destroy -r ${extra}`);
@@ -120,7 +182,9 @@ describe('transfer and rotation', () => {
   });
 
   it('backs up under a base whose name starts with the source pool name (zones2/backup; smartcopy defect 7)', async () => {
-    await sh('zpool destroy -f zones2 2>/dev/null; zpool create -f -O mountpoint=/zones2 zones2 /dev/disk/by-id/virtio-zc-spare');
+    await sh(
+      'zpool destroy -f zones2 2>/dev/null; zpool create -f -O mountpoint=/zones2 zones2 /dev/disk/by-id/virtio-zc-spare',
+    );
     const other = writeConfig({ backupDestinationBasePath: 'zones2/backup' });
     for (const n of ['p1', 'p2']) {
       const result = await zonecopy(['backup', uuid, '--groupName', 'prefix', '--name', n, '--json'], other);
@@ -128,16 +192,24 @@ describe('transfer and rotation', () => {
       const report = JSON.parse(result.stdout) as { results: Array<{ datasets: Array<{ mode: string }> }> };
       assert.equal(report.results[0]!.datasets[1]!.mode, n === 'p1' ? 'full' : 'incremental');
     }
-    assert.deepEqual((await names(`zones2/backup/${uuid}`)).filter((n) => n.startsWith('prefix-')), ['prefix-p1', 'prefix-p2']);
+    assert.deepEqual(
+      (await names(`zones2/backup/${uuid}`)).filter((n) => n.startsWith('prefix-')),
+      ['prefix-p1', 'prefix-p2'],
+    );
   });
 
   it('small streams go in series; one stopped by a changed target fails only its datasets, the streams after it are sent one by one, and --rollback completes', async () => {
     const children = Array.from({ length: 12 }, (_, i) => `${root}/data/s${i}`);
     await sh(children.map((c) => `zfs create ${c}`).join(' && '));
     const datasets = [root, `${root}/data`, ...children];
-    type Report = { results: Array<{ datasets: Array<{ dataset: string; result: string; bytes: number; error?: string }> }> };
+    type Report = {
+      results: Array<{ datasets: Array<{ dataset: string; result: string; bytes: number; error?: string }> }>;
+    };
     const backup = async (name: string, ...extra: string[]) => {
-      const result = await zonecopy(['backup', uuid, '--groupName', 'ser', '--name', name, '--json', '--verbose', ...extra], config);
+      const result = await zonecopy(
+        ['backup', uuid, '--groupName', 'ser', '--name', name, '--json', '--verbose', ...extra],
+        config,
+      );
       return { ...result, report: JSON.parse(result.stdout) as Report };
     };
     const arrived = async (name: string) => {
@@ -152,23 +224,43 @@ describe('transfer and rotation', () => {
 
     const quiet = await backup('s2');
     assert.equal(quiet.code, 0, quiet.stderr);
-    assert.equal(quiet.stderr.match(/\(in a series\)/g)?.length, datasets.length, 'every no-change stream went in a series');
-    assert.ok(quiet.report.results[0]!.datasets.every((d) => d.bytes > 0), 'bytes come from each receive');
+    assert.equal(
+      quiet.stderr.match(/\(in a series\)/g)?.length,
+      datasets.length,
+      'every no-change stream went in a series',
+    );
+    assert.ok(
+      quiet.report.results[0]!.datasets.every((d) => d.bytes > 0),
+      'bytes come from each receive',
+    );
     assert.deepEqual(await arrived('ser-s2'), []);
 
     // the first two streams (the zone root and its data set) cannot be received: whichever
     // series they are in stops at them
     for (const d of [root, `${root}/data`]) {
-      await sh(`zfs set readonly=off mountpoint=/mnt/ser ${target(d)} && zfs mount ${target(d)} && echo changed > /mnt/ser/changed-ser.txt && zfs umount ${target(d)} && zfs inherit mountpoint ${target(d)}`);
+      await sh(
+        `zfs set readonly=off mountpoint=/mnt/ser ${target(d)} && zfs mount ${target(d)} && echo changed > /mnt/ser/changed-ser.txt && zfs umount ${target(d)} && zfs inherit mountpoint ${target(d)}`,
+      );
     }
     const stopped = await backup('s3');
     assert.equal(stopped.code, 1, stopped.stderr);
     const failed = stopped.report.results[0]!.datasets.filter((d) => d.result === 'failed');
     assert.deepEqual(failed.map((d) => d.dataset).sort(), [root, `${root}/data`].sort());
     for (const d of failed) assert.match(d.error!, /--rollback/);
-    assert.ok(failed.some((d) => /stopped at stream 1,/.test(d.error!)), 'a series stopped at its first stream');
-    assert.deepEqual(await arrived('ser-s3'), [root, `${root}/data`], 'every other dataset arrived, the ones after a stop sent one by one');
-    assert.equal((await sh(`zfs list -H -o receive_resume_token -r ${target(root)} | grep -vc '^-$' || true`)).trim(), '0', 'no partial receive left');
+    assert.ok(
+      failed.some((d) => /stopped at stream 1,/.test(d.error!)),
+      'a series stopped at its first stream',
+    );
+    assert.deepEqual(
+      await arrived('ser-s3'),
+      [root, `${root}/data`],
+      'every other dataset arrived, the ones after a stop sent one by one',
+    );
+    assert.equal(
+      (await sh(`zfs list -H -o receive_resume_token -r ${target(root)} | grep -vc '^-$' || true`)).trim(),
+      '0',
+      'no partial receive left',
+    );
 
     const fixed = await backup('s4', '--rollback');
     assert.equal(fixed.code, 0, fixed.stderr);
@@ -176,7 +268,8 @@ describe('transfer and rotation', () => {
   });
 
   it('a snapshot made by hand on the backup host after the common one: refused with the ways out, and --rollback destroys it, named in the report', async () => {
-    const backup = (name: string, ...extra: string[]) => zonecopy(['backup', uuid, '--groupName', 'man', '--name', name, ...extra], config);
+    const backup = (name: string, ...extra: string[]) =>
+      zonecopy(['backup', uuid, '--groupName', 'man', '--name', name, ...extra], config);
     assert.equal((await backup('m1')).code, 0);
     await sh(`zfs snapshot ${target(root)}@manual-1 && zfs snapshot ${target(root)}@manual-2`);
     const refused = await backup('m2');
@@ -189,9 +282,15 @@ describe('transfer and rotation', () => {
 
     const rolled = await backup('m3', '--rollback');
     assert.equal(rolled.code, 0, rolled.stdout + rolled.stderr);
-    assert.match(rolled.stdout, new RegExp(`destroyed by --rollback on the backup host: ${target(root)}@manual-1, ${target(root)}@manual-2`));
+    assert.match(
+      rolled.stdout,
+      new RegExp(`destroyed by --rollback on the backup host: ${target(root)}@manual-1, ${target(root)}@manual-2`),
+    );
     const remote = await snapshotsOf(target(root));
-    assert.equal(remote.some((s) => s.name.startsWith('manual-')), false);
+    assert.equal(
+      remote.some((s) => s.name.startsWith('manual-')),
+      false,
+    );
     assert.equal(remote.at(-1)?.guid, (await snapshotsOf(root)).find((s) => s.name === 'man-m3')?.guid);
   });
 
@@ -199,29 +298,50 @@ describe('transfer and rotation', () => {
     const backup = (name: string) => zonecopy(['backup', uuid, '--groupName', 'imp', '--name', name], config);
     assert.equal((await backup('i1')).code, 0);
     const targets = (await sh(`zfs list -H -o name -r ${target(root)}`)).split('\n').filter(Boolean);
-    for (const t of targets) assert.deepEqual([await zfsGet(t, 'readonly'), await zfsGet(t, 'canmount')], ['on', 'noauto'], t);
+    for (const t of targets)
+      assert.deepEqual([await zfsGet(t, 'readonly'), await zfsGet(t, 'canmount')], ['on', 'noauto'], t);
     await sh('zpool export backup && zpool import -d /dev/disk/by-id backup');
     // whatever the import mounted, something on the backup host may write to (a boot does the same)
-    const mounted = (await sh(`zfs list -H -o name,mounted,mountpoint -r ${target(root)} | awk -F '\t' '$2 == "yes" { print $3 }'`)).split('\n').filter(Boolean);
+    const mounted = (
+      await sh(`zfs list -H -o name,mounted,mountpoint -r ${target(root)} | awk -F '\t' '$2 == "yes" { print $3 }'`)
+    )
+      .split('\n')
+      .filter(Boolean);
     for (const dir of mounted) await sh(`echo written > '${dir}/written-after-import.txt' || true`);
     assert.deepEqual(mounted, [], 'nothing of the backup was mounted by the import');
     await sh(`echo more > /${root}/data/after-import.txt`);
     const next = await backup('i2');
     assert.equal(next.code, 0, next.stdout + next.stderr);
     for (const d of [root, `${root}/data`]) {
-      assert.equal((await snapshotsOf(target(d))).at(-1)?.guid, (await snapshotsOf(d)).find((s) => s.name === 'imp-i2')?.guid, d);
+      assert.equal(
+        (await snapshotsOf(target(d))).at(-1)?.guid,
+        (await snapshotsOf(d)).find((s) => s.name === 'imp-i2')?.guid,
+        d,
+      );
     }
   });
 
   it('a program the strategy needs that either host lacks stops the run before any snapshot, saying what, where and how to get it', async () => {
     const before = await names(root);
-    const missingRemote = await zonecopy(['backup', uuid, '--groupName', 'prog', '--transferStrategy', 'mbuffer'], writeConfig({ mBufferRemotePath: '/opt/zc-none/mbuffer' }));
+    const missingRemote = await zonecopy(
+      ['backup', uuid, '--groupName', 'prog', '--transferStrategy', 'mbuffer'],
+      writeConfig({ mBufferRemotePath: '/opt/zc-none/mbuffer' }),
+    );
     assert.equal(missingRemote.code, 1, missingRemote.stdout);
-    assert.match(missingRemote.stderr + missingRemote.stdout, /\/opt\/zc-none\/mbuffer is not found on the backup host zcbackup@127\.0\.0\.2:22 \(PATH=[^)]*\): on SmartOS install it with pkgin .*, or name its full path in mBufferRemotePath/);
-    const missingLocal = await zonecopy(['backup', uuid, '--groupName', 'prog', '--transferStrategy', 'ssh_gzip'], writeConfig({ compressionCmd: ['zc-no-such-gzip'], decompressionCmd: ['gunzip'] }));
+    assert.match(
+      missingRemote.stderr + missingRemote.stdout,
+      /\/opt\/zc-none\/mbuffer is not found on the backup host zcbackup@127\.0\.0\.2:22 \(PATH=[^)]*\): on SmartOS install it with pkgin .*, or name its full path in mBufferRemotePath/,
+    );
+    const missingLocal = await zonecopy(
+      ['backup', uuid, '--groupName', 'prog', '--transferStrategy', 'ssh_gzip'],
+      writeConfig({ compressionCmd: ['zc-no-such-gzip'], decompressionCmd: ['gunzip'] }),
+    );
     assert.equal(missingLocal.code, 1, missingLocal.stdout);
     // cron's PATH, plus pkgsrc's folder that bin/zonecopy adds
-    assert.match(missingLocal.stderr + missingLocal.stdout, /zc-no-such-gzip is not found on this host \(PATH=\/usr\/sbin:\/usr\/bin:\/opt\/local\/bin\)/);
+    assert.match(
+      missingLocal.stderr + missingLocal.stdout,
+      /zc-no-such-gzip is not found on this host \(PATH=\/usr\/sbin:\/usr\/bin:\/opt\/local\/bin\)/,
+    );
     assert.deepEqual(await names(root), before, 'nothing was snapshotted');
   });
 
@@ -229,10 +349,21 @@ describe('transfer and rotation', () => {
     const backup = (name: string) => zonecopy(['backup', uuid, '--groupName', 'boot', '--name', name], config);
     assert.equal((await backup('b1')).code, 0);
     await rebooted(async () => {
-      assert.equal((await sh('ls -A /root /root/.ssh')).trim().split('\n').filter((l) => l && !l.endsWith(':')).join(' '), '.ssh authorized_keys', '/root was emptied');
+      assert.equal(
+        (await sh('ls -A /root /root/.ssh'))
+          .trim()
+          .split('\n')
+          .filter((l) => l && !l.endsWith(':'))
+          .join(' '),
+        '.ssh authorized_keys',
+        '/root was emptied',
+      );
       const after = await backup('b2');
       assert.equal(after.code, 0, after.stdout + after.stderr);
     });
-    assert.equal((await snapshotsOf(target(root))).at(-1)?.guid, (await snapshotsOf(root)).find((s) => s.name === 'boot-b2')?.guid);
+    assert.equal(
+      (await snapshotsOf(target(root))).at(-1)?.guid,
+      (await snapshotsOf(root)).find((s) => s.name === 'boot-b2')?.guid,
+    );
   });
 });

@@ -15,7 +15,14 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 
-const ALLOWED_FROZEN = new Set(['guest-ping', 'guest-info', 'guest-sync', 'guest-sync-delimited', 'guest-fsfreeze-status', 'guest-fsfreeze-thaw']);
+const ALLOWED_FROZEN = new Set([
+  'guest-ping',
+  'guest-info',
+  'guest-sync',
+  'guest-sync-delimited',
+  'guest-fsfreeze-status',
+  'guest-fsfreeze-thaw',
+]);
 
 const [socket, ...options] = process.argv.slice(2);
 if (!socket) {
@@ -32,14 +39,17 @@ let frozen = false;
 
 function snapshots(): string {
   if (!watch) return '';
-  const out = execFileSync('zfs', ['list', '-H', '-t', 'snapshot', '-o', 'name', '-d', '1', watch], { encoding: 'utf8' });
+  const out = execFileSync('zfs', ['list', '-H', '-t', 'snapshot', '-o', 'name', '-d', '1', watch], {
+    encoding: 'utf8',
+  });
   return ` snapshots=${out.split('\n').filter(Boolean).length}`;
 }
 
 function reply(request: { execute?: string; arguments?: { id?: number } }): object | undefined {
   const command = String(request.execute);
   if (log) appendFileSync(log, `${command}${snapshots()}\n`);
-  if (frozen && !ALLOWED_FROZEN.has(command)) return { error: { class: 'GenericError', desc: `The command ${command} has been disabled for this instance` } };
+  if (frozen && !ALLOWED_FROZEN.has(command))
+    return { error: { class: 'GenericError', desc: `The command ${command} has been disabled for this instance` } };
   switch (command) {
     case 'guest-sync':
       return { return: request.arguments?.id };
@@ -53,7 +63,8 @@ function reply(request: { execute?: string; arguments?: { id?: number } }): obje
         frozen = true;
         return undefined;
       }
-      if (options.includes('--fail-freeze')) return { error: { class: 'GenericError', desc: 'failed to freeze /: Operation not supported' } };
+      if (options.includes('--fail-freeze'))
+        return { error: { class: 'GenericError', desc: 'failed to freeze /: Operation not supported' } };
       frozen = true;
       return { return: 1 };
     case 'guest-fsfreeze-thaw': {

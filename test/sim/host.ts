@@ -38,7 +38,8 @@ export function prefetchZfs(datasets: readonly string[], properties: readonly st
     // a missing dataset makes zfs exit 1 after printing the others
     listed = String((error as { stdout?: string }).stdout ?? '');
   }
-  for (const dataset of datasets) for (const property of properties) prefetched.set(`${dataset}\t${property}`, undefined);
+  for (const dataset of datasets)
+    for (const property of properties) prefetched.set(`${dataset}\t${property}`, undefined);
   for (const line of listed.split('\n')) {
     const [name, property, value] = line.split('\t');
     if (name && property && value !== undefined) prefetched.set(`${name}\t${property}`, value);
@@ -59,7 +60,8 @@ export function zfsGet(dataset: string, property: string): string | undefined {
 /** Waits for udev to create /dev/zvol/<name> (Linux), then returns the path. */
 export function zvolDevice(name: string): string {
   const path = `/dev/zvol/${name}`;
-  for (let i = 0; i < 100 && !existsSync(path); i++) execFileSync('sh', ['-c', 'udevadm settle --timeout=5 2>/dev/null; sleep 0.1']);
+  for (let i = 0; i < 100 && !existsSync(path); i++)
+    execFileSync('sh', ['-c', 'udevadm settle --timeout=5 2>/dev/null; sleep 0.1']);
   if (!existsSync(path)) throw new Error(`${path} did not appear`);
   return path;
 }

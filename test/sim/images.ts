@@ -1,7 +1,17 @@
 /** imgadm's side of the simulator: a small catalog of prepared images, imported as real datasets. */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, readSync, openSync, closeSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readSync,
+  openSync,
+  closeSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { IMGADM, POOL, zfs, zfsGet, zvolDevice } from './host.js';
 
@@ -20,9 +30,31 @@ export interface Manifest {
 }
 
 export const CATALOG: Record<string, Omit<Manifest, 'files' | 'v' | 'state' | 'public'>> = {
-  'e44ed3e0-910b-11ed-a5d4-00151714048c': { uuid: 'e44ed3e0-910b-11ed-a5d4-00151714048c', name: 'base-64-lts', version: '22.4.0', type: 'zone-dataset', os: 'smartos', published_at: '2023-01-10T00:00:00Z' },
-  '2f1dc911-6401-4fa4-8e9d-67ea2e39c271': { uuid: '2f1dc911-6401-4fa4-8e9d-67ea2e39c271', name: 'ubuntu-20.04', version: '20240101', type: 'lx-dataset', os: 'linux', published_at: '2024-01-01T00:00:00Z' },
-  'a7a1c2c4-7a4e-4b6b-9ef5-1a8e2b0c4d11': { uuid: 'a7a1c2c4-7a4e-4b6b-9ef5-1a8e2b0c4d11', name: 'debian-12', version: '20250101', type: 'zvol', os: 'linux', published_at: '2025-01-01T00:00:00Z', image_size: 64 },
+  'e44ed3e0-910b-11ed-a5d4-00151714048c': {
+    uuid: 'e44ed3e0-910b-11ed-a5d4-00151714048c',
+    name: 'base-64-lts',
+    version: '22.4.0',
+    type: 'zone-dataset',
+    os: 'smartos',
+    published_at: '2023-01-10T00:00:00Z',
+  },
+  '2f1dc911-6401-4fa4-8e9d-67ea2e39c271': {
+    uuid: '2f1dc911-6401-4fa4-8e9d-67ea2e39c271',
+    name: 'ubuntu-20.04',
+    version: '20240101',
+    type: 'lx-dataset',
+    os: 'linux',
+    published_at: '2024-01-01T00:00:00Z',
+  },
+  'a7a1c2c4-7a4e-4b6b-9ef5-1a8e2b0c4d11': {
+    uuid: 'a7a1c2c4-7a4e-4b6b-9ef5-1a8e2b0c4d11',
+    name: 'debian-12',
+    version: '20250101',
+    type: 'zvol',
+    os: 'linux',
+    published_at: '2025-01-01T00:00:00Z',
+    image_size: 64,
+  },
 };
 
 function manifestPath(uuid: string): string {
@@ -63,8 +95,13 @@ export function importImage(uuid: string): Manifest {
   }
   zfs('snapshot', `${dataset}@final`);
   const manifest: Manifest = {
-    v: 2, ...entry, public: true, state: 'active',
-    files: [{ sha1: '0'.repeat(40), size: 1 << 20, compression: 'gzip', dataset_guid: zfsGet(`${dataset}@final`, 'guid')! }],
+    v: 2,
+    ...entry,
+    public: true,
+    state: 'active',
+    files: [
+      { sha1: '0'.repeat(40), size: 1 << 20, compression: 'gzip', dataset_guid: zfsGet(`${dataset}@final`, 'guid')! },
+    ],
   };
   mkdirSync(join(IMGADM, 'images'), { recursive: true });
   writeFileSync(manifestPath(uuid), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -73,7 +110,10 @@ export function importImage(uuid: string): Manifest {
 
 /** An imgadm failure as the CLI prints it: `imgadm install: error (<code>): <message>`. */
 export class ImgadmError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -103,26 +143,41 @@ export function checkImageFile(manifest: Pick<Manifest, 'uuid' | 'files'>, file:
   const entry = manifest.files?.[0];
   const size = statSync(file).size;
   if (entry?.size !== undefined && entry.size !== size) {
-    throw new ImgadmError('DownloadError', `image file size error: manifest says ${entry.size} bytes, ${file} is ${size} bytes`);
+    throw new ImgadmError(
+      'DownloadError',
+      `image file size error: manifest says ${entry.size} bytes, ${file} is ${size} bytes`,
+    );
   }
   if (entry?.sha1) {
     const actual = sha1Of(file);
-    if (actual !== entry.sha1) throw new ImgadmError('DownloadError', `image file checksum (sha1) error: manifest says "${entry.sha1}", ${file} is "${actual}"`);
+    if (actual !== entry.sha1)
+      throw new ImgadmError(
+        'DownloadError',
+        `image file checksum (sha1) error: manifest says "${entry.sha1}", ${file} is "${actual}"`,
+      );
   }
   const compression = entry?.compression ?? 'none';
-  if (!(compression in UNCOMPRESSORS)) throw new ImgadmError('InternalError', `image ${manifest.uuid} file compression: ${compression}`);
+  if (!(compression in UNCOMPRESSORS))
+    throw new ImgadmError('InternalError', `image ${manifest.uuid} file compression: ${compression}`);
   return UNCOMPRESSORS[compression];
 }
 
 /** `imgadm install -m -f`: checks the file, receives the image's stream (which keeps the @final guid) and records it. */
 export function installImage(manifest: Manifest, streamFile: string): void {
   const uncompressor = checkImageFile(manifest, streamFile);
-  const script = uncompressor ? 'set -o pipefail; "$3" -cdfq < "$2" | zfs receive -u "$1"' : 'zfs receive -u "$1" < "$2"';
+  const script = uncompressor
+    ? 'set -o pipefail; "$3" -cdfq < "$2" | zfs receive -u "$1"'
+    : 'zfs receive -u "$1" < "$2"';
   try {
-    execFileSync('bash', ['-c', script, 'bash', `${POOL}/${manifest.uuid}`, streamFile, uncompressor ?? ''], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('bash', ['-c', script, 'bash', `${POOL}/${manifest.uuid}`, streamFile, uncompressor ?? ''], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
   } catch (error) {
     const stderr = String((error as { stderr?: Buffer }).stderr ?? '').trim();
-    throw new ImgadmError(uncompressor ? 'UncompressionError' : 'InternalError', `${uncompressor ?? 'zfs receive'} error while importing: ${stderr || (error as Error).message}`);
+    throw new ImgadmError(
+      uncompressor ? 'UncompressionError' : 'InternalError',
+      `${uncompressor ?? 'zfs receive'} error while importing: ${stderr || (error as Error).message}`,
+    );
   }
   mkdirSync(join(IMGADM, 'images'), { recursive: true });
   writeFileSync(manifestPath(manifest.uuid), `${JSON.stringify(manifest, null, 2)}\n`);

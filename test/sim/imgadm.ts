@@ -10,21 +10,40 @@ function main(argv: string[]): number {
     case 'list': {
       const images = installedImages();
       if (args.includes('-j')) {
-        process.stdout.write(`${JSON.stringify(images.map((manifest) => ({ manifest, zpool: POOL, source: 'https://images.smartos.org' })), null, 2)}\n`);
+        process.stdout.write(
+          `${JSON.stringify(
+            images.map((manifest) => ({ manifest, zpool: POOL, source: 'https://images.smartos.org' })),
+            null,
+            2,
+          )}\n`,
+        );
         return 0;
       }
-      const rows = [['UUID', 'NAME', 'VERSION', 'OS', 'TYPE', 'PUB'], ...images.map((m) => [m.uuid, m.name, m.version, m.os, m.type, m.published_at.slice(0, 10)])];
+      const rows = [
+        ['UUID', 'NAME', 'VERSION', 'OS', 'TYPE', 'PUB'],
+        ...images.map((m) => [m.uuid, m.name, m.version, m.os, m.type, m.published_at.slice(0, 10)]),
+      ];
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-      for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+      for (const r of rows)
+        process.stdout.write(
+          `${r
+            .map((c, i) => c.padEnd(widths[i]!))
+            .join('  ')
+            .trimEnd()}\n`,
+        );
       return 0;
     }
     case 'get': {
       const manifest = uuid ? installedManifest(uuid) : undefined;
       if (!manifest) {
-        process.stderr.write(`imgadm get: error (ImageNotInstalled): image "${uuid}" was not found on zpool "${POOL}"\n`);
+        process.stderr.write(
+          `imgadm get: error (ImageNotInstalled): image "${uuid}" was not found on zpool "${POOL}"\n`,
+        );
         return 3;
       }
-      process.stdout.write(`${JSON.stringify({ manifest, zpool: POOL, source: 'https://images.smartos.org' }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ manifest, zpool: POOL, source: 'https://images.smartos.org' }, null, 2)}\n`,
+      );
       return 0;
     }
     case 'import': {
@@ -39,7 +58,9 @@ function main(argv: string[]): number {
       }
       const entry = CATALOG[uuid];
       if (!entry) {
-        process.stderr.write(`imgadm import: error (ActiveImageNotFound): an active image "${uuid}" was not found in image sources\n`);
+        process.stderr.write(
+          `imgadm import: error (ActiveImageNotFound): an active image "${uuid}" was not found in image sources\n`,
+        );
         return 1;
       }
       process.stdout.write(`Importing ${uuid} (${entry.name}@${entry.version}) from "https://images.smartos.org"\n`);
@@ -55,9 +76,15 @@ function main(argv: string[]): number {
         process.stderr.write('imgadm install: error (Usage): -m MANIFEST and -f FILE are required\n');
         return 1;
       }
-      const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { uuid: string; name: string; version: string };
+      const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as {
+        uuid: string;
+        name: string;
+        version: string;
+      };
       if (installedManifest(manifest.uuid)) {
-        process.stdout.write(`Image ${manifest.uuid} (${manifest.name}@${manifest.version}) is already installed, skipping\n`);
+        process.stdout.write(
+          `Image ${manifest.uuid} (${manifest.name}@${manifest.version}) is already installed, skipping\n`,
+        );
         return 0;
       }
       process.stdout.write(`Installing image ${manifest.uuid} (${manifest.name}@${manifest.version})\n`);
@@ -68,7 +95,9 @@ function main(argv: string[]): number {
         process.stderr.write(`imgadm install: error (${error.code}): ${error.message}\n`);
         return 1;
       }
-      process.stdout.write(`Installed image ${manifest.uuid} (${manifest.name}@${manifest.version}) to "${POOL}/${manifest.uuid}".\n`);
+      process.stdout.write(
+        `Installed image ${manifest.uuid} (${manifest.name}@${manifest.version}) to "${POOL}/${manifest.uuid}".\n`,
+      );
       return 0;
     }
     default:

@@ -14,14 +14,18 @@ function staticAddresses(nic: Nic): string[] {
 }
 
 /** The UUID of a VM whose nics conflict with `nics`, if any. */
-export function conflictingVm(nics: readonly Nic[], others: ReadonlyArray<{ uuid: string; state?: unknown; nics?: unknown }>): string | undefined {
+export function conflictingVm(
+  nics: readonly Nic[],
+  others: ReadonlyArray<{ uuid: string; state?: unknown; nics?: unknown }>,
+): string | undefined {
   for (const vm of others) {
     if (vm.state === 'failed') continue;
     const theirs = (Array.isArray(vm.nics) ? vm.nics : []) as Nic[];
     for (const nic of nics) {
       const sameNetwork = (other: Nic) => other.nic_tag === nic.nic_tag && other.vlan_id === nic.vlan_id;
       if (nic.mac !== undefined && theirs.some((o) => o.mac === nic.mac)) return vm.uuid;
-      if (staticAddresses(nic).some((ip) => theirs.some((o) => sameNetwork(o) && staticAddresses(o).includes(ip)))) return vm.uuid;
+      if (staticAddresses(nic).some((ip) => theirs.some((o) => sameNetwork(o) && staticAddresses(o).includes(ip))))
+        return vm.uuid;
       if (nic.vrrp_vrid !== undefined && theirs.some((o) => o.vrrp_vrid === nic.vrrp_vrid)) return vm.uuid;
     }
   }

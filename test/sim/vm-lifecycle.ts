@@ -4,28 +4,75 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { installedManifest } from './images.js';
 import { conflictingVm, CONFLICT_MESSAGE } from './nic-conflicts.js';
-import { POOL, STATE, allRecords, readRecord, writeRecord, zfs, zfsGet, zfsOk, zonepath, type VmRecord } from './host.js';
+import {
+  POOL,
+  STATE,
+  allRecords,
+  readRecord,
+  writeRecord,
+  zfs,
+  zfsGet,
+  zfsOk,
+  zonepath,
+  type VmRecord,
+} from './host.js';
 import { diskDataset, HVM_BRANDS, OS_BRANDS, type Disk } from './vm-object.js';
 
 export class VmadmError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
   }
 }
 
 const BRANDS = new Set([...OS_BRANDS, 'lx', 'kvm', 'bhyve']);
 /** What a create payload may carry; anything else is dropped silently, as vmadm does. */
-const CREATE_KEYS = new Set(['uuid', 'brand', 'alias', 'hostname', 'image_uuid', 'quota', 'max_physical_memory', 'ram', 'vcpus', 'cpu_shares', 'autoboot',
-  'delegate_dataset', 'disks', 'flexible_disk_size', 'nics', 'resolvers', 'customer_metadata', 'internal_metadata', 'tags', 'routes', 'owner_uuid', 'zfs_root_compression', 'zfs_data_compression']);
+const CREATE_KEYS = new Set([
+  'uuid',
+  'brand',
+  'alias',
+  'hostname',
+  'image_uuid',
+  'quota',
+  'max_physical_memory',
+  'ram',
+  'vcpus',
+  'cpu_shares',
+  'autoboot',
+  'delegate_dataset',
+  'disks',
+  'flexible_disk_size',
+  'nics',
+  'resolvers',
+  'customer_metadata',
+  'internal_metadata',
+  'tags',
+  'routes',
+  'owner_uuid',
+  'zfs_root_compression',
+  'zfs_data_compression',
+]);
 
 function mac(): string {
   return ['92', ...Array.from(randomBytes(5)).map((b) => b.toString(16).padStart(2, '0'))].join(':');
 }
 
-function writeConfigFiles(uuid: string, data: { customer_metadata?: unknown; internal_metadata?: unknown; tags?: unknown; routes?: unknown }): void {
+function writeConfigFiles(
+  uuid: string,
+  data: { customer_metadata?: unknown; internal_metadata?: unknown; tags?: unknown; routes?: unknown },
+): void {
   const config = `${zonepath(uuid)}/config`;
   mkdirSync(config, { recursive: true });
-  writeFileSync(`${config}/metadata.json`, JSON.stringify({ customer_metadata: data.customer_metadata ?? {}, internal_metadata: data.internal_metadata ?? {} }, null, 2));
+  writeFileSync(
+    `${config}/metadata.json`,
+    JSON.stringify(
+      { customer_metadata: data.customer_metadata ?? {}, internal_metadata: data.internal_metadata ?? {} },
+      null,
+      2,
+    ),
+  );
   writeFileSync(`${config}/tags.json`, JSON.stringify(data.tags ?? {}, null, 2));
   writeFileSync(`${config}/routes.json`, JSON.stringify(data.routes ?? {}, null, 2));
 }
@@ -49,11 +96,16 @@ function readConfigFiles(uuid: string): Record<string, Record<string, unknown>> 
 }
 
 export function zonecfgXml(record: VmRecord): string {
-  const alias = record.alias === undefined ? '' : `\n  <attr name="alias" type="string" value="${Buffer.from(String(record.alias)).toString('base64')}"/>`;
+  const alias =
+    record.alias === undefined
+      ? ''
+      : `\n  <attr name="alias" type="string" value="${Buffer.from(String(record.alias)).toString('base64')}"/>`;
   const dataset = record.delegated ? `\n  <dataset name="${POOL}/${record.uuid}/data"/>` : '';
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE zone PUBLIC "-//Sun Microsystems Inc//DTD Zones//EN" "file:///usr/share/lib/xml/dtd/zonecfg.dtd.1">\n` +
+  return (
+    `<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE zone PUBLIC "-//Sun Microsystems Inc//DTD Zones//EN" "file:///usr/share/lib/xml/dtd/zonecfg.dtd.1">\n` +
     `<zone name="${record.uuid}" zonepath="${zonepath(record.uuid)}" autoboot="${record.autoboot}" brand="${record.brand}">${alias}\n` +
-    `  <attr name="create-timestamp" type="string" value="${record.create_timestamp}"/>\n  <attr name="vm-version" type="string" value="1"/>${dataset}\n</zone>\n`;
+    `  <attr name="create-timestamp" type="string" value="${record.create_timestamp}"/>\n  <attr name="vm-version" type="string" value="1"/>${dataset}\n</zone>\n`
+  );
 }
 
 function saveRecord(record: VmRecord): void {
@@ -65,11 +117,20 @@ function saveRecord(record: VmRecord): void {
 export function createVm(input: Record<string, unknown>): string {
   const payload = Object.fromEntries(Object.entries(input).filter(([k]) => CREATE_KEYS.has(k)));
   const brand = String(payload.brand ?? '');
-  if (!BRANDS.has(brand)) throw new VmadmError(payload.brand === undefined ? 'Missing required properties: brand' : 'Invalid value(s) for: brand');
+  if (!BRANDS.has(brand))
+    throw new VmadmError(
+      payload.brand === undefined ? 'Missing required properties: brand' : 'Invalid value(s) for: brand',
+    );
   const uuid = typeof payload.uuid === 'string' ? payload.uuid : randomUUID();
   if (readRecord(uuid) || zfsOk('list', `${POOL}/${uuid}`)) throw new VmadmError(`VM with UUID ${uuid} already exists`);
   const payloadNics = (Array.isArray(payload.nics) ? payload.nics : []) as Array<Record<string, unknown>>;
-  if (conflictingVm(payloadNics, allRecords().filter((r) => r.uuid !== uuid))) throw new VmadmError(CONFLICT_MESSAGE);
+  if (
+    conflictingVm(
+      payloadNics,
+      allRecords().filter((r) => r.uuid !== uuid),
+    )
+  )
+    throw new VmadmError(CONFLICT_MESSAGE);
   const hvm = HVM_BRANDS.has(brand);
   const image = typeof payload.image_uuid === 'string' ? payload.image_uuid : undefined;
   if (!hvm) {
@@ -79,8 +140,10 @@ export function createVm(input: Record<string, unknown>): string {
   }
   const disks = (Array.isArray(payload.disks) ? payload.disks : []) as Array<Record<string, unknown>>;
   disks.forEach((disk, i) => {
-    if (disk.image_uuid !== undefined && installedManifest(String(disk.image_uuid))?.type !== 'zvol') throw new VmadmError(`Invalid value(s) for: disks.${i}.image_uuid`);
-    if (disk.image_uuid === undefined && typeof disk.size !== 'number') throw new VmadmError(`Missing required properties: disks.${i}.size`);
+    if (disk.image_uuid !== undefined && installedManifest(String(disk.image_uuid))?.type !== 'zvol')
+      throw new VmadmError(`Invalid value(s) for: disks.${i}.image_uuid`);
+    if (disk.image_uuid === undefined && typeof disk.size !== 'number')
+      throw new VmadmError(`Missing required properties: disks.${i}.size`);
   });
   const quota = Number(payload.quota ?? (brand === 'bhyve' ? 1 : 10));
   const root = `${POOL}/${uuid}`;
@@ -92,7 +155,12 @@ export function createVm(input: Record<string, unknown>): string {
     zfs('clone', '-o', 'devices=off', '-o', `quota=${quota}g`, `${POOL}/${image}@final`, root);
     for (const dir of ['root/tmp', 'root/var/svc']) mkdirSync(`${zonepath(uuid)}/${dir}`, { recursive: true });
   }
-  if (payload.delegate_dataset === true) zfs('create', ...(payload.zfs_data_compression ? ['-o', `compression=${String(payload.zfs_data_compression)}`] : []), `${root}/data`);
+  if (payload.delegate_dataset === true)
+    zfs(
+      'create',
+      ...(payload.zfs_data_compression ? ['-o', `compression=${String(payload.zfs_data_compression)}`] : []),
+      `${root}/data`,
+    );
   const diskRecords: Disk[] = disks.map((disk, i) => {
     const dataset = diskDataset(brand, uuid, i);
     if (disk.image_uuid !== undefined) zfs('clone', `${POOL}/${String(disk.image_uuid)}@final`, dataset);
@@ -102,7 +170,9 @@ export function createVm(input: Record<string, unknown>): string {
       boot: disk.boot ?? i === 0,
       model: disk.model ?? 'virtio',
       media: 'disk',
-      ...(disk.image_uuid !== undefined ? { image_uuid: disk.image_uuid, image_size: installedManifest(String(disk.image_uuid))!.image_size } : {}),
+      ...(disk.image_uuid !== undefined
+        ? { image_uuid: disk.image_uuid, image_size: installedManifest(String(disk.image_uuid))!.image_size }
+        : {}),
       ...(brand === 'bhyve' ? { pci_slot: `0:4:${i}`, uuid: randomUUID() } : {}),
       zfs_filesystem: dataset,
     };
@@ -126,7 +196,11 @@ export function createVm(input: Record<string, unknown>): string {
     cpu_shares: payload.cpu_shares,
     owner_uuid: payload.owner_uuid,
     resolvers: payload.resolvers ?? [],
-    nics: ((payload.nics as Array<Record<string, unknown>> | undefined) ?? []).map((nic, i) => ({ interface: `${brand === 'lx' ? 'eth' : 'net'}${i}`, mac: mac(), ...nic })),
+    nics: ((payload.nics as Array<Record<string, unknown>> | undefined) ?? []).map((nic, i) => ({
+      interface: `${brand === 'lx' ? 'eth' : 'net'}${i}`,
+      mac: mac(),
+      ...nic,
+    })),
     delegated: payload.delegate_dataset === true,
     disks: hvm ? diskRecords : undefined,
     ...(brand === 'bhyve' && flexible !== undefined ? { flexible_disk_size: flexible } : {}),
@@ -153,7 +227,11 @@ const bhyveRefquota = (quota: number) => Math.max(1, quota) * 1024 * MIB;
 function setQuotaBhyve(root: string, quota: number, flexible: number | undefined): void {
   const refquota = bhyveRefquota(quota);
   zfs('set', 'refreservation=none', `refquota=${refquota}`, root);
-  const volumes = zfs('list', '-Hrp', '-t', 'volume', '-o', 'name,volsize', root).trim().split('\n').filter(Boolean).map((line) => line.split('\t'));
+  const volumes = zfs('list', '-Hrp', '-t', 'volume', '-o', 'name,volsize', root)
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.split('\t'));
   for (const [name] of volumes) zfs('set', 'refreservation=auto', name!);
   const volsize = volumes.reduce((sum, [, size]) => sum + Number(size), 0);
   const refreservation = volumes.reduce((sum, [name]) => sum + Number(zfsGet(name!, 'refreservation')), 0);
@@ -195,7 +273,10 @@ export function updateVm(record: VmRecord, changes: Record<string, unknown>): st
     const root = `${POOL}/${record.uuid}`;
     const oldQuota = Math.round(Number(zfsGet(root, 'refquota')) / (1024 * MIB));
     const quota = changes.quota === undefined ? oldQuota : Number(changes.quota);
-    const flexible = changes.flexible_disk_size === undefined ? (record.flexible_disk_size as number | undefined) : Number(changes.flexible_disk_size);
+    const flexible =
+      changes.flexible_disk_size === undefined
+        ? (record.flexible_disk_size as number | undefined)
+        : Number(changes.flexible_disk_size);
     if (quota !== oldQuota || flexible !== record.flexible_disk_size) {
       setQuotaBhyve(root, quota, flexible);
       if (flexible !== undefined) record.flexible_disk_size = flexible;
@@ -209,7 +290,12 @@ export function updateVm(record: VmRecord, changes: Record<string, unknown>): st
     else if (key === 'alias' || key === 'hostname' || key === 'cpu_shares' || key === 'resolvers') record[key] = value;
     // VM.js keeps qemu_extra_opts (an attr) for KVM only; it takes effect at the next boot
     else if (key === 'qemu_extra_opts' && record.brand === 'kvm') record[key] = value;
-    else if (key === 'quota' && record.brand !== 'bhyve') zfs('set', `${record.brand === 'bhyve' ? 'refquota' : 'quota'}=${Number(value) === 0 ? 'none' : `${Number(value)}g`}`, `${POOL}/${record.uuid}`);
+    else if (key === 'quota' && record.brand !== 'bhyve')
+      zfs(
+        'set',
+        `${record.brand === 'bhyve' ? 'refquota' : 'quota'}=${Number(value) === 0 ? 'none' : `${Number(value)}g`}`,
+        `${POOL}/${record.uuid}`,
+      );
   }
   writeConfigFiles(record.uuid, files);
   saveRecord(record);
@@ -223,9 +309,11 @@ export function deleteVm(record: VmRecord): string {
     .map((d) => zfsGet(d, 'origin'))
     .filter((o): o is string => o !== undefined && o !== '-' && !o.endsWith('@final'));
   // cores is mounted inside the zone root, so it goes first
-  if (zfsGet(`${POOL}/cores/${record.uuid}`, 'name') !== undefined) zfs('destroy', '-rf', `${POOL}/cores/${record.uuid}`);
+  if (zfsGet(`${POOL}/cores/${record.uuid}`, 'name') !== undefined)
+    zfs('destroy', '-rf', `${POOL}/cores/${record.uuid}`);
   zfs('destroy', '-rf', root);
-  for (const disk of (record.disks as Disk[] | undefined) ?? []) if (zfsGet(disk.zfs_filesystem, 'name') !== undefined) zfs('destroy', '-rf', disk.zfs_filesystem);
+  for (const disk of (record.disks as Disk[] | undefined) ?? [])
+    if (zfsGet(disk.zfs_filesystem, 'name') !== undefined) zfs('destroy', '-rf', disk.zfs_filesystem);
   for (const origin of origins) zfsOk('destroy', '-f', origin);
   return `Successfully deleted VM ${record.uuid}`;
 }
@@ -238,7 +326,10 @@ export function vmSnapshots(record: VmRecord): Array<{ name: string }> {
   } catch {
     // no root dataset: no snapshots
   }
-  return listed.split('\n').filter((s) => s.includes('@vmsnap-')).map((s) => ({ name: s.slice(s.indexOf('@vmsnap-') + '@vmsnap-'.length) }));
+  return listed
+    .split('\n')
+    .filter((s) => s.includes('@vmsnap-'))
+    .map((s) => ({ name: s.slice(s.indexOf('@vmsnap-') + '@vmsnap-'.length) }));
 }
 
 function checkSnapshotName(name: string | undefined): string {
@@ -252,7 +343,8 @@ export function createSnapshot(record: VmRecord, snapname: string | undefined): 
   const name = checkSnapshotName(snapname);
   if (record.brand === 'kvm') throw new VmadmError('snapshots for kvm VMs currently unsupported');
   if (record.delegated) throw new VmadmError('Cannot currently snapshot zones that have datasets');
-  if (vmSnapshots(record).some((s) => s.name === name)) throw new VmadmError(`snapshot with name "${name}" already exists.`);
+  if (vmSnapshots(record).some((s) => s.name === name))
+    throw new VmadmError(`snapshot with name "${name}" already exists.`);
   zfs('snapshot', ...(record.brand === 'bhyve' ? ['-r'] : []), `${POOL}/${record.uuid}@vmsnap-${name}`);
   return `Created snapshot ${name} for VM ${record.uuid}`;
 }
@@ -264,11 +356,15 @@ export function createSnapshot(record: VmRecord, snapname: string | undefined): 
 export function rollbackSnapshot(record: VmRecord, snapname: string | undefined): string {
   const name = checkSnapshotName(snapname);
   if (record.brand === 'kvm') throw new VmadmError('snapshots for kvm VMs currently unsupported');
-  if (!vmSnapshots(record).some((s) => s.name === name)) throw new VmadmError(`No snapshot named "${name}" for ${record.uuid}`);
+  if (!vmSnapshots(record).some((s) => s.name === name))
+    throw new VmadmError(`No snapshot named "${name}" for ${record.uuid}`);
   const root = `${POOL}/${record.uuid}`;
-  const snapshots = record.brand === 'bhyve'
-    ? zfs('list', '-H', '-t', 'snapshot', '-o', 'name', '-r', root).split('\n').filter((s) => s.split('@vmsnap-')[1] === name)
-    : [`${root}@vmsnap-${name}`];
+  const snapshots =
+    record.brand === 'bhyve'
+      ? zfs('list', '-H', '-t', 'snapshot', '-o', 'name', '-r', root)
+          .split('\n')
+          .filter((s) => s.split('@vmsnap-')[1] === name)
+      : [`${root}@vmsnap-${name}`];
   if (record.state === 'running') stopVm(record);
   for (const snapshot of snapshots) {
     try {

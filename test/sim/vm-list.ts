@@ -22,7 +22,8 @@ const LIST_FIELDS: Record<string, { header: string; width: number }> = {
   autoboot: { header: 'AUTOBOOT', width: 8 },
   zonename: { header: 'ZONENAME', width: 36 },
 };
-const NESTED = /^(disks\.(\d+|\*)\.(boot|image_name|image_size|image_uuid|size|media|model|zpool)|nics\.(\d+|\*)\.\w+|(tags|customer_metadata|internal_metadata)\.[^.]+)$/;
+const NESTED =
+  /^(disks\.(\d+|\*)\.(boot|image_name|image_size|image_uuid|size|media|model|zpool)|nics\.(\d+|\*)\.\w+|(tags|customer_metadata|internal_metadata)\.[^.]+)$/;
 
 export function isFilterKey(key: string): boolean {
   return key in LIST_FIELDS || NESTED.test(key);
@@ -74,17 +75,28 @@ export function sortObjects(objects: Array<Record<string, unknown>>, sortFields:
       const field = raw.replace(/^[-+]/, '');
       const x = a[field];
       const y = b[field];
-      const order = typeof x === 'number' && typeof y === 'number' ? x - y : String(x ?? '').localeCompare(String(y ?? ''));
+      const order =
+        typeof x === 'number' && typeof y === 'number' ? x - y : String(x ?? '').localeCompare(String(y ?? ''));
       if (order !== 0) return descending ? -order : order;
     }
     return 0;
   });
 }
 
-export function formatTable(objects: Array<Record<string, unknown>>, fields: readonly string[], options: { parsable: boolean; header: boolean }): string {
-  const cell = (o: Record<string, unknown>, f: string) => (o[f] === undefined || o[f] === null ? (options.parsable ? '' : '-') : String(o[f]));
-  if (options.parsable) return objects.map((o) => fields.map((f) => cell(o, f)).join(':')).join('\n') + (objects.length ? '\n' : '');
-  const row = (cells: string[]) => cells.map((c, i) => c.padEnd(LIST_FIELDS[fields[i]!]!.width)).join('  ').trimEnd();
+export function formatTable(
+  objects: Array<Record<string, unknown>>,
+  fields: readonly string[],
+  options: { parsable: boolean; header: boolean },
+): string {
+  const cell = (o: Record<string, unknown>, f: string) =>
+    o[f] === undefined || o[f] === null ? (options.parsable ? '' : '-') : String(o[f]);
+  if (options.parsable)
+    return objects.map((o) => fields.map((f) => cell(o, f)).join(':')).join('\n') + (objects.length ? '\n' : '');
+  const row = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(LIST_FIELDS[fields[i]!]!.width))
+      .join('  ')
+      .trimEnd();
   const lines = objects.map((o) => row(fields.map((f) => cell(o, f))));
   if (options.header) lines.unshift(row(fields.map((f) => LIST_FIELDS[f]!.header)));
   return lines.join('\n') + '\n';

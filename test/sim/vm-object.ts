@@ -27,8 +27,19 @@ const mib = (bytes: string | undefined) => (bytes === undefined ? undefined : Ma
 
 /** Every ZFS value vmObject reads for these VMs, in one zfs call. */
 export function prefetchVmObjects(records: readonly VmRecord[]): void {
-  const datasets = records.flatMap((r) => [`${POOL}/${r.uuid}`, ...((r.disks as Disk[] | undefined) ?? []).map((d) => d.zfs_filesystem)]);
-  prefetchZfs(datasets, ['quota', 'refquota', 'recordsize', 'volsize', 'compression', 'refreservation', 'volblocksize']);
+  const datasets = records.flatMap((r) => [
+    `${POOL}/${r.uuid}`,
+    ...((r.disks as Disk[] | undefined) ?? []).map((d) => d.zfs_filesystem),
+  ]);
+  prefetchZfs(datasets, [
+    'quota',
+    'refquota',
+    'recordsize',
+    'volsize',
+    'compression',
+    'refreservation',
+    'volblocksize',
+  ]);
 }
 
 export function vmObject(record: VmRecord): Record<string, unknown> {
@@ -90,7 +101,9 @@ export function vmObject(record: VmRecord): Record<string, unknown> {
     routes: readJson(`${config}/routes.json`),
     tags: readJson(`${config}/tags.json`),
     ...(record.flexible_disk_size !== undefined ? { flexible_disk_size: record.flexible_disk_size } : {}),
-    ...(record.brand === 'kvm' && typeof record.qemu_extra_opts === 'string' ? { qemu_extra_opts: record.qemu_extra_opts } : {}),
+    ...(record.brand === 'kvm' && typeof record.qemu_extra_opts === 'string'
+      ? { qemu_extra_opts: record.qemu_extra_opts }
+      : {}),
     quota: quotaBytes === undefined || quotaBytes === '0' ? 0 : Math.round(Number(quotaBytes) / 1073741824),
     ...(record.brand !== 'bhyve' ? { zfs_root_recsize: Number(zfsGet(root, 'recordsize') ?? 131072) } : {}),
     zfs_filesystem: root,

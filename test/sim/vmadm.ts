@@ -4,7 +4,17 @@
  */
 import { readFileSync, readSync } from 'node:fs';
 import { allRecords, isUuid, readRecord, removeRecord } from './host.js';
-import { createSnapshot, createVm, deleteVm, rollbackSnapshot, startVm, stopVm, updateVm, vmSnapshots, VmadmError } from './vm-lifecycle.js';
+import {
+  createSnapshot,
+  createVm,
+  deleteVm,
+  rollbackSnapshot,
+  startVm,
+  stopVm,
+  updateVm,
+  vmSnapshots,
+  VmadmError,
+} from './vm-lifecycle.js';
 import { checkOrderFields, formatTable, matches, parseFilters, sortObjects } from './vm-list.js';
 import { prefetchVmObjects, vmObject, withFakeFields } from './vm-object.js';
 
@@ -114,9 +124,12 @@ function main(argv: string[]): number {
         const records = allRecords();
         prefetchVmObjects(records);
         const found = records.map((r) => withFakeFields(vmObject(r))).filter((o) => matches(o, filters));
-        if (unique && found.length !== 1) throw new VmadmError(`Requested unique lookup but found ${found.length} results.`);
+        if (unique && found.length !== 1)
+          throw new VmadmError(`Requested unique lookup but found ${found.length} results.`);
         if (json) {
-          const shaped = fields ? found.map((o) => Object.fromEntries(fields.filter((f) => f in o).map((f) => [f, o[f]]))) : found;
+          const shaped = fields
+            ? found.map((o) => Object.fromEntries(fields.filter((f) => f in o).map((f) => [f, o[f]])))
+            : found;
           out(`${JSON.stringify(shaped, null, 2)}\n`);
         } else {
           for (const o of found) out(`${String(o.uuid)}\n`);
@@ -131,7 +144,8 @@ function main(argv: string[]): number {
       case 'create-snapshot':
       case 'rollback-snapshot': {
         const [uuid, snapname, ...extra] = args;
-        if (!isUuid(uuid) || snapname === undefined || extra.length > 0) throw new UsageError(`Wrong number of parameters to "${command}"`);
+        if (!isUuid(uuid) || snapname === undefined || extra.length > 0)
+          throw new UsageError(`Wrong number of parameters to "${command}"`);
         const record = readRecord(uuid);
         if (!record) throw new VmadmError(`VM ${uuid} not found`);
         err(command === 'create-snapshot' ? createSnapshot(record, snapname) : rollbackSnapshot(record, snapname));
@@ -147,15 +161,20 @@ function main(argv: string[]): number {
         const uuid = uuidArg(args, command);
         const record = readRecord(uuid);
         if (!record) {
-          if (command === 'start' || command === 'boot') throw new VmadmError(`Unable to start VM ${uuid}: bad statusCode: 404`);
-          if (command === 'delete' || command === 'destroy') throw new VmadmError(`Failed to delete VM ${uuid}: VM ${uuid} not found`);
+          if (command === 'start' || command === 'boot')
+            throw new VmadmError(`Unable to start VM ${uuid}: bad statusCode: 404`);
+          if (command === 'delete' || command === 'destroy')
+            throw new VmadmError(`Failed to delete VM ${uuid}: VM ${uuid} not found`);
           throw new VmadmError(`VM ${uuid} not found`);
         }
         if (command === 'start' || command === 'boot') err(startVm(record));
         else if (command === 'stop' || command === 'halt') err(stopVm(record));
         else if (command === 'update') {
           const rest = args.filter((a) => a !== uuid);
-          const changes = rest.length > 0 && !rest.includes('-f') ? Object.fromEntries(rest.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) : readPayload(rest);
+          const changes =
+            rest.length > 0 && !rest.includes('-f')
+              ? Object.fromEntries(rest.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
+              : readPayload(rest);
           err(updateVm(record, changes));
         } else {
           err(deleteVm(record));

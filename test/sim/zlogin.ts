@@ -21,7 +21,8 @@ async function main(argv: string[]): Promise<number> {
     const flag = args.shift()!;
     if (flag === '-l') user = args.shift() ?? '';
     else if (flag === '-C') return fail('the console (-C) is not simulated', 2);
-    else if (!/^-[nQES]+$/.test(flag)) return fail(`usage: zlogin [ -nQCES ] [ -e cmdchar ] [-l user] zonename [command [args ...] ]`, 2);
+    else if (!/^-[nQES]+$/.test(flag))
+      return fail(`usage: zlogin [ -nQCES ] [ -e cmdchar ] [-l user] zonename [command [args ...] ]`, 2);
   }
   const zone = args.shift();
   if (!zone) return fail('usage: zlogin [ -nQCES ] [ -e cmdchar ] [-l user] zonename [command [args ...] ]', 2);
@@ -49,7 +50,9 @@ async function main(argv: string[]): Promise<number> {
     }
   });
   // zlogin returns when its child has died (dead_child_pipe), not when everything it started closed the pipes
-  const code = await new Promise<number>((resolve) => child.on('exit', (status) => setTimeout(() => resolve(status ?? 0), 50)));
+  const code = await new Promise<number>((resolve) =>
+    child.on('exit', (status) => setTimeout(() => resolve(status ?? 0), 50)),
+  );
   process.stdin.unpipe(child.stdin);
   process.stdin.destroy();
   return code;

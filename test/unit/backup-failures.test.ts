@@ -37,11 +37,15 @@ class FakeVmadm implements Host {
     if (this.broken) return answer('', 1, 'vmadm: cannot load VMs');
     if (argv[1] === 'get') {
       const vm = VMS.find((v) => v.uuid === argv[2]);
-      return vm ? answer(JSON.stringify({ ...vm, zfs_filesystem: `zones/${vm.uuid}` })) : answer('', 1, `Could not find VM ${argv[2]}`);
+      return vm
+        ? answer(JSON.stringify({ ...vm, zfs_filesystem: `zones/${vm.uuid}` }))
+        : answer('', 1, `Could not find VM ${argv[2]}`);
     }
     assert.deepEqual(argv.slice(0, 4), ['vmadm', 'lookup', '-j', '-o']);
     const fields = argv[4]!.split(',');
-    return answer(JSON.stringify(VMS.map((vm) => Object.fromEntries(fields.map((f) => [f, vm[f as keyof typeof vm]])))));
+    return answer(
+      JSON.stringify(VMS.map((vm) => Object.fromEntries(fields.map((f) => [f, vm[f as keyof typeof vm]])))),
+    );
   }
 
   spawn(): never {
@@ -81,19 +85,48 @@ describe('alias and brand of VMs a run failed before reaching (issue 16, item 7c
 });
 
 const result = (overrides: Partial<VmBackupResult>): VmBackupResult => ({
-  uuid: WEB, backupHost: 'root@backup:22', startedAt: new Date(0), finishedAt: new Date(0), status: 'success', datasets: [], errors: [], dryRun: false, ...overrides,
+  uuid: WEB,
+  backupHost: 'root@backup:22',
+  startedAt: new Date(0),
+  finishedAt: new Date(0),
+  status: 'success',
+  datasets: [],
+  errors: [],
+  dryRun: false,
+  ...overrides,
 });
 const dataset = (name: string, outcome: 'ok' | 'failed', error?: string) => ({
-  dataset: name, target: `backup/${name}`, snapshot: 's', mode: 'full' as const, bytes: 0, seconds: 0, result: outcome, error, rotatedLocal: [], rotatedRemote: [],
+  dataset: name,
+  target: `backup/${name}`,
+  snapshot: 's',
+  mode: 'full' as const,
+  bytes: 0,
+  seconds: 0,
+  result: outcome,
+  error,
+  rotatedLocal: [],
+  rotatedRemote: [],
 });
 
 describe('failed VMs on stderr (issue 16, item 7f)', () => {
   it('one zonecopy: line per failed VM with its errors and dataset errors; nothing for a VM that succeeded', () => {
-    const lines = vmErrorLines('backup', [
-      result({ uuid: GONE, status: 'failed', errors: [`VM ${GONE} not found on this host (vmadm get: Could not find VM).\nCheck the UUID.`] }),
-      result({ alias: 'web01', status: 'success', datasets: [dataset('zones/a', 'ok')] }),
-      result({ uuid: DB, alias: 'db01', status: 'partial', datasets: [dataset('zones/b', 'ok'), dataset('zones/c', 'failed', 'receive failed')] }),
-    ].map(backupErrors));
+    const lines = vmErrorLines(
+      'backup',
+      [
+        result({
+          uuid: GONE,
+          status: 'failed',
+          errors: [`VM ${GONE} not found on this host (vmadm get: Could not find VM).\nCheck the UUID.`],
+        }),
+        result({ alias: 'web01', status: 'success', datasets: [dataset('zones/a', 'ok')] }),
+        result({
+          uuid: DB,
+          alias: 'db01',
+          status: 'partial',
+          datasets: [dataset('zones/b', 'ok'), dataset('zones/c', 'failed', 'receive failed')],
+        }),
+      ].map(backupErrors),
+    );
     assert.deepEqual(lines, [
       `zonecopy: backup of VM ${GONE}: VM ${GONE} not found on this host (vmadm get: Could not find VM). / Check the UUID.`,
       `zonecopy: backup of VM db01 (${DB}): zones/c: receive failed`,
@@ -101,7 +134,13 @@ describe('failed VMs on stderr (issue 16, item 7f)', () => {
   });
 
   it('status: a VM with an error gets its line, a healthy one none', () => {
-    assert.deepEqual(vmErrorLines('status', [{ uuid: GONE, errors: ['not found'] }, { uuid: WEB, alias: 'web01', errors: [] }]), [`zonecopy: status of VM ${GONE}: not found`]);
+    assert.deepEqual(
+      vmErrorLines('status', [
+        { uuid: GONE, errors: ['not found'] },
+        { uuid: WEB, alias: 'web01', errors: [] },
+      ]),
+      [`zonecopy: status of VM ${GONE}: not found`],
+    );
   });
 });
 
@@ -110,28 +149,58 @@ describe('zonecopy backup when the backup host cannot be reached (items 7c, 7f)'
   const bin = join(dir, 'bin');
   mkdirSync(bin);
   // vmadm for this host: web01 exists, every other UUID is unknown
-  writeFileSync(join(bin, 'vmadm'), [
-    '#!/bin/sh',
-    `if [ "$1" = get ] && [ "$2" = ${WEB} ]; then echo '{"uuid":"${WEB}","alias":"web01","brand":"joyent","zfs_filesystem":"zones/${WEB}"}'; exit 0; fi`,
-    `if [ "$1" = lookup ]; then echo '[{"uuid":"${WEB}","alias":"web01","brand":"joyent"}]'; exit 0; fi`,
-    'echo "Could not find VM $2" >&2; exit 1',
-  ].join('\n'));
+  writeFileSync(
+    join(bin, 'vmadm'),
+    [
+      '#!/bin/sh',
+      `if [ "$1" = get ] && [ "$2" = ${WEB} ]; then echo '{"uuid":"${WEB}","alias":"web01","brand":"joyent","zfs_filesystem":"zones/${WEB}"}'; exit 0; fi`,
+      `if [ "$1" = lookup ]; then echo '[{"uuid":"${WEB}","alias":"web01","brand":"joyent"}]'; exit 0; fi`,
+      'echo "Could not find VM $2" >&2; exit 1',
+    ].join('\n'),
+  );
   chmodSync(join(bin, 'vmadm'), 0o755);
-  const key = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-  writeFileSync(join(dir, 'id_rsa'), key.privateKey, { mode: 0o600 });
-  writeFileSync(join(dir, 'configuration.json'), JSON.stringify({
-    backupDestination: '127.0.0.1', backupDestinationPort: 1, backupDestinationBasePath: 'backup/zones', backupDestinationPrivateKeyPath: join(dir, 'id_rsa'),
-    knownHostsPath: join(dir, 'known_hosts'), logDirectory: join(dir, 'log'), lockDirectory: join(dir, 'lock'),
-  }));
-  const backup = (...args: string[]) => spawnSync(process.execPath, [resolve('build/src/cli/run.js'), 'backup', '--config', join(dir, 'configuration.json'), ...args], {
-    encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, timeout: 60_000,
+  const key = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
   });
+  writeFileSync(join(dir, 'id_rsa'), key.privateKey, { mode: 0o600 });
+  writeFileSync(
+    join(dir, 'configuration.json'),
+    JSON.stringify({
+      backupDestination: '127.0.0.1',
+      backupDestinationPort: 1,
+      backupDestinationBasePath: 'backup/zones',
+      backupDestinationPrivateKeyPath: join(dir, 'id_rsa'),
+      knownHostsPath: join(dir, 'known_hosts'),
+      logDirectory: join(dir, 'log'),
+      lockDirectory: join(dir, 'lock'),
+    }),
+  );
+  const backup = (...args: string[]) =>
+    spawnSync(
+      process.execPath,
+      [resolve('build/src/cli/run.js'), 'backup', '--config', join(dir, 'configuration.json'), ...args],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+        timeout: 60_000,
+      },
+    );
 
   it('--json: results name each VM by alias with the connection error; stderr has one line per VM; stdout is pure JSON', () => {
     const run = backup('--json', WEB, GONE);
     assert.equal(run.status, 1, run.stderr);
-    const { results } = JSON.parse(run.stdout) as { results: Array<{ uuid: string; alias?: string; brand?: string; errors: string[] }> };
-    assert.deepEqual(results.map((r) => [r.uuid, r.alias, r.brand]), [[WEB, 'web01', 'joyent'], [GONE, undefined, undefined]]);
+    const { results } = JSON.parse(run.stdout) as {
+      results: Array<{ uuid: string; alias?: string; brand?: string; errors: string[] }>;
+    };
+    assert.deepEqual(
+      results.map((r) => [r.uuid, r.alias, r.brand]),
+      [
+        [WEB, 'web01', 'joyent'],
+        [GONE, undefined, undefined],
+      ],
+    );
     for (const r of results) assert.match(r.errors.join(), /cannot connect to backup host/);
     const lines = run.stderr.split('\n').filter((l) => l.startsWith('zonecopy: backup of VM'));
     assert.equal(lines.length, 2, run.stderr);

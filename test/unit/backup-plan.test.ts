@@ -6,7 +6,13 @@ import type { DatasetState } from '../../src/zfs/list.js';
 
 let txg = 100;
 function ds(name: string, snaps: Array<[string, string]>, extra: Partial<DatasetState> = {}): DatasetState {
-  return { name, type: 'filesystem', guid: `g-${name}`, snapshots: snaps.map(([n, guid]) => ({ name: n, guid, createtxg: txg++, creation: txg, userrefs: 0 })), ...extra };
+  return {
+    name,
+    type: 'filesystem',
+    guid: `g-${name}`,
+    snapshots: snaps.map(([n, guid]) => ({ name: n, guid, createtxg: txg++, creation: txg, userrefs: 0 })),
+    ...extra,
+  };
 }
 function states(...list: DatasetState[]): Map<string, DatasetState> {
   return new Map(list.map((d) => [d.name, d]));
@@ -14,43 +20,84 @@ function states(...list: DatasetState[]): Map<string, DatasetState> {
 const VM = 'zones/6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44';
 const T = 'backup/zones/6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44';
 function input(over: Partial<PlanInput>): PlanInput {
-  return { datasets: [VM], snapshot: 'daily-new', group: 'daily', basePath: 'backup/zones', local: states(), remote: states(ds('backup/zones', [])), ...over };
+  return {
+    datasets: [VM],
+    snapshot: 'daily-new',
+    group: 'daily',
+    basePath: 'backup/zones',
+    local: states(),
+    remote: states(ds('backup/zones', [])),
+    ...over,
+  };
 }
 const transfers = (steps: Step[]) => steps.filter((s): s is TransferStep => s.kind === 'transfer');
 const rotations = (steps: Step[]) => steps.filter((s): s is RotateStep => s.kind === 'rotate');
 
 describe('planBackup', () => {
   it('snapshots all datasets of a pool in one atomic step, KVM disks with the root', () => {
-    const plan = planBackup(input({
-      datasets: [VM, `${VM}-disk0`, `${VM}-disk1`, 'other/vol'],
-      local: states(ds(VM, []), ds(`${VM}-disk0`, []), ds(`${VM}-disk1`, []), ds('other/vol', [])),
-    }));
+    const plan = planBackup(
+      input({
+        datasets: [VM, `${VM}-disk0`, `${VM}-disk1`, 'other/vol'],
+        local: states(ds(VM, []), ds(`${VM}-disk0`, []), ds(`${VM}-disk1`, []), ds('other/vol', [])),
+      }),
+    );
     const snaps = plan.steps.filter((s): s is SnapshotStep => s.kind === 'snapshot');
-    assert.deepEqual(snaps.map((s) => [s.pool, s.snapshots]), [
-      ['zones', [`${VM}@daily-new`, `${VM}-disk0@daily-new`, `${VM}-disk1@daily-new`]],
-      ['other', ['other/vol@daily-new']],
-    ]);
+    assert.deepEqual(
+      snaps.map((s) => [s.pool, s.snapshots]),
+      [
+        ['zones', [`${VM}@daily-new`, `${VM}-disk0@daily-new`, `${VM}-disk1@daily-new`]],
+        ['other', ['other/vol@daily-new']],
+      ],
+    );
     assert.equal(plan.steps[0]!.kind, 'snapshot');
   });
 
   it('sends in full when the target does not exist', () => {
     const plan = planBackup(input({ local: states(ds(VM, [['daily-a', '1']])) }));
-    assert.deepEqual(transfers(plan.steps).map((t) => [t.mode, t.target, t.sends]), [['full', T, [{ to: `${VM}@daily-new` }]]]);
+    assert.deepEqual(
+      transfers(plan.steps).map((t) => [t.mode, t.target, t.sends]),
+      [['full', T, [{ to: `${VM}@daily-new` }]]],
+    );
   });
 
   it('finds the common snapshot by guid, not by name', () => {
-    const plan = planBackup(input({
-      local: states(ds(VM, [['daily-a', '1'], ['daily-b', '2']])),
-      remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1'], ['daily-b', 'other-guid']])),
-    }));
+    const plan = planBackup(
+      input({
+        local: states(
+          ds(VM, [
+            ['daily-a', '1'],
+            ['daily-b', '2'],
+          ]),
+        ),
+        remote: states(
+          ds('backup/zones', []),
+          ds(T, [
+            ['daily-a', '1'],
+            ['daily-b', 'other-guid'],
+          ]),
+        ),
+      }),
+    );
     // daily-b has the same name on both sides but another guid: the newer target snapshot blocks
     assert.equal(transfers(plan.steps).length, 0);
     assert.match(plan.problems[0]!.message, /newer than the last common snapshot daily-a/);
   });
 
   it('names the ways out of snapshots made on the backup host after the common one, and --rollback destroys exactly those', () => {
-    const local = states(ds(VM, [['daily-a', '1'], ['daily-b', '2']]));
-    const remote = states(ds('backup/zones', []), ds(T, [['daily-a', '1'], ['manual', 'm'], ['daily-x', 'x']]));
+    const local = states(
+      ds(VM, [
+        ['daily-a', '1'],
+        ['daily-b', '2'],
+      ]),
+    );
+    const remote = states(
+      ds('backup/zones', []),
+      ds(T, [
+        ['daily-a', '1'],
+        ['manual', 'm'],
+        ['daily-x', 'x'],
+      ]),
+    );
     const refused = planBackup(input({ local, remote }));
     assert.equal(transfers(refused.steps).length, 0);
     const message = refused.problems[0]!.message;
@@ -60,21 +107,39 @@ describe('planBackup', () => {
 
     const rolled = planBackup(input({ local, remote, rollback: true, remoteLimit: 1 }));
     const [transfer] = transfers(rolled.steps);
-    assert.deepEqual([transfer!.common, transfer!.discard, transfer!.sends], [`${T}@daily-a`, ['manual', 'daily-x'], [{ from: `${VM}@daily-a`, to: `${VM}@daily-new`, intermediates: true }]]);
+    assert.deepEqual(
+      [transfer!.common, transfer!.discard, transfer!.sends],
+      [`${T}@daily-a`, ['manual', 'daily-x'], [{ from: `${VM}@daily-a`, to: `${VM}@daily-new`, intermediates: true }]],
+    );
     // rotation counts what will be there after the rollback: daily-x is gone already, not rotated
-    assert.deepEqual(rotations(rolled.steps).filter((r) => r.side === 'remote').map((r) => r.destroy), [['daily-a', 'daily-b']]);
+    assert.deepEqual(
+      rotations(rolled.steps)
+        .filter((r) => r.side === 'remote')
+        .map((r) => r.destroy),
+      [['daily-a', 'daily-b']],
+    );
   });
 
   it('makes new targets and unprotected old ones read-only and unmountable after their transfer, images too, and leaves protected ones alone', () => {
     const image = 'zones/img';
-    const plan = planBackup(input({
-      datasets: [VM, `${VM}/data`, `${VM}/old`, `${VM}-disk0`],
-      local: states(
-        ds(VM, [['daily-a', '1']]), ds(`${VM}/data`, [['daily-a', '2']]), ds(`${VM}/old`, [['daily-a', '3']]),
-        ds(`${VM}-disk0`, [], { type: 'volume', origin: `${image}@final` }), ds(image, [['final', 'img']], { type: 'volume' }),
-      ),
-      remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1']], { guarded: true }), ds(`${T}/data`, [['daily-a', '2']], { guarded: false }), ds(`${T}/old`, [['daily-a', '3']], { guarded: true })),
-    }));
+    const plan = planBackup(
+      input({
+        datasets: [VM, `${VM}/data`, `${VM}/old`, `${VM}-disk0`],
+        local: states(
+          ds(VM, [['daily-a', '1']]),
+          ds(`${VM}/data`, [['daily-a', '2']]),
+          ds(`${VM}/old`, [['daily-a', '3']]),
+          ds(`${VM}-disk0`, [], { type: 'volume', origin: `${image}@final` }),
+          ds(image, [['final', 'img']], { type: 'volume' }),
+        ),
+        remote: states(
+          ds('backup/zones', []),
+          ds(T, [['daily-a', '1']], { guarded: true }),
+          ds(`${T}/data`, [['daily-a', '2']], { guarded: false }),
+          ds(`${T}/old`, [['daily-a', '3']], { guarded: true }),
+        ),
+      }),
+    );
     const protect = plan.steps.filter((s) => s.kind === 'protect');
     assert.equal(protect.length, 1);
     const kinds = plan.steps.map((s) => s.kind);
@@ -87,38 +152,72 @@ describe('planBackup', () => {
   });
 
   it('refuses (never -F) when names match but no guid does', () => {
-    const plan = planBackup(input({
-      local: states(ds(VM, [['daily-a', '1']])),
-      remote: states(ds('backup/zones', []), ds(T, [['daily-a', '999']])),
-    }));
+    const plan = planBackup(
+      input({
+        local: states(ds(VM, [['daily-a', '1']])),
+        remote: states(ds('backup/zones', []), ds(T, [['daily-a', '999']])),
+      }),
+    );
     assert.equal(transfers(plan.steps).length, 0);
     assert.match(plan.problems[0]!.message, /no snapshot in common \(compared by guid\)/);
   });
 
   it('sends intermediate group snapshots with -I from the newest common one', () => {
-    const plan = planBackup(input({
-      local: states(ds(VM, [['daily-a', '1'], ['daily-b', '2'], ['daily-c', '3']])),
-      remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1']])),
-    }));
-    assert.deepEqual(transfers(plan.steps)[0]!.sends, [{ from: `${VM}@daily-a`, to: `${VM}@daily-new`, intermediates: true }]);
+    const plan = planBackup(
+      input({
+        local: states(
+          ds(VM, [
+            ['daily-a', '1'],
+            ['daily-b', '2'],
+            ['daily-c', '3'],
+          ]),
+        ),
+        remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1']])),
+      }),
+    );
+    assert.deepEqual(transfers(plan.steps)[0]!.sends, [
+      { from: `${VM}@daily-a`, to: `${VM}@daily-new`, intermediates: true },
+    ]);
   });
 
-  it('estimates what a stream adds only when it goes from the newest snapshot (the dataset\'s written)', () => {
+  it("estimates what a stream adds only when it goes from the newest snapshot (the dataset's written)", () => {
     const remote = states(ds('backup/zones', []), ds(T, [['daily-a', '1']]));
     const fromNewest = planBackup(input({ local: states(ds(VM, [['daily-a', '1']], { written: 4096 })), remote }));
     assert.equal(transfers(fromNewest.steps)[0]!.added, 4096);
     // with intermediates the stream carries more than the newest snapshot adds: no estimate
-    const withIntermediates = planBackup(input({ local: states(ds(VM, [['daily-a', '1'], ['daily-b', '2']], { written: 4096 })), remote }));
+    const withIntermediates = planBackup(
+      input({
+        local: states(
+          ds(
+            VM,
+            [
+              ['daily-a', '1'],
+              ['daily-b', '2'],
+            ],
+            { written: 4096 },
+          ),
+        ),
+        remote,
+      }),
+    );
     assert.equal(transfers(withIntermediates.steps)[0]!.added, undefined);
     const full = planBackup(input({ local: states(ds(VM, [['daily-a', '1']], { written: 4096 })) }));
     assert.equal(transfers(full.steps)[0]!.added, undefined);
   });
 
   it('keeps foreign snapshots local by chaining -i over the group snapshots', () => {
-    const plan = planBackup(input({
-      local: states(ds(VM, [['daily-a', '1'], ['vmsnap-x', '2'], ['daily-b', '3']])),
-      remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1']])),
-    }));
+    const plan = planBackup(
+      input({
+        local: states(
+          ds(VM, [
+            ['daily-a', '1'],
+            ['vmsnap-x', '2'],
+            ['daily-b', '3'],
+          ]),
+        ),
+        remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1']])),
+      }),
+    );
     assert.deepEqual(transfers(plan.steps)[0]!.sends, [
       { from: `${VM}@daily-a`, to: `${VM}@daily-b` },
       { from: `${VM}@daily-b`, to: `${VM}@daily-new` },
@@ -127,30 +226,52 @@ describe('planBackup', () => {
 
   it('sends a clone origin snapshot first, then the clone incrementally from it', () => {
     const image = 'zones/e44ed3e0-910b-11ed-a5d4-00151714048c';
-    const plan = planBackup(input({
-      local: states(ds(VM, [], { origin: `${image}@final` }), ds(image, [['final', 'img-guid']])),
-    }));
+    const plan = planBackup(
+      input({
+        local: states(ds(VM, [], { origin: `${image}@final` }), ds(image, [['final', 'img-guid']])),
+      }),
+    );
     const [origin, clone] = transfers(plan.steps);
-    assert.deepEqual([origin!.source, origin!.target, origin!.isOrigin, origin!.sends], [image, 'backup/zones/e44ed3e0-910b-11ed-a5d4-00151714048c', true, [{ to: `${image}@final` }]]);
-    assert.deepEqual([clone!.source, clone!.origin, clone!.sends], [VM, 'backup/zones/e44ed3e0-910b-11ed-a5d4-00151714048c@final', [{ from: `${image}@final`, to: `${VM}@daily-new` }]]);
+    assert.deepEqual(
+      [origin!.source, origin!.target, origin!.isOrigin, origin!.sends],
+      [image, 'backup/zones/e44ed3e0-910b-11ed-a5d4-00151714048c', true, [{ to: `${image}@final` }]],
+    );
+    assert.deepEqual(
+      [clone!.source, clone!.origin, clone!.sends],
+      [
+        VM,
+        'backup/zones/e44ed3e0-910b-11ed-a5d4-00151714048c@final',
+        [{ from: `${image}@final`, to: `${VM}@daily-new` }],
+      ],
+    );
   });
 
   it('does not resend an origin whose snapshot is on the target with the same guid (second VM of one image)', () => {
     const image = 'zones/img';
-    const plan = planBackup(input({
-      local: states(ds(VM, [], { origin: `${image}@final` }), ds(image, [['final', 'img-guid']])),
-      remote: states(ds('backup/zones', []), ds('backup/zones/img', [['final', 'img-guid']])),
-    }));
+    const plan = planBackup(
+      input({
+        local: states(ds(VM, [], { origin: `${image}@final` }), ds(image, [['final', 'img-guid']])),
+        remote: states(ds('backup/zones', []), ds('backup/zones/img', [['final', 'img-guid']])),
+      }),
+    );
     assert.equal(transfers(plan.steps).length, 1);
     assert.equal(transfers(plan.steps)[0]!.origin, 'backup/zones/img@final');
   });
 
   it('checks the origin snapshot, not just its dataset (smartcopy defect 6)', () => {
     const image = 'zones/img';
-    const plan = planBackup(input({
-      local: states(ds(VM, [], { origin: `${image}@${'vm2'}` }), ds(image, [['final', 'img-guid'], ['vm2', 'vm2-guid']])),
-      remote: states(ds('backup/zones', []), ds('backup/zones/img', [['final', 'img-guid']])),
-    }));
+    const plan = planBackup(
+      input({
+        local: states(
+          ds(VM, [], { origin: `${image}@${'vm2'}` }),
+          ds(image, [
+            ['final', 'img-guid'],
+            ['vm2', 'vm2-guid'],
+          ]),
+        ),
+        remote: states(ds('backup/zones', []), ds('backup/zones/img', [['final', 'img-guid']])),
+      }),
+    );
     const clone = transfers(plan.steps).find((t) => !t.isOrigin)!;
     assert.equal(clone.mode, 'full');
     assert.equal(clone.origin, undefined);
@@ -158,30 +279,69 @@ describe('planBackup', () => {
   });
 
   it('rotates only its own group, exactly, keeping the newest N on each side', () => {
-    const plan = planBackup(input({
-      local: states(ds(VM, [['daily-a', '1'], ['daily2-x', '9'], ['daily-b', '2'], ['daily-c', '3']])),
-      remote: states(ds('backup/zones', []), ds(T, [['daily-0', '0'], ['daily-a', '1'], ['daily-b', '2'], ['daily-c', '3']])),
-      localLimit: 2,
-      remoteLimit: 3,
-    }));
-    assert.deepEqual(rotations(plan.steps).map((r) => [r.side, r.on, r.destroy]), [
-      ['local', VM, ['daily-a', 'daily-b']],
-      ['remote', T, ['daily-0', 'daily-a']],
-    ]);
+    const plan = planBackup(
+      input({
+        local: states(
+          ds(VM, [
+            ['daily-a', '1'],
+            ['daily2-x', '9'],
+            ['daily-b', '2'],
+            ['daily-c', '3'],
+          ]),
+        ),
+        remote: states(
+          ds('backup/zones', []),
+          ds(T, [
+            ['daily-0', '0'],
+            ['daily-a', '1'],
+            ['daily-b', '2'],
+            ['daily-c', '3'],
+          ]),
+        ),
+        localLimit: 2,
+        remoteLimit: 3,
+      }),
+    );
+    assert.deepEqual(
+      rotations(plan.steps).map((r) => [r.side, r.on, r.destroy]),
+      [
+        ['local', VM, ['daily-a', 'daily-b']],
+        ['remote', T, ['daily-0', 'daily-a']],
+      ],
+    );
   });
 
   it('allows a remote limit above the local one (no mirror deletion)', () => {
-    const plan = planBackup(input({
-      local: states(ds(VM, [['daily-c', '3']])),
-      remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1'], ['daily-b', '2'], ['daily-c', '3']])),
-      localLimit: 1,
-      remoteLimit: 5,
-    }));
-    assert.deepEqual(rotations(plan.steps).map((r) => [r.side, r.destroy]), [['local', ['daily-c']]]);
+    const plan = planBackup(
+      input({
+        local: states(ds(VM, [['daily-c', '3']])),
+        remote: states(
+          ds('backup/zones', []),
+          ds(T, [
+            ['daily-a', '1'],
+            ['daily-b', '2'],
+            ['daily-c', '3'],
+          ]),
+        ),
+        localLimit: 1,
+        remoteLimit: 5,
+      }),
+    );
+    assert.deepEqual(
+      rotations(plan.steps).map((r) => [r.side, r.destroy]),
+      [['local', ['daily-c']]],
+    );
   });
 
   it('never rotates the new snapshot, the newest common one, even with limit 0', () => {
-    const plan = planBackup(input({ local: states(ds(VM, [['daily-a', '1']])), remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1']])), localLimit: 0, remoteLimit: 0 }));
+    const plan = planBackup(
+      input({
+        local: states(ds(VM, [['daily-a', '1']])),
+        remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1']])),
+        localLimit: 0,
+        remoteLimit: 0,
+      }),
+    );
     for (const r of rotations(plan.steps)) assert.ok(!r.destroy.includes('daily-new'));
   });
 
@@ -192,27 +352,62 @@ describe('planBackup', () => {
   });
 
   it('creates a missing parent on the target, structurally (zones2 is not under zones)', () => {
-    const plan = planBackup(input({ basePath: 'zones2/backup', datasets: [`${VM}/data`], local: states(ds(`${VM}/data`, [])), remote: states() }));
-    assert.deepEqual(plan.steps.filter((s) => s.kind === 'create-parent'), [{ kind: 'create-parent', dataset: `zones2/backup/6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44` }]);
+    const plan = planBackup(
+      input({
+        basePath: 'zones2/backup',
+        datasets: [`${VM}/data`],
+        local: states(ds(`${VM}/data`, [])),
+        remote: states(),
+      }),
+    );
+    assert.deepEqual(
+      plan.steps.filter((s) => s.kind === 'create-parent'),
+      [{ kind: 'create-parent', dataset: `zones2/backup/6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44` }],
+    );
   });
 
   it('moves the hold to the new snapshot on both sides and lets rotation take the released one', () => {
-    const local = ds(VM, [['daily-a', '1'], ['daily-b', '2']]);
+    const local = ds(VM, [
+      ['daily-a', '1'],
+      ['daily-b', '2'],
+    ]);
     local.snapshots[1]!.userrefs = 1;
-    const remote = ds(T, [['daily-a', '1'], ['daily-b', '2']]);
+    const remote = ds(T, [
+      ['daily-a', '1'],
+      ['daily-b', '2'],
+    ]);
     remote.snapshots[1]!.userrefs = 1;
-    const plan = planBackup(input({
-      local: states(local), remote: states(ds('backup/zones', []), remote), localLimit: 1, remoteLimit: 1,
-      holds: { tag: 'zonecopy:b:daily', localHeld: new Set([`${VM}@daily-b`]), remoteHeld: new Set([`${T}@daily-b`]) },
-    }));
-    const holdSteps = plan.steps.filter((s) => s.kind === 'hold' || s.kind === 'release').map((s) => s.kind === 'hold' || s.kind === 'release' ? [s.kind, s.side, s.snapshots.map((e) => e.snapshot)] : []);
+    const plan = planBackup(
+      input({
+        local: states(local),
+        remote: states(ds('backup/zones', []), remote),
+        localLimit: 1,
+        remoteLimit: 1,
+        holds: {
+          tag: 'zonecopy:b:daily',
+          localHeld: new Set([`${VM}@daily-b`]),
+          remoteHeld: new Set([`${T}@daily-b`]),
+        },
+      }),
+    );
+    const holdSteps = plan.steps
+      .filter((s) => s.kind === 'hold' || s.kind === 'release')
+      .map((s) =>
+        s.kind === 'hold' || s.kind === 'release' ? [s.kind, s.side, s.snapshots.map((e) => e.snapshot)] : [],
+      );
     assert.deepEqual(holdSteps, [
       ['hold', 'local', [`${VM}@daily-new`]],
       ['hold', 'remote', [`${T}@daily-new`]],
       ['release', 'local', [`${VM}@daily-b`]],
       ['release', 'remote', [`${T}@daily-b`]],
     ]);
-    assert.deepEqual(rotations(plan.steps).map((r) => r.destroy), [['daily-a', 'daily-b'], ['daily-a', 'daily-b']]);
+    assert.deepEqual(
+      rotations(plan.steps).map((r) => r.destroy),
+      [
+        ['daily-a', 'daily-b'],
+        ['daily-a', 'daily-b'],
+      ],
+    );
     const firstRotation = plan.steps.findIndex((s) => s.kind === 'rotate');
     const lastHold = plan.steps.map((s) => s.kind).lastIndexOf('release');
     assert.ok(lastHold < firstRotation, 'holds move before anything is destroyed');
@@ -220,9 +415,22 @@ describe('planBackup', () => {
 
   it('names the VM datasets a hold step leaves out, so a -r hold never reaches them', () => {
     const local = states(ds(VM, [['daily-a', '1']]), ds(`${VM}/data`, [['daily-a', '2']]));
-    const remote = states(ds('backup/zones', []), ds(T, [['daily-a', '1']]), ds(`${T}/data`, [['daily-a', '2']], { resumeToken: '1-abc' }));
-    const plan = planBackup(input({ datasets: [VM, `${VM}/data`], local, remote, holds: { tag: 't', localHeld: new Set(), remoteHeld: new Set() } }));
-    const holds = plan.steps.filter((s) => s.kind === 'hold').map((s) => (s.kind === 'hold' ? [s.side, s.snapshots.map((e) => e.snapshot), s.others] : []));
+    const remote = states(
+      ds('backup/zones', []),
+      ds(T, [['daily-a', '1']]),
+      ds(`${T}/data`, [['daily-a', '2']], { resumeToken: '1-abc' }),
+    );
+    const plan = planBackup(
+      input({
+        datasets: [VM, `${VM}/data`],
+        local,
+        remote,
+        holds: { tag: 't', localHeld: new Set(), remoteHeld: new Set() },
+      }),
+    );
+    const holds = plan.steps
+      .filter((s) => s.kind === 'hold')
+      .map((s) => (s.kind === 'hold' ? [s.side, s.snapshots.map((e) => e.snapshot), s.others] : []));
     assert.deepEqual(holds, [
       ['local', [`${VM}@daily-new`], [`${VM}/data`]],
       ['remote', [`${T}@daily-new`], [`${T}/data`]],
@@ -230,9 +438,17 @@ describe('planBackup', () => {
   });
 
   it('never rotates a snapshot that someone else holds', () => {
-    const local = ds(VM, [['daily-a', '1'], ['daily-b', '2']]);
+    const local = ds(VM, [
+      ['daily-a', '1'],
+      ['daily-b', '2'],
+    ]);
     local.snapshots[0]!.userrefs = 1;
-    const plan = planBackup(input({ local: states(local), localLimit: 1, holds: { tag: 't', localHeld: new Set(), remoteHeld: new Set() } }));
-    assert.deepEqual(rotations(plan.steps).map((r) => r.destroy), [['daily-b']]);
+    const plan = planBackup(
+      input({ local: states(local), localLimit: 1, holds: { tag: 't', localHeld: new Set(), remoteHeld: new Set() } }),
+    );
+    assert.deepEqual(
+      rotations(plan.steps).map((r) => r.destroy),
+      [['daily-b']],
+    );
   });
 });

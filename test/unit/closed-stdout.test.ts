@@ -8,7 +8,10 @@ const ENTRY = [process.execPath, resolve('build/src/cli/run.js')];
 const LAUNCHER = ['/bin/sh', resolve('bin/zonecopy')];
 
 /** Runs the CLI with a stdout whose reader is gone before the first write (as `| head -1` becomes). */
-function runWithClosedStdout(args: readonly string[], [program, ...entry] = ENTRY): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+function runWithClosedStdout(
+  args: readonly string[],
+  [program, ...entry] = ENTRY,
+): Promise<{ code: number | null; signal: string | null; stderr: string }> {
   const child = spawn(program!, [...entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.destroy();
   let stderr = '';

@@ -14,7 +14,11 @@ function file(content: unknown): string {
   return path;
 }
 const minimal = { backupDestination: 'backup.example', backupDestinationBasePath: 'backup/zones' };
-const fails = (content: unknown, pattern: RegExp) => assert.throws(() => loadConfig(file(content)), (e: Error) => e instanceof ConfigError && pattern.test(e.message));
+const fails = (content: unknown, pattern: RegExp) =>
+  assert.throws(
+    () => loadConfig(file(content)),
+    (e: Error) => e instanceof ConfigError && pattern.test(e.message),
+  );
 
 describe('configuration', () => {
   it('applies documented defaults', () => {
@@ -33,11 +37,17 @@ describe('configuration', () => {
     const c = loadConfig('configuration.json.example');
     assert.equal(c.remoteSnapshotLimit, 14);
     assert.equal(loadConfig(file({ ...minimal, localSnapshotLimit: '3' })).localSnapshotLimit, 3);
-    assert.deepEqual(loadConfig(file({ ...minimal, compressionCmd: 'zstd -1 -T0', decompressionCmd: 'zstd -d' })).compressionCmd, ['zstd', '-1', '-T0']);
+    assert.deepEqual(
+      loadConfig(file({ ...minimal, compressionCmd: 'zstd -1 -T0', decompressionCmd: 'zstd -d' })).compressionCmd,
+      ['zstd', '-1', '-T0'],
+    );
   });
 
   it('names unknown keys with a suggestion, wrong types and missing required keys', () => {
-    fails({ ...minimal, backupDestinaton: 'x' }, /unknown key "backupDestinaton" \(did you mean "backupDestination"\?\)/);
+    fails(
+      { ...minimal, backupDestinaton: 'x' },
+      /unknown key "backupDestinaton" \(did you mean "backupDestination"\?\)/,
+    );
     fails({ ...minimal, localSnapshotLimit: 'many' }, /"localSnapshotLimit": expected a whole number/);
     fails({ backupDestinationBasePath: 'backup/zones' }, /"backupDestination": required for the SSH backup host/);
     fails({ ...minimal, backupDestinationBasePath: '/backup/zones' }, /backupDestinationBasePath/);
@@ -50,22 +60,34 @@ describe('configuration', () => {
   it('the object-storage target needs its s3 section, and the SSH keys only when SSH is the target', () => {
     const s3 = { backupTarget: 's3', s3: { bucket: 'zone-backups', endpoint: 'http://127.0.0.1:4568' } };
     const c = loadConfig(file(s3));
-    assert.deepEqual([c.s3!.prefix, c.s3!.compression, c.s3!.partConcurrency, c.s3!.region], ['zonecopy', 'zstd', 4, 'us-east-1']);
+    assert.deepEqual(
+      [c.s3!.prefix, c.s3!.compression, c.s3!.partConcurrency, c.s3!.region],
+      ['zonecopy', 'zstd', 4, 'us-east-1'],
+    );
     assert.equal(c.sshBulkTransport, 'openssh');
     fails({ backupTarget: 's3' }, /"s3": required when backupTarget is "s3"/);
     fails({ ...s3, s3: { bucket: 'Bad_Bucket' } }, /"s3.bucket": an S3 bucket name/);
     fails({ ...s3, s3: { bucket: 'zone-backups', prefix: '/x/' } }, /"s3.prefix"/);
     fails({ ...s3, s3: { bucket: 'zone-backups', endpoint: 'not a url' } }, /"s3.endpoint"/);
-    fails({ ...s3, s3: { bucket: 'zone-backups', compresion: 'zstd' } }, /unknown key "s3\.compresion" \(did you mean "s3\.compression"\?\)/);
+    fails(
+      { ...s3, s3: { bucket: 'zone-backups', compresion: 'zstd' } },
+      /unknown key "s3\.compresion" \(did you mean "s3\.compression"\?\)/,
+    );
     fails({ ...minimal, sshBulkTransport: 'scp' }, /sshBulkTransport/);
   });
 
   it('names a nested key by its full dotted path, with a suggestion from its own section (issue 16, item 7e)', () => {
     const s3 = { backupTarget: 's3', s3: { bucket: 'zone-backups' } };
     fails({ ...s3, s3: { buckett: 'zone-backups' } }, /unknown key "s3\.buckett" \(did you mean "s3\.bucket"\?\)/);
-    fails({ ...s3, s3: { bucket: 'zone-backups', partConcurency: 2 } }, /unknown key "s3\.partConcurency" \(did you mean "s3\.partConcurrency"\?\)/);
+    fails(
+      { ...s3, s3: { bucket: 'zone-backups', partConcurency: 2 } },
+      /unknown key "s3\.partConcurency" \(did you mean "s3\.partConcurrency"\?\)/,
+    );
     fails({ ...s3, s3: { bucket: 'zone-backups', wholly: 1 } }, /unknown key "s3\.wholly"; see/);
-    fails({ ...s3, s3: { bucket: 'zone-backups', partConcurrency: 'many' } }, /"s3\.partConcurrency": expected a whole number/);
+    fails(
+      { ...s3, s3: { bucket: 'zone-backups', partConcurrency: 'many' } },
+      /"s3\.partConcurrency": expected a whole number/,
+    );
     fails({ ...minimal, compressionCmd: ['zstd', ''], decompressionCmd: 'zstd -d' }, /"compressionCmd\.1"/);
   });
 
@@ -77,7 +99,10 @@ describe('configuration', () => {
   it('validates command-line overrides under their flag names', () => {
     const c = loadConfig(file(minimal));
     assert.equal(applyOverrides(c, { remoteSnapshotLimit: '5' }).remoteSnapshotLimit, 5);
-    assert.throws(() => applyOverrides(c, { localSnapshotLimit: 'x' }, { localSnapshotLimit: '--localSnapLimit' }), /--localSnapLimit \(localSnapshotLimit\)/);
+    assert.throws(
+      () => applyOverrides(c, { localSnapshotLimit: 'x' }, { localSnapshotLimit: '--localSnapLimit' }),
+      /--localSnapLimit \(localSnapshotLimit\)/,
+    );
   });
 });
 
@@ -103,32 +128,74 @@ describe('keys and credentials on a SmartOS global zone, where / (so /root) is a
     assert.equal(c.backupDestinationPrivateKeyPath, undefined);
     assert.equal(c.s3?.gpgHome, undefined);
     assert.equal(c.s3?.credentialsFile, undefined);
-    assert.equal(load({ ...minimal, knownHostsPath: '/root/.ssh/known_hosts' }, linux).knownHostsPath, '/root/.ssh/known_hosts');
+    assert.equal(
+      load({ ...minimal, knownHostsPath: '/root/.ssh/known_hosts' }, linux).knownHostsPath,
+      '/root/.ssh/known_hosts',
+    );
   });
 
   const lost: Array<[string, Record<string, unknown>, RegExp]> = [
-    ['a key under /root', { backupDestinationPrivateKeyPath: '/root/.ssh/id_ed25519' }, /"backupDestinationPrivateKeyPath": \/root\/\.ssh\/id_ed25519 would be gone after a reboot.*move it to \/opt\/zonecopy\/etc\/ssh\/id_ed25519/],
-    ['known_hosts under /etc (not /etc/ssh)', { knownHostsPath: '/etc/zonecopy/known_hosts' }, /"knownHostsPath": \/etc\/zonecopy\/known_hosts .*\/etc is on the SmartOS global zone's ramdisk.*\/opt\/zonecopy\/etc\/ssh\/known_hosts/],
-    ['a relative key (from /root)', { backupDestinationPrivateKeyPath: '.ssh/id_rsa' }, /"backupDestinationPrivateKeyPath": \.ssh\/id_rsa would be gone/],
-    ['a gpg home in /tmp', { ...s3, s3: { bucket: 'zone-backups', gpgHome: '/tmp/gnupg' } }, /"s3\.gpgHome": \/tmp\/gnupg .*move it to \/opt\/zonecopy\/etc\/gnupg/],
-    ['AWS credentials in ~/.aws', { ...s3, s3: { bucket: 'zone-backups', credentialsFile: '/root/.aws/credentials' } }, /"s3\.credentialsFile": \/root\/\.aws\/credentials .*\/opt\/zonecopy\/etc\/aws\/credentials/],
+    [
+      'a key under /root',
+      { backupDestinationPrivateKeyPath: '/root/.ssh/id_ed25519' },
+      /"backupDestinationPrivateKeyPath": \/root\/\.ssh\/id_ed25519 would be gone after a reboot.*move it to \/opt\/zonecopy\/etc\/ssh\/id_ed25519/,
+    ],
+    [
+      'known_hosts under /etc (not /etc/ssh)',
+      { knownHostsPath: '/etc/zonecopy/known_hosts' },
+      /"knownHostsPath": \/etc\/zonecopy\/known_hosts .*\/etc is on the SmartOS global zone's ramdisk.*\/opt\/zonecopy\/etc\/ssh\/known_hosts/,
+    ],
+    [
+      'a relative key (from /root)',
+      { backupDestinationPrivateKeyPath: '.ssh/id_rsa' },
+      /"backupDestinationPrivateKeyPath": \.ssh\/id_rsa would be gone/,
+    ],
+    [
+      'a gpg home in /tmp',
+      { ...s3, s3: { bucket: 'zone-backups', gpgHome: '/tmp/gnupg' } },
+      /"s3\.gpgHome": \/tmp\/gnupg .*move it to \/opt\/zonecopy\/etc\/gnupg/,
+    ],
+    [
+      'AWS credentials in ~/.aws',
+      { ...s3, s3: { bucket: 'zone-backups', credentialsFile: '/root/.aws/credentials' } },
+      /"s3\.credentialsFile": \/root\/\.aws\/credentials .*\/opt\/zonecopy\/etc\/aws\/credentials/,
+    ],
   ];
   for (const [name, keys, message] of lost) {
     it(`refuses ${name} on SunOS, naming the key and the persistent place; accepts it elsewhere`, () => {
-      assert.throws(() => load({ ...minimal, ...keys }, smartos), (e: Error) => e instanceof ConfigError && message.test(e.message));
+      assert.throws(
+        () => load({ ...minimal, ...keys }, smartos),
+        (e: Error) => e instanceof ConfigError && message.test(e.message),
+      );
       load({ ...minimal, ...keys }, linux);
     });
   }
 
   it('accepts the persistent places: the installation, /var, /usbkey, /etc/ssh', () => {
-    for (const path of ['/opt/zonecopy/etc/ssh/id_ed25519', '/var/zonecopy/id_ed25519', '/usbkey/ssh/id_ed25519', '/etc/ssh/ssh_host_ed25519_key', '/zones/keys/id_ed25519']) {
-      assert.equal(load({ ...minimal, backupDestinationPrivateKeyPath: path }, smartos).backupDestinationPrivateKeyPath, path);
+    for (const path of [
+      '/opt/zonecopy/etc/ssh/id_ed25519',
+      '/var/zonecopy/id_ed25519',
+      '/usbkey/ssh/id_ed25519',
+      '/etc/ssh/ssh_host_ed25519_key',
+      '/zones/keys/id_ed25519',
+    ]) {
+      assert.equal(
+        load({ ...minimal, backupDestinationPrivateKeyPath: path }, smartos).backupDestinationPrivateKeyPath,
+        path,
+      );
     }
-    assert.throws(() => load({ ...minimal, knownHostsPath: '/etc/sshd/known_hosts' }, smartos), ConfigError, '/etc/sshd is not /etc/ssh');
+    assert.throws(
+      () => load({ ...minimal, knownHostsPath: '/etc/sshd/known_hosts' }, smartos),
+      ConfigError,
+      '/etc/sshd is not /etc/ssh',
+    );
   });
 
   it('a command-line override is checked the same way', () => {
     const c = load(minimal, smartos);
-    assert.throws(() => applyOverrides(c, { knownHostsPath: '/root/known_hosts' }, {}, smartos), /"knownHostsPath": \/root\/known_hosts would be gone/);
+    assert.throws(
+      () => applyOverrides(c, { knownHostsPath: '/root/known_hosts' }, {}, smartos),
+      /"knownHostsPath": \/root\/known_hosts would be gone/,
+    );
   });
 });

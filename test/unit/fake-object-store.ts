@@ -54,11 +54,16 @@ export class FakeObjectStore implements ObjectStore {
     if (!this.supportsListParts) return undefined;
     const upload = this.uploads.get(uploadId);
     if (!upload) return [];
-    return [...upload.parts].map(([partNumber, body]) => ({ partNumber, etag: `"${createHash('md5').update(body).digest('hex')}"` }));
+    return [...upload.parts].map(([partNumber, body]) => ({
+      partNumber,
+      etag: `"${createHash('md5').update(body).digest('hex')}"`,
+    }));
   }
   async completeUpload(key: string, uploadId: string, parts: readonly UploadedPart[]) {
     const upload = this.uploads.get(uploadId)!;
-    const body = Buffer.concat([...parts].sort((a, b) => a.partNumber - b.partNumber).map((p) => upload.parts.get(p.partNumber)!));
+    const body = Buffer.concat(
+      [...parts].sort((a, b) => a.partNumber - b.partNumber).map((p) => upload.parts.get(p.partNumber)!),
+    );
     this.objects.set(key, { body, metadata: upload.metadata });
     this.uploads.delete(uploadId);
   }
@@ -75,7 +80,13 @@ export function bufferProcess(data: Buffer, exitCode = 0): StreamProcess {
   return {
     stdin: new PassThrough(),
     stdout: Readable.from(chunks),
-    done: Promise.resolve({ host: 'local', command: 'zfs send', stdout: '', stderr: exitCode ? 'cannot send' : '', exitCode }),
+    done: Promise.resolve({
+      host: 'local',
+      command: 'zfs send',
+      stdout: '',
+      stderr: exitCode ? 'cannot send' : '',
+      exitCode,
+    }),
     kill: async () => undefined,
     onStderr: () => undefined,
   };

@@ -16,8 +16,10 @@ import { scratchDirectory } from './scratch.js';
 const scratch = scratchDirectory('zc-gpg-');
 const RECIPIENT = 'ops@example.com';
 
-const GPG_14 = 'gpg (GnuPG) 1.4.23\nCopyright (C) 2015 Free Software Foundation, Inc.\n\nHome: ~/.gnupg\nSupported algorithms:\nPubkey: RSA, RSA-E, RSA-S, ELG-E, DSA\n';
-const GPG_24 = 'gpg (GnuPG) 2.4.4\nlibgcrypt 1.10.3\n\nHome: /root/.gnupg\nSupported algorithms:\nPubkey: RSA, ELG, DSA, ECDH, ECDSA, EDDSA\n';
+const GPG_14 =
+  'gpg (GnuPG) 1.4.23\nCopyright (C) 2015 Free Software Foundation, Inc.\n\nHome: ~/.gnupg\nSupported algorithms:\nPubkey: RSA, RSA-E, RSA-S, ELG-E, DSA\n';
+const GPG_24 =
+  'gpg (GnuPG) 2.4.4\nlibgcrypt 1.10.3\n\nHome: /root/.gnupg\nSupported algorithms:\nPubkey: RSA, ELG, DSA, ECDH, ECDSA, EDDSA\n';
 /** `gpg --with-colons --list-keys` of a key made by gpg ≥ 2.3's defaults: ed25519 signing, cv25519 encryption. */
 const CV25519 = `tru::1:1700000000:0:3:1:5\npub:u:255:22:AAAA1111BBBB2222:1700000000:::u:::scESC:::::ed25519:::0:\nuid:u::::1700000000::0123::${RECIPIENT}::::::::::0:\nsub:u:255:18:CCCC3333DDDD4444:1700000000::::::e:::::cv25519::\n`;
 const RSA = `pub:u:3072:1:AAAA1111BBBB2222:1700000000:::u:::scESC::::::23::0:\nuid:u::::1700000000::0123::${RECIPIENT}::::::::::0:\nsub:u:3072:1:CCCC3333DDDD4444:1700000000::::::e::::::23:\n`;
@@ -29,16 +31,22 @@ function fakeGpg(version: string, listing: string | undefined): { path: string; 
   const path = join(dir, 'gpg');
   writeFileSync(join(dir, 'version'), version);
   if (listing !== undefined) writeFileSync(join(dir, 'listing'), listing);
-  writeFileSync(path, [
-    '#!/bin/sh',
-    `printf '%s\\n' "$*" >> '${dir}/calls'`,
-    `if [ "$1" = --version ]; then cat '${dir}/version'; exit 0; fi`,
-    'for last; do :; done',
-    `if [ "$last" = '${RECIPIENT}' ] && [ -f '${dir}/listing' ]; then cat '${dir}/listing'; exit 0; fi`,
-    'echo "gpg: error reading key: No public key" >&2; exit 2',
-  ].join('\n'));
+  writeFileSync(
+    path,
+    [
+      '#!/bin/sh',
+      `printf '%s\\n' "$*" >> '${dir}/calls'`,
+      `if [ "$1" = --version ]; then cat '${dir}/version'; exit 0; fi`,
+      'for last; do :; done',
+      `if [ "$last" = '${RECIPIENT}' ] && [ -f '${dir}/listing' ]; then cat '${dir}/listing'; exit 0; fi`,
+      'echo "gpg: error reading key: No public key" >&2; exit 2',
+    ].join('\n'),
+  );
   chmodSync(path, 0o755);
-  return { path, calls: () => (existsSync(join(dir, 'calls')) ? readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n') : []) };
+  return {
+    path,
+    calls: () => (existsSync(join(dir, 'calls')) ? readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n') : []),
+  };
 }
 
 const host = new LocalHost(false, () => undefined);
@@ -62,20 +70,35 @@ describe('checkGpgRecipient', () => {
   it('GnuPG 2.4 with a cv25519 key: accepted, and the keyring of gpgHome is the one asked', async () => {
     const gpg = fakeGpg(GPG_24, CV25519);
     await checkGpgRecipient(host, { gpgPath: gpg.path, gpgHome: '/opt/zonecopy/etc/gnupg' }, RECIPIENT);
-    assert.match(gpg.calls().join('\n'), /^--homedir \/opt\/zonecopy\/etc\/gnupg --batch --with-colons --list-keys -- ops@example\.com$/m);
+    assert.match(
+      gpg.calls().join('\n'),
+      /^--homedir \/opt\/zonecopy\/etc\/gnupg --batch --with-colons --list-keys -- ops@example\.com$/m,
+    );
   });
 
   it('no public key for the recipient: refused, saying how to import it (into the configured keyring)', async () => {
-    await assert.rejects(checkGpgRecipient(host, { gpgPath: fakeGpg(GPG_24, undefined).path, gpgHome: '/opt/zonecopy/etc/gnupg' }, RECIPIENT),
-      /no valid public key able to encrypt to s3\.gpgRecipient "ops@example\.com".*--homedir \/opt\/zonecopy\/etc\/gnupg --import KEY\.asc/);
+    await assert.rejects(
+      checkGpgRecipient(
+        host,
+        { gpgPath: fakeGpg(GPG_24, undefined).path, gpgHome: '/opt/zonecopy/etc/gnupg' },
+        RECIPIENT,
+      ),
+      /no valid public key able to encrypt to s3\.gpgRecipient "ops@example\.com".*--homedir \/opt\/zonecopy\/etc\/gnupg --import KEY\.asc/,
+    );
   });
 
   it('GnuPG 1.4 that cannot read the key at all: the ECC hint comes with the refusal', async () => {
-    await assert.rejects(checkGpgRecipient(host, { gpgPath: fakeGpg(GPG_14, undefined).path }, RECIPIENT), /GnuPG 1\.4 does not read ECC keys.*pkgin install gnupg2/);
+    await assert.rejects(
+      checkGpgRecipient(host, { gpgPath: fakeGpg(GPG_14, undefined).path }, RECIPIENT),
+      /GnuPG 1\.4 does not read ECC keys.*pkgin install gnupg2/,
+    );
   });
 
   it('a gpgPath that does not exist: refused, naming it', async () => {
-    await assert.rejects(checkGpgRecipient(host, { gpgPath: '/nonexistent/gpg2' }, RECIPIENT), /\/nonexistent\/gpg2 --version failed.*s3\.gpgPath/);
+    await assert.rejects(
+      checkGpgRecipient(host, { gpgPath: '/nonexistent/gpg2' }, RECIPIENT),
+      /\/nonexistent\/gpg2 --version failed.*s3\.gpgPath/,
+    );
   });
 });
 
@@ -95,8 +118,18 @@ describe('gpg parsing', () => {
 
 it('s3.gpgPath and gpgHome are the gpg and keyring of encryption and decryption', () => {
   const gpg = { gpgPath: '/opt/tools/bin/gpg2', gpgHome: '/opt/zonecopy/etc/gnupg' };
-  assert.deepEqual(encryptArgv(RECIPIENT, gpg)[0]!.slice(0, 4), ['/opt/tools/bin/gpg2', '--homedir', '/opt/zonecopy/etc/gnupg', '--batch']);
-  assert.deepEqual(decryptArgv(true, gpg)[0]!.slice(0, 4), ['/opt/tools/bin/gpg2', '--homedir', '/opt/zonecopy/etc/gnupg', '--batch']);
+  assert.deepEqual(encryptArgv(RECIPIENT, gpg)[0]!.slice(0, 4), [
+    '/opt/tools/bin/gpg2',
+    '--homedir',
+    '/opt/zonecopy/etc/gnupg',
+    '--batch',
+  ]);
+  assert.deepEqual(decryptArgv(true, gpg)[0]!.slice(0, 4), [
+    '/opt/tools/bin/gpg2',
+    '--homedir',
+    '/opt/zonecopy/etc/gnupg',
+    '--batch',
+  ]);
 });
 
 it('zonecopy backup --target s3 with GnuPG 1.4 and a cv25519 recipient: every VM fails with the reason, exit 1, and zfs never runs', () => {
@@ -104,18 +137,39 @@ it('zonecopy backup --target s3 with GnuPG 1.4 and a cv25519 recipient: every VM
   const bin = join(dir, 'bin');
   mkdirSync(bin);
   const uuid = '6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44';
-  writeFileSync(join(bin, 'vmadm'), `#!/bin/sh\nprintf 'vmadm %s\\n' "$*" >> '${dir}/calls'\n[ "$1" = lookup ] && echo '[{"uuid":"${uuid}","alias":"web01","brand":"joyent"}]' && exit 0\necho '{"uuid":"${uuid}","alias":"web01","brand":"joyent","zfs_filesystem":"zones/${uuid}"}'\n`);
+  writeFileSync(
+    join(bin, 'vmadm'),
+    `#!/bin/sh\nprintf 'vmadm %s\\n' "$*" >> '${dir}/calls'\n[ "$1" = lookup ] && echo '[{"uuid":"${uuid}","alias":"web01","brand":"joyent"}]' && exit 0\necho '{"uuid":"${uuid}","alias":"web01","brand":"joyent","zfs_filesystem":"zones/${uuid}"}'\n`,
+  );
   writeFileSync(join(bin, 'zfs'), `#!/bin/sh\nprintf 'zfs %s\\n' "$*" >> '${dir}/calls'\nexit 1\n`);
   chmodSync(join(bin, 'vmadm'), 0o755);
   chmodSync(join(bin, 'zfs'), 0o755);
   const gpg = fakeGpg(GPG_14, CV25519);
-  writeFileSync(join(dir, 'configuration.json'), JSON.stringify({
-    backupTarget: 's3', s3: { bucket: 'zone-backups', endpoint: 'http://127.0.0.1:1', gpgRecipient: RECIPIENT, gpgPath: gpg.path, stateDirectory: join(dir, 'state') },
-    knownHostsPath: join(dir, 'known_hosts'), logDirectory: join(dir, 'log'), lockDirectory: join(dir, 'lock'),
-  }));
-  const run = spawnSync(process.execPath, [resolve('build/src/cli/run.js'), 'backup', '--config', join(dir, 'configuration.json'), uuid], {
-    encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, timeout: 60_000,
-  });
+  writeFileSync(
+    join(dir, 'configuration.json'),
+    JSON.stringify({
+      backupTarget: 's3',
+      s3: {
+        bucket: 'zone-backups',
+        endpoint: 'http://127.0.0.1:1',
+        gpgRecipient: RECIPIENT,
+        gpgPath: gpg.path,
+        stateDirectory: join(dir, 'state'),
+      },
+      knownHostsPath: join(dir, 'known_hosts'),
+      logDirectory: join(dir, 'log'),
+      lockDirectory: join(dir, 'lock'),
+    }),
+  );
+  const run = spawnSync(
+    process.execPath,
+    [resolve('build/src/cli/run.js'), 'backup', '--config', join(dir, 'configuration.json'), uuid],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+      timeout: 60_000,
+    },
+  );
   assert.equal(run.status, 1, run.stderr + run.stdout);
   assert.match(run.stderr, new RegExp(`backup of VM web01 \\(${uuid}\\): .*GnuPG 1\\.4, which cannot encrypt`));
   const calls = existsSync(join(dir, 'calls')) ? readFileSync(join(dir, 'calls'), 'utf8') : '';

@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CommandError, HostStats, type CommandResult, type Host, type RunOptions } from '../../src/host/host.js';
 import type { Argv } from '../../src/host/quote.js';
-import { holdCommands, holdsArgvs, ILLUMOS_HOLDS_BATCH, ILLUMOS_HOLDS_SIDE_BY_SIDE, parseHolds, snapshotsHeldBy } from '../../src/zfs/holds.js';
+import {
+  holdCommands,
+  holdsArgvs,
+  ILLUMOS_HOLDS_BATCH,
+  ILLUMOS_HOLDS_SIDE_BY_SIDE,
+  parseHolds,
+  snapshotsHeldBy,
+} from '../../src/zfs/holds.js';
 import type { DatasetState } from '../../src/zfs/list.js';
 
 const VM = 'zones/6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44';
@@ -23,20 +30,26 @@ describe('hold and release commands', () => {
 
   it('a failed or skipped dataset below keeps its tree from -r: everything is named instead', () => {
     const snapshots = [`${VM}@d-2`, `${VM}/data/a@d-2`];
-    assert.deepEqual(holdCommands('hold', 't', snapshots, [`${VM}/data/b`]), [['zfs', 'hold', 't', `${VM}@d-2`, `${VM}/data/a@d-2`]]);
+    assert.deepEqual(holdCommands('hold', 't', snapshots, [`${VM}/data/b`]), [
+      ['zfs', 'hold', 't', `${VM}@d-2`, `${VM}/data/a@d-2`],
+    ]);
     // a kept dataset elsewhere does not matter
     assert.deepEqual(holdCommands('hold', 't', snapshots, [`${VM}-disk0`]), [['zfs', 'hold', '-r', 't', `${VM}@d-2`]]);
   });
 
   it('only snapshots of the same name collapse; a lone dataset is named as it is', () => {
     const snapshots = [`${VM}@d-1`, `${VM}/data@d-2`];
-    assert.deepEqual(holdCommands('release', 't', snapshots, []), [['zfs', 'release', 't', `${VM}@d-1`, `${VM}/data@d-2`]]);
+    assert.deepEqual(holdCommands('release', 't', snapshots, []), [
+      ['zfs', 'release', 't', `${VM}@d-1`, `${VM}/data@d-2`],
+    ]);
     assert.deepEqual(holdCommands('hold', 't', [`${VM}@d-2`], []), [['zfs', 'hold', 't', `${VM}@d-2`]]);
   });
 
   it('a middle dataset whose parent is not listed heads its own -r (zones is not under zones2)', () => {
     const snapshots = [`${VM}/data@d-2`, `${VM}/data/a@d-2`, `zones2/x@d-2`, `zones2/x/y@d-2`];
-    assert.deepEqual(holdCommands('hold', 't', snapshots, []), [['zfs', 'hold', '-r', 't', `${VM}/data@d-2`, 'zones2/x@d-2']]);
+    assert.deepEqual(holdCommands('hold', 't', snapshots, []), [
+      ['zfs', 'hold', '-r', 't', `${VM}/data@d-2`, 'zones2/x@d-2'],
+    ]);
   });
 });
 
@@ -95,7 +108,12 @@ const HELD = Array.from({ length: 40 }, (_, i) => `${VM}/d${i}@daily-1`);
 const states = (names: readonly string[]): DatasetState[] =>
   names.map((full) => {
     const [name, snapshot] = full.split('@') as [string, string];
-    return { name, type: 'filesystem', guid: `g-${name}`, snapshots: [{ name: snapshot, guid: 'g', createtxg: 1, creation: 1, userrefs: 1 }] };
+    return {
+      name,
+      type: 'filesystem',
+      guid: `g-${name}`,
+      snapshots: [{ name: snapshot, guid: 'g', createtxg: 1, creation: 1, userrefs: 1 }],
+    };
   });
 
 describe('zfs holds on illumos and on OpenZFS', () => {
@@ -104,10 +122,19 @@ describe('zfs holds on illumos and on OpenZFS', () => {
     const held = await snapshotsHeldBy(host, TAG, states(HELD));
     assert.deepEqual([...held].sort(), HELD.filter((_, i) => i % 2 === 0).sort());
     const holds = host.calls.filter((c) => c[1] === 'holds');
-    assert.ok(holds.every((c) => c.length - 3 <= ILLUMOS_HOLDS_BATCH), 'no call names more than a batch');
+    assert.ok(
+      holds.every((c) => c.length - 3 <= ILLUMOS_HOLDS_BATCH),
+      'no call names more than a batch',
+    );
     assert.equal(holds.flatMap((c) => c.slice(3)).length, HELD.length, 'each snapshot asked about once');
-    assert.ok(host.peak > 1 && host.peak <= ILLUMOS_HOLDS_SIDE_BY_SIDE, `side by side, within bounds (peak ${host.peak})`);
-    assert.ok(host.opens <= HELD.length * ILLUMOS_HOLDS_BATCH, `linear in the names, not quadratic (${host.opens} opens)`);
+    assert.ok(
+      host.peak > 1 && host.peak <= ILLUMOS_HOLDS_SIDE_BY_SIDE,
+      `side by side, within bounds (peak ${host.peak})`,
+    );
+    assert.ok(
+      host.opens <= HELD.length * ILLUMOS_HOLDS_BATCH,
+      `linear in the names, not quadratic (${host.opens} opens)`,
+    );
     await snapshotsHeldBy(host, TAG, states(HELD.slice(0, 3)));
     assert.equal(host.calls.filter((c) => c[0] === 'uname').length, 1, 'uname once per host');
   });
@@ -116,12 +143,18 @@ describe('zfs holds on illumos and on OpenZFS', () => {
     const host = new HoldsHost('Linux', Object.fromEntries(HELD.map((s) => [s, [TAG]])));
     const held = await snapshotsHeldBy(host, TAG, states(HELD));
     assert.equal(held.size, HELD.length);
-    assert.deepEqual(host.calls.filter((c) => c[1] === 'holds').map((c) => c.length - 3), [20, 20]);
+    assert.deepEqual(
+      host.calls.filter((c) => c[1] === 'holds').map((c) => c.length - 3),
+      [20, 20],
+    );
   });
 
   it('the batching decision and argv', () => {
     const names = Array.from({ length: 17 }, (_, i) => `z/d${i}@s`);
-    assert.deepEqual(holdsArgvs(names, 'SunOS').map((argv) => argv.length - 3), [8, 8, 1]);
+    assert.deepEqual(
+      holdsArgvs(names, 'SunOS').map((argv) => argv.length - 3),
+      [8, 8, 1],
+    );
     assert.deepEqual(holdsArgvs(names, 'SunOS')[2], ['zfs', 'holds', '-H', 'z/d16@s']);
     assert.deepEqual(holdsArgvs(names, 'Linux'), [['zfs', 'holds', '-H', ...names]]);
     assert.deepEqual(holdsArgvs(names, 'FreeBSD'), [['zfs', 'holds', '-H', ...names]], 'only illumos is batched');
@@ -140,7 +173,13 @@ describe('zfs holds on illumos and on OpenZFS', () => {
     const host = new HoldsHost('SunOS', {});
     host.run = async (argv, options) => {
       if (argv[0] === 'uname') return { host: 'h', command: 'uname -s', stdout: 'SunOS\n', stderr: '', exitCode: 0 };
-      const result = { host: 'h', command: argv.join(' '), stdout: '', stderr: 'internal error: out of memory', exitCode: 1 };
+      const result = {
+        host: 'h',
+        command: argv.join(' '),
+        stdout: '',
+        stderr: 'internal error: out of memory',
+        exitCode: 1,
+      };
       if (options.allowExitCodes?.includes(1)) return result;
       throw new CommandError(result);
     };

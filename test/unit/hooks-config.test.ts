@@ -28,17 +28,30 @@ function file(content: unknown): string {
   return path;
 }
 const fails = (hooks: unknown, pattern: RegExp) =>
-  assert.throws(() => loadConfig(file({ ...minimal, hooks })), (e: Error) => e instanceof ConfigError && pattern.test(e.message), `expected ${pattern}`);
+  assert.throws(
+    () => loadConfig(file({ ...minimal, hooks })),
+    (e: Error) => e instanceof ConfigError && pattern.test(e.message),
+    `expected ${pattern}`,
+  );
 
 /** Records every command; `failing` commands exit 1. */
 class RecordingHost implements Host {
   readonly dryRun = false;
   readonly stats = new HostStats();
   readonly commands: Array<{ argv: Argv; input?: string }> = [];
-  constructor(readonly label: string, private readonly failing: (argv: Argv) => boolean = () => false) {}
+  constructor(
+    readonly label: string,
+    private readonly failing: (argv: Argv) => boolean = () => false,
+  ) {}
   async run(argv: Argv, options: RunOptions): Promise<CommandResult> {
     this.commands.push({ argv, input: options.input?.toString() });
-    const result = { host: this.label, command: argv.join(' '), stdout: '', stderr: 'refused', exitCode: this.failing(argv) ? 1 : 0 };
+    const result = {
+      host: this.label,
+      command: argv.join(' '),
+      stdout: '',
+      stderr: 'refused',
+      exitCode: this.failing(argv) ? 1 : 0,
+    };
     if (result.exitCode !== 0) throw new CommandError(result);
     return result;
   }
@@ -51,7 +64,18 @@ class RecordingHost implements Host {
 
 describe('hooks configuration', () => {
   it('accepts top-level, per-group and per-VM settings', () => {
-    const c = loadConfig(file({ ...minimal, hooks: { timeoutSeconds: 20, onPreFailure: 'fail', zone: { pre: 'a', post: 'b' }, groups: { daily: { guestAgent: true } }, vms: { [UUID]: { global: { post: 'c' } } } } }));
+    const c = loadConfig(
+      file({
+        ...minimal,
+        hooks: {
+          timeoutSeconds: 20,
+          onPreFailure: 'fail',
+          zone: { pre: 'a', post: 'b' },
+          groups: { daily: { guestAgent: true } },
+          vms: { [UUID]: { global: { post: 'c' } } },
+        },
+      }),
+    );
     assert.equal(c.hooks?.vms?.[UUID]?.global?.post, 'c');
   });
 
@@ -63,15 +87,25 @@ describe('hooks configuration', () => {
     fails({ zone: {} }, /"hooks\.zone": "pre" and\/or "post"/);
     fails({ zone: { pre: '  ' } }, /"hooks\.zone\.pre": a command line/);
     fails({ zone: { pree: 'x' } }, /unknown key "hooks\.zone\.pree" \(did you mean "hooks\.zone\.pre"\?\)/);
-    fails({ groups: { daily: { timeoutSecond: 5 } } }, /unknown key "hooks\.groups\.daily\.timeoutSecond" \(did you mean "hooks\.groups\.daily\.timeoutSeconds"\?\)/);
-    fails({ vms: { db01: { zone: { pre: "x" } } } }, /"hooks\.vms\.db01": a key here must be a VM UUID/);
-    fails({ groups: { 'daily run': { timeoutSeconds: 5 } } }, /"hooks\.groups\.daily run": a key here must be a snapshot group/);
+    fails(
+      { groups: { daily: { timeoutSecond: 5 } } },
+      /unknown key "hooks\.groups\.daily\.timeoutSecond" \(did you mean "hooks\.groups\.daily\.timeoutSeconds"\?\)/,
+    );
+    fails({ vms: { db01: { zone: { pre: 'x' } } } }, /"hooks\.vms\.db01": a key here must be a VM UUID/);
+    fails(
+      { groups: { 'daily run': { timeoutSeconds: 5 } } },
+      /"hooks\.groups\.daily run": a key here must be a snapshot group/,
+    );
     fails({ guestagent: true }, /unknown key "hooks\.guestagent" \(did you mean "hooks\.guestAgent"\?\)/);
   });
 
   it('a bad hooks setting stops `zonecopy backup` with exit 2 before anything runs', () => {
     const path = file({ ...minimal, hooks: { onPreFailure: 'sometimes' } });
-    const run = spawnSync(process.execPath, [fileURLToPath(new URL('../../src/cli/run.js', import.meta.url)), 'backup', UUID, '--config', path, '--dry-run'], { encoding: 'utf8' });
+    const run = spawnSync(
+      process.execPath,
+      [fileURLToPath(new URL('../../src/cli/run.js', import.meta.url)), 'backup', UUID, '--config', path, '--dry-run'],
+      { encoding: 'utf8' },
+    );
     assert.equal(run.status, 2, run.stderr);
     assert.match(run.stderr, /"hooks\.onPreFailure": either "fail"/);
     assert.equal(run.stdout, '', 'nothing was done, not even printed as a dry run');
@@ -79,13 +113,27 @@ describe('hooks configuration', () => {
 });
 
 describe('hooks in the backup host executor', () => {
-  const strategy = { describe: () => '', transfer: async () => ({ bytes: 0, seconds: 0 }) } as unknown as TransferStrategy;
-  const hooks = selectHooks({ config: { zone: { pre: 'pause', post: 'resume' } }, group: 'daily', spec: { uuid: UUID, brand: 'joyent', zfs_filesystem: `zones/${UUID}`, state: 'running' }, snapshot: 'daily-x', agentCommand: [] })!;
+  const strategy = {
+    describe: () => '',
+    transfer: async () => ({ bytes: 0, seconds: 0 }),
+  } as unknown as TransferStrategy;
+  const hooks = selectHooks({
+    config: { zone: { pre: 'pause', post: 'resume' } },
+    group: 'daily',
+    spec: { uuid: UUID, brand: 'joyent', zfs_filesystem: `zones/${UUID}`, state: 'running' },
+    snapshot: 'daily-x',
+    agentCommand: [],
+  })!;
   const steps: Step[] = [
     { kind: 'hooks', plan: hooks },
     { kind: 'snapshot', pool: 'zones', snapshots: [`zones/${UUID}@daily-x`] },
     { kind: 'snapshot', pool: 'data', snapshots: [`data/${UUID}-disk1@daily-x`] },
-    { kind: 'store-spec', directory: `/var/zonecopy/vmspecs/${UUID}`, files: [{ name: 'daily-x.json', content: '{}' }], consistencyFile: 'daily-x.consistency' },
+    {
+      kind: 'store-spec',
+      directory: `/var/zonecopy/vmspecs/${UUID}`,
+      files: [{ name: 'daily-x.json', content: '{}' }],
+      consistencyFile: 'daily-x.consistency',
+    },
   ];
 
   it('runs one pair of hooks around the snapshots of every pool, and stores the record beside the spec', async () => {
@@ -93,36 +141,86 @@ describe('hooks in the backup host executor', () => {
     const remote = new RecordingHost('backup');
     const consistency = emptyRecord('running');
     await executePlan(steps, { local, remote, strategy, log: silentLog, consistency });
-    assert.deepEqual(local.commands.map((c) => c.argv.slice(0, 3).join(' ')), [`zlogin ${UUID} pause`, `zfs snapshot zones/${UUID}@daily-x`, `zfs snapshot data/${UUID}-disk1@daily-x`, `zlogin ${UUID} resume`]);
+    assert.deepEqual(
+      local.commands.map((c) => c.argv.slice(0, 3).join(' ')),
+      [
+        `zlogin ${UUID} pause`,
+        `zfs snapshot zones/${UUID}@daily-x`,
+        `zfs snapshot data/${UUID}-disk1@daily-x`,
+        `zlogin ${UUID} resume`,
+      ],
+    );
     const stored = remote.commands.find((c) => c.argv.at(-1) === 'daily-x.consistency');
     const record = parseConsistency(stored?.input) as ConsistencyRecord;
     assert.equal(record.consistency, 'application');
-    assert.deepEqual(record.hooks.map((h) => `${h.phase} ${h.source} ${h.result}`), ['pre hooks.zone.pre ok', 'post hooks.zone.post ok']);
+    assert.deepEqual(
+      record.hooks.map((h) => `${h.phase} ${h.source} ${h.result}`),
+      ['pre hooks.zone.pre ok', 'post hooks.zone.post ok'],
+    );
     assert.match(consistencyText(record), /^application-consistent \(pre zone ok \d+\.\d s, post zone ok/);
   });
 
   it('a failed snapshot of the second pool still resumes the zone, and nothing is sent or stored', async () => {
     const local = new RecordingHost('local', (argv) => argv.includes(`data/${UUID}-disk1@daily-x`));
     const remote = new RecordingHost('backup');
-    await assert.rejects(executePlan(steps, { local, remote, strategy, log: silentLog, consistency: emptyRecord('running') }), /snapshot of pool data failed, nothing was sent/);
-    assert.deepEqual(local.commands.map((c) => c.argv[2]), ['pause', `zones/${UUID}@daily-x`, `data/${UUID}-disk1@daily-x`, 'resume']);
+    await assert.rejects(
+      executePlan(steps, { local, remote, strategy, log: silentLog, consistency: emptyRecord('running') }),
+      /snapshot of pool data failed, nothing was sent/,
+    );
+    assert.deepEqual(
+      local.commands.map((c) => c.argv[2]),
+      ['pause', `zones/${UUID}@daily-x`, `data/${UUID}-disk1@daily-x`, 'resume'],
+    );
     assert.equal(remote.commands.length, 0);
   });
 
   it('the email says how consistent the snapshot is, each hook with its result, escaped', () => {
     const consistency: ConsistencyRecord = {
-      format: 1, consistency: 'crash', onPreFailure: 'crash-consistent', notes: ['crash-consistent: went on'],
-      hooks: [{ phase: 'pre', kind: 'zone', source: 'internal_metadata.zonecopy_pre_snapshot', command: 'x', result: 'failed', seconds: 0.2, exitCode: 1, error: 'exited 1: <no db>' }],
+      format: 1,
+      consistency: 'crash',
+      onPreFailure: 'crash-consistent',
+      notes: ['crash-consistent: went on'],
+      hooks: [
+        {
+          phase: 'pre',
+          kind: 'zone',
+          source: 'internal_metadata.zonecopy_pre_snapshot',
+          command: 'x',
+          result: 'failed',
+          seconds: 0.2,
+          exitCode: 1,
+          error: 'exited 1: <no db>',
+        },
+      ],
     };
-    const result = { uuid: UUID, backupHost: 'b', startedAt: new Date(0), finishedAt: new Date(0), status: 'success' as const, datasets: [], errors: [], dryRun: false, consistency };
+    const result = {
+      uuid: UUID,
+      backupHost: 'b',
+      startedAt: new Date(0),
+      finishedAt: new Date(0),
+      status: 'success' as const,
+      datasets: [],
+      errors: [],
+      dryRun: false,
+      consistency,
+    };
     const html = renderHtml(result);
     assert.match(html, /consistency: crash-consistent \(pre zone failed 0\.2 s\)/);
     assert.match(html, /exited 1: &lt;no db&gt;/);
-    assert.match(renderText(result), /\n {2}pre zone hook \(internal_metadata\.zonecopy_pre_snapshot\) failed: exited 1: <no db> \(0\.2 s\)\n {2}note: crash-consistent: went on/);
+    assert.match(
+      renderText(result),
+      /\n {2}pre zone hook \(internal_metadata\.zonecopy_pre_snapshot\) failed: exited 1: <no db> \(0\.2 s\)\n {2}note: crash-consistent: went on/,
+    );
   });
 
   it('restore --list and status say what a set without a record is', () => {
     assert.equal(consistencyText(undefined), 'not recorded (stored before zonecopy recorded consistency)');
-    assert.match(renderSetList(UUID, [{ snapshot: 'daily-b', consistency: 'application-consistent (pre zone ok 0.1 s)' }, { snapshot: 'daily-a', consistency: consistencyText(undefined) }]), /daily-b {2}application-consistent.*\n {2}daily-a {2}not recorded/);
+    assert.match(
+      renderSetList(UUID, [
+        { snapshot: 'daily-b', consistency: 'application-consistent (pre zone ok 0.1 s)' },
+        { snapshot: 'daily-a', consistency: consistencyText(undefined) },
+      ]),
+      /daily-b {2}application-consistent.*\n {2}daily-a {2}not recorded/,
+    );
   });
 });

@@ -26,10 +26,21 @@ function fakeZlogin(dir: string): void {
 }
 
 function plan(dir: string, config: HooksConfig, spec: Record<string, unknown> = {}): HookPlan {
-  return selectHooks({ config, group: 'daily', spec: { uuid: UUID, alias: 'db01', brand: 'joyent', zfs_filesystem: `zones/${UUID}`, state: 'running', ...spec }, snapshot: 'daily-x', agentCommand: CLI })!;
+  return selectHooks({
+    config,
+    group: 'daily',
+    spec: { uuid: UUID, alias: 'db01', brand: 'joyent', zfs_filesystem: `zones/${UUID}`, state: 'running', ...spec },
+    snapshot: 'daily-x',
+    agentCommand: CLI,
+  })!;
 }
 
-async function around(hooks: HookPlan, snapshot: () => Promise<void>, host = new LocalHost(false), state = 'running'): Promise<{ record: ConsistencyRecord; errors: string[]; thrown?: Error }> {
+async function around(
+  hooks: HookPlan,
+  snapshot: () => Promise<void>,
+  host = new LocalHost(false),
+  state = 'running',
+): Promise<{ record: ConsistencyRecord; errors: string[]; thrown?: Error }> {
   const record = emptyRecord(state);
   const errors: string[] = [];
   try {
@@ -73,12 +84,18 @@ describe('hooks around the snapshot', () => {
 
   it('runs pre, then the snapshot, then post; all good is application-consistent', async () => {
     const log = join(dir, 'order');
-    const hooks = plan(dir, { global: { pre: `echo global-pre >> ${log}`, post: `echo global-post >> ${log}` }, zone: { pre: `echo zone-pre >> ${log}`, post: `echo zone-post >> ${log}` } });
+    const hooks = plan(dir, {
+      global: { pre: `echo global-pre >> ${log}`, post: `echo global-post >> ${log}` },
+      zone: { pre: `echo zone-pre >> ${log}`, post: `echo zone-post >> ${log}` },
+    });
     const { record, thrown } = await around(hooks, async () => writeFileSync(log, 'snapshot\n', { flag: 'a' }));
     assert.equal(thrown, undefined);
     assert.deepEqual(lines(log), ['global-pre', 'zone-pre', 'snapshot', 'zone-post', 'global-post']);
     assert.equal(record.consistency, 'application');
-    assert.deepEqual(record.hooks.map((h) => `${h.phase} ${h.kind} ${h.result}`), ['pre global ok', 'pre zone ok', 'post zone ok', 'post global ok']);
+    assert.deepEqual(
+      record.hooks.map((h) => `${h.phase} ${h.kind} ${h.result}`),
+      ['pre global ok', 'pre zone ok', 'post zone ok', 'post global ok'],
+    );
   });
 
   it('runs the post hook after a snapshot that failed, and the failure still propagates', async () => {
@@ -94,15 +111,26 @@ describe('hooks around the snapshot', () => {
 
   it('a failing pre hook with onPreFailure "fail": no snapshot, the post hook runs, the error says why and what the other mode does', async () => {
     const log = join(dir, 'fail-mode');
-    const hooks = plan(dir, { onPreFailure: 'fail', global: { pre: `echo g >> ${log}; echo database refused >&2; exit 3`, post: `echo global-post >> ${log}` }, zone: { pre: `echo zone-pre >> ${log}`, post: `echo zone-post >> ${log}` } });
+    const hooks = plan(dir, {
+      onPreFailure: 'fail',
+      global: { pre: `echo g >> ${log}; echo database refused >&2; exit 3`, post: `echo global-post >> ${log}` },
+      zone: { pre: `echo zone-pre >> ${log}`, post: `echo zone-post >> ${log}` },
+    });
     let snapshotted = false;
     const { record, thrown } = await around(hooks, async () => {
       snapshotted = true;
     });
     assert.ok(thrown instanceof HookFailedError);
-    assert.match(thrown.message, /pre global hook \(hooks\.global\.pre\) failed: exited 3: database refused; nothing was snapshotted.*"crash-consistent" would snapshot anyway/);
+    assert.match(
+      thrown.message,
+      /pre global hook \(hooks\.global\.pre\) failed: exited 3: database refused; nothing was snapshotted.*"crash-consistent" would snapshot anyway/,
+    );
     assert.equal(snapshotted, false);
-    assert.deepEqual(lines(log), ['g', 'global-post'], 'the zone pre hook never started, so its post hook does not run either');
+    assert.deepEqual(
+      lines(log),
+      ['g', 'global-post'],
+      'the zone pre hook never started, so its post hook does not run either',
+    );
     assert.equal(record.consistency, 'crash');
   });
 
@@ -126,7 +154,10 @@ describe('hooks around the snapshot', () => {
   it('kills a hook that hangs at its timeout, with everything it started, and still runs the post hook', async () => {
     const pids = join(dir, 'pids');
     const log = join(dir, 'hang');
-    const hooks = plan(dir, { timeoutSeconds: 1, zone: { pre: `sleep 300 & echo $! > ${pids}; trap '' INT; sleep 301`, post: `echo post >> ${log}` } });
+    const hooks = plan(dir, {
+      timeoutSeconds: 1,
+      zone: { pre: `sleep 300 & echo $! > ${pids}; trap '' INT; sleep 301`, post: `echo post >> ${log}` },
+    });
     const started = Date.now();
     const { record, thrown } = await around(hooks, async () => {});
     const seconds = (Date.now() - started) / 1000;
@@ -142,7 +173,11 @@ describe('hooks around the snapshot', () => {
 
   it('a stopped zone: no in-zone hook runs, the global one does, and the set counts as consistent (files at rest)', async () => {
     const log = join(dir, 'stopped');
-    const hooks = plan(dir, { zone: { pre: `echo zone >> ${log}` }, global: { pre: `echo global >> ${log}` } }, { state: 'stopped' });
+    const hooks = plan(
+      dir,
+      { zone: { pre: `echo zone >> ${log}` }, global: { pre: `echo global >> ${log}` } },
+      { state: 'stopped' },
+    );
     const { record } = await around(hooks, async () => {}, undefined, 'stopped');
     assert.deepEqual(lines(log), ['global']);
     assert.equal(record.consistency, 'stopped');
@@ -162,16 +197,27 @@ describe('hooks around the snapshot', () => {
     const { record } = await around(hooks, async () => {});
     assert.equal(record.hooks[0]!.result, 'ok');
     assert.equal(readFileSync(join(dir, 'zlogin-argc'), 'utf8').trim(), '1', 'zlogin got the command as one argument');
-    assert.equal(readFileSync(join(dir, 'zone', 'out'), 'utf8'), `a;b|c|d'e|\n`, 'the zone shell saw exactly what was written, once');
+    assert.equal(
+      readFileSync(join(dir, 'zone', 'out'), 'utf8'),
+      `a;b|c|d'e|\n`,
+      'the zone shell saw exactly what was written, once',
+    );
     assert.equal(existsSync(`${marker}.zone`), true);
-    assert.equal(existsSync(`${marker}.second-line`), true, 'a newline is the zone shell\'s own line break, nothing more');
+    assert.equal(
+      existsSync(`${marker}.second-line`),
+      true,
+      "a newline is the zone shell's own line break, nothing more",
+    );
   });
 
   it('a hostile alias reaches a global hook as a value, never as shell text', async () => {
     const marker = join(dir, 'alias-pwned');
     const alias = `$(touch ${marker})\`touch ${marker}\`'"; touch ${marker}`;
     const out = join(dir, 'alias-out');
-    const { record } = await around(plan(dir, { global: { pre: `printf %s "$ZONECOPY_VM_ALIAS" > ${out}` } }, { alias }), async () => {});
+    const { record } = await around(
+      plan(dir, { global: { pre: `printf %s "$ZONECOPY_VM_ALIAS" > ${out}` } }, { alias }),
+      async () => {},
+    );
     assert.equal(record.hooks[0]!.result, 'ok');
     assert.equal(readFileSync(out, 'utf8'), alias);
     assert.equal(existsSync(marker), false);
@@ -182,17 +228,27 @@ describe('hooks around the snapshot', () => {
     const host = new LocalHost(true, (line) => printed.push(line));
     const marker = join(dir, 'dry');
     const hostile = `touch ${marker}; echo '$(x)' "\`id\`"`;
-    const hooks = plan(dir, { global: { pre: `touch ${marker}` } }, { internal_metadata: { zonecopy_pre_snapshot: hostile, zonecopy_post_snapshot: `touch ${marker}` } });
+    const hooks = plan(
+      dir,
+      { global: { pre: `touch ${marker}` } },
+      { internal_metadata: { zonecopy_pre_snapshot: hostile, zonecopy_post_snapshot: `touch ${marker}` } },
+    );
     const snapshot = ['zfs', 'snapshot', `zones/${UUID}@daily-x`];
-    await around(hooks, async () => {
-      await host.run(snapshot, { mutates: true });
-    }, host);
+    await around(
+      hooks,
+      async () => {
+        await host.run(snapshot, { mutates: true });
+      },
+      host,
+    );
     assert.equal(existsSync(marker), false);
     const expected = [hooks.pre[0]!.argv, ['zlogin', UUID, hostile], snapshot, ['zlogin', UUID, `touch ${marker}`]];
     assert.equal(printed.length, expected.length, printed.join('\n'));
     printed.forEach((line, i) => {
       const text = line.replace(/^\[dry-run\] local: /, '');
-      const words = spawnSync('/bin/sh', ['-c', `set -- ${text}; printf '%s\\0' "$@"`], { encoding: 'utf8' }).stdout.split('\0').slice(0, -1);
+      const words = spawnSync('/bin/sh', ['-c', `set -- ${text}; printf '%s\\0' "$@"`], { encoding: 'utf8' })
+        .stdout.split('\0')
+        .slice(0, -1);
       assert.deepEqual(words, expected[i], line);
     });
   });
@@ -203,7 +259,9 @@ describe('hooks around the snapshot', () => {
     const startAgent = async (...options: string[]) => {
       const zonepath = scratch();
       spawnSync('mkdir', [join(zonepath, 'root')]);
-      const agent = spawn(process.execPath, [AGENT_STAND_IN, join(zonepath, 'root', 'vm.qga'), ...options], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const agent = spawn(process.execPath, [AGENT_STAND_IN, join(zonepath, 'root', 'vm.qga'), ...options], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       agents.push(agent);
       await new Promise((resolve) => agent.stdout!.once('data', resolve));
       return zonepath;
@@ -212,7 +270,15 @@ describe('hooks around the snapshot', () => {
       selectHooks({
         config: { guestAgent: true, timeoutSeconds },
         group: 'daily',
-        spec: { uuid: UUID, brand: 'kvm', zfs_filesystem: 'zones/x', zonepath, state: 'running', qemu_extra_opts: '-chardev socket,path=/vm.qga,server,nowait,id=qga0 -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0' },
+        spec: {
+          uuid: UUID,
+          brand: 'kvm',
+          zfs_filesystem: 'zones/x',
+          zonepath,
+          state: 'running',
+          qemu_extra_opts:
+            '-chardev socket,path=/vm.qga,server,nowait,id=qga0 -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
+        },
         snapshot: 'daily-x',
         agentCommand: CLI,
       })!;
@@ -225,7 +291,10 @@ describe('hooks around the snapshot', () => {
       await assert.rejects(guestAgentCommand(socket, 'guest-fsfreeze-freeze'), /has been disabled for this instance/);
       assert.equal(await guestAgentCommand(socket, 'guest-fsfreeze-thaw'), 1);
       assert.equal(await guestAgentCommand(socket, 'guest-fsfreeze-status'), 'thawed');
-      await assert.rejects(guestAgentCommand(join(dir, 'no-such.sock'), 'guest-ping'), /cannot talk to the guest agent/);
+      await assert.rejects(
+        guestAgentCommand(join(dir, 'no-such.sock'), 'guest-ping'),
+        /cannot talk to the guest agent/,
+      );
     });
 
     it('the guest is frozen during the snapshot and thawed after it, through `zonecopy guest-agent`', async () => {
@@ -245,7 +314,10 @@ describe('hooks around the snapshot', () => {
       const socket = join(zonepath, 'root', 'vm.qga');
       // a few seconds: each hook starts a node, which takes a second on a busy machine
       const { record } = await around(kvmHooks(zonepath, 4), async () => {});
-      assert.deepEqual(record.hooks.map((h) => `${h.phase} ${h.result}`), ['pre timed out', 'post ok']);
+      assert.deepEqual(
+        record.hooks.map((h) => `${h.phase} ${h.result}`),
+        ['pre timed out', 'post ok'],
+      );
       assert.equal(await guestAgentCommand(socket, 'guest-fsfreeze-status'), 'thawed');
       assert.equal(record.consistency, 'crash');
     });

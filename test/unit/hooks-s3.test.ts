@@ -20,8 +20,19 @@ class DryRunZoneHost implements Host {
     const skipped = dryRunResult(this, argv, options);
     if (skipped) return skipped;
     const answer = (stdout: string) => ({ host: this.label, command: argv.join(' '), stdout, stderr: '', exitCode: 0 });
-    if (argv[0] === 'vmadm') return answer(JSON.stringify({ uuid: UUID, alias: 'db01', brand: 'joyent', zfs_filesystem: `zones/${UUID}`, state: 'running', internal_metadata: this.metadata }));
-    if (argv[0] === 'zfs' && argv[1] === 'list') return answer(`zones/${UUID}\tfilesystem\t111\t5\t1700000000\t-\t-\t0\t0\toff\ton\t0\t1000\t100000000\t0\t0\n`);
+    if (argv[0] === 'vmadm')
+      return answer(
+        JSON.stringify({
+          uuid: UUID,
+          alias: 'db01',
+          brand: 'joyent',
+          zfs_filesystem: `zones/${UUID}`,
+          state: 'running',
+          internal_metadata: this.metadata,
+        }),
+      );
+    if (argv[0] === 'zfs' && argv[1] === 'list')
+      return answer(`zones/${UUID}\tfilesystem\t111\t5\t1700000000\t-\t-\t0\t0\toff\ton\t0\t1000\t100000000\t0\t0\n`);
     return answer('');
   }
   spawn(): never {
@@ -37,16 +48,40 @@ describe('hooks in the object-storage pipeline', () => {
   it('runs the same hooks around its own snapshot: --dry-run prints pre, snapshot, post in that order', async () => {
     const local = new DryRunZoneHost({ zonecopy_pre_snapshot: 'pause-db', zonecopy_post_snapshot: 'resume-db' });
     const s3 = s3Schema.parse({ bucket: 'zone-backups' });
-    const result = await backupVmToS3(UUID, { group: 'daily', name: 'x', hooks: { global: { post: 'notify' } } }, { local, store: new FakeObjectStore(), s3, log: silentLog, now: () => new Date() });
+    const result = await backupVmToS3(
+      UUID,
+      { group: 'daily', name: 'x', hooks: { global: { post: 'notify' } } },
+      { local, store: new FakeObjectStore(), s3, log: silentLog, now: () => new Date() },
+    );
     assert.deepEqual(result.errors, []);
-    const hooksAndSnapshot = local.printed.filter((line) => /^(zlogin|zfs snapshot|env )/.test(line)).map((line) => line.split(' ').slice(0, 3).join(' '));
-    assert.deepEqual(hooksAndSnapshot, [`zlogin ${UUID} pause-db`, `zfs snapshot zones/${UUID}@daily-x`, `zlogin ${UUID} resume-db`, `env ZONECOPY_VM_UUID=${UUID} ZONECOPY_VM_ALIAS=db01`]);
-    assert.deepEqual(result.consistency?.hooks.map((h) => `${h.phase} ${h.kind}`), ['pre zone', 'post zone', 'post global']);
+    const hooksAndSnapshot = local.printed
+      .filter((line) => /^(zlogin|zfs snapshot|env )/.test(line))
+      .map((line) => line.split(' ').slice(0, 3).join(' '));
+    assert.deepEqual(hooksAndSnapshot, [
+      `zlogin ${UUID} pause-db`,
+      `zfs snapshot zones/${UUID}@daily-x`,
+      `zlogin ${UUID} resume-db`,
+      `env ZONECOPY_VM_UUID=${UUID} ZONECOPY_VM_ALIAS=db01`,
+    ]);
+    assert.deepEqual(
+      result.consistency?.hooks.map((h) => `${h.phase} ${h.kind}`),
+      ['pre zone', 'post zone', 'post global'],
+    );
   });
 
   it('refuses in-zone metadata it cannot run, before anything is snapshotted', async () => {
     const local = new DryRunZoneHost({ zonecopy_pre_snapshot: '' });
-    const result = await backupVmToS3(UUID, { group: 'daily', name: 'x' }, { local, store: new FakeObjectStore(), s3: s3Schema.parse({ bucket: 'zone-backups' }), log: silentLog, now: () => new Date() });
+    const result = await backupVmToS3(
+      UUID,
+      { group: 'daily', name: 'x' },
+      {
+        local,
+        store: new FakeObjectStore(),
+        s3: s3Schema.parse({ bucket: 'zone-backups' }),
+        log: silentLog,
+        now: () => new Date(),
+      },
+    );
     assert.equal(result.status, 'failed');
     assert.match(result.errors.join(), /internal_metadata zonecopy_pre_snapshot must be a command line/);
     assert.equal(local.printed.filter((line) => line.startsWith('zfs snapshot')).length, 0);

@@ -31,7 +31,11 @@ describe('parsers on illumos output', () => {
     const out = `zones/a@daily-1\tzonecopy:b:daily\tMon Nov 30 02:00 2026\nzones/a@daily-1\tkeep\tMon Nov 30 02:00 2026\n`;
     assert.deepEqual([...parseHolds(out, 'zonecopy:b:daily')], ['zones/a@daily-1']);
     assert.equal(parseHolds('no datasets available\n', 'zonecopy:b:daily').size, 0);
-    assert.equal(parseHolds('no datasets available\n', 'no datasets available').size, 0, 'not even for a tag of that name');
+    assert.equal(
+      parseHolds('no datasets available\n', 'no datasets available').size,
+      0,
+      'not even for a tag of that name',
+    );
   });
 
   it('zfs send -nP: the size line on stdout', () => {

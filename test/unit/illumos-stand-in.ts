@@ -5,7 +5,16 @@
  * stdbuf) is simply not there. Every folder it makes is removed when the test ends, failed or not.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -21,7 +30,23 @@ export const SHELLS = ['ksh93', 'posh'] as const;
  * What the scripts may use besides the shims; all are in POSIX and in the SmartOS platform (uname is
  * the host's unless the stand-in plays SunOS).
  */
-const POSIX_TOOLS = ['cat', 'cmp', 'cp', 'cut', 'dd', 'dirname', 'grep', 'gzip', 'mkdir', 'mktemp', 'printf', 'rm', 'sed', 'tar', 'uname'];
+const POSIX_TOOLS = [
+  'cat',
+  'cmp',
+  'cp',
+  'cut',
+  'dd',
+  'dirname',
+  'grep',
+  'gzip',
+  'mkdir',
+  'mktemp',
+  'printf',
+  'rm',
+  'sed',
+  'tar',
+  'uname',
+];
 
 /** Commands a global zone lacks: none of them may be reachable on the stand-in's PATH. */
 export const NOT_ON_ILLUMOS = ['sha256sum', 'printenv', 'timeout', 'flock', 'stdbuf'];
@@ -57,7 +82,11 @@ export interface StandIn {
   run(script: string, args: readonly string[], extra?: Record<string, string>): RunResult;
 }
 
-export function makeStandIn(t: TestContext, shell: string, options: { sunos?: boolean; nodeOnPath?: boolean } = {}): StandIn {
+export function makeStandIn(
+  t: TestContext,
+  shell: string,
+  options: { sunos?: boolean; nodeOnPath?: boolean } = {},
+): StandIn {
   const root = mkdtempSync(join(tmpdir(), 'zc-illumos-'));
   t.after(() => rmSync(root, { recursive: true, force: true }));
   const tools = join(root, 'tools');
@@ -69,11 +98,27 @@ export function makeStandIn(t: TestContext, shell: string, options: { sunos?: bo
   symlinkSync(shellPath, join(tools, 'sh'));
   for (const tool of POSIX_TOOLS) symlinkSync(hostCommand(tool), join(tools, tool));
   symlinkSync(process.execPath, join(nodeDir, 'node'));
-  const dirs = [...(options.sunos ? [join(SHIMS, 'sunos')] : []), SHIMS, tools, ...(options.nodeOnPath === false ? [] : [nodeDir])];
+  const dirs = [
+    ...(options.sunos ? [join(SHIMS, 'sunos')] : []),
+    SHIMS,
+    tools,
+    ...(options.nodeOnPath === false ? [] : [nodeDir]),
+  ];
   const path = dirs.join(':');
-  const env = (extra: Record<string, string> = {}) => ({ PATH: path, HOME: '/root', TMPDIR: tmp, SHIM_STATE: state, ...extra });
+  const env = (extra: Record<string, string> = {}) => ({
+    PATH: path,
+    HOME: '/root',
+    TMPDIR: tmp,
+    SHIM_STATE: state,
+    ...extra,
+  });
   return {
-    root, path, state, tmp, nodeDir, env,
+    root,
+    path,
+    state,
+    tmp,
+    nodeDir,
+    env,
     run(script, args, extra) {
       const out = spawnSync(shellPath, [script, ...args], { env: env(extra), encoding: 'utf8', timeout: 60_000 });
       return { code: out.status, stdout: out.stdout, stderr: out.stderr };

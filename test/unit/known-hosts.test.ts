@@ -32,43 +32,79 @@ describe('verifyHostKey', () => {
   it('accepts hashed entries', () => {
     const salt = randomBytes(20);
     const hash = createHmac('sha1', salt).update('backup.example').digest('base64');
-    verifyHostKey(file(`|1|${salt.toString('base64')}|${hash} ssh-ed25519 ${KEY.toString('base64')}\n`), 'backup.example', 22, KEY);
+    verifyHostKey(
+      file(`|1|${salt.toString('base64')}|${hash} ssh-ed25519 ${KEY.toString('base64')}\n`),
+      'backup.example',
+      22,
+      KEY,
+    );
   });
 
   it('refuses an unknown host with the fingerprint and the command that pins it', () => {
-    assert.throws(() => verifyHostKey(file(''), 'backup.example', 22, KEY), (e: Error) => e.message.includes(fingerprint(KEY)) && e.message.includes('ssh-keyscan -t ed25519 backup.example'));
+    assert.throws(
+      () => verifyHostKey(file(''), 'backup.example', 22, KEY),
+      (e: Error) => e.message.includes(fingerprint(KEY)) && e.message.includes('ssh-keyscan -t ed25519 backup.example'),
+    );
   });
 
   it('prints the ssh-keyscan step for port 22 with the short key type and no -p', () => {
-    assert.throws(() => verifyHostKey(file(''), 'backup.example', 22, KEY), (e: Error) => {
-      assert.match(e.message, /ssh-keyscan -t ed25519 backup\.example >> /);
-      assert.doesNotMatch(e.message, / -p |\[backup\.example\]/);
-      return true;
-    });
+    assert.throws(
+      () => verifyHostKey(file(''), 'backup.example', 22, KEY),
+      (e: Error) => {
+        assert.match(e.message, /ssh-keyscan -t ed25519 backup\.example >> /);
+        assert.doesNotMatch(e.message, / -p |\[backup\.example\]/);
+        return true;
+      },
+    );
   });
 
   it('prints the ssh-keyscan step for another port with -p and explains the [host]:port entry', () => {
-    assert.throws(() => verifyHostKey(file(''), 'backup.example', 2222, KEY), (e: Error) => {
-      assert.match(e.message, /ssh-keyscan -p 2222 -t ed25519 backup\.example >> /);
-      assert.match(e.message, /\[backup\.example\]:2222/);
-      return true;
-    });
+    assert.throws(
+      () => verifyHostKey(file(''), 'backup.example', 2222, KEY),
+      (e: Error) => {
+        assert.match(e.message, /ssh-keyscan -p 2222 -t ed25519 backup\.example >> /);
+        assert.match(e.message, /\[backup\.example\]:2222/);
+        return true;
+      },
+    );
   });
 
   it('names key types as ssh-keyscan -t spells them', () => {
-    const cases: Array<[string, string]> = [['ssh-rsa', 'rsa'], ['ecdsa-sha2-nistp256', 'ecdsa'], ['ssh-ed25519', 'ed25519'], ['sk-ssh-ed25519@openssh.com', 'ed25519-sk']];
+    const cases: Array<[string, string]> = [
+      ['ssh-rsa', 'rsa'],
+      ['ecdsa-sha2-nistp256', 'ecdsa'],
+      ['ssh-ed25519', 'ed25519'],
+      ['sk-ssh-ed25519@openssh.com', 'ed25519-sk'],
+    ];
     for (const [type, short] of cases) {
-      assert.throws(() => verifyHostKey(file(''), 'h', 22, blob(type, 'k')), (e: Error) => e.message.includes(`ssh-keyscan -t ${short} h >> `), type);
+      assert.throws(
+        () => verifyHostKey(file(''), 'h', 22, blob(type, 'k')),
+        (e: Error) => e.message.includes(`ssh-keyscan -t ${short} h >> `),
+        type,
+      );
     }
   });
 
   it('refuses a changed key, naming the line and both fingerprints', () => {
     const path = file(`# comment\nbackup.example ssh-ed25519 ${KEY.toString('base64')}\n`);
-    assert.throws(() => verifyHostKey(path, 'backup.example', 22, OTHER), (e: Error) => /HOST KEY CHANGED/.test(e.message) && e.message.includes(`${path}:2`) && e.message.includes(fingerprint(OTHER)));
+    assert.throws(
+      () => verifyHostKey(path, 'backup.example', 22, OTHER),
+      (e: Error) =>
+        /HOST KEY CHANGED/.test(e.message) && e.message.includes(`${path}:2`) && e.message.includes(fingerprint(OTHER)),
+    );
   });
 
   it('does not take a key pinned for another port or a negated pattern', () => {
-    assert.throws(() => verifyHostKey(file(`backup.example ssh-ed25519 ${KEY.toString('base64')}\n`), 'backup.example', 2222, KEY));
-    assert.throws(() => verifyHostKey(file(`*.example,!backup.example ssh-ed25519 ${KEY.toString('base64')}\n`), 'backup.example', 22, KEY));
+    assert.throws(() =>
+      verifyHostKey(file(`backup.example ssh-ed25519 ${KEY.toString('base64')}\n`), 'backup.example', 2222, KEY),
+    );
+    assert.throws(() =>
+      verifyHostKey(
+        file(`*.example,!backup.example ssh-ed25519 ${KEY.toString('base64')}\n`),
+        'backup.example',
+        22,
+        KEY,
+      ),
+    );
   });
 });

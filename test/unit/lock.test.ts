@@ -24,12 +24,22 @@ async function race(directory: string, count: number): Promise<string[]> {
     } catch (error) {
       console.log(error.name === 'LockedError' ? 'refused' : 'error ' + error.message);
     }`;
-  return Promise.all(Array.from({ length: count }, () => new Promise<string>((resolve) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => { out += chunk; });
-    child.on('exit', () => resolve(out.trim()));
-  })));
+  return Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<string>((resolve) => {
+          const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+            stdio: ['ignore', 'pipe', 'inherit'],
+          });
+          let out = '';
+          child.stdout.on('data', (chunk: Buffer) => {
+            out += chunk;
+          });
+          child.on('exit', () => resolve(out.trim()));
+        }),
+    ),
+  );
 }
 
 /** Real processes on this machine: the lock is a file shared by separate zonecopy runs. */

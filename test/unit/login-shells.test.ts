@@ -24,12 +24,39 @@ const { Server } = ssh2;
  */
 const LOGIN_SHELLS = ['csh', 'tcsh', 'dash', 'bash', 'ksh93'] as const;
 
-const HOSTILE = [`a b`, `it's`, `$(touch zc-pwned)`, '`touch zc-pwned`', 'x;y', 'new\nline', `"dq"`, '*', '~root', '--', '', 'a|b', '\\', '!bang', 'a!b', '!!', '$HOME', '>&2', '{a,b}', '%1', '\t tab'];
+const HOSTILE = [
+  `a b`,
+  `it's`,
+  `$(touch zc-pwned)`,
+  '`touch zc-pwned`',
+  'x;y',
+  'new\nline',
+  `"dq"`,
+  '*',
+  '~root',
+  '--',
+  '',
+  'a|b',
+  '\\',
+  '!bang',
+  'a!b',
+  '!!',
+  '$HOME',
+  '>&2',
+  '{a,b}',
+  '%1',
+  '\t tab',
+];
 const SSH_CONNECTION = '192.0.2.7 50022 192.0.2.8 22';
 /** What a remote command may use: POSIX tools, no printenv. */
 const TOOLS = ['sh', 'cat', 'printf', 'sleep', 'true', 'false'];
 
-const newKey = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1', privateKeyEncoding: { type: 'sec1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey;
+const newKey = () =>
+  generateKeyPairSync('ec', {
+    namedCurve: 'prime256v1',
+    privateKeyEncoding: { type: 'sec1', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  }).privateKey;
 const scratch = scratchDirectory('zc-login-shells-');
 
 /** Runs `command` as sshd would under `shell`: in a session of its own, from `home`. */
@@ -51,9 +78,19 @@ function toolsPath(): string {
 const PATH = toolsPath();
 
 /** `shell -c command` at once, for strings that are not sent over ssh2 (the OpenSSH child's). */
-function runString(shell: string, command: string, input = ''): { status: number | null; stdout: string; stderr: string; home: string } {
+function runString(
+  shell: string,
+  command: string,
+  input = '',
+): { status: number | null; stdout: string; stderr: string; home: string } {
   const home = scratch();
-  const out = spawnSync(hostCommand(shell), ['-c', command], { cwd: home, input, encoding: 'utf8', env: { PATH, HOME: home, SSH_CONNECTION }, timeout: 20_000 });
+  const out = spawnSync(hostCommand(shell), ['-c', command], {
+    cwd: home,
+    input,
+    encoding: 'utf8',
+    env: { PATH, HOME: home, SSH_CONNECTION },
+    timeout: 20_000,
+  });
   return { status: out.status, stdout: out.stdout, stderr: out.stderr, home };
 }
 
@@ -100,7 +137,8 @@ for (const shell of LOGIN_SHELLS) {
     after(async () => {
       await host?.close();
       server?.close();
-      for (const child of children) if (child.exitCode === null && child.signalCode === null) killGroup(child, 'SIGKILL');
+      for (const child of children)
+        if (child.exitCode === null && child.signalCode === null) killGroup(child, 'SIGKILL');
     });
 
     it('run: every hostile argument arrives as itself, and nothing is written to the home folder', async () => {
@@ -111,7 +149,11 @@ for (const shell of LOGIN_SHELLS) {
     });
 
     it('run: a long command (16 KB: a long series of receives) arrives whole; BSD csh refuses a word over 8 KB', async () => {
-      const names = Array.from({ length: 150 }, (_, i) => `backup/zones/0c9e4b6a-2d7f-4f31-b8a5-93e1d2c4f5a6/data/child-${i}@daily-2026-11-30T02:00:00.000Z it's`);
+      const names = Array.from(
+        { length: 150 },
+        (_, i) =>
+          `backup/zones/0c9e4b6a-2d7f-4f31-b8a5-93e1d2c4f5a6/data/child-${i}@daily-2026-11-30T02:00:00.000Z it's`,
+      );
       const out = await host.run(['printf', '%s\\0', ...names], { mutates: false });
       assert.deepEqual(out.stdout.split('\0').slice(0, -1), names);
     });
@@ -148,7 +190,14 @@ for (const shell of LOGIN_SHELLS) {
       };
       assert.equal(await statuses([['sh', '-c', 'exit 3'], ['cat']]), 3);
       assert.equal(await statuses([['cat'], ['sh', '-c', 'exit 4']]), 4);
-      assert.equal(await statuses([['sh', '-c', 'exit 3'], ['sh', '-c', 'cat; exit 5']]), 5, 'the last failing stage, as pipefail');
+      assert.equal(
+        await statuses([
+          ['sh', '-c', 'exit 3'],
+          ['sh', '-c', 'cat; exit 5'],
+        ]),
+        5,
+        'the last failing stage, as pipefail',
+      );
       assert.equal(await statuses([['true'], ['cat'], ['cat']]), 0);
     });
 
@@ -178,7 +227,13 @@ for (const shell of LOGIN_SHELLS) {
     });
 
     it("the OpenSSH bulk child's remote command keeps argv and statuses", () => {
-      const target = { host: 'backup', port: 22, username: 'zcbackup', knownHostsPath: '/k', disableHostKeyChecking: false };
+      const target = {
+        host: 'backup',
+        port: 22,
+        username: 'zcbackup',
+        knownHostsPath: '/k',
+        disableHostKeyChecking: false,
+      };
       const sent = opensshArgv(target, [['printf', '%s\\0', ...HOSTILE], ['cat']]).at(-1)!;
       const out = runString(shell, sent, 'x');
       assert.equal(out.status, 0, out.stderr);

@@ -12,7 +12,10 @@ const scratch = scratchDirectory('zc-node-');
 /** A node that answers `--version` like the real one (`v22.1.0`), or with whatever `major` says when it is not a number. */
 function fakeNode(path: string, major: string): string {
   mkdirSync(join(path, '..'), { recursive: true });
-  writeFileSync(path, `#!/bin/sh\n[ "$1" = --version ] || exit 9\necho '${/^\d+$/.test(major) ? `v${major}.1.0` : major}'\n`);
+  writeFileSync(
+    path,
+    `#!/bin/sh\n[ "$1" = --version ] || exit 9\necho '${/^\d+$/.test(major) ? `v${major}.1.0` : major}'\n`,
+  );
   chmodSync(path, 0o755);
   return path;
 }
@@ -41,12 +44,25 @@ describe('node detection (bin/zonecopy, install.sh)', () => {
   });
 
   it('skips a node older than 20 and takes pkgsrc /opt/tools before /opt/local and PATH', () => {
-    const r = install({ embedded: '18', search: [['tools', '20'], ['local', '22']], path: '23' });
+    const r = install({
+      embedded: '18',
+      search: [
+        ['tools', '20'],
+        ['local', '22'],
+      ],
+      path: '23',
+    });
     assert.equal(r.node, join(r.root, 'tools/node'));
   });
 
   it('falls back to PATH and ignores a node that prints garbage or is as old as SmartOS v0.10', () => {
-    const r = install({ search: [['tools', 'not-a-version'], ['local', 'v0.10.48']], path: '20' });
+    const r = install({
+      search: [
+        ['tools', 'not-a-version'],
+        ['local', 'v0.10.48'],
+      ],
+      path: '20',
+    });
     assert.equal(r.node, join(r.root, 'pathbin/node'));
   });
 

@@ -12,7 +12,17 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { hostCommand, leftovers, makeStandIn, NOT_ON_ILLUMOS, PROJECT, SHELLS, SHIMS, writeScript, type StandIn } from './illumos-stand-in.js';
+import {
+  hostCommand,
+  leftovers,
+  makeStandIn,
+  NOT_ON_ILLUMOS,
+  PROJECT,
+  SHELLS,
+  SHIMS,
+  writeScript,
+  type StandIn,
+} from './illumos-stand-in.js';
 import { NO_DTD, validateManifest } from './smf-dtd.js';
 
 const UUID = '8f3b9a1e-5d2c-4b7a-9e1f-0a1b2c3d4e5f';
@@ -40,7 +50,10 @@ for (const shell of SHELLS) {
     it('runs where sha256sum, printenv, timeout, flock and stdbuf do not exist', (t) => {
       const standIn = makeStandIn(t, shell);
       for (const tool of NOT_ON_ILLUMOS) {
-        const found = spawnSync(hostCommand(shell), ['-c', `command -v ${tool}`], { env: standIn.env(), encoding: 'utf8' });
+        const found = spawnSync(hostCommand(shell), ['-c', `command -v ${tool}`], {
+          env: standIn.env(),
+          encoding: 'utf8',
+        });
         assert.notEqual(found.status, 0, `${tool} is reachable: ${found.stdout}`);
       }
     });
@@ -50,7 +63,16 @@ for (const shell of SHELLS) {
       const prefix = join(standIn.root, 'opt/zonecopy');
       const result = standIn.run(installer, ['--prefix', prefix]);
       assert.equal(result.code, 0, result.stderr + result.stdout);
-      for (const file of ['bin/backup', 'bin/zonecopy', 'dist/zonecopy.mjs', 'configuration.json.example', 'smf/zonecopy-cron.xml', 'smf/zonecopy-cron.sh', 'VERSION', 'README']) {
+      for (const file of [
+        'bin/backup',
+        'bin/zonecopy',
+        'dist/zonecopy.mjs',
+        'configuration.json.example',
+        'smf/zonecopy-cron.xml',
+        'smf/zonecopy-cron.sh',
+        'VERSION',
+        'README',
+      ]) {
         assert.ok(existsSync(join(prefix, file)), file);
       }
       assert.match(result.stdout, /backup --dry-run <vm-uuid>/);
@@ -62,13 +84,20 @@ for (const shell of SHELLS) {
       assert.equal(version.stdout.trim(), readFileSync(join(prefix, 'VERSION'), 'utf8').trim());
     });
 
-    it('installs cron lines whose output goes to the log, not to root\'s mail; an upgrade replaces them; uninstall removes them', (t) => {
+    it("installs cron lines whose output goes to the log, not to root's mail; an upgrade replaces them; uninstall removes them", (t) => {
       const standIn = makeStandIn(t, shell);
       const prefix = join(standIn.root, 'opt/zonecopy');
       const table = join(standIn.state, 'crontab');
       writeFileSync(table, OTHER_LINE);
 
-      const first = standIn.run(installer, ['--prefix', prefix, '--cron', '0 2 * * *', '--cron-args', `${UUID} --groupName daily`]);
+      const first = standIn.run(installer, [
+        '--prefix',
+        prefix,
+        '--cron',
+        '0 2 * * *',
+        '--cron-args',
+        `${UUID} --groupName daily`,
+      ]);
       assert.equal(first.code, 0, first.stderr + first.stdout);
       assert.match(first.stdout, /not SmartOS/);
       const line = `0 2 * * * ${prefix}/bin/backup ${UUID} --groupName daily >>${prefix}/log/cron.log 2>&1 # zonecopy\n`;
@@ -80,7 +109,10 @@ for (const shell of SHELLS) {
       assert.equal(upgrade.code, 0, upgrade.stderr + upgrade.stdout);
       assert.match(upgrade.stdout, /upgrad/);
       assert.equal(readFileSync(join(prefix, 'configuration.json'), 'utf8'), '{"mine": true}\n');
-      assert.equal(readFileSync(table, 'utf8'), `${OTHER_LINE}30 1,13 * * 1-5 ${prefix}/bin/backup ${UUID} >>${prefix}/log/cron.log 2>&1 # zonecopy\n`);
+      assert.equal(
+        readFileSync(table, 'utf8'),
+        `${OTHER_LINE}30 1,13 * * 1-5 ${prefix}/bin/backup ${UUID} >>${prefix}/log/cron.log 2>&1 # zonecopy\n`,
+      );
 
       const removed = standIn.run(installer, ['--uninstall', '--prefix', prefix]);
       assert.equal(removed.code, 0, removed.stderr + removed.stdout);
@@ -114,7 +146,14 @@ for (const shell of SHELLS) {
         assert.equal(existsSync(prefix), false, `${spec}: ${prefix} was created`);
         assert.equal(readFileSync(table, 'utf8'), OTHER_LINE, spec);
       }
-      const percent = standIn.run(installer, ['--prefix', prefix, '--cron', '0 2 * * *', '--cron-args', `${UUID} --name 50%`]);
+      const percent = standIn.run(installer, [
+        '--prefix',
+        prefix,
+        '--cron',
+        '0 2 * * *',
+        '--cron-args',
+        `${UUID} --name 50%`,
+      ]);
       assert.notEqual(percent.code, 0);
       assert.match(percent.stderr, /%/);
       assert.deepEqual(leftovers(standIn), []);
@@ -153,7 +192,10 @@ describe('install.sh checks the node it will use before installing anything', ()
   before(() => {
     // a pkgsrc node copied to a host without pkgsrc: the runtime linker stops it before it starts
     const brokenNode = join(builds, 'broken-node');
-    writeScript(brokenNode, '#!/bin/sh\necho \'ld.so.1: node: fatal: libuv.so.1: open failed: No such file or directory\' >&2\nexit 137\n');
+    writeScript(
+      brokenNode,
+      "#!/bin/sh\necho 'ld.so.1: node: fatal: libuv.so.1: open failed: No such file or directory' >&2\nexit 137\n",
+    );
     const oldNode = join(builds, 'old-node');
     writeScript(oldNode, '#!/bin/sh\n[ "$1" = --version ] && echo v18.20.4 && exit 0\nexit 1\n');
     broken = join(builds, 'install-broken-node.sh');
@@ -195,7 +237,7 @@ describe('install.sh checks the node it will use before installing anything', ()
   }
 });
 
-describe('bin/zonecopy and bin/backup in cron\'s environment', () => {
+describe("bin/zonecopy and bin/backup in cron's environment", () => {
   /** A copy of the launchers beside a program that prints the PATH and arguments it was given. */
   function launcherCopy(root: string): string {
     const copy = join(root, 'zonecopy');
@@ -203,7 +245,10 @@ describe('bin/zonecopy and bin/backup in cron\'s environment', () => {
     mkdirSync(join(copy, 'dist'));
     writeScript(join(copy, 'bin/zonecopy'), readFileSync(join(PROJECT, 'bin/zonecopy'), 'utf8'));
     writeScript(join(copy, 'bin/backup'), readFileSync(join(PROJECT, 'bin/backup'), 'utf8'));
-    writeFileSync(join(copy, 'dist/zonecopy.mjs'), 'console.log(JSON.stringify({ path: process.env.PATH, argv: process.argv.slice(2) }));\n');
+    writeFileSync(
+      join(copy, 'dist/zonecopy.mjs'),
+      'console.log(JSON.stringify({ path: process.env.PATH, argv: process.argv.slice(2) }));\n',
+    );
     return copy;
   }
 
@@ -211,39 +256,72 @@ describe('bin/zonecopy and bin/backup in cron\'s environment', () => {
    * Runs a launcher as cron would (env -i, the stand-in's PATH) in a private mount namespace whose
    * /opt is an empty tmpfs holding only `optDirs`, so pkgsrc's folders exist or not as on the host being played.
    */
-  function inNamespace(shell: string, standIn: StandIn, optDirs: readonly string[], launcher: string, args: readonly string[], extra: Record<string, string>) {
+  function inNamespace(
+    shell: string,
+    standIn: StandIn,
+    optDirs: readonly string[],
+    launcher: string,
+    args: readonly string[],
+    extra: Record<string, string>,
+  ) {
     const script = 'set -e; mount -t tmpfs zc-opt /opt; for d in $OPT_DIRS; do mkdir -p "$d"; done; exec env -i "$@"';
     const pairs = Object.entries(standIn.env(extra)).map(([k, v]) => `${k}=${v}`);
-    const out = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', ...pairs, hostCommand(shell), launcher, ...args], {
-      env: { ...process.env, OPT_DIRS: optDirs.join(' ') }, encoding: 'utf8', timeout: 60_000,
-    });
+    const out = spawnSync(
+      'unshare',
+      ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', ...pairs, hostCommand(shell), launcher, ...args],
+      {
+        env: { ...process.env, OPT_DIRS: optDirs.join(' ') },
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
     return { code: out.status, stdout: out.stdout, stderr: out.stderr };
   }
 
   for (const shell of SHELLS) {
-    it(`${shell}: pkgsrc's bin folders, where they exist (a SmartOS global zone), come after cron's PATH`, { skip: canUnshare() ? false : 'needs unshare -m (root)' }, (t) => {
-      const standIn = makeStandIn(t, shell, { sunos: true, nodeOnPath: false });
-      const copy = launcherCopy(standIn.root);
-      const pkgsrc = ['/opt/tools/bin', '/opt/local/bin'];
-      const result = inNamespace(shell, standIn, pkgsrc, join(copy, 'bin/zonecopy'), ['status'], { ZONECOPY_NODE: process.execPath });
-      assert.equal(result.code, 0, result.stderr);
-      assert.deepEqual(JSON.parse(result.stdout), { path: `${standIn.path}:/opt/tools/bin:/opt/local/bin`, argv: ['status'] });
+    it(
+      `${shell}: pkgsrc's bin folders, where they exist (a SmartOS global zone), come after cron's PATH`,
+      { skip: canUnshare() ? false : 'needs unshare -m (root)' },
+      (t) => {
+        const standIn = makeStandIn(t, shell, { sunos: true, nodeOnPath: false });
+        const copy = launcherCopy(standIn.root);
+        const pkgsrc = ['/opt/tools/bin', '/opt/local/bin'];
+        const result = inNamespace(shell, standIn, pkgsrc, join(copy, 'bin/zonecopy'), ['status'], {
+          ZONECOPY_NODE: process.execPath,
+        });
+        assert.equal(result.code, 0, result.stderr);
+        assert.deepEqual(JSON.parse(result.stdout), {
+          path: `${standIn.path}:/opt/tools/bin:/opt/local/bin`,
+          argv: ['status'],
+        });
 
-      const already = inNamespace(shell, standIn, pkgsrc, join(copy, 'bin/zonecopy'), [], { ZONECOPY_NODE: process.execPath, PATH: `/opt/local/bin:${standIn.path}` });
-      assert.equal(JSON.parse(already.stdout).path, `/opt/local/bin:${standIn.path}:/opt/tools/bin`);
+        const already = inNamespace(shell, standIn, pkgsrc, join(copy, 'bin/zonecopy'), [], {
+          ZONECOPY_NODE: process.execPath,
+          PATH: `/opt/local/bin:${standIn.path}`,
+        });
+        assert.equal(JSON.parse(already.stdout).path, `/opt/local/bin:${standIn.path}:/opt/tools/bin`);
 
-      const backup = inNamespace(shell, standIn, pkgsrc, join(copy, 'bin/backup'), [UUID, '--groupName', 'daily'], { ZONECOPY_NODE: process.execPath });
-      assert.equal(backup.code, 0, backup.stderr);
-      assert.deepEqual(JSON.parse(backup.stdout).argv, ['backup', UUID, '--groupName', 'daily']);
-    });
+        const backup = inNamespace(shell, standIn, pkgsrc, join(copy, 'bin/backup'), [UUID, '--groupName', 'daily'], {
+          ZONECOPY_NODE: process.execPath,
+        });
+        assert.equal(backup.code, 0, backup.stderr);
+        assert.deepEqual(JSON.parse(backup.stdout).argv, ['backup', UUID, '--groupName', 'daily']);
+      },
+    );
 
-    it(`${shell}: without pkgsrc's folders the PATH stays as it is`, { skip: canUnshare() ? false : 'needs unshare -m (root)' }, (t) => {
-      const standIn = makeStandIn(t, shell, { nodeOnPath: false });
-      const copy = launcherCopy(standIn.root);
-      const result = inNamespace(shell, standIn, [], join(copy, 'bin/zonecopy'), [], { ZONECOPY_NODE: process.execPath });
-      assert.equal(result.code, 0, result.stderr);
-      assert.equal(JSON.parse(result.stdout).path, standIn.path);
-    });
+    it(
+      `${shell}: without pkgsrc's folders the PATH stays as it is`,
+      { skip: canUnshare() ? false : 'needs unshare -m (root)' },
+      (t) => {
+        const standIn = makeStandIn(t, shell, { nodeOnPath: false });
+        const copy = launcherCopy(standIn.root);
+        const result = inNamespace(shell, standIn, [], join(copy, 'bin/zonecopy'), [], {
+          ZONECOPY_NODE: process.execPath,
+        });
+        assert.equal(result.code, 0, result.stderr);
+        assert.equal(JSON.parse(result.stdout).path, standIn.path);
+      },
+    );
   }
 });
 
@@ -252,15 +330,18 @@ function canUnshare(): boolean {
   return spawnSync('unshare', ['-m', 'true']).status === 0;
 }
 
-describe('install.sh on a SmartOS global zone (SMF boot service)', { skip: canUnshare() ? false : 'needs unshare -m (root)' }, () => {
-  for (const shell of SHELLS) {
-    it(`${shell}: installs the boot service, puts the cron line in, and uninstall stops the service before deleting it`, (t) => {
-      const standIn = makeStandIn(t, shell, { sunos: true, nodeOnPath: false });
-      const state = standIn.state;
-      writeFileSync(join(state, 'crontab'), OTHER_LINE);
-      // Inside the namespace /opt and /usr/sbin are empty tmpfs: /usr/sbin/vmadm, svccfg and svcadm are
-      // the stubs, node is pkgsrc's /opt/tools/bin/node, and nothing reaches the host's /opt.
-      const script = `
+describe(
+  'install.sh on a SmartOS global zone (SMF boot service)',
+  { skip: canUnshare() ? false : 'needs unshare -m (root)' },
+  () => {
+    for (const shell of SHELLS) {
+      it(`${shell}: installs the boot service, puts the cron line in, and uninstall stops the service before deleting it`, (t) => {
+        const standIn = makeStandIn(t, shell, { sunos: true, nodeOnPath: false });
+        const state = standIn.state;
+        writeFileSync(join(state, 'crontab'), OTHER_LINE);
+        // Inside the namespace /opt and /usr/sbin are empty tmpfs: /usr/sbin/vmadm, svccfg and svcadm are
+        // the stubs, node is pkgsrc's /opt/tools/bin/node, and nothing reaches the host's /opt.
+        const script = `
         set -e
         mount -t tmpfs zc-opt /opt
         mount -t tmpfs zc-usr-sbin /usr/sbin
@@ -277,37 +358,49 @@ describe('install.sh on a SmartOS global zone (SMF boot service)', { skip: canUn
         echo $? >"$STATE/uninstall.code"
         ls -A /opt/custom/smf >"$STATE/smf-dir-after"
       `;
-      const env = {
-        ...process.env, SHIMS, NODE: process.execPath, STANDIN_PATH: standIn.path, STANDIN_TMP: standIn.tmp, STATE: state,
-        SHELL_UNDER_TEST: hostCommand(shell), INSTALLER: installer, UUID,
-      };
-      const ran = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { env, encoding: 'utf8', timeout: 120_000 });
-      assert.equal(ran.status, 0, ran.stderr);
-      const installOut = readFileSync(join(state, 'install.out'), 'utf8');
-      assert.equal(readFileSync(join(state, 'install.code'), 'utf8').trim(), '0', installOut);
-      assert.match(installOut, /SMF service site\/zonecopy-cron/);
+        const env = {
+          ...process.env,
+          SHIMS,
+          NODE: process.execPath,
+          STANDIN_PATH: standIn.path,
+          STANDIN_TMP: standIn.tmp,
+          STATE: state,
+          SHELL_UNDER_TEST: hostCommand(shell),
+          INSTALLER: installer,
+          UUID,
+        };
+        const ran = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], {
+          env,
+          encoding: 'utf8',
+          timeout: 120_000,
+        });
+        assert.equal(ran.status, 0, ran.stderr);
+        const installOut = readFileSync(join(state, 'install.out'), 'utf8');
+        assert.equal(readFileSync(join(state, 'install.code'), 'utf8').trim(), '0', installOut);
+        assert.match(installOut, /SMF service site\/zonecopy-cron/);
 
-      const manifest = join(state, 'installed.xml');
-      const xml = readFileSync(manifest, 'utf8');
-      assert.doesNotMatch(xml, /@PREFIX@/);
-      assert.match(xml, /exec="\/opt\/zonecopy\/smf\/zonecopy-cron\.sh \/opt\/zonecopy\/cron\/root\.cron"/);
-      if (!NO_DTD) validateManifest(manifest);
-      const line = `0 2 * * * /opt/zonecopy/bin/backup ${UUID} >>/opt/zonecopy/log/cron.log 2>&1 # zonecopy\n`;
-      assert.equal(readFileSync(join(state, 'root.cron'), 'utf8'), line);
+        const manifest = join(state, 'installed.xml');
+        const xml = readFileSync(manifest, 'utf8');
+        assert.doesNotMatch(xml, /@PREFIX@/);
+        assert.match(xml, /exec="\/opt\/zonecopy\/smf\/zonecopy-cron\.sh \/opt\/zonecopy\/cron\/root\.cron"/);
+        if (!NO_DTD) validateManifest(manifest);
+        const line = `0 2 * * * /opt/zonecopy/bin/backup ${UUID} >>/opt/zonecopy/log/cron.log 2>&1 # zonecopy\n`;
+        assert.equal(readFileSync(join(state, 'root.cron'), 'utf8'), line);
 
-      const uninstallOut = readFileSync(join(state, 'uninstall.out'), 'utf8');
-      assert.equal(readFileSync(join(state, 'uninstall.code'), 'utf8').trim(), '0', uninstallOut);
-      const smf = readFileSync(join(state, 'smf.log'), 'utf8').trim().split('\n');
-      const imported = smf.indexOf('svccfg import /opt/custom/smf/zonecopy-cron.xml');
-      const disabled = smf.indexOf('svcadm disable -s svc:/site/zonecopy-cron:default');
-      const deleted = smf.indexOf('svccfg delete svc:/site/zonecopy-cron');
-      assert.ok(imported >= 0 && disabled > imported && deleted > disabled, smf.join('\n'));
-      assert.equal(readFileSync(join(state, 'smf-dir-after'), 'utf8'), '');
-      assert.equal(readFileSync(join(state, 'crontab'), 'utf8'), OTHER_LINE);
-      assert.deepEqual(leftovers(standIn), []);
-    });
-  }
-});
+        const uninstallOut = readFileSync(join(state, 'uninstall.out'), 'utf8');
+        assert.equal(readFileSync(join(state, 'uninstall.code'), 'utf8').trim(), '0', uninstallOut);
+        const smf = readFileSync(join(state, 'smf.log'), 'utf8').trim().split('\n');
+        const imported = smf.indexOf('svccfg import /opt/custom/smf/zonecopy-cron.xml');
+        const disabled = smf.indexOf('svcadm disable -s svc:/site/zonecopy-cron:default');
+        const deleted = smf.indexOf('svccfg delete svc:/site/zonecopy-cron');
+        assert.ok(imported >= 0 && disabled > imported && deleted > disabled, smf.join('\n'));
+        assert.equal(readFileSync(join(state, 'smf-dir-after'), 'utf8'), '');
+        assert.equal(readFileSync(join(state, 'crontab'), 'utf8'), OTHER_LINE);
+        assert.deepEqual(leftovers(standIn), []);
+      });
+    }
+  },
+);
 
 describe('install.sh on SunOS: an SSH key that survives a reboot (issue 17, §2.1)', () => {
   /** ssh-keygen, as OpenSSH in the platform provides it, on the stand-in's PATH. */
@@ -323,7 +416,14 @@ describe('install.sh on SunOS: an SSH key that survives a reboot (issue 17, §2.
       const standIn = makeStandIn(t, shell, { sunos: true });
       const prefix = join(standIn.root, 'opt/zonecopy');
       mkdirSync(prefix, { recursive: true });
-      writeFileSync(join(prefix, 'configuration.json'), JSON.stringify({ backupDestination: 'backup.example.com', backupDestinationPort: 2222, backupDestinationBasePath: 'backup/zones' }));
+      writeFileSync(
+        join(prefix, 'configuration.json'),
+        JSON.stringify({
+          backupDestination: 'backup.example.com',
+          backupDestinationPort: 2222,
+          backupDestinationBasePath: 'backup/zones',
+        }),
+      );
       const env = withSshKeygen(standIn);
       const result = standIn.run(installer, ['--prefix', prefix], env);
       assert.equal(result.code, 0, result.stderr + result.stdout);
@@ -332,9 +432,16 @@ describe('install.sh on SunOS: an SSH key that survives a reboot (issue 17, §2.
       const publicKey = readFileSync(`${key}.pub`, 'utf8').trim();
       assert.match(publicKey, /^ssh-ed25519 /);
       assert.ok(result.stdout.includes(publicKey), result.stdout);
-      assert.ok(result.stdout.includes(`ssh-keyscan -p 2222 -t ed25519 backup.example.com >> ${prefix}/etc/ssh/known_hosts`), result.stdout);
+      assert.ok(
+        result.stdout.includes(`ssh-keyscan -p 2222 -t ed25519 backup.example.com >> ${prefix}/etc/ssh/known_hosts`),
+        result.stdout,
+      );
       assert.match(result.stdout, /ssh-keygen -lf .*known_hosts/);
-      assert.equal(spawnSync(hostCommand('ssh-keygen'), ['-y', '-P', '', '-f', key], { encoding: 'utf8' }).status, 0, 'the key has a passphrase');
+      assert.equal(
+        spawnSync(hostCommand('ssh-keygen'), ['-y', '-P', '', '-f', key], { encoding: 'utf8' }).status,
+        0,
+        'the key has a passphrase',
+      );
 
       const again = standIn.run(installer, ['--prefix', prefix], env);
       assert.equal(again.code, 0, again.stderr + again.stdout);
@@ -344,7 +451,7 @@ describe('install.sh on SunOS: an SSH key that survives a reboot (issue 17, §2.
     });
   }
 
-  it('elsewhere the installer makes no key (the user\'s ~/.ssh persists)', (t) => {
+  it("elsewhere the installer makes no key (the user's ~/.ssh persists)", (t) => {
     const standIn = makeStandIn(t, 'ksh93');
     const prefix = join(standIn.root, 'opt/zonecopy');
     const result = standIn.run(installer, ['--prefix', prefix], withSshKeygen(standIn));

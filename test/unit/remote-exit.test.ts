@@ -11,7 +11,12 @@ import { RemoteHost } from '../../src/host/remote.js';
 const { Server } = ssh2;
 
 /** A P-256 key in PEM: ssh2's own ed25519 generator writes about one key in 250 that its parser then rejects. */
-const newKey = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1', privateKeyEncoding: { type: 'sec1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey;
+const newKey = () =>
+  generateKeyPairSync('ec', {
+    namedCurve: 'prime256v1',
+    privateKeyEncoding: { type: 'sec1', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  }).privateKey;
 
 /**
  * An ssh2 server in this process that answers every exec at once: output, exit status and close
@@ -54,7 +59,10 @@ describe('remote commands over ssh2', () => {
   function answer(channel: ServerChannel, command: string): void {
     // the script inside the login-shell wrapper `exec /bin/sh -c '<script>'`
     const script = /^exec \/bin\/sh -c '(.*)'$/.exec(command)?.[1] ?? command;
-    const [verb, argument] = script.slice(script.lastIndexOf(';') + 1).trim().split(' ');
+    const [verb, argument] = script
+      .slice(script.lastIndexOf(';') + 1)
+      .trim()
+      .split(' ');
     if (verb === 'exit') channel.exit(Number(argument));
     else if (verb === 'signal') channel.exit(argument!, false, '');
     else {
@@ -65,8 +73,15 @@ describe('remote commands over ssh2', () => {
   }
 
   it('keeps the exit status of a command whose reply, output, status and close arrive together', async () => {
-    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => host.run(['exit', String(i % 3 === 0 ? 0 : 7)], { mutates: false, allowExitCodes: [7] })));
-    assert.deepEqual(results.map((r) => r.exitCode), Array.from({ length: 30 }, (_, i) => (i % 3 === 0 ? 0 : 7)));
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        host.run(['exit', String(i % 3 === 0 ? 0 : 7)], { mutates: false, allowExitCodes: [7] }),
+      ),
+    );
+    assert.deepEqual(
+      results.map((r) => r.exitCode),
+      Array.from({ length: 30 }, (_, i) => (i % 3 === 0 ? 0 : 7)),
+    );
     const printed = await host.run(['holds', 'a@b'], { mutates: false });
     assert.equal(printed.exitCode, 0);
     assert.match(printed.stdout, /^exec \/bin\/sh -c 'holds a@b'\n$/);

@@ -3,10 +3,33 @@ import { describe, it } from 'node:test';
 import { renderHtml, renderSubject, renderText } from '../../src/report/render.js';
 import type { DatasetResult, VmBackupResult } from '../../src/report/types.js';
 
-const ok: DatasetResult = { dataset: 'zones/u', target: 'backup/zones/u', snapshot: 'daily-1', mode: 'incremental', bytes: 1536, seconds: 1.25, result: 'ok', rotatedLocal: [], rotatedRemote: ['backup/zones/u@daily-0'] };
+const ok: DatasetResult = {
+  dataset: 'zones/u',
+  target: 'backup/zones/u',
+  snapshot: 'daily-1',
+  mode: 'incremental',
+  bytes: 1536,
+  seconds: 1.25,
+  result: 'ok',
+  rotatedLocal: [],
+  rotatedRemote: ['backup/zones/u@daily-0'],
+};
 function result(over: Partial<VmBackupResult>): VmBackupResult {
   const at = new Date('2026-01-01T00:00:00Z');
-  return { uuid: 'u', alias: 'db<01>', brand: 'joyent', snapshot: 'daily-1', backupHost: 'root@b:22', startedAt: at, finishedAt: at, status: 'success', datasets: [ok], errors: [], dryRun: false, ...over };
+  return {
+    uuid: 'u',
+    alias: 'db<01>',
+    brand: 'joyent',
+    snapshot: 'daily-1',
+    backupHost: 'root@b:22',
+    startedAt: at,
+    finishedAt: at,
+    status: 'success',
+    datasets: [ok],
+    errors: [],
+    dryRun: false,
+    ...over,
+  };
 }
 
 describe('report rendering', () => {
@@ -16,7 +39,12 @@ describe('report rendering', () => {
 
   it('says completed only on success, and counts failures on partial runs', () => {
     assert.match(renderText(result({})), /completed: 1 dataset/);
-    const partial = renderText(result({ status: 'partial', datasets: [ok, { ...ok, dataset: 'zones/u/data', result: 'failed', error: 'receive exited 1' }] }));
+    const partial = renderText(
+      result({
+        status: 'partial',
+        datasets: [ok, { ...ok, dataset: 'zones/u/data', result: 'failed', error: 'receive exited 1' }],
+      }),
+    );
     assert.match(partial, /completed with errors: 1 of 2 dataset\(s\) failed/);
     assert.match(partial, /receive exited 1/);
     const failed = renderText(result({ status: 'failed', datasets: [], errors: ['cannot connect'] }));
@@ -32,13 +60,25 @@ describe('report rendering', () => {
     assert.match(renderText(result({})), /backup host backup\/zones\/u@daily-0/);
   });
 
-  it('gives an image sent as an origin its own row, apart from the clone\'s, and names what --rollback destroyed', () => {
-    const image: DatasetResult = { ...ok, dataset: 'zones/img', target: 'backup/zones/img', snapshot: 'final', mode: 'full', bytes: 300 << 20, image: true, rotatedRemote: [] };
+  it("gives an image sent as an origin its own row, apart from the clone's, and names what --rollback destroyed", () => {
+    const image: DatasetResult = {
+      ...ok,
+      dataset: 'zones/img',
+      target: 'backup/zones/img',
+      snapshot: 'final',
+      mode: 'full',
+      bytes: 300 << 20,
+      image: true,
+      rotatedRemote: [],
+    };
     const text = renderText(result({ datasets: [{ ...ok, discarded: ['backup/zones/u@manual'] }, image] }));
     assert.match(text, /completed: 1 dataset\(s\) \(and 1 image\(s\) they are cloned from\)/);
     assert.match(text, /zones\/img \(image\)\s+final\s+full\s+300\.0 MiB/);
     assert.match(text, /zones\/u\s+daily-1\s+incremental\s+1\.5 KiB/);
     assert.match(text, /destroyed by --rollback on the backup host: backup\/zones\/u@manual/);
-    assert.match(renderHtml(result({ datasets: [{ ...ok, discarded: ['backup/zones/u@manual'] }] })), /Destroyed by --rollback on the backup host: backup\/zones\/u@manual/);
+    assert.match(
+      renderHtml(result({ datasets: [{ ...ok, discarded: ['backup/zones/u@manual'] }] })),
+      /Destroyed by --rollback on the backup host: backup\/zones\/u@manual/,
+    );
   });
 });

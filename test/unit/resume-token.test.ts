@@ -22,6 +22,9 @@ describe('resume token contents', () => {
   });
 
   it('says nothing when there is no bytes line (an error instead of the contents)', () => {
-    assert.equal(tokenBytes('cannot resume send: kernel modules must be upgraded to receive this stream.\n'), undefined);
+    assert.equal(
+      tokenBytes('cannot resume send: kernel modules must be upgraded to receive this stream.\n'),
+      undefined,
+    );
   });
 });

@@ -19,8 +19,16 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 function request(data: Buffer, overrides: Partial<UploadRequest> = {}): UploadRequest {
   return {
-    key: 'p/vm/u/daily-1', metadata: { 'zc-guid': '1' }, fingerprint: 'f', estimatedBytes: data.length, concurrency: 3,
-    pipeline: [['zfs', 'send', 'zones/u@daily-1']], spawn: () => bufferProcess(data), stateDirectory: journals(), log: silentLog, ...overrides,
+    key: 'p/vm/u/daily-1',
+    metadata: { 'zc-guid': '1' },
+    fingerprint: 'f',
+    estimatedBytes: data.length,
+    concurrency: 3,
+    pipeline: [['zfs', 'send', 'zones/u@daily-1']],
+    spawn: () => bufferProcess(data),
+    stateDirectory: journals(),
+    log: silentLog,
+    ...overrides,
   };
 }
 
@@ -107,17 +115,59 @@ describe('S3 multipart upload', () => {
   });
 });
 
-const snap = (name: string, guid: string, createtxg: number) => ({ name, guid, createtxg, creation: createtxg, userrefs: 0 });
-const state = (name: string, snaps: ReturnType<typeof snap>[], origin?: string): DatasetState => ({ name, type: 'filesystem', guid: `g-${name}`, origin, snapshots: snaps });
-const stored = (dataset: string, snapshot: string, guid: string, createtxg: number, parent?: StoredStream['parent']): StoredStream & { size: number } => ({
-  key: streamKey('p', 'vm', dataset, snapshot), dataset, snapshot, guid, createtxg, parent, vm: 'vm', compression: 'zstd', encrypted: false, size: 1, sha256: 'x', bytes: 1,
+const snap = (name: string, guid: string, createtxg: number) => ({
+  name,
+  guid,
+  createtxg,
+  creation: createtxg,
+  userrefs: 0,
 });
-const catalogOf = (...streams: Array<StoredStream & { size: number }>): VmCatalog => ({ vm: 'vm', streams: new Map(streams.map((s) => [s.key, s])), sets: [], unknown: [] });
+const state = (name: string, snaps: ReturnType<typeof snap>[], origin?: string): DatasetState => ({
+  name,
+  type: 'filesystem',
+  guid: `g-${name}`,
+  origin,
+  snapshots: snaps,
+});
+const stored = (
+  dataset: string,
+  snapshot: string,
+  guid: string,
+  createtxg: number,
+  parent?: StoredStream['parent'],
+): StoredStream & { size: number } => ({
+  key: streamKey('p', 'vm', dataset, snapshot),
+  dataset,
+  snapshot,
+  guid,
+  createtxg,
+  parent,
+  vm: 'vm',
+  compression: 'zstd',
+  encrypted: false,
+  size: 1,
+  sha256: 'x',
+  bytes: 1,
+});
+const catalogOf = (...streams: Array<StoredStream & { size: number }>): VmCatalog => ({
+  vm: 'vm',
+  streams: new Map(streams.map((s) => [s.key, s])),
+  sets: [],
+  unknown: [],
+});
 
 function plan(local: DatasetState[], catalog: VmCatalog, extra: Partial<S3PlanInput> = {}) {
   return planS3Backup({
-    vm: 'vm', prefix: 'p', datasets: [local[0]!.name], local: new Map(local.map((d) => [d.name, d])), catalog, snapshot: 'daily-9', group: 'daily',
-    compression: 'zstd', encrypted: false, ...extra,
+    vm: 'vm',
+    prefix: 'p',
+    datasets: [local[0]!.name],
+    local: new Map(local.map((d) => [d.name, d])),
+    catalog,
+    snapshot: 'daily-9',
+    group: 'daily',
+    compression: 'zstd',
+    encrypted: false,
+    ...extra,
   });
 }
 const uploads = (steps: ReturnType<typeof plan>['steps']) => steps.filter((s): s is UploadStep => s.kind === 'upload');
@@ -134,7 +184,11 @@ describe('S3 backup planning', () => {
 
   it('sends incrementally from the newest local snapshot whose guid the bucket has (not its name)', () => {
     const local = state('zones/vm', [snap('daily-1', 'a', 1), snap('daily-2', 'b', 2), snap('daily-3', 'c', 3)]);
-    const catalog = catalogOf(stored('zones/vm', 'daily-1', 'a', 1), stored('zones/vm', 'daily-2', 'b', 2, { dataset: 'zones/vm', snapshot: 'daily-1', guid: 'a' }), stored('zones/vm', 'daily-3', 'OTHER', 3));
+    const catalog = catalogOf(
+      stored('zones/vm', 'daily-1', 'a', 1),
+      stored('zones/vm', 'daily-2', 'b', 2, { dataset: 'zones/vm', snapshot: 'daily-1', guid: 'a' }),
+      stored('zones/vm', 'daily-3', 'OTHER', 3),
+    );
     const [u] = uploads(plan([local], catalog).steps);
     assert.deepEqual(u!.send, { from: 'zones/vm@daily-2', to: 'zones/vm@daily-9' });
     assert.deepEqual(u!.stream.parent, { dataset: 'zones/vm', snapshot: 'daily-2', guid: 'b' });
@@ -142,14 +196,16 @@ describe('S3 backup planning', () => {
 
   it('does not build on a stream whose chain is broken', () => {
     const local = state('zones/vm', [snap('daily-1', 'a', 1), snap('daily-2', 'b', 2)]);
-    const catalog = catalogOf(stored('zones/vm', 'daily-2', 'b', 2, { dataset: 'zones/vm', snapshot: 'daily-1', guid: 'a' }));
+    const catalog = catalogOf(
+      stored('zones/vm', 'daily-2', 'b', 2, { dataset: 'zones/vm', snapshot: 'daily-1', guid: 'a' }),
+    );
     assert.match(chainOf(catalog, catalog.streams.get('p/vm/vm/daily-2')!).missing!, /daily-1/);
     const p = plan([local], catalog);
     assert.deepEqual(uploads(p.steps)[0]!.send, { to: 'zones/vm@daily-9' });
     assert.match(p.warnings.join(), /missing parent/);
   });
 
-  it('stores a clone\'s origin once and sends the clone incrementally from it', () => {
+  it("stores a clone's origin once and sends the clone incrementally from it", () => {
     const image = state('zones/img', [snap('final', 'img', 1)]);
     const clone = state('zones/vm', [], 'zones/img@final');
     const p = plan([clone, image], catalogOf());
@@ -169,19 +225,29 @@ describe('S3 backup planning', () => {
       stored('zones/vm', 'daily-2', 'b', 2, { dataset: 'zones/vm', snapshot: 'daily-1', guid: 'a' }),
       stored('zones/vm', 'daily-3', 'c', 3, { dataset: 'zones/vm', snapshot: 'daily-2', guid: 'b' }),
     );
-    assert.equal(plan([local], chain, { remoteLimit: 2 }).steps.some((s) => s.kind === 'delete-objects'), false, 'an incremental chain keeps its full stream');
+    assert.equal(
+      plan([local], chain, { remoteLimit: 2 }).steps.some((s) => s.kind === 'delete-objects'),
+      false,
+      'an incremental chain keeps its full stream',
+    );
     const restarted = catalogOf(
       stored('zones/vm', 'daily-1', 'a', 1),
       stored('zones/vm', 'daily-2', 'b', 2, { dataset: 'zones/vm', snapshot: 'daily-1', guid: 'a' }),
       stored('zones/vm', 'daily-3', 'c', 3),
     );
     const p = plan([local], restarted, { remoteLimit: 2 });
-    assert.deepEqual(p.steps.find((s) => s.kind === 'delete-objects'), { kind: 'delete-objects', dataset: 'zones/vm', keys: ['p/vm/vm/daily-1', 'p/vm/vm/daily-2'] });
+    assert.deepEqual(
+      p.steps.find((s) => s.kind === 'delete-objects'),
+      { kind: 'delete-objects', dataset: 'zones/vm', keys: ['p/vm/vm/daily-1', 'p/vm/vm/daily-2'] },
+    );
   });
 
   it('fullEvery starts a new chain once a chain is that long', () => {
     const local = state('zones/vm', [snap('daily-1', 'a', 1), snap('daily-2', 'b', 2)]);
-    const catalog = catalogOf(stored('zones/vm', 'daily-1', 'a', 1), stored('zones/vm', 'daily-2', 'b', 2, { dataset: 'zones/vm', snapshot: 'daily-1', guid: 'a' }));
+    const catalog = catalogOf(
+      stored('zones/vm', 'daily-1', 'a', 1),
+      stored('zones/vm', 'daily-2', 'b', 2, { dataset: 'zones/vm', snapshot: 'daily-1', guid: 'a' }),
+    );
     assert.deepEqual(uploads(plan([local], catalog, { fullEvery: 3 }).steps)[0]!.send.from, 'zones/vm@daily-2');
     assert.deepEqual(uploads(plan([local], catalog, { fullEvery: 2 }).steps)[0]!.send, { to: 'zones/vm@daily-9' });
   });
@@ -192,7 +258,10 @@ describe('S3 object metadata', () => {
     const s = stored("zones/vm/da ta'\n", 'daily-1', '123', 7, { dataset: 'zones/img', snapshot: 'final', guid: '9' });
     const m = streamMetadata(s);
     for (const v of Object.values(m)) assert.match(v, /^[\x20-\x7e]*$/);
-    const back = streamFromMetadata(s.key, Object.fromEntries(Object.entries(m).map(([k, v]) => [k.toUpperCase(), v])))!;
+    const back = streamFromMetadata(
+      s.key,
+      Object.fromEntries(Object.entries(m).map(([k, v]) => [k.toUpperCase(), v])),
+    )!;
     assert.equal(back.dataset, s.dataset);
     assert.deepEqual(back.parent, s.parent);
     assert.equal(back.createtxg, 7);
@@ -203,10 +272,24 @@ describe('S3 object metadata', () => {
     assert.deepEqual(sendArgv({ to: 'zones/u@s', raw: true }), ['zfs', 'send', '-w', 'zones/u@s']);
     assert.deepEqual(sendArgv({ from: 'zones/u@a', to: 'zones/u@b' }), ['zfs', 'send', '-i', 'zones/u@a', 'zones/u@b']);
     const up = [...compressArgv('zstd'), ...encryptArgv('ops@example.com', { gpgPath: 'gpg' })];
-    assert.deepEqual(up.map((a) => a[0]), ['zstd', 'gpg']);
+    assert.deepEqual(
+      up.map((a) => a[0]),
+      ['zstd', 'gpg'],
+    );
     assert.ok(up[1]!.includes('--recipient') && up[1]!.includes('ops@example.com'));
-    assert.deepEqual([...decryptArgv(true, { gpgPath: 'gpg' }), ...decompressArgv('zstd')].map((a) => a[0]), ['gpg', 'zstd']);
-    assert.deepEqual([...compressArgv('none'), ...encryptArgv(undefined, { gpgPath: 'gpg' }), ...decryptArgv(false, { gpgPath: 'gpg' }), ...decompressArgv('none')], []);
+    assert.deepEqual(
+      [...decryptArgv(true, { gpgPath: 'gpg' }), ...decompressArgv('zstd')].map((a) => a[0]),
+      ['gpg', 'zstd'],
+    );
+    assert.deepEqual(
+      [
+        ...compressArgv('none'),
+        ...encryptArgv(undefined, { gpgPath: 'gpg' }),
+        ...decryptArgv(false, { gpgPath: 'gpg' }),
+        ...decompressArgv('none'),
+      ],
+      [],
+    );
   });
 
   it('reads the estimate from zfs send -nP', () => {

@@ -9,8 +9,16 @@ import type { Step, TransferStep } from '../../src/plan/steps.js';
 
 /** A no-change incremental of `name` into an existing target, as the planner makes it. */
 const small = (name: string, extra: Partial<TransferStep> = {}): TransferStep => ({
-  kind: 'transfer', dataset: `zones/${name}`, source: `zones/${name}`, target: `b/${name}`, mode: 'incremental',
-  sends: [{ from: `zones/${name}@a`, to: `zones/${name}@b` }], isOrigin: false, common: `b/${name}@a`, added: 0, ...extra,
+  kind: 'transfer',
+  dataset: `zones/${name}`,
+  source: `zones/${name}`,
+  target: `b/${name}`,
+  mode: 'incremental',
+  sends: [{ from: `zones/${name}@a`, to: `zones/${name}@b` }],
+  isOrigin: false,
+  common: `b/${name}@a`,
+  added: 0,
+  ...extra,
 });
 const snapshot: Step = { kind: 'snapshot', pool: 'zones', snapshots: [] };
 const names = (lanes: TransferStep[][]) => lanes.map((lane) => lane.map((s) => s.dataset.slice('zones/'.length)));
@@ -22,7 +30,10 @@ describe('series of small streams', () => {
     const many = Array.from({ length: 100 }, (_, i) => small(`d${i}`));
     const lanes = seriesLanes([snapshot, ...many], 1);
     assert.equal(lanes.length, 4);
-    assert.deepEqual(lanes.map((l) => l.length), [25, 25, 25, 25]);
+    assert.deepEqual(
+      lanes.map((l) => l.length),
+      [25, 25, 25, 25],
+    );
     assert.equal(new Set(lanes.flat()).size, 100, 'each stream once');
     assert.equal(seriesLanes([snapshot, ...many.slice(0, 10)], 1).length, 2);
   });
@@ -39,7 +50,12 @@ describe('series of small streams', () => {
       small('rolled', { rollback: true }),
       small('clone', { origin: 'b/img@x' }),
       small('clone', { isOrigin: true, target: 'b/img' }),
-      small('two', { sends: [{ from: 'zones/two@a', to: 'zones/two@b' }, { from: 'zones/two@b', to: 'zones/two@c' }] }),
+      small('two', {
+        sends: [
+          { from: 'zones/two@a', to: 'zones/two@b' },
+          { from: 'zones/two@b', to: 'zones/two@c' },
+        ],
+      }),
       small('c'),
       { kind: 'hold', side: 'local', tag: 't', snapshots: [], others: [] },
       small('after-the-block'),
@@ -49,9 +65,15 @@ describe('series of small streams', () => {
 
   it('a series that stops fails the stream it stopped at; the ones after it go one by one', async () => {
     const host = (label: string): Host => ({
-      label, dryRun: false, stats: new HostStats(), skipped() {}, close: async () => {},
+      label,
+      dryRun: false,
+      stats: new HostStats(),
+      skipped() {},
+      close: async () => {},
       run: async (argv) => ({ host: label, command: argv.join(' '), stdout: '', stderr: '', exitCode: 0 }),
-      spawn: () => { throw new Error('no streams here'); },
+      spawn: () => {
+        throw new Error('no streams here');
+      },
     });
     const series: SeriesItem[][] = [];
     const alone: string[] = [];
@@ -59,7 +81,13 @@ describe('series of small streams', () => {
       name: 'ssh',
       transferSeries: async (items) => {
         series.push([...items]);
-        return { received: [{ bytes: 312, seconds: 1 }, { bytes: 624, seconds: 1 }], error: 'receive exited 1: has been modified; it stopped at stream 3' };
+        return {
+          received: [
+            { bytes: 312, seconds: 1 },
+            { bytes: 624, seconds: 1 },
+          ],
+          error: 'receive exited 1: has been modified; it stopped at stream 3',
+        };
       },
       transfer: async (send, receive) => {
         alone.push(receive.at(-1)!);
@@ -70,14 +98,25 @@ describe('series of small streams', () => {
       close: async () => {},
     };
     const steps: Step[] = [snapshot, ...['a', 'b', 'c', 'd', 'e', 'f'].map((n) => small(n))];
-    const { outcomes } = await executePlan(steps, { local: host('local'), remote: host('remote'), strategy, log: silentLog });
+    const { outcomes } = await executePlan(steps, {
+      local: host('local'),
+      remote: host('remote'),
+      strategy,
+      log: silentLog,
+    });
     assert.equal(series.length, 1);
-    assert.deepEqual(series[0]!.map((item) => item.receive.at(-1)), ['b/a', 'b/b', 'b/c', 'b/d', 'b/e', 'b/f']);
+    assert.deepEqual(
+      series[0]!.map((item) => item.receive.at(-1)),
+      ['b/a', 'b/b', 'b/c', 'b/d', 'b/e', 'b/f'],
+    );
     assert.deepEqual(alone, ['b/d', 'b/e', 'b/f'], 'after the stop, one by one in order');
     const o = (n: string) => outcomes.get(`zones/${n}`)!;
     assert.deepEqual([o('a').bytes, o('b').bytes, o('d').bytes, o('f').bytes], [312, 624, 100, 100]);
     assert.match(o('c').error!, /stopped at stream 3.*run again with --rollback to roll it back to b\/c@a/);
     assert.equal(o('e').error, 'e failed on its own');
-    assert.deepEqual(['a', 'b', 'd', 'f'].map((n) => o(n).error), [undefined, undefined, undefined, undefined]);
+    assert.deepEqual(
+      ['a', 'b', 'd', 'f'].map((n) => o(n).error),
+      [undefined, undefined, undefined, undefined],
+    );
   });
 });

@@ -10,13 +10,20 @@ import { existsSync } from 'node:fs';
 const PLATFORM_DTD = '/usr/share/lib/xml/dtd/service_bundle.dtd.1';
 export const SERVICE_BUNDLE_DTD = process.env.ZC_SERVICE_BUNDLE_DTD ?? PLATFORM_DTD;
 /** Why a DTD check cannot run here, or undefined when it can. */
-export const NO_DTD = existsSync(SERVICE_BUNDLE_DTD) ? undefined : `no ${SERVICE_BUNDLE_DTD} here (an illumos host has it; ZC_SERVICE_BUNDLE_DTD names another copy)`;
+export const NO_DTD = existsSync(SERVICE_BUNDLE_DTD)
+  ? undefined
+  : `no ${SERVICE_BUNDLE_DTD} here (an illumos host has it; ZC_SERVICE_BUNDLE_DTD names another copy)`;
 
 /** xmllint's verdict: exit status and what it said (validity errors only; its warnings are dropped). */
 export function xmllint(manifest: string): { code: number | null; errors: string } {
-  const out = spawnSync('xmllint', ['--noout', '--nonet', '--dtdvalid', SERVICE_BUNDLE_DTD, manifest], { encoding: 'utf8' });
+  const out = spawnSync('xmllint', ['--noout', '--nonet', '--dtdvalid', SERVICE_BUNDLE_DTD, manifest], {
+    encoding: 'utf8',
+  });
   if (out.error) throw new Error(`xmllint: ${out.error.message} (Debian package libxml2-utils; .ci/run installs it)`);
-  const errors = out.stderr.split('\n').filter((line) => / (validity )?error ?:/.test(line)).join('\n');
+  const errors = out.stderr
+    .split('\n')
+    .filter((line) => / (validity )?error ?:/.test(line))
+    .join('\n');
   return { code: out.status, errors };
 }
 

@@ -3,7 +3,15 @@ import { describe, it } from 'node:test';
 import { smallLimit, TransferPool } from '../../src/backup/execute.js';
 import type { TransferStep } from '../../src/plan/steps.js';
 
-const step = (dataset: string, target: string): TransferStep => ({ kind: 'transfer', dataset, source: dataset, target, mode: 'full', sends: [], isOrigin: false });
+const step = (dataset: string, target: string): TransferStep => ({
+  kind: 'transfer',
+  dataset,
+  source: dataset,
+  target,
+  mode: 'full',
+  sends: [],
+  isOrigin: false,
+});
 
 /** Work that records when it starts and ends, and how many ran at once at the most. */
 function timeline() {
@@ -47,17 +55,38 @@ describe('transfers side by side', () => {
     const { work, at } = timeline();
     const pool = new TransferPool(4);
     // the origin's transfer is planned for the first clone; the second one names only the origin snapshot
-    await pool.start({ ...step('zones/vm-disk0', 'b/img'), isOrigin: true, source: 'zones/img' }, false, work('origin', 40));
-    await pool.start({ ...step('zones/vm-disk0', 'b/vm-disk0'), mode: 'incremental', origin: 'b/img@final' }, false, work('disk0', 10));
-    await pool.start({ ...step('zones/vm-disk1', 'b/vm-disk1'), mode: 'incremental', origin: 'b/img@final' }, false, work('disk1', 10));
-    await pool.start({ ...step('zones/other/disk0', 'b/other/disk0'), mode: 'incremental', origin: 'b/img@final' }, false, work('other VM', 10));
+    await pool.start(
+      { ...step('zones/vm-disk0', 'b/img'), isOrigin: true, source: 'zones/img' },
+      false,
+      work('origin', 40),
+    );
+    await pool.start(
+      { ...step('zones/vm-disk0', 'b/vm-disk0'), mode: 'incremental', origin: 'b/img@final' },
+      false,
+      work('disk0', 10),
+    );
+    await pool.start(
+      { ...step('zones/vm-disk1', 'b/vm-disk1'), mode: 'incremental', origin: 'b/img@final' },
+      false,
+      work('disk1', 10),
+    );
+    await pool.start(
+      { ...step('zones/other/disk0', 'b/other/disk0'), mode: 'incremental', origin: 'b/img@final' },
+      false,
+      work('other VM', 10),
+    );
     await pool.drain();
-    for (const clone of ['disk0', 'disk1', 'other VM']) assert.ok(at(`start ${clone}`) > at('end origin'), `${clone} waits for the origin`);
+    for (const clone of ['disk0', 'disk1', 'other VM'])
+      assert.ok(at(`start ${clone}`) > at('end origin'), `${clone} waits for the origin`);
   });
 
-  it('an incremental stream into a target that exists does not wait for its parent\'s', async () => {
+  it("an incremental stream into a target that exists does not wait for its parent's", async () => {
     const { work, at } = timeline();
-    const incremental = (dataset: string, target: string): TransferStep => ({ ...step(dataset, target), mode: 'incremental', common: `${target}@a` });
+    const incremental = (dataset: string, target: string): TransferStep => ({
+      ...step(dataset, target),
+      mode: 'incremental',
+      common: `${target}@a`,
+    });
     const pool = new TransferPool(4);
     await pool.start(incremental('zones/vm', 'b/vm'), true, work('parent', 40));
     await pool.start(incremental('zones/vm/data', 'b/vm/data'), true, work('child', 10));
@@ -91,7 +120,7 @@ describe('transfers side by side', () => {
     assert.equal(peak, 8, 'small streams fill four times the limit');
     assert.ok(peakLarge <= 2, `at most 2 large at once (saw ${peakLarge})`);
     assert.equal(smallLimit(1), 4);
-    assert.equal(smallLimit(4), 8, 'the default stays under sshd\'s default MaxSessions (10)');
-    assert.equal(smallLimit(12), 12, 'a larger setting is the operator\'s choice');
+    assert.equal(smallLimit(4), 8, "the default stays under sshd's default MaxSessions (10)");
+    assert.equal(smallLimit(12), 12, "a larger setting is the operator's choice");
   });
 });

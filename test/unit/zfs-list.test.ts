@@ -27,17 +27,31 @@ class FakePool implements Host {
         errors.push(`cannot open '${name}': dataset does not exist`);
         continue;
       }
-      const within = recursive ? Object.keys(this.datasets).filter((d) => d === name || d.startsWith(`${name}/`)) : [name];
+      const within = recursive
+        ? Object.keys(this.datasets).filter((d) => d === name || d.startsWith(`${name}/`))
+        : [name];
       for (const dataset of within) {
-        if (types.includes('filesystem')) lines.push([dataset, 'filesystem', `g-${dataset}`, '1', '1', '-', '-', '-'].join('\t'));
+        if (types.includes('filesystem'))
+          lines.push([dataset, 'filesystem', `g-${dataset}`, '1', '1', '-', '-', '-'].join('\t'));
         if (types.includes('snapshot') && (recursive || argv.includes('-d'))) {
-          for (const s of this.datasets[dataset]!) lines.push([`${dataset}@${s.name}`, 'snapshot', `g-${dataset}@${s.name}`, String(s.txg), '1', '-', '-', '0'].join('\t'));
+          for (const s of this.datasets[dataset]!)
+            lines.push(
+              [`${dataset}@${s.name}`, 'snapshot', `g-${dataset}@${s.name}`, String(s.txg), '1', '-', '-', '0'].join(
+                '\t',
+              ),
+            );
         }
       }
     }
     if (this.failWith) errors.push(this.failWith);
     const exitCode = errors.length > 0 ? 1 : 0;
-    const result = { host: this.label, command: argv.join(' '), stdout: lines.join('\n'), stderr: errors.join('\n'), exitCode };
+    const result = {
+      host: this.label,
+      command: argv.join(' '),
+      stdout: lines.join('\n'),
+      stderr: errors.join('\n'),
+      exitCode,
+    };
     if (exitCode !== 0 && !options.allowExitCodes?.includes(exitCode)) throw new CommandError(result);
     return result;
   }
@@ -55,7 +69,10 @@ const pool = () =>
   new FakePool({
     backup: [],
     'backup/zones': [],
-    [B]: [{ name: 'd-2', txg: 20 }, { name: 'd-1', txg: 10 }],
+    [B]: [
+      { name: 'd-2', txg: 20 },
+      { name: 'd-1', txg: 10 },
+    ],
     [`${B}/data`]: [{ name: 'd-1', txg: 11 }],
     ...Object.fromEntries(children.map((c) => [c, [{ name: 'd-1', txg: 12 }]])),
   });
@@ -66,8 +83,15 @@ describe('listing datasets without recursion', () => {
     const targets = [B, `${B}/data`, ...children];
     const listed = await listDatasets(host, targets, { withoutSnapshots: ['backup/zones', `${B}/data`] });
     assert.deepEqual([...listed.keys()].sort(), ['backup/zones', ...targets].sort());
-    assert.deepEqual(listed.get(B)!.snapshots.map((s) => s.name), ['d-1', 'd-2']);
-    assert.deepEqual(listed.get(`${B}/data`)!.snapshots.map((s) => s.name), ['d-1'], 'a target that is also a parent keeps its snapshots');
+    assert.deepEqual(
+      listed.get(B)!.snapshots.map((s) => s.name),
+      ['d-1', 'd-2'],
+    );
+    assert.deepEqual(
+      listed.get(`${B}/data`)!.snapshots.map((s) => s.name),
+      ['d-1'],
+      'a target that is also a parent keeps its snapshots',
+    );
     assert.deepEqual(listed.get('backup/zones')!.snapshots, []);
     // every target's snapshots are asked for exactly once, over two commands side by side
     const snapshotCommands = host.commands.filter((argv) => argv.includes('snapshot'));
