@@ -1,5 +1,6 @@
 import { CommandError, type Host } from '../host/host.js';
 import type { Log } from '../log.js';
+import { guestAgentCommand, GuestAgentTimeout } from '../smartos/guest-agent.js';
 import type { HookCall, HookKind, HookPlan, PreFailureMode } from './hooks.js';
 
 /**
@@ -40,11 +41,24 @@ export function emptyRecord(state?: unknown): ConsistencyRecord {
   return { format: 1, consistency: state === 'stopped' ? 'stopped' : 'crash', hooks: [], notes: [] };
 }
 
-/** One hook through the Host: argv, its own process group, its timeout; --dry-run prints it there. */
+/**
+ * One hook through the Host: argv, its own process group, its timeout; --dry-run prints it there.
+ * A guest-agent hook talks to the socket from this process (the Host is this machine's).
+ */
 export async function runHook(hook: HookCall, host: Host): Promise<HookOutcome> {
   const started = performance.now();
   const base = { phase: hook.phase, kind: hook.kind, source: hook.source, command: hook.command };
   const seconds = () => Math.round(performance.now() - started) / 1000;
+  if (hook.agent && !host.dryRun) {
+    try {
+      await guestAgentCommand(hook.agent.socket, hook.agent.command, hook.timeoutSeconds * 1000);
+      return { ...base, result: 'ok', seconds: seconds() };
+    } catch (error) {
+      const timedOut = error instanceof GuestAgentTimeout;
+      const message = timedOut ? `did not finish within ${hook.timeoutSeconds} s` : (error as Error).message;
+      return { ...base, result: timedOut ? 'timed out' : 'failed', seconds: seconds(), error: message };
+    }
+  }
   try {
     await host.run(hook.argv, { mutates: true, timeoutMs: hook.timeoutSeconds * 1000, processGroup: true });
     return { ...base, result: 'ok', seconds: seconds(), exitCode: 0 };

@@ -1,5 +1,6 @@
 import type { HookSettings, HooksConfig } from '../config/hooks-schema.js';
 import type { VmSpec } from '../smartos/vmadm.js';
+import type { AgentCommand } from '../smartos/guest-agent.js';
 import { guestAgentSocket } from '../smartos/guest-agent-socket.js';
 
 /**
@@ -18,8 +19,11 @@ export interface HookCall {
   source: string;
   /** What the operator wrote (or the agent command), for reports and the stored record. */
   command: string;
+  /** What `--dry-run` prints; the guest agent's command runs in this process instead (see agent). */
   argv: string[];
   timeoutSeconds: number;
+  /** A guest-agent hook: sent over the socket from this process, so the guest is not frozen while a second node starts. */
+  agent?: { socket: string; command: AgentCommand };
 }
 
 export interface HookPlan {
@@ -89,8 +93,14 @@ export function selectHooks(input: HookInput): HookPlan | undefined {
   const zone = zoneHooks(spec, settings);
   const running = spec.state === undefined || spec.state === 'running';
   const plan: HookPlan = { pre: [], post: [], onPreFailure: settings.onPreFailure ?? DEFAULT_PRE_FAILURE, notes: [] };
-  const add = (phase: HookPhase, kind: HookKind, source: string, command: string, argv: string[]) =>
-    plan[phase].push({ phase, kind, source, command, argv, timeoutSeconds });
+  const add = (
+    phase: HookPhase,
+    kind: HookKind,
+    source: string,
+    command: string,
+    argv: string[],
+    agent?: HookCall['agent'],
+  ) => plan[phase].push({ phase, kind, source, command, argv, timeoutSeconds, ...(agent ? { agent } : {}) });
 
   if (settings.global) {
     const env = [
@@ -142,18 +152,22 @@ export function selectHooks(input: HookInput): HookPlan | undefined {
       );
     else if (!running) plan.notes.push(`no guest agent freeze: the VM is ${String(spec.state)}`);
     else {
-      add('pre', 'guest-agent', settings.sources.guestAgent!, `guest-fsfreeze-freeze (${socket})`, [
-        ...input.agentCommand,
+      add(
+        'pre',
         'guest-agent',
-        socket,
-        'guest-fsfreeze-freeze',
-      ]);
-      add('post', 'guest-agent', settings.sources.guestAgent!, `guest-fsfreeze-thaw (${socket})`, [
-        ...input.agentCommand,
+        settings.sources.guestAgent!,
+        `guest-fsfreeze-freeze (${socket})`,
+        [...input.agentCommand, 'guest-agent', socket, 'guest-fsfreeze-freeze'],
+        { socket, command: 'guest-fsfreeze-freeze' },
+      );
+      add(
+        'post',
         'guest-agent',
-        socket,
-        'guest-fsfreeze-thaw',
-      ]);
+        settings.sources.guestAgent!,
+        `guest-fsfreeze-thaw (${socket})`,
+        [...input.agentCommand, 'guest-agent', socket, 'guest-fsfreeze-thaw'],
+        { socket, command: 'guest-fsfreeze-thaw' },
+      );
     }
   }
   plan.post.reverse();

@@ -12,6 +12,11 @@ export class GuestAgentError extends Error {
   override name = 'GuestAgentError';
 }
 
+/** The agent did not answer within the time given; the connection was closed. */
+export class GuestAgentTimeout extends GuestAgentError {
+  override name = 'GuestAgentTimeout';
+}
+
 export const AGENT_COMMANDS = [
   'guest-fsfreeze-freeze',
   'guest-fsfreeze-thaw',
@@ -19,9 +24,22 @@ export const AGENT_COMMANDS = [
   'guest-ping',
 ] as const;
 
-/** Sends `command` over the agent socket and resolves with its `return` value. */
-export async function guestAgentCommand(socket: string, command: string): Promise<unknown> {
+export type AgentCommand = (typeof AGENT_COMMANDS)[number];
+
+/** Sends `command` over the agent socket and resolves with its `return` value; gives up after `timeoutMs`. */
+export async function guestAgentCommand(socket: string, command: string, timeoutMs?: number): Promise<unknown> {
   const connection = createConnection(socket);
+  const timer =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          ended(
+            new GuestAgentTimeout(
+              `the guest agent at ${socket} did not answer ${command} within ${timeoutMs / 1000} s`,
+            ),
+          );
+          connection.destroy();
+        }, timeoutMs);
   connection.setEncoding('utf8');
   const lines: string[] = [];
   let buffered = '';
@@ -77,6 +95,7 @@ export async function guestAgentCommand(socket: string, command: string): Promis
     }
     return reply.return;
   } finally {
+    clearTimeout(timer);
     connection.destroy();
   }
 }
