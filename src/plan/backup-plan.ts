@@ -1,7 +1,7 @@
 import type { SendSpec } from '../zfs/commands.js';
 import type { DatasetState, SnapshotInfo } from '../zfs/list.js';
 import { parentOf, poolOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
-import { inGroup, snapshotsToRotate } from './rotation.js';
+import { heldByOthers, inGroup, localRotation, snapshotsToRotate } from './rotation.js';
 import type { HookPlan } from '../backup/hooks.js';
 import type { HoldStep, ProtectStep, SnapshotStep, Step, TransferStep } from './steps.js';
 
@@ -306,11 +306,7 @@ function planRotation(
   input: PlanInput,
 ): Step[] {
   const steps: Step[] = [];
-  const heldByOthers = (d: DatasetState | undefined, on: string) =>
-    (d?.snapshots ?? []).filter((s) => s.userrefs - (releasing.has(`${on}@${s.name}`) ? 1 : 0) > 0).map((s) => s.name);
-  const protect = new Set([input.snapshot, ...heldByOthers(local, dataset)]);
-  const localOrder = [...local.snapshots.map((s) => s.name), input.snapshot];
-  const destroyLocal = snapshotsToRotate(localOrder, input.group, input.localLimit, protect);
+  const destroyLocal = localRotation(dataset, local, input, releasing);
   if (destroyLocal.length > 0)
     steps.push({ kind: 'rotate', side: 'local', dataset, on: dataset, destroy: destroyLocal });
   const remoteOrder = [...(remote?.snapshots.map((s) => s.name) ?? []), ...arriving];
@@ -318,7 +314,7 @@ function planRotation(
     remoteOrder,
     input.group,
     input.remoteLimit,
-    new Set([input.snapshot, ...heldByOthers(remote, target)]),
+    new Set([input.snapshot, ...heldByOthers(remote, target, releasing)]),
   );
   if (destroyRemote.length > 0)
     steps.push({ kind: 'rotate', side: 'remote', dataset, on: target, destroy: destroyRemote });

@@ -1,5 +1,5 @@
 import { planSnapshots, type Problem } from '../plan/backup-plan.js';
-import { inGroup, snapshotsToRotate } from '../plan/rotation.js';
+import { inGroup, localRotation } from '../plan/rotation.js';
 import type { RotateStep, SnapshotStep } from '../plan/steps.js';
 import type { SendSpec } from '../zfs/commands.js';
 import type { DatasetState } from '../zfs/list.js';
@@ -105,8 +105,7 @@ export function planS3Backup(input: S3PlanInput): S3Plan {
         `${dataset}: ${stored.length - intact.length} stored stream(s) have a missing parent and cannot be restored; they are left in place`,
       );
 
-    const localOrder = [...local.snapshots.map((s) => s.name), input.snapshot];
-    const destroyLocal = snapshotsToRotate(localOrder, input.group, input.localLimit, new Set([input.snapshot]));
+    const destroyLocal = localRotation(dataset, local, input);
     if (destroyLocal.length > 0)
       rotations.push({ kind: 'rotate', side: 'local', dataset, on: dataset, destroy: destroyLocal });
     const upload = steps[steps.length - 1] as UploadStep;
