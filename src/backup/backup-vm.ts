@@ -5,6 +5,7 @@ import type { TransferStep } from '../plan/steps.js';
 import { runStatus, type DatasetResult, type VmBackupResult } from '../report/types.js';
 import { imageUuidOf, imgadmGet, readZoneConfig, type VmSpec, type VmSpecWithRaw } from '../smartos/vmadm.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
+import type { Tuning } from '../transfer/tuning.js';
 import { snapshotsHeldBy } from '../zfs/holds.js';
 import type { DatasetState } from '../zfs/list.js';
 import { splitSnapshot, targetDatasetName } from '../zfs/names.js';
@@ -39,8 +40,8 @@ export interface BackupContext {
   strategy: TransferStrategy;
   log: Log;
   now: () => Date;
-  /** Transfers in flight at once. */
-  concurrency?: number;
+  /** How many transfers run at once (transfer/tuning.ts). */
+  tuning?: Tuning;
   /** This VM's `vmadm get`, when it was started early (during the SSH handshake). */
   spec?: Promise<VmSpecWithRaw>;
 }

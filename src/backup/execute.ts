@@ -11,14 +11,15 @@ import { isWithin, splitSnapshot } from '../zfs/names.js';
 import { humanBytes } from '../report/render.js';
 import { resumableBytes, resumeTokenOf } from './resume.js';
 import { seriesLanes } from './series.js';
+import type { Tuning } from '../transfer/tuning.js';
 
 export interface ExecutionContext {
   local: Host;
   remote: Host;
   strategy: TransferStrategy;
   log: Log;
-  /** Transfers in flight at once (default 1). */
-  concurrency?: number;
+  /** How many transfers run at once (transfer/tuning.ts); one at a time when absent. */
+  tuning?: Tuning;
   /** Filled with what the hooks did and how consistent the snapshot is; stored with the spec. */
   consistency?: ConsistencyRecord;
 }
@@ -57,7 +58,8 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
     if (!o) outcomes.set(dataset, (o = { bytes: 0, seconds: 0, rotatedLocal: [], rotatedRemote: [], discarded: [] }));
     return o;
   };
-  const transfers = new TransferPool(context.concurrency ?? 1);
+  const tuned = context.tuning ?? { transfers: 1, streams: 1, seriesLanes: 1 };
+  const transfers = new TransferPool(tuned.transfers, tuned.streams);
   /** Targets whose transfer failed, with why: a clone of one of them is not sent. */
   const failedTargets = new Map<string, string>();
   const inSeries = new Set<Step>();
@@ -99,7 +101,7 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
     const step = steps[index]!;
     if (!transferring(step)) await transfers.drain();
     else if (!transferring(steps[index - 1]) && context.strategy.transferSeries && !context.remote.dryRun) {
-      for (const lane of seriesLanes(steps, index)) {
+      for (const lane of seriesLanes(steps, index, tuned.seriesLanes)) {
         lane.forEach((s) => inSeries.add(s));
         await transfers.start(lane, true, () => runSeries(lane, outcome, context));
       }
@@ -237,16 +239,6 @@ export async function takeSnapshot(
 }
 
 /**
- * Small streams (a run over many datasets that changed little) cost process starts and a pool
- * sync each, not bandwidth: up to four times `transferConcurrency` of them run at once, but at
- * most 8 (small streams go over ssh2 channels of the one connection, and sshd's default
- * MaxSessions of 10 counts each of them, with room left for control commands).
- */
-export function smallLimit(limit: number): number {
-  return Math.max(limit, Math.min(8, limit * 4));
-}
-
-/**
  * Runs transfers side by side, at most `limit` large ones and `smallLimit` in all, but never
  * before what a transfer builds on: an earlier transfer of the same VM dataset, the transfer of
  * its origin (however many clones share it: two disks of one image), or, for a target that does
@@ -259,11 +251,10 @@ export class TransferPool {
   private runningLarge = 0;
   private readonly waiting: Array<() => void> = [];
 
-  private readonly smallLimit: number;
-
-  constructor(private readonly limit: number) {
-    this.smallLimit = smallLimit(limit);
-  }
+  constructor(
+    private readonly limit: number,
+    private readonly smallLimit: number = limit,
+  ) {}
 
   /** `steps`: one transfer, or a series run as one. */
   async start(steps: TransferStep | readonly TransferStep[], small: boolean, work: () => Promise<void>): Promise<void> {

@@ -5,8 +5,6 @@ import type { Step, TransferStep } from '../plan/steps.js';
  * others: the streams of a run where little changed cost process starts and SSH channels, not bytes.
  */
 export const SERIES_STREAM_BYTES = 4 * 1024 * 1024;
-/** Series side by side: four kept both CPUs of the test guest busy (bench/README.md). */
-const MAX_LANES = 4;
 const STREAMS_PER_LANE = 8;
 
 /**
@@ -15,7 +13,7 @@ const STREAMS_PER_LANE = 8;
  * new one into a target that exists, small, with nothing to roll back first and no other transfer
  * of its dataset (a clone's origin). Lanes of one stream are not worth a series and are left out.
  */
-export function seriesLanes(steps: readonly Step[], start: number): TransferStep[][] {
+export function seriesLanes(steps: readonly Step[], start: number, maxLanes: number): TransferStep[][] {
   const block: TransferStep[] = [];
   for (let index = start; index < steps.length; index++) {
     const step = steps[index]!;
@@ -32,7 +30,7 @@ export function seriesLanes(steps: readonly Step[], start: number): TransferStep
     !step.origin &&
     transfersOf(step.dataset) === 1;
   const eligible = block.filter(fits);
-  const count = Math.min(MAX_LANES, Math.ceil(eligible.length / STREAMS_PER_LANE));
+  const count = Math.min(maxLanes, Math.ceil(eligible.length / STREAMS_PER_LANE));
   const lanes = Array.from({ length: count }, (_, lane) => eligible.filter((_, index) => index % count === lane));
   return lanes.filter((lane) => lane.length > 1);
 }

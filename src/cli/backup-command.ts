@@ -25,6 +25,7 @@ import {
   UsageError,
 } from './session.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
+import { tuning } from '../transfer/tuning.js';
 import { backupErrors, vmErrorLines } from './vm-errors.js';
 
 export interface BackupFlags {
@@ -192,7 +193,7 @@ async function backupToHost(
         strategy,
         log,
         now: () => new Date(),
-        concurrency: local.dryRun ? 1 : config.transferConcurrency,
+        tuning: local.dryRun ? { transfers: 1, streams: 1, seriesLanes: 1 } : tuning(config),
         spec: index === 0 ? firstSpec : undefined,
       };
       results.push(

@@ -25,17 +25,17 @@ const names = (lanes: TransferStep[][]) => lanes.map((lane) => lane.map((s) => s
 
 describe('series of small streams', () => {
   it('takes the small incrementals into existing targets, at least two to a lane and at most four lanes', () => {
-    assert.deepEqual(names(seriesLanes([snapshot, small('a'), small('b')], 1)), [['a', 'b']]);
-    assert.deepEqual(seriesLanes([snapshot, small('a')], 1), [], 'one stream is not a series');
+    assert.deepEqual(names(seriesLanes([snapshot, small('a'), small('b')], 1, 4)), [['a', 'b']]);
+    assert.deepEqual(seriesLanes([snapshot, small('a')], 1, 4), [], 'one stream is not a series');
     const many = Array.from({ length: 100 }, (_, i) => small(`d${i}`));
-    const lanes = seriesLanes([snapshot, ...many], 1);
+    const lanes = seriesLanes([snapshot, ...many], 1, 4);
     assert.equal(lanes.length, 4);
     assert.deepEqual(
       lanes.map((l) => l.length),
       [25, 25, 25, 25],
     );
     assert.equal(new Set(lanes.flat()).size, 100, 'each stream once');
-    assert.equal(seriesLanes([snapshot, ...many.slice(0, 10)], 1).length, 2);
+    assert.equal(seriesLanes([snapshot, ...many.slice(0, 10)], 1, 4).length, 2);
   });
 
   it('leaves out what a series cannot carry', () => {
@@ -60,7 +60,7 @@ describe('series of small streams', () => {
       { kind: 'hold', side: 'local', tag: 't', snapshots: [], others: [] },
       small('after-the-block'),
     ];
-    assert.deepEqual(names(seriesLanes(steps, 1)), [['a', 'b', 'c']]);
+    assert.deepEqual(names(seriesLanes(steps, 1, 4)), [['a', 'b', 'c']]);
   });
 
   it('a series that stops fails the stream it stopped at; the ones after it go one by one', async () => {

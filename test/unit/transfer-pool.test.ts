@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { smallLimit, TransferPool } from '../../src/backup/execute.js';
+import { TransferPool } from '../../src/backup/execute.js';
+import { tuning } from '../../src/transfer/tuning.js';
 import type { TransferStep } from '../../src/plan/steps.js';
 
 const step = (dataset: string, target: string): TransferStep => ({
@@ -110,17 +111,43 @@ describe('transfers side by side', () => {
       running -= 1;
       if (isLarge) large -= 1;
     };
-    const pool = new TransferPool(2);
+    const tuned = tuning({ transferConcurrency: 2 }, 2);
+    const pool = new TransferPool(tuned.transfers, tuned.streams);
     for (let i = 0; i < 24; i++) {
       const isLarge = i % 4 === 0;
       await pool.start(step(`zones/d${i}`, `b/d${i}`), !isLarge, work(isLarge));
     }
     await pool.drain();
-    assert.equal(smallLimit(2), 8);
     assert.equal(peak, 8, 'small streams fill four times the limit');
     assert.ok(peakLarge <= 2, `at most 2 large at once (saw ${peakLarge})`);
-    assert.equal(smallLimit(1), 4);
-    assert.equal(smallLimit(4), 8, "the default stays under sshd's default MaxSessions (10)");
-    assert.equal(smallLimit(12), 12, "a larger setting is the operator's choice");
   });
+});
+
+describe('tuning from the CPU count and sshd MaxSessions', () => {
+  const cases: Array<[string, Parameters<typeof tuning>[0], number, ReturnType<typeof tuning>]> = [
+    ['2 CPUs, defaults: as the test guest always ran', {}, 2, { transfers: 4, streams: 8, seriesLanes: 4 }],
+    [
+      '1 CPU: still four large streams (they wait on disks and network)',
+      {},
+      1,
+      { transfers: 4, streams: 8, seriesLanes: 2 },
+    ],
+    ['16 CPUs: eight large, small ones within MaxSessions', {}, 16, { transfers: 8, streams: 8, seriesLanes: 8 }],
+    ['one at a time asked', { transferConcurrency: 1 }, 8, { transfers: 1, streams: 4, seriesLanes: 4 }],
+    [
+      "a larger setting is the operator's choice",
+      { transferConcurrency: 12 },
+      2,
+      { transfers: 12, streams: 12, seriesLanes: 4 },
+    ],
+    ['MaxSessions 30 on the backup host', { sshMaxSessions: 30 }, 16, { transfers: 8, streams: 28, seriesLanes: 28 }],
+    [
+      'MaxSessions 4: two sessions for streams, two for control',
+      { sshMaxSessions: 4 },
+      2,
+      { transfers: 2, streams: 2, seriesLanes: 2 },
+    ],
+  ];
+  for (const [name, settings, cpus, expected] of cases)
+    it(name, () => assert.deepEqual(tuning(settings, cpus), expected));
 });
