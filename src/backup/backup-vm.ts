@@ -1,33 +1,25 @@
+import type { HooksConfig } from '../config/hooks-schema.js';
 import type { Host } from '../host/host.js';
 import type { Log } from '../log.js';
-import { planBackup, type BackupPlan } from '../plan/backup-plan.js';
-import type { TransferStep } from '../plan/steps.js';
+import { planSnapshots } from '../plan/backup-plan.js';
+import { localRotation } from '../plan/rotation.js';
 import { runStatus, type DatasetResult, type VmBackupResult } from '../report/types.js';
 import { imageUuidOf, imgadmGet, readZoneConfig, type VmSpec, type VmSpecWithRaw } from '../smartos/vmadm.js';
-import type { TransferStrategy } from '../transfer/strategy.js';
-import type { Tuning } from '../transfer/tuning.js';
-import { snapshotsHeldBy } from '../zfs/holds.js';
+import type { Target, VmDetails, VmRun } from '../target/target.js';
+import { destroySnapshotsArgv } from '../zfs/commands.js';
 import type { DatasetState } from '../zfs/list.js';
-import { splitSnapshot, targetDatasetName } from '../zfs/names.js';
-import type { HooksConfig } from '../config/hooks-schema.js';
-import { executePlan, type DatasetOutcome } from './execute.js';
-import { emptyRecord } from './hook-run.js';
+import { splitSnapshot } from '../zfs/names.js';
+import { takeSnapshot } from './execute.js';
+import { emptyRecord, snapshotWithHooks } from './hook-run.js';
 import { selectHooks } from './hooks.js';
 import { headroomError, snapshotHeadroom } from './headroom.js';
-import { observeLocal, observeRemote } from './observe.js';
-import { settleInterruptedReceives } from './resume.js';
+import { observeLocal, type VmObservation } from './observe.js';
 
 export interface BackupSettings {
   group: string;
   /** Replaces the timestamp part of the snapshot name. */
   name?: string;
-  basePath: string;
-  specDirectory: string;
   localLimit?: number;
-  remoteLimit?: number;
-  /** Hold tag for the newest common snapshots; undefined with --no-holds. */
-  holdTag?: string;
-  rollback?: boolean;
   /** `hooks` of the configuration. */
   hooks?: HooksConfig;
   /** argv that runs `zonecopy` (node and its script), for `zonecopy guest-agent`. */
@@ -36,12 +28,10 @@ export interface BackupSettings {
 
 export interface BackupContext {
   local: Host;
-  remote: Host;
-  strategy: TransferStrategy;
+  /** Where this run sends the VM: each gets the same snapshot; one failing does not stop another. */
+  targets: readonly Target[];
   log: Log;
   now: () => Date;
-  /** How many transfers run at once (transfer/tuning.ts). */
-  tuning?: Tuning;
   /** This VM's `vmadm get`, when it was started early (during the SSH handshake). */
   spec?: Promise<VmSpecWithRaw>;
 }
@@ -50,102 +40,140 @@ export function snapshotName(settings: Pick<BackupSettings, 'group' | 'name'>, n
   return `${settings.group}-${settings.name ?? now.toISOString()}`;
 }
 
-/** Backs up one VM: discover, list both sides once, plan, execute, and say what happened. */
+/**
+ * Backs up one VM to every target: observe the VM and each target, plan, take one snapshot
+ * (inside the hooks), let each target send, rotate and store, then rotate locally, and say
+ * what happened.
+ */
 export async function backupVm(
   uuid: string,
   settings: BackupSettings,
   context: BackupContext,
 ): Promise<VmBackupResult> {
+  const { local, targets, log } = context;
   const startedAt = context.now();
+  const many = targets.length > 1;
   const result: VmBackupResult = {
     uuid,
-    backupHost: context.remote.label,
+    backupHost: targets.map((t) => t.label).join(', '),
     startedAt,
     finishedAt: startedAt,
     status: 'failed',
     datasets: [],
     errors: [],
-    dryRun: context.local.dryRun,
+    dryRun: local.dryRun,
   };
+  // each target's errors say which target they are about when there are several
+  const named = (target: Target, error: string) => (many ? `${target.name}: ${error}` : error);
   try {
-    const observed = await observeLocal(uuid, context.local, context.spec);
-    const { spec, raw, discovery, local, datasets } = observed;
+    const observed = await observeLocal(uuid, local, context.spec);
+    const { spec, discovery, datasets } = observed;
     result.alias = spec.alias;
     result.brand = spec.brand;
-    discovery.warnings.forEach((w) => context.log.warn(w));
+    discovery.warnings.forEach((w) => log.warn(w));
     if (discovery.excluded.length > 0)
-      context.log.info(`${uuid}: excluded by smartcopy_exclude: ${discovery.excluded.join(', ')}`);
+      log.info(`${uuid}: excluded by smartcopy_exclude: ${discovery.excluded.join(', ')}`);
     const snapshot = snapshotName(settings, startedAt);
     result.snapshot = snapshot;
-    checkHeadroom(uuid, spec, datasets, local);
-    const hooks = vmHooks(settings, spec, snapshot);
-    const consistency = emptyRecord(spec.state);
-
-    // independent reads, side by side with the backup host's listing, the longest of them
-    const [listed, localHeld, zoneConfig, images] = await Promise.all([
-      observeRemote(observed, context.remote, settings.basePath),
-      settings.holdTag
-        ? snapshotsHeldBy(
-            context.local,
-            settings.holdTag,
-            datasets.flatMap((d) => local.get(d) ?? []),
-          )
-        : undefined,
-      readZoneConfig(context.local, uuid),
-      imageManifests(context.local, local),
-    ]);
-    let remote = listed;
-    const resumed = await settleInterruptedReceives(remote, context);
-    result.errors.push(...resumed.flatMap((r) => (r.error ? [r.error] : [])));
-    if (resumed.length > 0 && !context.remote.dryRun)
-      remote = await observeRemote(observed, context.remote, settings.basePath);
-    const remoteHeld = settings.holdTag
-      ? await snapshotsHeldBy(context.remote, settings.holdTag, remote.values())
-      : undefined;
-    const holds =
-      settings.holdTag && localHeld && remoteHeld ? { tag: settings.holdTag, localHeld, remoteHeld } : undefined;
-    const files = [{ name: `${snapshot}.json`, content: raw }];
-    if (zoneConfig) files.push({ name: `${snapshot}.zonecfg.xml`, content: zoneConfig });
-    if (images.length > 0)
-      files.push({ name: `${snapshot}.images.json`, content: `${JSON.stringify(images, null, 2)}\n` });
-    const plan = planBackup({
-      datasets,
-      snapshot,
-      group: settings.group,
-      basePath: settings.basePath,
-      local,
-      remote,
-      localLimit: settings.localLimit,
-      remoteLimit: settings.remoteLimit,
-      spec: { directory: `${settings.specDirectory}/${uuid}`, files, consistencyFile: `${snapshot}.consistency` },
-      holds,
-      rollback: settings.rollback,
-      hooks,
-    });
-    plan.warnings.forEach((w) => context.log.warn(w));
-    if (plan.steps.length === 0) {
-      result.errors.push(...plan.problems.map((p) => p.message));
-    } else {
-      result.consistency = consistency;
-      const execution = await executePlan(plan.steps, { ...context, consistency });
-      result.errors.push(...execution.errors);
-      for (const r of resumed) {
-        const dataset = datasets.find((d) => targetDatasetName(settings.basePath, d) === r.target);
-        const outcome = dataset ? execution.outcomes.get(dataset) : undefined;
-        if (outcome) {
-          outcome.bytes += r.bytes;
-          outcome.seconds += r.seconds;
-        }
-      }
-      const resumedTargets = new Set(resumed.filter((r) => r.action === 'resumed').map((r) => r.target));
-      result.datasets = datasetResults(datasets, plan, execution.outcomes, resumedTargets, settings.basePath, snapshot);
+    checkHeadroom(uuid, spec, datasets, observed.local);
+    const snapshots = planSnapshots({ datasets, local: observed.local, snapshot });
+    if (snapshots.problems.length > 0) {
+      result.errors.push(...snapshots.problems.map((p) => p.message));
+      return finish(result, context);
     }
+    const hooks = vmHooks(settings, spec, snapshot);
+    const details = vmDetails(local, uuid, observed.local);
+    details.catch(() => undefined); // its error, if any, is reported by the target that stores it
+    const run: VmRun = { uuid, observed, snapshot, group: settings.group, startedAt, details };
+    const prepared = await Promise.all(
+      targets.map((target) =>
+        target.prepare(run).then(
+          (ready) => ({ target, ready }),
+          (error: Error) => ({ target, error: named(target, error.message) }),
+        ),
+      ),
+    );
+    const ready = prepared.flatMap((p) => ('ready' in p ? [{ target: p.target, ...p.ready }] : []));
+    for (const p of prepared) if ('error' in p) result.errors.push(p.error);
+    if (ready.length === 0) return finish(result, context);
+    for (const r of ready) {
+      r.warnings.forEach((w) => log.warn(named(r.target, w)));
+      result.errors.push(...r.errors.map((e) => named(r.target, e)));
+    }
+
+    const consistency = emptyRecord(spec.state);
+    result.consistency = consistency;
+    // every pool's snapshot inside one pair of hooks, once for all targets
+    await snapshotWithHooks(hooks, { record: consistency, errors: result.errors }, { local, log }, async () => {
+      for (const step of snapshots.steps) await takeSnapshot(step, local, log);
+    });
+    for (const r of ready) {
+      const outcome = await r.execute(consistency);
+      result.errors.push(...outcome.errors.map((e) => named(r.target, e)));
+      result.datasets.push(...outcome.datasets.map((d) => (many ? { ...d, targetName: r.target.name } : d)));
+    }
+    const allReady = ready.length === targets.length;
+    await rotateLocally(observed, settings, snapshot, {
+      local,
+      log,
+      // a target that was not reached may still need any of the older snapshots
+      rotatable: (dataset) => allReady && !result.datasets.some((d) => d.dataset === dataset && d.result === 'failed'),
+      releasing: new Set(ready.flatMap((r) => [...r.releasing])),
+      rows: result.datasets,
+      errors: result.errors,
+    });
   } catch (error) {
     result.errors.push((error as Error).message);
   }
+  return finish(result, context);
+}
+
+function finish(result: VmBackupResult, context: Pick<BackupContext, 'now'>): VmBackupResult {
   result.finishedAt = context.now();
   result.status = runStatus(result.errors, result.datasets);
   return result;
+}
+
+/**
+ * The source side's rotation, once for all targets, after every target has the new snapshot of
+ * the dataset: until then an older one may be some target's last common snapshot.
+ */
+async function rotateLocally(
+  observed: Pick<VmObservation, 'datasets' | 'local'>,
+  settings: Pick<BackupSettings, 'group' | 'localLimit'>,
+  snapshot: string,
+  context: {
+    local: Host;
+    log: Log;
+    rotatable: (dataset: string) => boolean;
+    releasing: ReadonlySet<string>;
+    rows: DatasetResult[];
+    errors: string[];
+  },
+): Promise<void> {
+  for (const dataset of observed.datasets) {
+    if (!context.rotatable(dataset)) continue;
+    const destroy = localRotation(
+      dataset,
+      observed.local.get(dataset)!,
+      { snapshot, group: settings.group, localLimit: settings.localLimit },
+      context.releasing,
+    );
+    if (destroy.length === 0) continue;
+    try {
+      await context.local.run(destroySnapshotsArgv(dataset, destroy), { mutates: true });
+      const row = context.rows.find((d) => d.dataset === dataset && !d.image);
+      row?.rotatedLocal.push(...destroy.map((s) => `${dataset}@${s}`));
+    } catch (error) {
+      context.errors.push(`rotation on ${context.local.label} failed for ${dataset}: ${(error as Error).message}`);
+    }
+  }
+}
+
+/** What each backup set stores besides the streams: the zone's configuration and its images' manifests. */
+async function vmDetails(host: Host, uuid: string, local: ReadonlyMap<string, DatasetState>): Promise<VmDetails> {
+  const [zoneConfig, images] = await Promise.all([readZoneConfig(host, uuid), imageManifests(host, local)]);
+  return { ...(zoneConfig ? { zoneConfig } : {}), images };
 }
 
 /** The VM's hooks from the configuration and its internal_metadata (both targets use this). */
@@ -195,48 +223,4 @@ export async function imageManifests(
   );
   const manifests = await Promise.all([...images].map((uuid) => imgadmGet(host, uuid)));
   return manifests.filter((m): m is NonNullable<typeof m> => Boolean(m));
-}
-
-function datasetResults(
-  datasets: readonly string[],
-  plan: BackupPlan,
-  outcomes: ReadonlyMap<string, DatasetOutcome>,
-  resumed: ReadonlySet<string>,
-  basePath: string,
-  snapshot: string,
-): DatasetResult[] {
-  const row = (
-    dataset: string,
-    target: string,
-    sent: string,
-    mode: DatasetResult['mode'],
-    problem?: string,
-  ): DatasetResult => {
-    const outcome = outcomes.get(dataset);
-    const error = problem ?? outcome?.error;
-    return {
-      dataset,
-      target,
-      snapshot: sent,
-      mode,
-      bytes: outcome?.bytes ?? 0,
-      seconds: outcome?.seconds ?? 0,
-      result: error ? 'failed' : mode !== 'none' ? 'ok' : 'skipped',
-      error,
-      rotatedLocal: outcome?.rotatedLocal ?? [],
-      rotatedRemote: outcome?.rotatedRemote ?? [],
-      ...(outcome?.discarded.length ? { discarded: outcome.discarded } : {}),
-    };
-  };
-  const transfers = plan.steps.filter((s): s is TransferStep => s.kind === 'transfer');
-  const vm = datasets.map((dataset) => {
-    const target = targetDatasetName(basePath, dataset);
-    const transfer = transfers.find((s) => s.dataset === dataset && !s.isOrigin);
-    const mode = resumed.has(target) ? 'resumed' : (transfer?.mode ?? 'none');
-    return row(dataset, target, snapshot, mode, plan.problems.find((p) => p.dataset === dataset)?.message);
-  });
-  const images = transfers
-    .filter((s) => s.isOrigin)
-    .map((s) => ({ ...row(s.source, s.target, splitSnapshot(s.sends[0]!.to).snapshot, s.mode), image: true }));
-  return [...vm, ...images];
 }

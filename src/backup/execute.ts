@@ -1,8 +1,7 @@
 import { describeCommand, type Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import type { HoldStep, SnapshotStep, Step, TransferStep } from '../plan/steps.js';
-import type { HookPlan } from './hooks.js';
-import { emptyRecord, snapshotWithHooks, type ConsistencyRecord } from './hook-run.js';
+import { emptyRecord, type ConsistencyRecord } from './hook-run.js';
 import { createParentArgv, destroySnapshotsArgv, receiveArgv, sendArgv, snapshotArgv } from '../zfs/commands.js';
 import { SMALL_STREAM_BYTES } from '../transfer/ssh.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
@@ -94,7 +93,6 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
     if (!held && release && released)
       await holdOrRelease({ ...release, kind: 'hold' }, 'hold (of the previous snapshots again)');
   };
-  let hooks: HookPlan | undefined;
   const consistency = context.consistency ?? emptyRecord();
   const transferring = (step: Step | undefined) => step?.kind === 'transfer' || step?.kind === 'create-parent';
   for (let index = 0; index < steps.length; index++) {
@@ -107,18 +105,6 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
       }
     }
     switch (step.kind) {
-      case 'hooks':
-        hooks = step.plan;
-        break;
-      case 'snapshot': {
-        // every pool's snapshot inside one pair of hooks
-        const group: SnapshotStep[] = [step];
-        while (steps[index + 1]?.kind === 'snapshot') group.push(steps[++index] as SnapshotStep);
-        await snapshotWithHooks(hooks, { record: consistency, errors }, context, async () => {
-          for (const s of group) await takeSnapshot(s, context.local, context.log);
-        });
-        break;
-      }
       case 'create-parent':
         try {
           await context.remote.run(createParentArgv(step.dataset), { mutates: true });

@@ -11,6 +11,9 @@ import { appendRunLog } from '../report/log-file.js';
 import { renderText } from '../report/render.js';
 import { runStatus, type VmBackupResult } from '../report/types.js';
 import { vmadmGet, vmLabels, type VmSpecWithRaw } from '../smartos/vmadm.js';
+import { selectTargets, type ResolvedTarget } from '../config/targets.js';
+import type { Target } from '../target/target.js';
+import { ZfsTarget } from '../target/zfs-target.js';
 import { checkPrograms, programsNeeded } from '../backup/programs.js';
 import { createStrategy } from '../transfer/index.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
@@ -49,7 +52,7 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
   const log = stderrLog(Boolean(flags.verbose));
   let config: Config;
   let settings: BackupSettings;
-  let target: 'ssh' | 's3';
+  let targets: ResolvedTarget[];
   try {
     checkUuids(uuids);
     config = applyOverrides(
@@ -65,8 +68,8 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
         remoteSnapshotLimit: '--remoteSnapLimit',
       },
     );
-    target = chooseTarget(config, flags.target);
-    settings = backupSettings(config, flags, target);
+    targets = runTargets(config, flags);
+    settings = backupSettings(config, flags);
   } catch (error) {
     if (error instanceof UsageError || error instanceof ConfigError) {
       log.info(`zonecopy: ${error.message}`);
@@ -77,18 +80,47 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
 
   const print = (line: string) => process.stdout.write(`${line}\n`);
   const local = new LocalHost(Boolean(flags.dryRun), flags.json ? (line) => log.info(line) : print);
-  const run = {
+  const run: Run = {
     config,
-    settings,
+    flags,
     local,
     log,
-    wait: Boolean(flags.wait),
     print: flags.json ? (line: string) => log.info(line) : print,
   };
-  const { results, remote } =
-    target === 's3' ? { ...(await backupToS3(uuids, run)), remote: undefined } : await backupToHost(uuids, run);
+  // the first VM's `vmadm get` runs during the SSH handshakes (each takes about a second on a busy host)
+  const firstSpec = uuids[0] ? vmadmGet(local, uuids[0]) : undefined;
+  firstSpec?.catch(() => undefined); // its error, if any, is reported where the spec is used
+  const opened = await Promise.all(targets.map((target) => openTarget(target, run)));
+  const results: VmBackupResult[] = [];
+  try {
+    const usable = opened.filter((o) => o.target);
+    if (usable.length === 0) {
+      const why = opened.map((o) => (opened.length > 1 ? `${o.name}: ${o.error}` : o.error!));
+      const labels = opened.map((o) => o.label).join(', ');
+      results.push(...(await failedBeforeStart(uuids, why, labels, local, firstSpec)));
+    } else {
+      const all = opened.map((o) => o.target ?? unreachable(o));
+      const labels = all.map((t) => t.label).join(', ');
+      for (const [index, uuid] of uuids.entries()) {
+        log.verbose(`backing up VM ${uuid} to ${labels}`);
+        const context: BackupContext = {
+          local,
+          targets: all,
+          log,
+          now: () => new Date(),
+          spec: index === 0 ? firstSpec : undefined,
+        };
+        results.push(
+          await withVmLock(uuid, config, Boolean(flags.wait), labels, local, () => backupVm(uuid, settings, context)),
+        );
+      }
+    }
+  } finally {
+    for (const o of opened) await o.close();
+  }
   for (const result of results) await report(result, config, local, log, Boolean(flags.json));
   for (const line of vmErrorLines('backup', results.map(backupErrors))) log.info(line);
+  const remote = opened.find((o) => o.remote)?.remote;
   if (flags.json) {
     const maxRssKiB = process.resourceUsage().maxRSS;
     print(
@@ -112,61 +144,74 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
 
 interface Run {
   config: Config;
-  settings: BackupSettings;
+  flags: BackupFlags;
   local: LocalHost;
   log: Log;
-  wait: boolean;
   print: (line: string) => void;
 }
 
-async function backupToS3(uuids: readonly string[], run: Run): Promise<{ results: VmBackupResult[] }> {
-  const { config, settings, local, log } = run;
-  // the AWS SDK is loaded only by runs that use it (it is most of the bundle)
-  const { backupVmToS3, S3Store } = await import('../s3/index.js');
-  const { checkGpgRecipient } = await import('../s3/gpg.js');
-  const store = new S3Store(config.s3!);
-  const missing = await checkPrograms(programsNeeded(config, 's3'), local, undefined);
-  if (missing) return { results: await failedBeforeStart(uuids, missing, store.label, local) };
-  const results: VmBackupResult[] = [];
-  const recipient = config.s3!.gpgRecipient;
-  try {
-    if (recipient) await checkGpgRecipient(local, config.s3!, recipient);
-  } catch (error) {
-    return { results: await failedBeforeStart(uuids, (error as Error).message, store.label, local) };
+/** The targets of this run (`--target` picks one), each checked to have what its type needs. */
+function runTargets(config: Config, flags: BackupFlags): ResolvedTarget[] {
+  const chosen = selectTargets(config, flags.target);
+  if ('error' in chosen) throw new UsageError(chosen.error);
+  for (const target of chosen) {
+    chooseTarget(target.config, target.type);
+    // the command line's limit and strategy win over each target's own
+    if (flags.remoteSnapLimit ?? flags.remoteSnapshotLimit)
+      target.config = { ...target.config, remoteSnapshotLimit: config.remoteSnapshotLimit };
+    if (flags.transferStrategy) target.config = { ...target.config, transferStrategy: config.transferStrategy };
   }
-  for (const uuid of uuids) {
-    log.verbose(`backing up VM ${uuid} to ${store.label}`);
-    results.push(
-      await withVmLock(uuid, config, run.wait, store.label, local, () =>
-        backupVmToS3(uuid, settings, { local, store, s3: config.s3!, log, now: () => new Date() }),
-      ),
-    );
-  }
-  return { results };
+  return chosen;
 }
 
-/** Every VM of the run over one SSH connection to the backup host. */
-async function backupToHost(
-  uuids: readonly string[],
-  run: Run,
-): Promise<{ results: VmBackupResult[]; remote?: RemoteHost }> {
-  const { config, settings, local, log } = run;
+interface OpenedTarget {
+  name: string;
+  label: string;
+  target?: Target;
+  error?: string;
+  remote?: RemoteHost;
+  close: () => Promise<void>;
+}
+
+/** A target that could not be opened: each VM's run names it failed, and rotates nothing locally. */
+function unreachable(opened: OpenedTarget): Target {
+  return {
+    name: opened.name,
+    label: opened.label,
+    prepare: () => Promise.reject(new Error(opened.error)),
+  };
+}
+
+/** Connects to a target and checks the programs it needs; a failure is that target's alone. */
+async function openTarget(resolved: ResolvedTarget, run: Run): Promise<OpenedTarget> {
+  const { local, log, flags } = run;
+  const { config, name } = resolved;
+  const nothing = async () => undefined;
+  if (resolved.type === 's3') {
+    // the AWS SDK is loaded only by runs that use it (it is most of the bundle)
+    const { ObjectTarget, S3Store } = await import('../s3/index.js');
+    const { checkGpgRecipient } = await import('../s3/gpg.js');
+    const s3 = config.s3!;
+    const store = new S3Store(s3);
+    const failed = (error: string): OpenedTarget => ({ name, label: store.label, error, close: nothing });
+    const missing = await checkPrograms(programsNeeded(config, 's3'), local, undefined);
+    if (missing) return failed(missing);
+    try {
+      if (s3.gpgRecipient) await checkGpgRecipient(local, s3, s3.gpgRecipient);
+    } catch (error) {
+      return failed((error as Error).message);
+    }
+    const target = new ObjectTarget(name, { local, store, s3, log }, config.remoteSnapshotLimit);
+    return { name, label: store.label, target, close: nothing };
+  }
   let remote: RemoteHost;
-  // the first VM's `vmadm get` runs during the SSH handshake (each takes about a second on a busy host)
-  const firstSpec = uuids[0] ? vmadmGet(local, uuids[0]) : undefined;
-  firstSpec?.catch(() => undefined); // its error, if any, is reported where the spec is used
   try {
     remote = await connectBackupHost(config, { dryRun: local.dryRun, print: run.print });
   } catch (error) {
-    return {
-      results: await failedBeforeStart(uuids, (error as Error).message, backupHostLabel(config), local, firstSpec),
-    };
+    return { name, label: backupHostLabel(config), error: (error as Error).message, close: nothing };
   }
   const missing = await checkPrograms(programsNeeded(config, 'ssh'), local, remote);
-  if (missing) {
-    await remote.close();
-    return { results: await failedBeforeStart(uuids, missing, remote.label, local, firstSpec), remote };
-  }
+  if (missing) return { name, label: remote.label, error: missing, remote, close: () => remote.close() };
   const strategy = createStrategy(config.transferStrategy, {
     local,
     remote,
@@ -182,35 +227,41 @@ async function backupToHost(
     bulk: config.sshBulkTransport,
     openssh: sshEndpoint(config),
   });
-  const results: VmBackupResult[] = [];
-  try {
-    for (const [index, uuid] of uuids.entries()) {
-      log.verbose(`backing up VM ${uuid} to ${remote.label} with ${strategy.name}`);
+  const group = flags.groupName ?? config.snapshotIdentifier;
+  const target = new ZfsTarget(
+    name,
+    {
+      basePath: sshTarget(config).basePath,
+      specDirectory: config.backupConfigurationDestinationPath,
+      remoteLimit: config.remoteSnapshotLimit,
+      holdTag: config.holds && flags.holds !== false ? `zonecopy:${name}:${group}` : undefined,
+      rollback: Boolean(flags.rollback),
+    },
+    {
+      local,
+      remote,
+      strategy,
+      log,
       // a dry run prints its steps in plan order
-      const context: BackupContext = {
-        local,
-        remote,
-        strategy,
-        log,
-        now: () => new Date(),
-        tuning: local.dryRun ? { transfers: 1, streams: 1, seriesLanes: 1 } : tuning(config),
-        spec: index === 0 ? firstSpec : undefined,
-      };
-      results.push(
-        await withVmLock(uuid, config, run.wait, remote.label, local, () => backupVm(uuid, settings, context)),
-      );
-    }
-  } finally {
-    await strategy.close();
-    await remote.close();
-  }
-  return { results, remote };
+      tuning: local.dryRun ? { transfers: 1, streams: 1, seriesLanes: 1 } : tuning(config),
+    },
+  );
+  return {
+    name,
+    label: remote.label,
+    target,
+    remote,
+    close: async () => {
+      await strategy.close();
+      await remote.close();
+    },
+  };
 }
 
 /** Every VM's result when the run stops before the first of them (no connection, a program missing), each named as vmadm knows it. */
 async function failedBeforeStart(
   uuids: readonly string[],
-  error: string,
+  errors: string[],
   backupHost: string,
   local: Host,
   firstSpec?: Promise<VmSpecWithRaw>,
@@ -225,7 +276,7 @@ async function failedBeforeStart(
     finishedAt: now,
     status: 'failed',
     datasets: [],
-    errors: [error],
+    errors: [...errors],
     dryRun: local.dryRun,
   }));
 }
@@ -262,7 +313,7 @@ async function withVmLock(
   }
 }
 
-function backupSettings(config: Config, flags: BackupFlags, target: 'ssh' | 's3'): BackupSettings {
+function backupSettings(config: Config, flags: BackupFlags): BackupSettings {
   const group = flags.groupName ?? config.snapshotIdentifier;
   if (!isValidSnapshotPart(group))
     throw new UsageError(`--groupName ${JSON.stringify(group)}: use letters, digits and _ . : - only`);
@@ -271,15 +322,7 @@ function backupSettings(config: Config, flags: BackupFlags, target: 'ssh' | 's3'
   return {
     group,
     name: flags.name,
-    basePath: sshTarget(config, target).basePath,
-    specDirectory: config.backupConfigurationDestinationPath,
     localLimit: config.localSnapshotLimit,
-    remoteLimit: config.remoteSnapshotLimit,
-    holdTag:
-      target === 'ssh' && config.holds && flags.holds !== false
-        ? `zonecopy:${config.backupDestination}:${group}`
-        : undefined,
-    rollback: Boolean(flags.rollback),
     hooks: config.hooks,
     // `zonecopy guest-agent …` as this very program, for the KVM freeze and thaw
     agentCommand: [process.execPath, process.argv[1]!],

@@ -64,26 +64,36 @@ function withPathDefaults(json: object, platform: Platform): object {
   const filled: Record<string, unknown> = { ...input };
   filled.knownHostsPath ??= defaults.knownHostsPath;
   if (defaults.privateKeyPath) filled.backupDestinationPrivateKeyPath ??= defaults.privateKeyPath;
-  if (typeof input.s3 === 'object' && input.s3 !== null && !Array.isArray(input.s3)) {
-    const s3: Record<string, unknown> = { ...(input.s3 as Record<string, unknown>) };
+  const withS3Defaults = (section: unknown): unknown => {
+    if (typeof section !== 'object' || section === null || Array.isArray(section)) return section;
+    const s3: Record<string, unknown> = { ...(section as Record<string, unknown>) };
     if (defaults.gpgHome) s3.gpgHome ??= defaults.gpgHome;
     if (defaults.awsCredentialsFile) s3.credentialsFile ??= defaults.awsCredentialsFile;
     if (defaults.awsConfigFile) s3.configFile ??= defaults.awsConfigFile;
-    filled.s3 = s3;
-  }
+    return s3;
+  };
+  if (input.s3 !== undefined) filled.s3 = withS3Defaults(input.s3);
+  if (Array.isArray(input.targets))
+    filled.targets = input.targets.map((t: unknown) =>
+      typeof t === 'object' && t !== null && 's3' in t ? { ...t, s3: withS3Defaults(t.s3) } : t,
+    );
   return filled;
 }
 
 /** Keys and credentials configured where a reboot of a SmartOS global zone wipes them: each line names the key, the path and where to put it instead. */
 function pathsLostAtReboot(config: Config, platform: Platform): string[] {
   const defaults = pathDefaults(platform);
-  const paths: Array<[string, string | undefined, string | undefined]> = [
-    ['backupDestinationPrivateKeyPath', config.backupDestinationPrivateKeyPath, defaults.privateKeyPath],
-    ['knownHostsPath', config.knownHostsPath, defaults.knownHostsPath],
-    ['s3.gpgHome', config.s3?.gpgHome, defaults.gpgHome],
-    ['s3.credentialsFile', config.s3?.credentialsFile, defaults.awsCredentialsFile],
-    ['s3.configFile', config.s3?.configFile, defaults.awsConfigFile],
+  const sections = [
+    { at: '', section: config as Pick<Config, 'backupDestinationPrivateKeyPath' | 'knownHostsPath' | 's3'> },
+    ...(config.targets ?? []).map((section, i) => ({ at: `targets.${i}.`, section })),
   ];
+  const paths: Array<[string, string | undefined, string | undefined]> = sections.flatMap(({ at, section }) => [
+    [`${at}backupDestinationPrivateKeyPath`, section.backupDestinationPrivateKeyPath, defaults.privateKeyPath],
+    [`${at}knownHostsPath`, section.knownHostsPath, defaults.knownHostsPath],
+    [`${at}s3.gpgHome`, section.s3?.gpgHome, defaults.gpgHome],
+    [`${at}s3.credentialsFile`, section.s3?.credentialsFile, defaults.awsCredentialsFile],
+    [`${at}s3.configFile`, section.s3?.configFile, defaults.awsConfigFile],
+  ]);
   return paths.flatMap(([key, path, persistent]) => {
     const why = path === undefined ? undefined : lostAtReboot(path, platform);
     return why

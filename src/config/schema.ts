@@ -50,6 +50,41 @@ export const s3Schema = z
   })
   .strict();
 
+/** Settings one entry of `targets` may set for itself; what it leaves out it takes from the top level. */
+const basePath = z
+  .string()
+  .refine(isValidDatasetName, 'a ZFS dataset name such as backup/zones (no leading or trailing /, no @)');
+const strategy = z.enum(['ssh', 'ssh_gzip', 'mbuffer', 'mbuffer_gzip']);
+const bulkTransport = z.enum(['openssh', 'ssh2']);
+const concurrency = count.pipe(z.number().max(16, 'at most 16'));
+const specDirectory = z.string().startsWith('/', 'an absolute directory on the backup host');
+/** Goes into the target's hold tag `zonecopy:<name>:<group>` and into reports. */
+const targetName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'letters, digits and _ . - (at most 64, a letter or digit first)');
+
+export const targetSchema = z
+  .object({
+    name: targetName,
+    type: z.enum(['ssh', 's3']),
+    backupDestination: z.string().min(1, 'the backup host name or address').optional(),
+    backupDestinationUsername: z.string().min(1).optional(),
+    backupDestinationPort: port.optional(),
+    backupDestinationPrivateKeyPath: z.string().min(1).optional(),
+    knownHostsPath: z.string().min(1).optional(),
+    disableHostKeyChecking: z.boolean().optional(),
+    backupDestinationBasePath: basePath.optional(),
+    backupConfigurationDestinationPath: specDirectory.optional(),
+    transferStrategy: strategy.optional(),
+    sshBulkTransport: bulkTransport.optional(),
+    transferConcurrency: concurrency.optional(),
+    sshMaxSessions: count.optional(),
+    remoteSnapshotLimit: count.optional(),
+    holds: z.boolean().optional(),
+    s3: s3Schema.optional(),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     backupTarget: z.enum(['ssh', 's3']).default('ssh'),
@@ -62,19 +97,14 @@ export const configSchema = z
       .min(1)
       .default(join(homedir(), '.ssh', 'known_hosts')),
     disableHostKeyChecking: z.boolean().default(false),
-    backupDestinationBasePath: z
-      .string()
-      .refine(isValidDatasetName, 'a ZFS dataset name such as backup/zones (no leading or trailing /, no @)')
-      .optional(),
+    backupDestinationBasePath: basePath.optional(),
     s3: s3Schema.optional(),
-    backupConfigurationDestinationPath: z
-      .string()
-      .startsWith('/', 'an absolute directory on the backup host')
-      .default('/var/zonecopy/vmspecs'),
+    targets: z.array(targetSchema).min(1, 'at least one target').optional(),
+    backupConfigurationDestinationPath: specDirectory.default('/var/zonecopy/vmspecs'),
     backupSourceBasePath: z.string().optional(),
-    transferStrategy: z.enum(['ssh', 'ssh_gzip', 'mbuffer', 'mbuffer_gzip']).default('ssh'),
-    sshBulkTransport: z.enum(['openssh', 'ssh2']).default('openssh'),
-    transferConcurrency: count.pipe(z.number().max(16, 'at most 16')).optional(),
+    transferStrategy: strategy.default('ssh'),
+    sshBulkTransport: bulkTransport.default('openssh'),
+    transferConcurrency: concurrency.optional(),
     sshMaxSessions: count.optional(),
     snapshotIdentifier: z.string().refine(isValidSnapshotPart, 'letters, digits and _ . : - only').default('smartcopy'),
     localSnapshotLimit: count.optional(),
@@ -111,7 +141,8 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (c.backupTarget === 'ssh') {
+    if (c.targets) checkTargets(c, c.targets, ctx);
+    if (!c.targets && c.backupTarget === 'ssh') {
       for (const key of ['backupDestination', 'backupDestinationBasePath'] as const) {
         if (c[key] === undefined)
           ctx.addIssue({
@@ -121,7 +152,7 @@ export const configSchema = z
           });
       }
     }
-    if (c.backupTarget === 's3' && c.s3 === undefined) {
+    if (!c.targets && c.backupTarget === 's3' && c.s3 === undefined) {
       ctx.addIssue({
         code: 'custom',
         path: ['s3'],
@@ -179,6 +210,37 @@ export const configSchema = z
           : [],
   }));
 
+/** Each target names what it needs, itself or at the top level; names are unique. */
+function checkTargets(
+  top: { backupDestination?: string; backupDestinationBasePath?: string; s3?: unknown },
+  targets: ReadonlyArray<z.output<typeof targetSchema>>,
+  ctx: z.RefinementCtx,
+): void {
+  const seen = new Set<string>();
+  targets.forEach((t, i) => {
+    if (seen.has(t.name))
+      ctx.addIssue({ code: 'custom', path: ['targets', i, 'name'], message: `a second target named "${t.name}"` });
+    seen.add(t.name);
+    if (t.type === 'ssh') {
+      for (const key of ['backupDestination', 'backupDestinationBasePath'] as const) {
+        if (t[key] === undefined && top[key] === undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['targets', i, key],
+            message: `required for the SSH target "${t.name}" (here or at the top level)`,
+          });
+      }
+      if (t.s3) ctx.addIssue({ code: 'custom', path: ['targets', i, 's3'], message: 'only for a target of type "s3"' });
+    }
+    if (t.type === 's3' && t.s3 === undefined && top.s3 === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['targets', i, 's3'],
+        message: `required for the object-storage target "${t.name}": { "bucket": "...", "endpoint": "..." }`,
+      });
+  });
+}
+
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export const CONFIG_KEYS: readonly string[] = Object.keys(configSchema.in.shape ?? {});
@@ -186,6 +248,7 @@ export const CONFIG_KEYS: readonly string[] = Object.keys(configSchema.in.shape 
 export const SECTION_KEYS: Readonly<Record<string, readonly string[]>> = {
   '': CONFIG_KEYS,
   s3: Object.keys(s3Schema.shape),
+  targets: Object.keys(targetSchema.shape),
   hooks: HOOK_KEYS,
   'hooks.zone': ['pre', 'post'],
   'hooks.global': ['pre', 'post'],
@@ -193,6 +256,8 @@ export const SECTION_KEYS: Readonly<Record<string, readonly string[]>> = {
 
 /** The keys valid in a section by its dotted path; `hooks.groups.<g>` and `hooks.vms.<uuid>` take the hook settings. */
 export function sectionKeys(section: string): readonly string[] {
+  if (/^targets\.\d+$/.test(section)) return SECTION_KEYS.targets!;
+  if (/^targets\.\d+\.s3$/.test(section)) return SECTION_KEYS.s3!;
   if (/^hooks\.(groups|vms)\.[^.]+$/.test(section)) return HOOK_SETTING_KEYS;
   if (/^hooks\.(groups|vms)\.[^.]+\.(zone|global)$/.test(section)) return ['pre', 'post'];
   return SECTION_KEYS[section] ?? [];

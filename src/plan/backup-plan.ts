@@ -1,8 +1,7 @@
 import type { SendSpec } from '../zfs/commands.js';
 import type { DatasetState, SnapshotInfo } from '../zfs/list.js';
 import { parentOf, poolOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
-import { heldByOthers, inGroup, localRotation, snapshotsToRotate } from './rotation.js';
-import type { HookPlan } from '../backup/hooks.js';
+import { heldByOthers, inGroup, snapshotsToRotate } from './rotation.js';
 import type { HoldStep, ProtectStep, SnapshotStep, Step, TransferStep } from './steps.js';
 
 export interface PlanInput {
@@ -16,11 +15,8 @@ export interface PlanInput {
   local: ReadonlyMap<string, DatasetState>;
   /** Backup-host state of the targets, their parents, origin targets and the base path. */
   remote: ReadonlyMap<string, DatasetState>;
-  localLimit?: number;
   remoteLimit?: number;
   spec?: { directory: string; files: Array<{ name: string; content: string }>; consistencyFile?: string };
-  /** Pre and post snapshot hooks (backup/hooks.ts selectHooks), run around the snapshot steps. */
-  hooks?: HookPlan;
   /** Hold the newest common snapshot on both sides with this tag; the sets say where it is now. */
   holds?: { tag: string; localHeld: ReadonlySet<string>; remoteHeld: ReadonlySet<string> };
   /** --rollback: discard changes made on the backup host since the common snapshot. */
@@ -37,18 +33,20 @@ export interface BackupPlan {
   /** Datasets that will not be transferred this run, and why. */
   problems: Problem[];
   warnings: string[];
+  /** Local snapshots whose zonecopy hold this run moves off. */
+  releasing: Set<string>;
 }
 
 /**
- * The pure heart of a backup: from observed state to steps. No I/O, so every rule here (guid
- * matching, clone origins, intermediate snapshots, rotation limits) is tested table-style.
+ * The backup host's part of a run, from observed state to steps, once the run's snapshot is
+ * planned (planSnapshots): no I/O, so every rule here (guid matching, clone origins,
+ * intermediate snapshots, rotation limits) is tested table-style.
  */
 export function planBackup(input: PlanInput): BackupPlan {
   const warnings: string[] = [];
-  const snapshots = planSnapshots(input);
-  const problems: Problem[] = snapshots.problems;
-  if (problems.length > 0) return { steps: [], problems, warnings };
-  const steps: Step[] = [...(input.hooks ? [{ kind: 'hooks' as const, plan: input.hooks }] : []), ...snapshots.steps];
+  const problems: Problem[] = [];
+  const localReleasing = new Set<string>();
+  const steps: Step[] = [];
 
   const onTarget = new Set(input.remote.keys());
   const ensureParent = (target: string) => {
@@ -138,16 +136,16 @@ export function planBackup(input: PlanInput): BackupPlan {
         if (input.holds.localHeld.has(`${dataset}@${s.name}`)) releasing.add(`${dataset}@${s.name}`);
       for (const s of remote?.snapshots ?? [])
         if (input.holds.remoteHeld.has(`${target}@${s.name}`)) releasing.add(`${target}@${s.name}`);
-      for (const full of releasing)
-        holdStep('release', full.startsWith(`${dataset}@`) ? 'local' : 'remote').snapshots.push({
-          dataset,
-          snapshot: full,
-        });
+      for (const full of releasing) {
+        const side = full.startsWith(`${dataset}@`) ? 'local' : 'remote';
+        holdStep('release', side).snapshots.push({ dataset, snapshot: full });
+        if (side === 'local') localReleasing.add(full);
+      }
     }
     if (!remote?.guarded) protect.targets.push({ dataset, target, type: local.type });
     const discard = new Set(transfer.discard);
     const kept = remote && { ...remote, snapshots: remote.snapshots.filter((s) => !discard.has(s.name)) };
-    rotations.push(...planRotation(dataset, target, local, kept, arriving, releasing, input));
+    rotations.push(...planRotation(dataset, target, kept, arriving, releasing, input));
   }
   for (const step of holds) {
     const sideDatasets =
@@ -165,7 +163,7 @@ export function planBackup(input: PlanInput): BackupPlan {
   if (protect.targets.length > 0) steps.push(protect);
   steps.push(...holds.filter((h) => h.snapshots.length > 0), ...rotations);
   if (input.spec) steps.push({ kind: 'store-spec', ...input.spec });
-  return { steps, problems, warnings };
+  return { steps, problems, warnings, releasing: localReleasing };
 }
 
 /** One atomic snapshot step per pool; refused (nothing planned) when a dataset is missing or the name is taken. */
@@ -295,28 +293,21 @@ function planOrigin(
   return `${originTarget}@${snapshot}`;
 }
 
-/** Snapshots held by anyone but ourselves (after our release) are never chosen; nor is the new one. */
+/** The backup host's rotation: snapshots held by anyone but ourselves (after our release) are never chosen; nor is the new one. */
 function planRotation(
   dataset: string,
   target: string,
-  local: DatasetState,
   remote: DatasetState | undefined,
   arriving: string[],
   releasing: ReadonlySet<string>,
   input: PlanInput,
 ): Step[] {
-  const steps: Step[] = [];
-  const destroyLocal = localRotation(dataset, local, input, releasing);
-  if (destroyLocal.length > 0)
-    steps.push({ kind: 'rotate', side: 'local', dataset, on: dataset, destroy: destroyLocal });
   const remoteOrder = [...(remote?.snapshots.map((s) => s.name) ?? []), ...arriving];
-  const destroyRemote = snapshotsToRotate(
+  const destroy = snapshotsToRotate(
     remoteOrder,
     input.group,
     input.remoteLimit,
     new Set([input.snapshot, ...heldByOthers(remote, target, releasing)]),
   );
-  if (destroyRemote.length > 0)
-    steps.push({ kind: 'rotate', side: 'remote', dataset, on: target, destroy: destroyRemote });
-  return steps;
+  return destroy.length > 0 ? [{ kind: 'rotate', side: 'remote', dataset, on: target, destroy }] : [];
 }

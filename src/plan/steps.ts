@@ -1,20 +1,12 @@
-import type { HookPlan } from '../backup/hooks.js';
 import type { SendSpec } from '../zfs/commands.js';
 
-/** What a backup run will do, as data: the planner makes these, the executor runs them, --dry-run prints them. */
-export type Step =
-  HooksStep | SnapshotStep | CreateParentStep | ProtectStep | TransferStep | HoldStep | RotateStep | StoreSpecStep;
-
 /**
- * The VM's pre and post snapshot hooks, right before its snapshot steps: the executor runs the pre
- * hooks, every snapshot step, then the post hooks (also when a snapshot failed).
+ * What a backup host's part of a run will do, as data: the planner makes these, the executor runs
+ * them, --dry-run prints them. The snapshot before them is the run loop's (backup/backup-vm.ts).
  */
-export interface HooksStep {
-  kind: 'hooks';
-  plan: HookPlan;
-}
+export type Step = CreateParentStep | ProtectStep | TransferStep | HoldStep | RotateStep | StoreSpecStep;
 
-/** One atomic `zfs snapshot a@s b@s …` for all selected datasets of one pool. */
+/** One atomic `zfs snapshot a@s b@s …` for all selected datasets of one pool, taken once for every target. */
 export interface SnapshotStep {
   kind: 'snapshot';
   pool: string;

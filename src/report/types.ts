@@ -26,6 +26,8 @@ export interface DatasetResult {
   discarded?: string[];
   /** The row is an image sent as the origin of the VM's clones, not a dataset of the VM. */
   image?: boolean;
+  /** The target (its name in the configuration) when the run has several. */
+  targetName?: string;
 }
 
 export type RunStatus = 'success' | 'partial' | 'failed';

@@ -1,13 +1,9 @@
-import { checkHeadroom, imageManifests, snapshotName, vmHooks, type BackupSettings } from '../backup/backup-vm.js';
-import { emptyRecord, snapshotWithHooks, type ConsistencyRecord } from '../backup/hook-run.js';
-import type { HookPlan } from '../backup/hooks.js';
-import { takeSnapshot } from '../backup/execute.js';
-import { observeLocal } from '../backup/observe.js';
+import type { ConsistencyRecord } from '../backup/hook-run.js';
 import { describePipeline, type Host } from '../host/host.js';
 import type { Log } from '../log.js';
-import { runStatus, type DatasetResult, type VmBackupResult } from '../report/types.js';
-import { readZoneConfig } from '../smartos/vmadm.js';
-import { destroySnapshotsArgv, sendArgv, type SendSpec } from '../zfs/commands.js';
+import type { DatasetResult } from '../report/types.js';
+import type { PreparedTarget, Target, TargetOutcome, VmRun } from '../target/target.js';
+import { sendArgv, type SendSpec } from '../zfs/commands.js';
 import { readCatalog, type VmCatalog } from './catalog.js';
 import { setKey, streamFromMetadata, streamMetadata, vmPrefix, type SetManifest, type StoredStream } from './keys.js';
 import { planS3Backup, type S3Step, type UploadStep } from './plan.js';
@@ -22,47 +18,37 @@ export interface S3BackupContext {
   store: ObjectStore;
   s3: S3Settings;
   log: Log;
-  now: () => Date;
 }
 
 interface Outcome {
   bytes: number;
   seconds: number;
   error?: string;
-  rotatedLocal: string[];
   deleted: string[];
   mode: DatasetResult['mode'];
 }
 
-/** Backs up one VM into the bucket: snapshot, one object per stream, the set manifest, rotation. */
-export async function backupVmToS3(
-  uuid: string,
-  settings: Omit<BackupSettings, 'basePath' | 'specDirectory'>,
-  context: S3BackupContext,
-): Promise<VmBackupResult> {
-  const { local, store, s3, log } = context;
-  const startedAt = context.now();
-  const result: VmBackupResult = {
-    uuid,
-    backupHost: store.label,
-    startedAt,
-    finishedAt: startedAt,
-    status: 'failed',
-    datasets: [],
-    errors: [],
-    dryRun: local.dryRun,
-  };
-  try {
-    const observed = await observeLocal(uuid, local);
-    result.alias = observed.spec.alias;
-    result.brand = observed.spec.brand;
-    observed.discovery.warnings.forEach((w) => log.warn(w));
-    const snapshot = snapshotName(settings, startedAt);
-    result.snapshot = snapshot;
-    checkHeadroom(uuid, observed.spec, observed.datasets, observed.local);
-    const hooks = vmHooks(settings, observed.spec, snapshot);
-    const consistency = emptyRecord(observed.spec.state);
-    if (!local.dryRun) await finishInterruptedUploads(uuid, observed.local, context, result.errors);
+/**
+ * Object storage as a backup target: one object per stream, a manifest per backup set, rotation
+ * that keeps every stream a kept one depends on. The VM's snapshot and local rotation are the
+ * run loop's (backup/backup-vm.ts).
+ */
+export class ObjectTarget implements Target {
+  readonly label: string;
+
+  constructor(
+    readonly name: string,
+    private readonly context: S3BackupContext,
+    private readonly remoteLimit?: number,
+  ) {
+    this.label = context.store.label;
+  }
+
+  async prepare(run: VmRun): Promise<PreparedTarget> {
+    const { local, store, s3 } = this.context;
+    const { observed, uuid, snapshot } = run;
+    const preparing: string[] = [];
+    if (!local.dryRun) await finishInterruptedUploads(uuid, observed.local, this.context, preparing);
     const catalog = await readCatalog(store, s3.prefix, uuid);
     const plan = planS3Backup({
       vm: uuid,
@@ -71,49 +57,48 @@ export async function backupVmToS3(
       local: observed.local,
       catalog,
       snapshot,
-      group: settings.group,
+      group: run.group,
       compression: s3.compression,
       encrypted: Boolean(s3.gpgRecipient),
-      localLimit: settings.localLimit,
-      remoteLimit: settings.remoteLimit,
+      remoteLimit: this.remoteLimit,
       fullEvery: s3.fullEvery,
     });
-    plan.warnings.forEach((w) => log.warn(w));
-    if (plan.steps.length === 0) {
-      result.errors.push(...plan.problems.map((p) => p.message));
-    } else {
+    const execute = async (consistency: ConsistencyRecord): Promise<TargetOutcome> => {
+      const errors: string[] = [];
       const encrypted = await encryptedDatasets(local, [
         ...new Set(plan.steps.flatMap((s) => (s.kind === 'upload' ? [s.stream.dataset] : []))),
       ]);
-      result.consistency = consistency;
-      const outcomes = await execute(plan.steps, encrypted, context, result.errors, {
-        plan: hooks,
-        record: consistency,
-      });
+      if (!local.dryRun)
+        await fillIdentity(
+          local,
+          observed.datasets.map((d) => `${d}@${snapshot}`),
+          plan.steps,
+        );
+      const outcomes = await executeSteps(plan.steps, encrypted, this.context, errors);
       const stored = plan.steps
         .filter((s): s is UploadStep => s.kind === 'upload' && !outcomes.get(s.dataset)?.error)
         .map((s) => s.stream);
       const complete = observed.datasets.every((d) => !outcomes.get(d)?.error);
       if (complete && !local.dryRun) {
-        const zonecfg = await readZoneConfig(local, uuid);
+        const { zoneConfig, images } = await run.details;
         const manifest: SetManifest = {
           format: 1,
           vm: uuid,
           snapshot,
-          createdAt: startedAt.toISOString(),
+          createdAt: run.startedAt.toISOString(),
           spec: observed.raw,
-          zonecfg,
-          images: await imageManifests(local, observed.local),
+          zonecfg: zoneConfig,
+          images,
           datasets: observed.datasets,
           streams: stored,
           consistency,
         };
         await store
           .putText(setKey(s3.prefix, uuid, snapshot), `${JSON.stringify(manifest, null, 2)}\n`)
-          .catch((e: Error) => result.errors.push(`storing the set manifest failed: ${e.message}`));
+          .catch((e: Error) => errors.push(`storing the set manifest failed: ${e.message}`));
       }
-      await dropEmptySets(catalog, outcomes, context, result.errors);
-      result.datasets = observed.datasets.map((dataset) => {
+      await dropEmptySets(catalog, outcomes, this.context, errors);
+      const datasets = observed.datasets.map((dataset): DatasetResult => {
         const o = outcomes.get(dataset);
         const upload = plan.steps.find(
           (s): s is UploadStep => s.kind === 'upload' && s.dataset === dataset && !s.isOrigin,
@@ -127,44 +112,31 @@ export async function backupVmToS3(
           seconds: o?.seconds ?? 0,
           result: o?.error ? 'failed' : upload ? 'ok' : 'skipped',
           error: o?.error,
-          rotatedLocal: o?.rotatedLocal ?? [],
+          rotatedLocal: [],
           rotatedRemote: o?.deleted ?? [],
         };
       });
-    }
-  } catch (error) {
-    result.errors.push((error as Error).message);
+      return { datasets, errors };
+    };
+    return { problems: plan.problems, warnings: plan.warnings, errors: preparing, releasing: new Set(), execute };
   }
-  result.finishedAt = context.now();
-  result.status = runStatus(result.errors, result.datasets);
-  return result;
 }
 
-async function execute(
+async function executeSteps(
   steps: readonly S3Step[],
   encrypted: ReadonlySet<string>,
   context: S3BackupContext,
   errors: string[],
-  hooks: { plan: HookPlan | undefined; record: ConsistencyRecord },
 ): Promise<Map<string, Outcome>> {
   const { local, store, log } = context;
   const outcomes = new Map<string, Outcome>();
   const outcome = (dataset: string) => {
     let o = outcomes.get(dataset);
-    if (!o) outcomes.set(dataset, (o = { bytes: 0, seconds: 0, rotatedLocal: [], deleted: [], mode: 'none' }));
+    if (!o) outcomes.set(dataset, (o = { bytes: 0, seconds: 0, deleted: [], mode: 'none' }));
     return o;
   };
-  const snapshots = steps.filter((s) => s.kind === 'snapshot');
   for (const step of steps) {
     switch (step.kind) {
-      case 'snapshot':
-        if (step !== snapshots[0]) break;
-        // every pool's snapshot inside one pair of hooks (backup/hook-run.ts, shared with the backup host's executor)
-        await snapshotWithHooks(hooks.plan, { record: hooks.record, errors }, context, async () => {
-          for (const s of snapshots) await takeSnapshot(s, local, log);
-        });
-        if (!local.dryRun) for (const s of snapshots) await fillIdentity(local, s.snapshots, steps);
-        break;
       case 'upload': {
         const o = outcome(step.dataset);
         if (o.error) break;
@@ -176,17 +148,6 @@ async function execute(
           o.seconds += moved.seconds;
         } catch (error) {
           o.error = `${step.isOrigin ? `origin ${step.send.to}: ` : ''}${(error as Error).message}`;
-        }
-        break;
-      }
-      case 'rotate': {
-        const o = outcome(step.dataset);
-        if (o.error) break;
-        try {
-          await local.run(destroySnapshotsArgv(step.on, step.destroy), { mutates: true });
-          o.rotatedLocal.push(...step.destroy.map((s) => `${step.on}@${s}`));
-        } catch (error) {
-          errors.push(`rotation on ${local.label} failed for ${step.on}: ${(error as Error).message}`);
         }
         break;
       }

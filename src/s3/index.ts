@@ -1,5 +1,5 @@
 /** The object-storage target's entry points; the CLI imports this lazily (the AWS SDK is large). */
-export { backupVmToS3 } from './backup.js';
+export { ObjectTarget } from './backup.js';
 export { restoreVmFromS3 } from './restore.js';
 export { S3Store } from './s3-store.js';
 export { collectS3Status } from './status.js';

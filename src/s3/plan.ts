@@ -1,6 +1,5 @@
-import { planSnapshots, type Problem } from '../plan/backup-plan.js';
-import { inGroup, localRotation } from '../plan/rotation.js';
-import type { RotateStep, SnapshotStep } from '../plan/steps.js';
+import type { Problem } from '../plan/backup-plan.js';
+import { inGroup } from '../plan/rotation.js';
 import type { SendSpec } from '../zfs/commands.js';
 import type { DatasetState } from '../zfs/list.js';
 import { splitSnapshot } from '../zfs/names.js';
@@ -24,7 +23,7 @@ export interface DeleteObjectsStep {
   keys: string[];
 }
 
-export type S3Step = SnapshotStep | UploadStep | RotateStep | DeleteObjectsStep;
+export type S3Step = UploadStep | DeleteObjectsStep;
 
 export interface S3PlanInput {
   vm: string;
@@ -37,7 +36,6 @@ export interface S3PlanInput {
   group: string;
   compression: Compression;
   encrypted: boolean;
-  localLimit?: number;
   remoteLimit?: number;
   /** Start a new chain (full, or from the clone's origin) once a chain has this many streams. */
   fullEvery?: number;
@@ -57,9 +55,7 @@ export interface S3Plan {
  */
 export function planS3Backup(input: S3PlanInput): S3Plan {
   const warnings: string[] = [];
-  const snapshots = planSnapshots(input);
-  if (snapshots.problems.length > 0) return { steps: [], problems: snapshots.problems, warnings };
-  const steps: S3Step[] = [...snapshots.steps];
+  const steps: S3Step[] = [];
   const rotations: S3Step[] = [];
   const planned = new Set<string>();
   for (const dataset of input.datasets) {
@@ -105,9 +101,6 @@ export function planS3Backup(input: S3PlanInput): S3Plan {
         `${dataset}: ${stored.length - intact.length} stored stream(s) have a missing parent and cannot be restored; they are left in place`,
       );
 
-    const destroyLocal = localRotation(dataset, local, input);
-    if (destroyLocal.length > 0)
-      rotations.push({ kind: 'rotate', side: 'local', dataset, on: dataset, destroy: destroyLocal });
     const upload = steps[steps.length - 1] as UploadStep;
     const deletable = objectsToRotate(input, stored, upload);
     if (deletable.length > 0) rotations.push({ kind: 'delete-objects', dataset, keys: deletable });

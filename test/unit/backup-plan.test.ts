@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { planBackup, type PlanInput } from '../../src/plan/backup-plan.js';
-import type { RotateStep, SnapshotStep, Step, TransferStep } from '../../src/plan/steps.js';
+import { planBackup, planSnapshots, type PlanInput } from '../../src/plan/backup-plan.js';
+import type { RotateStep, Step, TransferStep } from '../../src/plan/steps.js';
 import type { DatasetState } from '../../src/zfs/list.js';
 
 let txg = 100;
@@ -35,13 +35,12 @@ const rotations = (steps: Step[]) => steps.filter((s): s is RotateStep => s.kind
 
 describe('planBackup', () => {
   it('snapshots all datasets of a pool in one atomic step, KVM disks with the root', () => {
-    const plan = planBackup(
+    const snaps = planSnapshots(
       input({
         datasets: [VM, `${VM}-disk0`, `${VM}-disk1`, 'other/vol'],
         local: states(ds(VM, []), ds(`${VM}-disk0`, []), ds(`${VM}-disk1`, []), ds('other/vol', [])),
       }),
-    );
-    const snaps = plan.steps.filter((s): s is SnapshotStep => s.kind === 'snapshot');
+    ).steps;
     assert.deepEqual(
       snaps.map((s) => [s.pool, s.snapshots]),
       [
@@ -49,7 +48,6 @@ describe('planBackup', () => {
         ['other', ['other/vol@daily-new']],
       ],
     );
-    assert.equal(plan.steps[0]!.kind, 'snapshot');
   });
 
   it('sends in full when the target does not exist', () => {
@@ -278,7 +276,7 @@ describe('planBackup', () => {
     assert.match(plan.warnings[0]!, /without vm2/);
   });
 
-  it('rotates only its own group, exactly, keeping the newest N on each side', () => {
+  it('rotates only its own group on the backup host, exactly, keeping the newest N', () => {
     const plan = planBackup(
       input({
         local: states(
@@ -298,16 +296,12 @@ describe('planBackup', () => {
             ['daily-c', '3'],
           ]),
         ),
-        localLimit: 2,
         remoteLimit: 3,
       }),
     );
     assert.deepEqual(
       rotations(plan.steps).map((r) => [r.side, r.on, r.destroy]),
-      [
-        ['local', VM, ['daily-a', 'daily-b']],
-        ['remote', T, ['daily-0', 'daily-a']],
-      ],
+      [['remote', T, ['daily-0', 'daily-a']]],
     );
   });
 
@@ -323,14 +317,10 @@ describe('planBackup', () => {
             ['daily-c', '3'],
           ]),
         ),
-        localLimit: 1,
         remoteLimit: 5,
       }),
     );
-    assert.deepEqual(
-      rotations(plan.steps).map((r) => [r.side, r.destroy]),
-      [['local', ['daily-c']]],
-    );
+    assert.deepEqual(rotations(plan.steps), [], "the local limit is the run loop's, not the backup host's");
   });
 
   it('never rotates the new snapshot, the newest common one, even with limit 0', () => {
@@ -338,7 +328,6 @@ describe('planBackup', () => {
       input({
         local: states(ds(VM, [['daily-a', '1']])),
         remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1']])),
-        localLimit: 0,
         remoteLimit: 0,
       }),
     );
@@ -346,7 +335,7 @@ describe('planBackup', () => {
   });
 
   it('refuses before snapshotting when a dataset named by vmadm is missing in ZFS', () => {
-    const plan = planBackup(input({ datasets: [VM, `${VM}/data`], local: states(ds(VM, [])) }));
+    const plan = planSnapshots(input({ datasets: [VM, `${VM}/data`], local: states(ds(VM, [])) }));
     assert.deepEqual(plan.steps, []);
     assert.match(plan.problems[0]!.message, /zones\/.*\/data, but ZFS has no such dataset/);
   });
@@ -381,7 +370,6 @@ describe('planBackup', () => {
       input({
         local: states(local),
         remote: states(ds('backup/zones', []), remote),
-        localLimit: 1,
         remoteLimit: 1,
         holds: {
           tag: 'zonecopy:b:daily',
@@ -402,12 +390,10 @@ describe('planBackup', () => {
       ['release', 'remote', [`${T}@daily-b`]],
     ]);
     assert.deepEqual(
-      rotations(plan.steps).map((r) => r.destroy),
-      [
-        ['daily-a', 'daily-b'],
-        ['daily-a', 'daily-b'],
-      ],
+      rotations(plan.steps).map((r) => [r.side, r.destroy]),
+      [['remote', ['daily-a', 'daily-b']]],
     );
+    assert.deepEqual([...plan.releasing], [`${VM}@daily-b`], 'the run loop may take the local one');
     const firstRotation = plan.steps.findIndex((s) => s.kind === 'rotate');
     const lastHold = plan.steps.map((s) => s.kind).lastIndexOf('release');
     assert.ok(lastHold < firstRotation, 'holds move before anything is destroyed');
@@ -442,9 +428,18 @@ describe('planBackup', () => {
       ['daily-a', '1'],
       ['daily-b', '2'],
     ]);
-    local.snapshots[0]!.userrefs = 1;
+    const remote = ds(T, [
+      ['daily-a', '1'],
+      ['daily-b', '2'],
+    ]);
+    remote.snapshots[0]!.userrefs = 1;
     const plan = planBackup(
-      input({ local: states(local), localLimit: 1, holds: { tag: 't', localHeld: new Set(), remoteHeld: new Set() } }),
+      input({
+        local: states(local),
+        remote: states(ds('backup/zones', []), remote),
+        remoteLimit: 1,
+        holds: { tag: 't', localHeld: new Set(), remoteHeld: new Set() },
+      }),
     );
     assert.deepEqual(
       rotations(plan.steps).map((r) => r.destroy),

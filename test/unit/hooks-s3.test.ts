@@ -4,7 +4,8 @@ import { s3Schema } from '../../src/config/schema.js';
 import { dryRunResult, HostStats, type CommandResult, type Host, type RunOptions } from '../../src/host/host.js';
 import type { Argv } from '../../src/host/quote.js';
 import { silentLog } from '../../src/log.js';
-import { backupVmToS3 } from '../../src/s3/backup.js';
+import { backupVm } from '../../src/backup/backup-vm.js';
+import { ObjectTarget } from '../../src/s3/backup.js';
 import { FakeObjectStore } from './fake-object-store.js';
 
 const UUID = '6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44';
@@ -44,14 +45,15 @@ class DryRunZoneHost implements Host {
   async close(): Promise<void> {}
 }
 
-describe('hooks in the object-storage pipeline', () => {
-  it('runs the same hooks around its own snapshot: --dry-run prints pre, snapshot, post in that order', async () => {
+describe('hooks with the object-storage target', () => {
+  it("runs the hooks around the run's snapshot: --dry-run prints pre, snapshot, post in that order", async () => {
     const local = new DryRunZoneHost({ zonecopy_pre_snapshot: 'pause-db', zonecopy_post_snapshot: 'resume-db' });
     const s3 = s3Schema.parse({ bucket: 'zone-backups' });
-    const result = await backupVmToS3(
+    const target = new ObjectTarget('s3', { local, store: new FakeObjectStore(), s3, log: silentLog });
+    const result = await backupVm(
       UUID,
       { group: 'daily', name: 'x', hooks: { global: { post: 'notify' } } },
-      { local, store: new FakeObjectStore(), s3, log: silentLog, now: () => new Date() },
+      { local, targets: [target], log: silentLog, now: () => new Date() },
     );
     assert.deepEqual(result.errors, []);
     const hooksAndSnapshot = local.printed
@@ -71,16 +73,16 @@ describe('hooks in the object-storage pipeline', () => {
 
   it('refuses in-zone metadata it cannot run, before anything is snapshotted', async () => {
     const local = new DryRunZoneHost({ zonecopy_pre_snapshot: '' });
-    const result = await backupVmToS3(
+    const target = new ObjectTarget('s3', {
+      local,
+      store: new FakeObjectStore(),
+      s3: s3Schema.parse({ bucket: 'zone-backups' }),
+      log: silentLog,
+    });
+    const result = await backupVm(
       UUID,
       { group: 'daily', name: 'x' },
-      {
-        local,
-        store: new FakeObjectStore(),
-        s3: s3Schema.parse({ bucket: 'zone-backups' }),
-        log: silentLog,
-        now: () => new Date(),
-      },
+      { local, targets: [target], log: silentLog, now: () => new Date() },
     );
     assert.equal(result.status, 'failed');
     assert.match(result.errors.join(), /internal_metadata zonecopy_pre_snapshot must be a command line/);

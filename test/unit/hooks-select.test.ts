@@ -3,7 +3,6 @@ import { describe, it } from 'node:test';
 import { HookConfigError, selectHooks, type HookInput } from '../../src/backup/hooks.js';
 import type { HooksConfig } from '../../src/config/hooks-schema.js';
 import { guestAgentPathInZone, guestAgentSocket } from '../../src/smartos/guest-agent-socket.js';
-import { planBackup } from '../../src/plan/backup-plan.js';
 
 const ZONE = '6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44';
 const KVM = '3c9d1f2e-7a4b-4c5d-8e6f-0a1b2c3d4e5f';
@@ -197,34 +196,5 @@ describe('hook selection', () => {
       guestAgentSocket({ zfs_filesystem: `zones/${KVM}`, qemu_extra_opts: QGA_OPTS }),
       `/zones/${KVM}/root/tmp/vm.qga`,
     );
-  });
-
-  it('the planner puts the hooks right before the snapshot steps', () => {
-    const hooks = select({ zone: { pre: 'p', post: 'q' } }, zone())!;
-    const local = new Map([
-      [`zones/${ZONE}`, { name: `zones/${ZONE}`, type: 'filesystem' as const, guid: '1', snapshots: [] }],
-    ]);
-    const plan = planBackup({
-      datasets: [`zones/${ZONE}`],
-      snapshot: 'daily-x',
-      group: 'daily',
-      basePath: 'backup/zones',
-      local,
-      remote: new Map(),
-      hooks,
-    });
-    assert.deepEqual(
-      plan.steps.slice(0, 2).map((s) => s.kind),
-      ['hooks', 'snapshot'],
-    );
-    const without = planBackup({
-      datasets: [`zones/${ZONE}`],
-      snapshot: 'daily-x',
-      group: 'daily',
-      basePath: 'backup/zones',
-      local,
-      remote: new Map(),
-    });
-    assert.equal(without.steps[0]!.kind, 'snapshot');
   });
 });

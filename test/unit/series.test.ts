@@ -20,27 +20,28 @@ const small = (name: string, extra: Partial<TransferStep> = {}): TransferStep =>
   added: 0,
   ...extra,
 });
-const snapshot: Step = { kind: 'snapshot', pool: 'zones', snapshots: [] };
+/** A step before the transfers (the planner's steps start after the run's snapshot). */
+const before: Step = { kind: 'protect', targets: [] };
 const names = (lanes: TransferStep[][]) => lanes.map((lane) => lane.map((s) => s.dataset.slice('zones/'.length)));
 
 describe('series of small streams', () => {
   it('takes the small incrementals into existing targets, at least two to a lane and at most four lanes', () => {
-    assert.deepEqual(names(seriesLanes([snapshot, small('a'), small('b')], 1, 4)), [['a', 'b']]);
-    assert.deepEqual(seriesLanes([snapshot, small('a')], 1, 4), [], 'one stream is not a series');
+    assert.deepEqual(names(seriesLanes([before, small('a'), small('b')], 1, 4)), [['a', 'b']]);
+    assert.deepEqual(seriesLanes([before, small('a')], 1, 4), [], 'one stream is not a series');
     const many = Array.from({ length: 100 }, (_, i) => small(`d${i}`));
-    const lanes = seriesLanes([snapshot, ...many], 1, 4);
+    const lanes = seriesLanes([before, ...many], 1, 4);
     assert.equal(lanes.length, 4);
     assert.deepEqual(
       lanes.map((l) => l.length),
       [25, 25, 25, 25],
     );
     assert.equal(new Set(lanes.flat()).size, 100, 'each stream once');
-    assert.equal(seriesLanes([snapshot, ...many.slice(0, 10)], 1, 4).length, 2);
+    assert.equal(seriesLanes([before, ...many.slice(0, 10)], 1, 4).length, 2);
   });
 
   it('leaves out what a series cannot carry', () => {
     const steps: Step[] = [
-      snapshot,
+      before,
       { kind: 'create-parent', dataset: 'b/new' },
       small('a'),
       small('b'),
@@ -97,7 +98,7 @@ describe('series of small streams', () => {
       describe: () => '',
       close: async () => {},
     };
-    const steps: Step[] = [snapshot, ...['a', 'b', 'c', 'd', 'e', 'f'].map((n) => small(n))];
+    const steps: Step[] = [before, ...['a', 'b', 'c', 'd', 'e', 'f'].map((n) => small(n))];
     const { outcomes } = await executePlan(steps, {
       local: host('local'),
       remote: host('remote'),
