@@ -20,7 +20,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { createFixtures, fixtureUuid } from './fixtures.js';
-import { resetHosts, run, sh, writeConfig, zonecopy, PROJECT, type TestConfig } from './harness.js';
+import { BASE, resetHosts, run, sh, writeConfig, zonecopy, PROJECT, type TestConfig } from './harness.js';
 import { change, essentials, fingerprint, specOf, withMounted, type Spec } from './vm-checks.js';
 
 const BRANDS = ['joyent', 'lx', 'kvm', 'bhyve'] as const;
@@ -295,6 +295,74 @@ describe('object storage target (s3rver)', () => {
     assert.equal(restore.code, 1);
     assert.match(restore.stderr, /refusing to restore backup set daily-b2: .*do not match/);
     assert.equal(await sh('vmadm list -p -o uuid | sort'), vmsBefore);
+  });
+
+  it('one run to a backup host and the bucket: one snapshot in both; a target failing mid-run leaves the other complete, and the next run completes it', async () => {
+    const uuid = uuids.lx!;
+    const { stateDirectory } = s3Config('multi');
+    const both = writeConfig({
+      targets: [
+        { name: 'bk1', type: 'ssh' },
+        { name: 'offsite', type: 's3', s3: { bucket: BUCKET, prefix: 'multi', endpoint: ENDPOINT, stateDirectory } },
+      ],
+    });
+    type Rows = {
+      results: Array<{
+        datasets: Array<{ targetName: string; dataset: string; result: string; mode: string; error?: string }>;
+      }>;
+    };
+    const rows = (stdout: string) =>
+      (JSON.parse(stdout) as Rows).results[0]!.datasets.map(
+        (d) => `${d.targetName} ${d.dataset} ${d.result} ${d.mode}`,
+      );
+    const root = `zones/${uuid}`;
+    const onHost = `${BASE}/${uuid}`;
+    const guid = async (snapshot: string) => (await sh(`zfs get -Hp -o value guid ${snapshot}`)).trim();
+
+    let result = await zonecopy(['backup', uuid, '--groupName', 'multi', '--name', 'm1', '--json'], both);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    assert.deepEqual(rows(result.stdout), [`bk1 ${root} ok full`, `offsite ${root} ok full`]);
+    const g1 = await guid(`${root}@multi-m1`);
+    assert.equal(await guid(`${onHost}@multi-m1`), g1, 'the backup host has the very snapshot');
+    assert.equal((await head(`multi/${uuid}/${uuid}/multi-m1`))!['zc-guid'], g1, 'and so has the bucket');
+    assert.match(
+      await sh(`zfs holds -H ${root}@multi-m1`),
+      /zonecopy:bk1:multi/,
+      "the backup host's hold tag names it",
+    );
+
+    // the backup host's copy runs out of space in the middle of the next stream
+    await sh(`head -c 3M /dev/urandom > /zones/${uuid}/root/multi-2.bin`);
+    const used = Number((await sh(`zfs get -Hp -o value used ${onHost}`)).trim());
+    await sh(`zfs set quota=${used + 512 * 1024} ${onHost}`);
+    result = await zonecopy(
+      ['backup', uuid, '--groupName', 'multi', '--name', 'm2', '--localSnapLimit', '1', '--json'],
+      both,
+    );
+    assert.equal(result.code, 1, result.stdout);
+    assert.deepEqual(rows(result.stdout), [`bk1 ${root} failed incremental`, `offsite ${root} ok incremental`]);
+    assert.equal((await head(`multi/${uuid}/${uuid}/multi-m2`))!['zc-guid'], await guid(`${root}@multi-m2`));
+    assert.equal(await guid(`${root}@multi-m1`), g1, "m1 stays: it is still the backup host's last common snapshot");
+
+    await sh(`zfs set quota=none ${onHost}`);
+    result = await zonecopy(
+      ['backup', uuid, '--groupName', 'multi', '--name', 'm3', '--localSnapLimit', '1', '--json'],
+      both,
+    );
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    for (const name of ['multi-m2', 'multi-m3'])
+      assert.equal(
+        await guid(`${onHost}@${name}`),
+        await guid(`${root}@${name}`),
+        `the backup host caught up with ${name}`,
+      );
+    assert.equal(
+      (await sh(`zfs list -H -t snapshot -o name -d 1 ${root} | grep @multi- || true`)).trim(),
+      `${root}@multi-m3`,
+      'with every target up to date, local rotation keeps one',
+    );
+    const status = await zonecopy(['status', uuid, '--target', 'offsite', '--json'], both);
+    assert.equal(status.code, 0, status.stderr + status.stdout);
   });
 
   it('rotation keeps the newest sets and every stream they depend on, and the rest restores', async () => {
