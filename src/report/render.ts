@@ -23,13 +23,15 @@ export function renderSubject(template: string, result: VmBackupResult): string 
 
 export function headline(result: VmBackupResult): string {
   const name = result.alias ? `${result.alias} (${result.uuid})` : result.uuid;
+  // a run to several targets has a row per target: count each dataset once
+  const unique = (rows: DatasetResult[]) => new Set(rows.map((d) => d.dataset)).size;
   const own = result.datasets.filter((d) => !d.image);
-  const images = result.datasets.length - own.length;
-  const failed = own.filter((d) => d.result === 'failed').length;
+  const images = unique(result.datasets.filter((d) => d.image));
+  const failed = unique(own.filter((d) => d.result === 'failed'));
   const withImages = images > 0 ? ` (and ${images} image(s) they are cloned from)` : '';
   const words: Record<RunStatus, string> = {
-    success: `Backup of VM ${name} completed: ${own.length} dataset(s)${withImages} sent to ${result.backupHost}.`,
-    partial: `Backup of VM ${name} completed with errors: ${failed} of ${own.length} dataset(s) failed${result.errors.length ? `, ${result.errors.length} other error(s)` : ''}.`,
+    success: `Backup of VM ${name} completed: ${unique(own)} dataset(s)${withImages} sent to ${result.backupHost}.`,
+    partial: `Backup of VM ${name} completed with errors: ${failed} of ${unique(own)} dataset(s) failed${result.errors.length ? `, ${result.errors.length} other error(s)` : ''}.`,
     failed: `Backup of VM ${name} FAILED.`,
   };
   return `${result.dryRun ? '[dry run] ' : ''}${words[result.status]}`;
@@ -37,7 +39,17 @@ export function headline(result: VmBackupResult): string {
 
 const COLUMNS = ['dataset', 'snapshot', 'mode', 'bytes', 'seconds', 'result', 'error'] as const;
 
-function cells(d: DatasetResult): string[] {
+/** A run to several targets has a row per target and dataset: the table then starts with the target. */
+function columns(result: VmBackupResult): string[] {
+  return result.datasets.some((d) => d.targetName) ? ['target', ...COLUMNS] : [...COLUMNS];
+}
+
+function cells(d: DatasetResult, result: VmBackupResult): string[] {
+  const row = cellsOf(d);
+  return columns(result).length > COLUMNS.length ? [d.targetName ?? '', ...row] : row;
+}
+
+function cellsOf(d: DatasetResult): string[] {
   return [
     d.image ? `${d.dataset} (image)` : d.dataset,
     d.snapshot,
@@ -56,8 +68,9 @@ export function renderText(result: VmBackupResult): string {
     ...consistencyLines(result),
   ];
   if (result.datasets.length > 0) {
-    const rows = [COLUMNS.map(String), ...result.datasets.map(cells)];
-    const widths = COLUMNS.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    const header = columns(result);
+    const rows = [header, ...result.datasets.map((d) => cells(d, result))];
+    const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     lines.push(
       '',
       ...rows.map((r) =>
@@ -101,11 +114,14 @@ export function escapeHtml(text: string): string {
 
 export function renderHtml(result: VmBackupResult): string {
   const colour = { success: '#1a7f37', partial: '#9a6700', failed: '#cf222e' }[result.status];
+  const bytesColumn = columns(result).indexOf('bytes');
   const rows = result.datasets
     .map(
       (d) =>
-        `<tr>${cells(d)
-          .map((c, i) => (i === 3 ? `<td title="${d.bytes} bytes">${escapeHtml(c)}</td>` : `<td>${escapeHtml(c)}</td>`))
+        `<tr>${cells(d, result)
+          .map((c, i) =>
+            i === bytesColumn ? `<td title="${d.bytes} bytes">${escapeHtml(c)}</td>` : `<td>${escapeHtml(c)}</td>`,
+          )
           .join('')}</tr>`,
     )
     .join('\n');
@@ -120,7 +136,9 @@ export function renderHtml(result: VmBackupResult): string {
     `<p style="color:${colour}"><strong>${escapeHtml(headline(result))}</strong></p>`,
     `<p>Snapshot ${escapeHtml(result.snapshot ?? '-')}, ${escapeHtml(result.startedAt.toISOString())} to ${escapeHtml(result.finishedAt.toISOString())}</p>`,
     ...consistencyLines(result).map((line) => `<p>${escapeHtml(line)}</p>`),
-    `<table border="1" cellpadding="4" cellspacing="0"><tr>${COLUMNS.map((c) => `<th>${c}</th>`).join('')}</tr>\n${rows}\n</table>`,
+    `<table border="1" cellpadding="4" cellspacing="0"><tr>${columns(result)
+      .map((c) => `<th>${c}</th>`)
+      .join('')}</tr>\n${rows}\n</table>`,
     discardedHtml,
     errors,
   ].join('\n');

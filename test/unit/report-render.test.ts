@@ -81,4 +81,17 @@ describe('report rendering', () => {
       /Destroyed by --rollback on the backup host: backup\/zones\/u@manual/,
     );
   });
+
+  it('a run to several targets shows a row per target and counts each dataset once', () => {
+    const rows = [
+      { ...ok, targetName: 'bk1' },
+      { ...ok, targetName: 'offsite', target: 's3-key', result: 'failed' as const, error: 'quota' },
+    ];
+    const text = renderText(result({ datasets: rows, status: 'partial', backupHost: 'root@b:22, s3://z/p' }));
+    assert.match(text, /completed with errors: 1 of 1 dataset\(s\) failed/);
+    assert.match(text, /^target +dataset +snapshot/m);
+    assert.match(text, /^bk1 +zones\/u +daily-1 +incremental .* ok$/m);
+    assert.match(text, /^offsite +zones\/u .* failed +quota$/m);
+    assert.match(renderHtml(result({ datasets: rows })), /<th>target<\/th><th>dataset<\/th>.*<td>offsite<\/td>/s);
+  });
 });
