@@ -196,7 +196,7 @@ describe('discovery and snapshots', () => {
         results: Array<{ datasets: Array<{ dataset: string; mode: string }> }>;
       };
       assert.equal(report.results[0]!.datasets.find((d) => d.dataset === vault)?.mode, 'incremental');
-      assert.doesNotMatch(again.stderr, /decrypted/);
+      assert.doesNotMatch(again.stderr + again.stdout, /decrypted/);
       assert.deepEqual(await snapshotsOf(target(vault)), await snapshotsOf(vault));
       assert.equal(await zfsGet(target(vault), 'keystatus'), 'unavailable');
 
