@@ -517,6 +517,23 @@ describe('planBackup: encrypted datasets go raw', () => {
     ]);
   });
 
+  it("sends a new encrypted clone decrypted when its origin's copy was received decrypted (a raw stream cannot build on it)", () => {
+    const image = 'zones/img';
+    const secretImage = { encrypted: true, encryptionRoot: 'zones' };
+    const plan = planBackup(
+      input({
+        local: states(
+          ds(VM, [], { origin: `${image}@final`, ...secretImage }),
+          ds(image, [['final', 'img-guid']], secretImage),
+        ),
+        remote: states(base, ds('backup/zones/img', [['final', 'img-guid']], plain)),
+      }),
+    );
+    assert.deepEqual(sendsOf(plan), [[T, [{ from: `${image}@final`, to: `${VM}@daily-new` }]]]);
+    assert.deepEqual(plan.warnings.length, 1);
+    assert.match(plan.warnings[0]!, /backup\/zones\/img on the backup host was received decrypted/);
+  });
+
   it('keeps sending decrypted into a target received decrypted, and warns once per dataset how to start over raw', () => {
     const received = (name: string, source: string, over: Partial<DatasetState>) =>
       ds(name, [['daily-a', `${source}-1`]], over);
