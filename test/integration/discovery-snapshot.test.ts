@@ -1,13 +1,10 @@
 /** Discovery from vmadm, atomic snapshots and clone origins, for every brand, on real ZFS. */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { before, describe, it } from 'node:test';
 import { createFixtures, fixtureUuid } from './fixtures.js';
 import {
   exists,
-  releaseHolds,
   resetHosts,
   run,
   sh,
@@ -19,7 +16,6 @@ import {
   type TestConfig,
 } from './harness.js';
 import { IMAGES } from '../sim/fixtures.js';
-import { withMounted } from './vm-checks.js';
 
 /** The backup host's sshd log: one `Accepted publickey` line per login. */
 const SSHD_LOG = '/etc/zonecopy-test/backup-host/sshd.log';
@@ -168,54 +164,33 @@ describe('discovery and snapshots', () => {
     }
   });
 
-  it('children created inside the zone under its delegated dataset are backed up too; an encrypted one goes raw (twice), stays ciphertext on the backup host, and restores with its key', async () => {
+  it('children created inside the zone under its delegated dataset are backed up too; an encrypted one goes raw (twice) and stays ciphertext on the backup host', async () => {
     const uuid = uuids.joyent!;
     const vault = `zones/${uuid}/data/vault`;
-    const keyDirectory = mkdtempSync(join(tmpdir(), 'zc-vault-'));
-    const key = join(keyDirectory, 'key');
-    writeFileSync(key, 'correct horse battery staple');
     await sh(`zfs create zones/${uuid}/data/pgsql && echo rows > /zones/${uuid}/data/pgsql/table`);
     await sh(
-      `zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file://${key} ${vault} && echo first > /zones/${uuid}/data/vault/file`,
+      `echo 'correct horse battery staple' | zfs create -o encryption=on -o keyformat=passphrase ${vault} && echo first > /zones/${uuid}/data/vault/file`,
     );
-    try {
-      const result = await zonecopy(['backup', uuid, '--groupName', 'child'], config);
-      assert.equal(result.code, 0, result.stderr);
-      const source = await snapshotsOf(`zones/${uuid}/data/pgsql`);
-      const received = await snapshotsOf(target(`zones/${uuid}/data/pgsql`));
-      assert.equal(received.length, 1);
-      assert.equal(received[0]!.guid, source.find((s) => s.name === received[0]!.name)!.guid);
+    const result = await zonecopy(['backup', uuid, '--groupName', 'child'], config);
+    assert.equal(result.code, 0, result.stderr);
+    const source = await snapshotsOf(`zones/${uuid}/data/pgsql`);
+    const received = await snapshotsOf(target(`zones/${uuid}/data/pgsql`));
+    assert.equal(received.length, 1);
+    assert.equal(received[0]!.guid, source.find((s) => s.name === received[0]!.name)!.guid);
 
-      // the backup host holds ciphertext it has no key for; the second run goes raw onto it, incrementally
-      assert.notEqual(await zfsGet(target(vault), 'encryption'), 'off');
-      assert.equal(await zfsGet(target(vault), 'keystatus'), 'unavailable');
-      await sh(`echo second >> /zones/${uuid}/data/vault/file`);
-      const again = await zonecopy(['backup', uuid, '--groupName', 'child', '--json'], config);
-      assert.equal(again.code, 0, again.stderr);
-      const report = JSON.parse(again.stdout) as {
-        results: Array<{ datasets: Array<{ dataset: string; mode: string }> }>;
-      };
-      assert.equal(report.results[0]!.datasets.find((d) => d.dataset === vault)?.mode, 'incremental');
-      assert.doesNotMatch(again.stderr + again.stdout, /decrypted/);
-      assert.deepEqual(await snapshotsOf(target(vault)), await snapshotsOf(vault));
-      assert.equal(await zfsGet(target(vault), 'keystatus'), 'unavailable');
-
-      // a restore sends it raw again: encrypted here, and the key opens it
-      const restore = await zonecopy(['restore', uuid, '--new-uuid', '--json'], config);
-      assert.equal(restore.code, 0, restore.stderr + restore.stdout);
-      const copy = (JSON.parse(restore.stdout) as { uuid: string }).uuid;
-      const restored = `zones/${copy}/data/vault`;
-      assert.equal(await zfsGet(restored, 'keystatus'), 'unavailable');
-      await sh(`zfs load-key -L file://${key} ${restored}`);
-      const file = await withMounted(`zones/${copy}/data`, () =>
-        withMounted(restored, () => sh(`cat "$(zfs get -H -o value mountpoint ${restored})/file"`)),
-      );
-      assert.equal(file, 'first\nsecond\n');
-      await releaseHolds(copy);
-      await sh(`vmadm delete ${copy}`);
-    } finally {
-      rmSync(keyDirectory, { recursive: true, force: true });
-    }
+    // the backup host holds ciphertext it has no key for; the second run goes raw onto it, incrementally
+    assert.notEqual(await zfsGet(target(vault), 'encryption'), 'off');
+    assert.equal(await zfsGet(target(vault), 'keystatus'), 'unavailable');
+    await sh(`echo second >> /zones/${uuid}/data/vault/file`);
+    const again = await zonecopy(['backup', uuid, '--groupName', 'child', '--json'], config);
+    assert.equal(again.code, 0, again.stderr);
+    const report = JSON.parse(again.stdout) as {
+      results: Array<{ datasets: Array<{ dataset: string; mode: string }> }>;
+    };
+    assert.equal(report.results[0]!.datasets.find((d) => d.dataset === vault)?.mode, 'incremental');
+    assert.doesNotMatch(again.stderr + again.stdout, /decrypted/);
+    assert.deepEqual(await snapshotsOf(target(vault)), await snapshotsOf(vault));
+    assert.equal(await zfsGet(target(vault), 'keystatus'), 'unavailable');
   });
 
   it('smartcopy_exclude in internal_metadata excludes by exact name', async () => {
