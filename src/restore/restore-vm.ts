@@ -10,6 +10,7 @@ import { pickBackupSet } from './backup-sets.js';
 import { createPayload, nicChanges, type NicChange } from './create-payload.js';
 import { delegatedRole, diskPropertyCommands, receiveArgv } from './received-properties.js';
 import { releaseZonecopyHolds } from '../zfs/holds.js';
+import { receivedRaw } from '../zfs/encryption.js';
 import { ImageFileMeter, installImageFromStream } from './image-install.js';
 
 /** What the operator asked for, whatever the backup is kept on. */
@@ -121,9 +122,11 @@ export async function restoreVm(options: RestoreOptions, context: Context): Prom
     const localOrigin = vm.localState.get(into)?.origin;
     const incremental =
       origin !== undefined && localOrigin !== undefined && (await sameGuid(remote, origin, local, localOrigin));
+    // a backup received raw is ciphertext there: only a raw send (no key needed) gets it out
+    const raw = receivedRaw(remoteState.get(backup), options.basePath) ? ['-w'] : [];
     const send = incremental
-      ? ['zfs', 'send', '-i', origin, `${backup}@${snapshot}`]
-      : ['zfs', 'send', `${backup}@${snapshot}`];
+      ? ['zfs', 'send', ...raw, '-i', origin, `${backup}@${snapshot}`]
+      : ['zfs', 'send', ...raw, `${backup}@${snapshot}`];
     const receive = receiveArgv(into, {
       origin: incremental ? localOrigin : undefined,
       role: delegatedRole(source, spec.datasets ?? []),

@@ -7,7 +7,7 @@ import { describePipeline, type Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import { runStatus, type DatasetResult, type VmBackupResult } from '../report/types.js';
 import { readZoneConfig } from '../smartos/vmadm.js';
-import { destroySnapshotsArgv, sendArgv, type SendSpec } from '../zfs/commands.js';
+import { destroySnapshotsArgv, sendArgv } from '../zfs/commands.js';
 import { readCatalog, type VmCatalog } from './catalog.js';
 import { setKey, streamFromMetadata, streamMetadata, vmPrefix, type SetManifest, type StoredStream } from './keys.js';
 import { planS3Backup, type S3Step, type UploadStep } from './plan.js';
@@ -82,11 +82,8 @@ export async function backupVmToS3(
     if (plan.steps.length === 0) {
       result.errors.push(...plan.problems.map((p) => p.message));
     } else {
-      const encrypted = await encryptedDatasets(local, [
-        ...new Set(plan.steps.flatMap((s) => (s.kind === 'upload' ? [s.stream.dataset] : []))),
-      ]);
       result.consistency = consistency;
-      const outcomes = await execute(plan.steps, encrypted, context, result.errors, {
+      const outcomes = await execute(plan.steps, context, result.errors, {
         plan: hooks,
         record: consistency,
       });
@@ -142,7 +139,6 @@ export async function backupVmToS3(
 
 async function execute(
   steps: readonly S3Step[],
-  encrypted: ReadonlySet<string>,
   context: S3BackupContext,
   errors: string[],
   hooks: { plan: HookPlan | undefined; record: ConsistencyRecord },
@@ -169,8 +165,7 @@ async function execute(
         const o = outcome(step.dataset);
         if (o.error) break;
         try {
-          const send: SendSpec = { ...step.send, raw: encrypted.has(step.stream.dataset) };
-          const moved = await upload(step, send, context);
+          const moved = await upload(step, context);
           if (!step.isOrigin) o.mode = step.send.from ? 'incremental' : 'full';
           o.bytes += moved.bytes;
           o.seconds += moved.seconds;
@@ -211,12 +206,9 @@ async function execute(
   return outcomes;
 }
 
-async function upload(
-  step: UploadStep,
-  send: SendSpec,
-  context: S3BackupContext,
-): Promise<{ bytes: number; seconds: number }> {
+async function upload(step: UploadStep, context: S3BackupContext): Promise<{ bytes: number; seconds: number }> {
   const { local, store, s3, log } = context;
+  const send = step.send;
   const pipeline = [sendArgv(send), ...compressArgv(s3.compression), ...encryptArgv(s3.gpgRecipient, s3)];
   if (local.dryRun) {
     local.skipped(`${describePipeline(pipeline)} > ${store.label.replace(/\/.*$/, '')}/${step.stream.key}`);
@@ -306,23 +298,6 @@ async function fillIdentity(local: Host, snapshots: readonly string[], steps: re
     step.stream.guid = values.get(`${full}\nguid`) ?? step.stream.guid;
     step.stream.createtxg = Number(values.get(`${full}\ncreatetxg`) ?? 0);
   }
-}
-
-/** Datasets whose `encryption` is on go raw; a platform without the property has none. */
-async function encryptedDatasets(local: Host, datasets: readonly string[]): Promise<Set<string>> {
-  if (datasets.length === 0) return new Set();
-  const out = await local.run(['zfs', 'get', '-Hp', '-o', 'name,value', 'encryption', ...datasets], {
-    mutates: false,
-    allowExitCodes: [1, 2],
-  });
-  if (out.exitCode !== 0) return new Set();
-  return new Set(
-    out.stdout
-      .split('\n')
-      .map((l) => l.split('\t'))
-      .filter(([, v]) => v && v !== 'off' && v !== '-')
-      .map(([n]) => n!),
-  );
 }
 
 /** A set manifest whose own snapshot's streams are all gone after rotation is deleted too (an origin it first stored stays). */
