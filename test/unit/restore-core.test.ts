@@ -7,6 +7,11 @@ import { BackupHostSource } from '../../src/restore/backup-host-source.js';
 import { ensureImages } from '../../src/restore/ensure-images.js';
 import type { ImageFile } from '../../src/restore/image-install.js';
 import { restoreVm } from '../../src/restore/restore-vm.js';
+import { setKey, streamMetadata, type SetManifest, type StoredStream } from '../../src/s3/keys.js';
+import { ObjectStoreSource } from '../../src/s3/restore-source.js';
+import type { S3Settings } from '../../src/s3/settings.js';
+import { createHash } from 'node:crypto';
+import { FakeObjectStore } from './fake-object-store.js';
 import type {
   BackupSet,
   OriginSnapshot,
@@ -246,5 +251,85 @@ describe('restore core: receiving a clone', () => {
       message: `zones/${VM} was backed up as a clone of zones/${IMAGE}@snap-x (guid 777), but the recreated zones/${VM} is a clone of zones/${IMAGE}@final with another guid`,
     });
     assert.deepEqual(bucket.received, []);
+  });
+});
+
+describe('restore source: object store', () => {
+  /** A bucket as two backup runs leave it: the image's origin and the clone's first stream, then an incremental. */
+  function bucket(): FakeObjectStore {
+    const store = new FakeObjectStore();
+    const put = (stream: Omit<StoredStream, 'key' | 'vm' | 'compression' | 'encrypted' | 'sha256' | 'bytes'>) => {
+      const body = Buffer.from(`stream of ${stream.dataset}@${stream.snapshot}`);
+      const key = `p/${VM}/${stream.dataset.split('/').slice(1).join('/')}/${stream.snapshot}`;
+      const stored: StoredStream = {
+        ...stream,
+        key,
+        vm: VM,
+        compression: 'none',
+        encrypted: false,
+        bytes: body.length,
+        sha256: createHash('sha256').update(body).digest('hex'),
+      };
+      store.objects.set(key, { body, metadata: streamMetadata(stored) });
+      return stored;
+    };
+    const origin = put({ dataset: `zones/${IMAGE}`, snapshot: 'snap-x', guid: '777', createtxg: 1 });
+    const b1 = put({
+      dataset: `zones/${VM}`,
+      snapshot: 'daily-b1',
+      guid: '801',
+      createtxg: 5,
+      parent: { dataset: `zones/${IMAGE}`, snapshot: 'snap-x', guid: '777' },
+    });
+    const b2 = put({
+      dataset: `zones/${VM}`,
+      snapshot: 'daily-b2',
+      guid: '802',
+      createtxg: 6,
+      parent: { dataset: `zones/${VM}`, snapshot: 'daily-b1', guid: '801' },
+    });
+    const manifest = (snapshot: string, createdAt: string, streams: StoredStream[]): SetManifest => ({
+      format: 1,
+      vm: VM,
+      snapshot,
+      createdAt,
+      spec: JSON.stringify(setOf([]).spec),
+      images: [{ manifest: { uuid: IMAGE } }],
+      datasets: [`zones/${VM}`],
+      streams,
+    });
+    for (const set of [manifest('daily-b1', '2026-01-01', [origin, b1]), manifest('daily-b2', '2026-01-02', [b2])])
+      store.objects.set(setKey('p', VM, set.snapshot), { body: Buffer.from(JSON.stringify(set)), metadata: {} });
+    return store;
+  }
+  const settings = { prefix: 'p' } as S3Settings;
+
+  it("reads a set with its clone's origin as stored, lists sets newest first, and refuses a changed stream", async () => {
+    const store = bucket();
+    const source = new ObjectStoreSource(store, settings, silentLog);
+    assert.deepEqual(
+      (await source.listSets(VM)).map((s) => s.snapshot),
+      ['daily-b2', 'daily-b1'],
+    );
+    const set = await source.readSet(VM);
+    assert.equal(set.snapshot, 'daily-b2');
+    assert.deepEqual(set.datasets, [
+      { source: `zones/${VM}`, backup: `p/${VM}/${VM}/daily-b2`, origin: { ...ORIGIN, dataset: `zones/${IMAGE}` } },
+    ]);
+    assert.equal(source.sendsClonesWhole, false);
+    assert.ok(source.originWriter(set, set.datasets[0]!.origin!, new ScriptedHost([])));
+    assert.equal(source.originWriter(set, { ...ORIGIN, guid: '778' }, new ScriptedHost([])), undefined);
+    await source.verify(set);
+
+    store.objects.get(`p/${VM}/${VM}/daily-b1`)!.body = Buffer.from('changed in the bucket');
+    await assert.rejects(source.verify(await source.readSet(VM, 'daily-b2')), {
+      name: 'RestoreError',
+      message: new RegExp(
+        `^refusing to restore backup set daily-b2: p/${VM}/${VM}/daily-b1: stored bytes do not match`,
+      ),
+    });
+    await assert.rejects(source.readSet(VM, 'daily-b9'), {
+      message: `VM ${VM}: no complete backup set daily-b9 in the bucket; complete sets: daily-b2, daily-b1`,
+    });
   });
 });
