@@ -2,6 +2,6 @@
 export { backupVmToS3 } from './backup.js';
 export { ObjectStoreSource } from './restore-source.js';
 export { S3Store } from './s3-store.js';
-export { collectS3Status } from './status.js';
+export { bucketTarget } from './status.js';
 export { readCatalog } from './catalog.js';
 export { completeSets } from './restore-source.js';
