@@ -1,19 +1,47 @@
 import { Command, CommanderError, Option } from 'commander';
-import { backupCommand, type BackupFlags } from './backup-command.js';
-import { checkCommand, type CheckFlags } from './check-command.js';
+import { backupCommand } from './backup-command.js';
+import { checkCommand } from './check-command.js';
 import { ConfigError } from '../config/load.js';
 import { HostKeyError } from '../host/known-hosts.js';
 import { ConnectError } from '../host/remote.js';
-import { EXIT_FAILED, EXIT_USAGE } from './exit-codes.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import { guestAgentCli } from './guest-agent-command.js';
 import { UsageError } from './session.js';
-import { releaseCommand, type ReleaseFlags } from './release-command.js';
-import { restoreCommand, type RestoreFlags } from './restore-command.js';
-import { statusCommand, type StatusFlags } from './status-command.js';
+import { releaseCommand } from './release-command.js';
+import { restoreCommand } from './restore-command.js';
+import { statusCommand } from './status-command.js';
 import { VERSION } from './version.js';
 
+/** Where an action leaves its exit code. */
+export interface Outcome {
+  code: number;
+}
+
+// options several commands share, declared once so that their spelling and meaning cannot drift apart
+const configOption = () =>
+  new Option(
+    '--config <path>',
+    'configuration file (default: configuration.json beside the installation, or $ZONECOPY_CONFIG)',
+  );
+const targetOption = () =>
+  new Option(
+    '--target <target>',
+    'ssh (the backup host) or s3 (object storage); default: backupTarget from the config',
+  );
+const dryRunOption = (description = 'print every command that would change anything, and change nothing') =>
+  new Option('--dry-run', description);
+const verboseOption = () => new Option('--verbose', 'print each step as it runs');
+const jsonOption = () => new Option('--json', 'print a machine-readable result on stdout');
+const exitStatus = (codes: string) => `\nExit status: ${codes}.`;
+
 /** `zonecopy <command>`; `bin/backup <uuid>` is the smartcopy-compatible spelling of `zonecopy backup <uuid>`. */
-export function buildProgram(): Command {
+export function buildProgram(outcome: Outcome = { code: EXIT_OK }): Command {
+  // commander drops what an action returns: each command's exit code is kept for main to return
+  const returning =
+    <A extends unknown[]>(command: (...args: A) => Promise<number>) =>
+    async (...args: A) => {
+      outcome.code = await command(...args);
+    };
   const program = new Command('zonecopy')
     .description('Back up SmartOS VMs (OS and LX zones, KVM and bhyve) to a backup host with ZFS send and receive.')
     .version(VERSION)
@@ -26,10 +54,7 @@ export function buildProgram(): Command {
       'Snapshot every dataset of each VM at one instant, send the snapshots to the backup host (or object storage), rotate old snapshots on both sides, and report.',
     )
     .argument('<vm-uuid...>', 'UUIDs of the VMs to back up (as in `vmadm list`)')
-    .option(
-      '--config <path>',
-      'configuration file (default: configuration.json beside the installation, or $ZONECOPY_CONFIG)',
-    )
+    .addOption(configOption())
     .option(
       '--groupName <group>',
       'snapshot group: names are <group>-<name>, and rotation only touches this group (default: snapshotIdentifier, else "smartcopy")',
@@ -60,27 +85,25 @@ export function buildProgram(): Command {
       '--rollback',
       'if a dataset was changed on the backup host since its last snapshot, roll it back there before receiving (never done otherwise)',
     )
-    .option('--target <target>', 'ssh (the backup host) or s3 (object storage); default: backupTarget from the config')
+    .addOption(targetOption())
     .option('--wait', 'if another zonecopy run is backing up the same VM, wait for it instead of exiting')
-    .option('--dry-run', 'print every command that would change anything, and change nothing')
-    .option('--verbose', 'print each step as it runs')
-    .option('--json', 'print a machine-readable result on stdout')
-    .addHelpText('after', '\nExit status: 0 all backups succeeded, 1 a backup failed, 2 usage or configuration error.')
-    .action(async (uuids: string[], flags: BackupFlags) => {
-      process.exitCode = await backupCommand(uuids, flags);
-    });
+    .addOption(dryRunOption())
+    .addOption(verboseOption())
+    .addOption(jsonOption())
+    .addHelpText('after', exitStatus('0 all backups succeeded, 1 a backup failed, 2 usage or configuration error'))
+    .action(returning(backupCommand));
   program
     .command('restore')
     .description(
       'Restore a VM on this host from its backups: the newest complete backup set (or --snapshot), its image installed if missing, the VM recreated from its stored spec and every dataset received. The backup host is only read.',
     )
     .argument('<vm-uuid>', 'UUID of the backed-up VM')
-    .option('--config <path>', 'configuration file')
+    .addOption(configOption())
     .option(
       '--snapshot <name>',
       'restore this backup set (a snapshot name such as daily-2026-01-01T02:00:00.000Z) instead of the newest',
     )
-    .option('--target <target>', 'restore from ssh (the backup host) or s3 (object storage); default: backupTarget')
+    .addOption(targetOption())
     .option(
       '--to-host <[user@]host[:port]>',
       'recreate the VM on that SmartOS host over SSH (same key and known_hosts as the backup host) instead of this one',
@@ -92,12 +115,11 @@ export function buildProgram(): Command {
       '--list',
       'list the complete backup sets (newest first) with how consistent each is (application-consistent by its hooks, or crash-consistent), and change nothing',
     )
-    .option('--dry-run', 'print what would change and change nothing')
-    .option('--verbose', 'print each step')
-    .option('--json', 'machine-readable result')
-    .action(async (uuid: string, flags: RestoreFlags) => {
-      process.exitCode = await restoreCommand(uuid, flags);
-    });
+    .addOption(dryRunOption())
+    .addOption(verboseOption())
+    .addOption(jsonOption())
+    .addHelpText('after', exitStatus('0 restored (or listed), 1 the restore failed, 2 usage or configuration error'))
+    .action(returning(restoreCommand));
 
   program
     .command('release')
@@ -105,16 +127,11 @@ export function buildProgram(): Command {
       "Release zonecopy's holds (tags zonecopy:<host>:<group>) on one VM's snapshots, so `vmadm delete` and `vmadm rollback-snapshot` can destroy them. The next backup holds its newest common snapshot again.",
     )
     .argument('<vm-uuid>', 'UUID of a VM on this host')
-    .option('--config <path>', 'configuration file')
+    .addOption(configOption())
     .option('--remote', "also release them on the backup host (its copies of the VM's datasets)")
-    .option('--dry-run', 'print what would be released and release nothing')
-    .addHelpText(
-      'after',
-      '\nExit status: 0 released (or nothing to release), 1 failed, 2 usage or configuration error.',
-    )
-    .action(async (uuid: string, flags: ReleaseFlags) => {
-      process.exitCode = await releaseCommand(uuid, flags);
-    });
+    .addOption(dryRunOption('print what would be released and release nothing'))
+    .addHelpText('after', exitStatus('0 released (or nothing to release), 1 failed, 2 usage or configuration error'))
+    .action(returning(releaseCommand));
 
   program
     .command('status')
@@ -122,30 +139,26 @@ export function buildProgram(): Command {
       'Show, per VM and dataset, the snapshots of each group on both sides, the newest common snapshot and its age, pending resumable transfers and chain health.',
     )
     .argument('[vm-uuid...]', 'VMs to show (default: every VM on this host)')
-    .option('--config <path>', 'configuration file')
-    .option('--json', 'machine-readable output')
-    .option('--target <target>', 'ssh (the backup host) or s3 (object storage); default: backupTarget from the config')
+    .addOption(configOption())
+    .addOption(jsonOption())
+    .addOption(targetOption())
     .option('--verify', 'object storage: download every stored stream and check it against its recorded sha256')
     .addHelpText(
       'after',
-      '\nExit status: 0 every chain healthy, 1 something needs attention, 2 usage or configuration error.',
+      exitStatus('0 every chain healthy, 1 something needs attention, 2 usage or configuration error'),
     )
-    .action(async (uuids: string[], flags: StatusFlags) => {
-      process.exitCode = await statusCommand(uuids, flags);
-    });
+    .action(returning(statusCommand));
 
   program
     .command('check')
     .description('Monitoring check (Nagios style): one line, by the age of the newest complete backup of each VM.')
     .argument('[vm-uuid...]', 'VMs to check (default: every VM on this host)')
-    .option('--config <path>', 'configuration file')
+    .addOption(configOption())
     .option('--warn <age>', "WARNING when a VM's newest backup is older than this (s, m, h, d, w)", '26h')
     .option('--crit <age>', 'CRITICAL when older than this', '50h')
-    .option('--target <target>', 'ssh (the backup host) or s3 (object storage); default: backupTarget from the config')
-    .addHelpText('after', '\nExit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.')
-    .action(async (uuids: string[], flags: CheckFlags) => {
-      process.exitCode = await checkCommand(uuids, flags);
-    });
+    .addOption(targetOption())
+    .addHelpText('after', exitStatus('0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'))
+    .action(returning(checkCommand));
   program
     .command('guest-agent')
     .description(
@@ -153,17 +166,16 @@ export function buildProgram(): Command {
     )
     .argument('<socket>', 'the agent socket as the global zone sees it, e.g. /zones/<uuid>/root/tmp/vm.qga')
     .argument('<command>', 'the agent command')
-    .action(async (socket: string, command: string) => {
-      process.exitCode = await guestAgentCli(socket, command);
-    });
+    .action(returning(guestAgentCli));
   return program;
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+  const outcome: Outcome = { code: EXIT_OK };
+  const program = buildProgram(outcome);
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    return outcome.code;
   } catch (error) {
     if (error instanceof CommanderError) {
       if (
@@ -171,7 +183,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         error.code === 'commander.version' ||
         error.code === 'commander.help'
       )
-        return 0;
+        return EXIT_OK;
       return EXIT_USAGE;
     }
     if (error instanceof ConfigError || error instanceof UsageError) {

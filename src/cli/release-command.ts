@@ -7,7 +7,7 @@ import { releaseZonecopyHolds, type Hold } from '../zfs/holds.js';
 import { targetDatasetName } from '../zfs/names.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { defaultConfigPath } from './paths.js';
-import { checkUuids, connectBackupHost, sshTarget } from './session.js';
+import { checkUuids, connectBackupHost, singleTarget, sshTarget } from './session.js';
 
 export interface ReleaseFlags {
   config?: string;
@@ -21,7 +21,9 @@ export interface ReleaseFlags {
  */
 export async function releaseCommand(uuid: string, flags: ReleaseFlags): Promise<number> {
   checkUuids([uuid]);
-  const config = loadConfig(flags.config ?? defaultConfigPath());
+  const loaded = loadConfig(flags.config ?? defaultConfigPath());
+  // --remote: the (first) backup host; the holds here are released whichever target made them
+  const config = flags.remote ? singleTarget(loaded, 'ssh').config : loaded;
   const dryRun = Boolean(flags.dryRun);
   const basePath = flags.remote ? sshTarget(config).basePath : '';
   const local: Host = new LocalHost(dryRun);

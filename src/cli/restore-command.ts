@@ -4,15 +4,16 @@ import { LocalHost } from '../host/local.js';
 import { RemoteHost } from '../host/remote.js';
 import { stderrLog } from '../log.js';
 import { humanBytes } from '../report/render.js';
-import { restoreVm, RestoreError, type RestoreRequest, type RestoreResult } from '../restore/restore-vm.js';
-import { listBackupSets, renderSetList, type ListedSet } from '../restore/list-sets.js';
-import { consistencyText } from '../status/consistency.js';
+import { restoreVm, RestoreError, type RestoreResult } from '../restore/restore-vm.js';
+import { BackupHostSource } from '../restore/backup-host-source.js';
+import { renderSetList, type ListedSet } from '../restore/list-sets.js';
+import type { RestoreSource } from '../restore/source.js';
 import type { Config } from '../config/schema.js';
 import type { Log } from '../log.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { defaultConfigPath } from './paths.js';
-import { checkUuids, chooseTarget, connectBackupHost, sshEndpoint, sshTarget, UsageError } from './session.js';
+import { checkUuids, connectBackupHost, singleTarget, sshEndpoint, sshTarget, UsageError } from './session.js';
 
 export interface RestoreFlags {
   config?: string;
@@ -41,8 +42,7 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
   checkUuids([uuid]);
   if (flags.snapshot !== undefined && !isValidSnapshotPart(flags.snapshot))
     throw new UsageError(`--snapshot ${JSON.stringify(flags.snapshot)} is not a snapshot name`);
-  const config = loadConfig(flags.config ?? defaultConfigPath());
-  const target = chooseTarget(config, flags.target);
+  const { target, config } = singleTarget(loadConfig(flags.config ?? defaultConfigPath()), flags.target);
   const log = stderrLog(Boolean(flags.verbose));
   const dryRun = Boolean(flags.dryRun);
   // --to-host: the VM is recreated and received on another SmartOS host, over SSH, as if run there
@@ -56,9 +56,15 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
           throw error;
         })
       : undefined;
+  const source = remote
+    ? backupHostSource(remote, config, log)
+    : await objectStoreSource(config, log).catch(async (error: Error) => {
+        await local.close();
+        throw error;
+      });
   if (flags.list) {
     try {
-      return await listSets(uuid, flags, config, local, remote);
+      return await listSets(uuid, flags, source);
     } finally {
       await remote?.close();
       await local.close();
@@ -73,16 +79,7 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
     start: Boolean(flags.start),
   };
   try {
-    const result = remote
-      ? await restoreVm(
-          {
-            ...options,
-            basePath: sshTarget(config).basePath,
-            specDirectory: config.backupConfigurationDestinationPath,
-          },
-          { local, remote, log },
-        )
-      : await restoreFromS3(options, config, local, log);
+    const result = await restoreVm(options, { local, source, log });
     const seconds = (Date.now() - started) / 1000;
     if (flags.json) {
       process.stdout.write(`${JSON.stringify({ ...result, seconds }, null, 2)}\n`);
@@ -112,30 +109,10 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
 }
 
 /** `restore --list`: the complete backup sets, newest first, each with how consistent it is; nothing is changed. */
-async function listSets(
-  uuid: string,
-  flags: RestoreFlags,
-  config: Config,
-  local: Host,
-  remote: Host | undefined,
-): Promise<number> {
+async function listSets(uuid: string, flags: RestoreFlags, source: RestoreSource): Promise<number> {
   let sets: ListedSet[];
   try {
-    if (remote) {
-      sets = await listBackupSets(
-        uuid,
-        { basePath: sshTarget(config).basePath, specDirectory: config.backupConfigurationDestinationPath },
-        remote,
-      );
-    } else {
-      const { readCatalog, completeSets, S3Store } = await import('../s3/index.js');
-      const catalog = await readCatalog(new S3Store(config.s3!), config.s3!.prefix, uuid);
-      sets = completeSets(catalog).map((set) => ({
-        snapshot: set.snapshot,
-        consistency: consistencyText(set.consistency),
-        ...(set.consistency ? { record: set.consistency } : {}),
-      }));
-    }
+    sets = await source.listSets(uuid);
   } catch (error) {
     if (!(error instanceof RestoreError)) throw error;
     process.stderr.write(`zonecopy restore: ${error.message}\n`);
@@ -145,9 +122,15 @@ async function listSets(
   return EXIT_OK;
 }
 
-async function restoreFromS3(options: RestoreRequest, config: Config, local: Host, log: Log): Promise<RestoreResult> {
-  const { restoreVmFromS3, S3Store } = await import('../s3/index.js');
-  return restoreVmFromS3(options, { local, store: new S3Store(config.s3!), s3: config.s3!, log });
+function backupHostSource(remote: Host, config: Config, log: Log): BackupHostSource {
+  const paths = { basePath: sshTarget(config).basePath, specDirectory: config.backupConfigurationDestinationPath };
+  return new BackupHostSource(remote, paths, log);
+}
+
+/** Imported only when used: the AWS SDK is large. */
+async function objectStoreSource(config: Config, log: Log): Promise<RestoreSource> {
+  const { ObjectStoreSource, S3Store } = await import('../s3/index.js');
+  return new ObjectStoreSource(new S3Store(config.s3!), config.s3!, log);
 }
 
 /** What a copy's nics lost beside the original: one line per nic. */

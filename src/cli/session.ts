@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js';
+import { selectTargets } from '../config/targets.js';
 import { RemoteHost, type SshEndpoint } from '../host/remote.js';
 
 /** Pieces every subcommand shares: UUID checks and the one SSH connection to the backup host. */
@@ -32,6 +33,17 @@ export function chooseTarget(config: Config, flag: string | undefined): 'ssh' | 
     );
   sshTarget(config, target);
   return target;
+}
+
+/**
+ * The one target a status, check, restore or release works on: `--target NAME` (or a type), else
+ * the first one configured; its settings are its `targets` entry over the top level.
+ */
+export function singleTarget(config: Config, flag: string | undefined): { target: 'ssh' | 's3'; config: Config } {
+  const chosen = selectTargets(config, flag);
+  if ('error' in chosen) throw new UsageError(chosen.error);
+  const first = chosen[0]!;
+  return { target: chooseTarget(first.config, first.type), config: first.config };
 }
 
 /** The SSH backup host's settings, which the configuration must have when that target is used. */

@@ -1,10 +1,11 @@
 import { loadConfig } from '../config/load.js';
 import { LocalHost } from '../host/local.js';
-import { collectStatus, allVmUuids, type VmStatus } from '../status/collect.js';
+import { backupHostTarget } from '../status/backup-host.js';
+import { allVmUuids, collectStatus, type StatusTarget, type VmStatus } from '../status/collect.js';
 import { formatAge } from '../status/health.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { defaultConfigPath } from './paths.js';
-import { checkUuids, chooseTarget, connectBackupHost, sshTarget, UsageError } from './session.js';
+import { checkUuids, connectBackupHost, singleTarget, sshTarget, UsageError } from './session.js';
 import { vmErrorLines } from './vm-errors.js';
 import type { Config } from '../config/schema.js';
 
@@ -21,30 +22,38 @@ export async function collectStatuses(
   uuids: string[],
   options: { target?: string; verify?: boolean },
 ): Promise<VmStatus[]> {
-  const target = chooseTarget(config, options.target);
-  const local = new LocalHost(false);
-  const vms = uuids.length ? uuids : await allVmUuids(local);
-  const now = Date.now() / 1000;
-  if (target === 's3') {
-    const { collectS3Status, S3Store } = await import('../s3/index.js');
-    return collectS3Status(vms, local, new S3Store(config.s3!), config.s3!, now, Boolean(options.verify));
-  }
-  if (options.verify)
+  const { target, config: chosen } = singleTarget(config, options.target);
+  if (options.verify && target === 'ssh')
     throw new UsageError(
       '--verify checks stored streams in object storage; on a backup host ZFS checks every block itself (zpool scrub)',
     );
-  const remote = await connectBackupHost(config, { dryRun: false });
+  const local = new LocalHost(false);
+  const vms = uuids.length ? uuids : await allVmUuids(local);
+  const opened = await openStatusTarget(chosen, target, Boolean(options.verify));
   try {
-    return await collectStatus(
-      vms,
-      { local, remote },
-      sshTarget(config).basePath,
-      now,
-      config.backupConfigurationDestinationPath,
-    );
+    return await collectStatus(vms, local, opened.target, Date.now() / 1000);
   } finally {
-    await remote.close();
+    await opened.close();
   }
+}
+
+/** The chosen target as status reads it, and how to let go of it afterwards. */
+async function openStatusTarget(
+  config: Config,
+  target: 'ssh' | 's3',
+  verify: boolean,
+): Promise<{ target: StatusTarget; close: () => Promise<void> }> {
+  if (target === 's3') {
+    // the AWS SDK is loaded only by runs that use it (it is most of the bundle)
+    const { bucketTarget, S3Store } = await import('../s3/index.js');
+    return { target: bucketTarget(new S3Store(config.s3!), config.s3!, verify), close: async () => {} };
+  }
+  const remote = await connectBackupHost(config, { dryRun: false });
+  const { basePath } = sshTarget(config);
+  return {
+    target: backupHostTarget(remote, basePath, config.backupConfigurationDestinationPath),
+    close: () => remote.close(),
+  };
 }
 
 /** `zonecopy status [uuid…]`: per VM and dataset, both sides' snapshots, the newest common one, chain health. */

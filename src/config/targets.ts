@@ -45,6 +45,7 @@ export function selectTargets(config: Config, flag: string | undefined): Resolve
         },
       ];
   }
+  if (!config.targets) return { error: `--target ${JSON.stringify(flag)}: use ssh or s3` };
   return {
     error: `--target ${JSON.stringify(flag)}: no such target; the configuration has ${all.map((t) => `"${t.name}" (${t.type})`).join(', ')}`,
   };

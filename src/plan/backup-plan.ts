@@ -1,4 +1,5 @@
 import type { SendSpec } from '../zfs/commands.js';
+import { receivedRaw } from '../zfs/encryption.js';
 import type { DatasetState, SnapshotInfo } from '../zfs/list.js';
 import { parentOf, poolOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { heldByOthers, inGroup, snapshotsToRotate } from './rotation.js';
@@ -57,6 +58,7 @@ export function planBackup(input: PlanInput): BackupPlan {
     }
   };
 
+  const encrypts = backupHostEncrypts(input.remote);
   const rotations: Step[] = [];
   const protect: ProtectStep = { kind: 'protect', targets: [] };
   const holds: HoldStep[] = input.holds
@@ -86,13 +88,14 @@ export function planBackup(input: PlanInput): BackupPlan {
         continue;
       }
       const fromNewest = result.sends.length === 1 && !result.sends[0]!.intermediates;
+      const raw = goesRaw(local, existingTarget(remote, input.basePath), encrypts, warnings);
       transfer = {
         kind: 'transfer',
         dataset,
         source: dataset,
         target,
         mode: 'incremental',
-        sends: result.sends,
+        sends: result.sends.map((send) => withRaw(send, raw)),
         isOrigin: false,
         common: `${target}@${result.common}`,
         rollback: input.rollback,
@@ -102,7 +105,7 @@ export function planBackup(input: PlanInput): BackupPlan {
       arriving = result.arriving;
     } else {
       const origin = local.origin
-        ? planOrigin(dataset, local.origin, input, onTarget, steps, ensureParent, warnings)
+        ? planOrigin(dataset, local.origin, input, { onTarget, encrypts }, steps, ensureParent, warnings)
         : undefined;
       ensureParent(target);
       transfer = origin
@@ -112,8 +115,8 @@ export function planBackup(input: PlanInput): BackupPlan {
             source: dataset,
             target,
             mode: 'incremental',
-            sends: [{ from: local.origin, to: newest }],
-            origin,
+            sends: [withRaw({ from: local.origin, to: newest }, goesRaw(local, origin.target, encrypts, warnings))],
+            origin: origin.snapshot,
             isOrigin: false,
           }
         : {
@@ -122,7 +125,7 @@ export function planBackup(input: PlanInput): BackupPlan {
             source: dataset,
             target,
             mode: 'full',
-            sends: [{ to: newest }],
+            sends: [withRaw({ to: newest }, goesRaw(local, undefined, encrypts, warnings))],
             isOrigin: false,
           };
     }
@@ -248,18 +251,20 @@ function planIncremental(dataset: string, local: DatasetState, remote: DatasetSt
 
 /**
  * Makes sure the origin snapshot of a clone exists on the backup host with the same guid, planning
- * its transfer first when it does not. Returns the target origin snapshot, or undefined when the
+ * its transfer first when it does not. Returns the target origin snapshot and the origin's target
+ * as it will be (whether the clone's stream can go raw depends on it), or undefined when the
  * clone has to be sent in full.
  */
 function planOrigin(
   clone: string,
   origin: string,
   input: PlanInput,
-  onTarget: Set<string>,
+  backupHost: { onTarget: Set<string>; encrypts: boolean },
   steps: Step[],
   ensureParent: (target: string) => void,
   warnings: string[],
-): string | undefined {
+): { snapshot: string; target: TargetKind } | undefined {
+  const { onTarget, encrypts } = backupHost;
   const { dataset: originDataset, snapshot } = splitSnapshot(origin);
   const originLocal = input.local.get(originDataset);
   const guid = originLocal?.snapshots.find((s) => s.name === snapshot)?.guid;
@@ -270,9 +275,10 @@ function planOrigin(
   }
   const remote = input.remote.get(originTarget);
   const match = remote?.snapshots.find((s) => s.guid === guid);
-  if (match) return `${originTarget}@${match.name}`;
+  if (remote && match)
+    return { snapshot: `${originTarget}@${match.name}`, target: existingTarget(remote, input.basePath) };
   const planned = steps.find((s): s is TransferStep => s.kind === 'transfer' && s.target === originTarget);
-  if (planned) return `${originTarget}@${snapshot}`;
+  if (planned) return { snapshot: `${originTarget}@${snapshot}`, target: plannedTarget(planned) };
   if (remote || onTarget.has(originTarget)) {
     warnings.push(
       `${clone}: ${originTarget} exists on the backup host without ${snapshot} (guid ${guid}); sending ${clone} in full`,
@@ -280,17 +286,66 @@ function planOrigin(
     return undefined;
   }
   ensureParent(originTarget);
-  steps.push({
+  const transfer: TransferStep = {
     kind: 'transfer',
     dataset: clone,
     source: originDataset,
     target: originTarget,
     mode: 'full',
-    sends: [{ to: origin }],
+    sends: [withRaw({ to: origin }, goesRaw(originLocal, undefined, encrypts, warnings))],
     isOrigin: true,
-  });
+  };
+  steps.push(transfer);
   onTarget.add(originTarget);
-  return `${originTarget}@${snapshot}`;
+  return { snapshot: `${originTarget}@${snapshot}`, target: plannedTarget(transfer) };
+}
+
+/** A target on the backup host, and whether it takes raw streams (it holds ciphertext received raw). */
+interface TargetKind {
+  name: string;
+  raw: boolean;
+}
+
+function existingTarget(remote: DatasetState, basePath: string): TargetKind {
+  return { name: remote.name, raw: receivedRaw(remote, basePath) };
+}
+
+/** A target this run creates holds ciphertext exactly when its stream goes raw. */
+function plannedTarget(transfer: TransferStep): TargetKind {
+  return { name: transfer.target, raw: transfer.sends.some((s) => s.raw) };
+}
+
+/** A backup host whose listing lacks `encryption` has a ZFS from before native encryption: no raw stream lands there. */
+function backupHostEncrypts(remote: ReadonlyMap<string, DatasetState>): boolean {
+  return [...remote.values()].every((state) => state.encrypted !== undefined);
+}
+
+/**
+ * Encrypted datasets go raw (`send -w`): the backup host keeps only ciphertext and needs no key,
+ * nor does the send. Where a raw stream cannot land (a target received decrypted before, which
+ * takes no raw incremental; a backup host without encryption) they go decrypted, as before, and
+ * the warning says how to start over raw.
+ */
+function goesRaw(source: DatasetState, target: TargetKind | undefined, encrypts: boolean, warnings: string[]): boolean {
+  if (!source.encrypted) return false;
+  const encrypted = `${source.name} is encrypted, but`;
+  const keyNeeded = `goes decrypted, which needs its key loaded on the SmartOS host`;
+  if (!encrypts) {
+    warnings.push(`${encrypted} ZFS on the backup host has no encryption: it ${keyNeeded}`);
+    return false;
+  }
+  if (target && !target.raw) {
+    warnings.push(
+      `${encrypted} ${target.name} on the backup host was received decrypted (before zonecopy sent encrypted datasets raw) and cannot take a raw stream: it still ${keyNeeded}. ` +
+        `To keep only ciphertext on the backup host, rename or destroy ${target.name} there (zfs rename, zfs destroy); the next run then sends it again in full, raw`,
+    );
+    return false;
+  }
+  return true;
+}
+
+function withRaw(send: SendSpec, raw: boolean): SendSpec {
+  return raw ? { ...send, raw } : send;
 }
 
 /** The backup host's rotation: snapshots held by anyone but ourselves (after our release) are never chosen; nor is the new one. */

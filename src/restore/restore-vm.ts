@@ -2,15 +2,18 @@ import { randomUUID } from 'node:crypto';
 import type { Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import { discoverDatasets } from '../smartos/discovery.js';
-import { imgadmGet, vmadmGet, type VmSpec } from '../smartos/vmadm.js';
-import { pump } from '../transfer/pump.js';
-import { datasetsWithin, listDatasets, type DatasetState } from '../zfs/list.js';
-import { isWithin, splitSnapshot, targetDatasetName } from '../zfs/names.js';
-import { pickBackupSet } from './backup-sets.js';
-import { createPayload, nicChanges, type NicChange } from './create-payload.js';
-import { delegatedRole, diskPropertyCommands, receiveArgv } from './received-properties.js';
+import { vmadmGet, type VmSpec } from '../smartos/vmadm.js';
+import { guidOf } from '../zfs/guid.js';
 import { releaseZonecopyHolds } from '../zfs/holds.js';
-import { ImageFileMeter, installImageFromStream } from './image-install.js';
+import { listDatasets, type DatasetState } from '../zfs/list.js';
+import { isWithin } from '../zfs/names.js';
+import { createPayload, nicChanges, type NicChange } from './create-payload.js';
+import { ensureImages } from './ensure-images.js';
+import { delegatedRole, diskPropertyCommands, receiveArgv } from './received-properties.js';
+import { RestoreError } from './restore-error.js';
+import type { BackupSet, RestoreSource } from './source.js';
+
+export { RestoreError };
 
 /** What the operator asked for, whatever the backup is kept on. */
 export interface RestoreRequest {
@@ -21,15 +24,10 @@ export interface RestoreRequest {
   start: boolean;
 }
 
-export interface RestoreOptions extends RestoreRequest {
-  basePath: string;
-  specDirectory: string;
-}
-
 export interface RestoredDataset {
   /** Dataset name when it was backed up. */
   source: string;
-  /** Where it is on the backup host. */
+  /** Where the backup keeps it (backup-host dataset, newest object key). */
   backup: string;
   /** The VM's dataset on this host now. */
   local: string;
@@ -48,91 +46,52 @@ export interface RestoreResult {
   nics?: NicChange[];
 }
 
-export class RestoreError extends Error {
-  override name = 'RestoreError';
-}
-
-interface Context {
-  local: Host;
-  remote: Host;
-  log: Log;
-}
-
-const UUID_TAIL = /([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
-
 /**
- * Restores a VM from the backup host onto this host: the newest complete backup set (or the one
- * asked for), its origin image installed if missing, the VM recreated from its stored spec and
- * stopped, every dataset received over its fresh one. The backup host is only read.
+ * Restores a VM onto this host from either target: the newest complete backup set (or the one
+ * asked for), every stream it needs verified first, its origin images checked or installed, the
+ * VM recreated from its stored spec and stopped, every dataset received over its fresh one. The
+ * source is only read.
  */
-export async function restoreVm(options: RestoreOptions, context: Context): Promise<RestoreResult> {
-  const { local, remote, log } = context;
-  const directory = `${options.specDirectory}/${options.uuid}`;
-  const listing = await remote.run(['ls', '-1', directory], { mutates: false, allowExitCodes: [1, 2] });
-  if (listing.exitCode !== 0)
-    throw new RestoreError(`no backups of VM ${options.uuid} on ${remote.label}: ${directory} does not exist`);
-  const specNames = listing.stdout
-    .split('\n')
-    .filter((f) => f.endsWith('.json') && !f.endsWith('.images.json'))
-    .map((f) => f.slice(0, -'.json'.length));
-  if (specNames.length === 0) throw new RestoreError(`no VM specs in ${directory} on ${remote.label}`);
-
-  const readSpec = async (snapshot: string) =>
-    JSON.parse((await remote.run(['cat', `${directory}/${snapshot}.json`], { mutates: false })).stdout) as VmSpec;
-  const probe = await readSpec(specNames[specNames.length - 1]!);
-  let targets = discoverDatasets(probe).datasets.map((d) => targetDatasetName(options.basePath, d));
-  let remoteState = await listDatasets(remote, targets, { recursive: true });
-  const chosen = pickBackupSet(specNames, targets, remoteState, options.snapshot);
-  if ('error' in chosen) throw new RestoreError(`VM ${options.uuid}: ${chosen.error}`);
-  const snapshot = chosen.snapshot;
-  const spec = await readSpec(snapshot);
-  const sources = discoverDatasets(spec).datasets;
-  const chosenTargets = sources.map((d) => targetDatasetName(options.basePath, d));
-  if (chosenTargets.join() !== targets.join()) {
-    targets = chosenTargets;
-    remoteState = await listDatasets(remote, targets, { recursive: true });
-  }
-  log.info(`restoring VM ${options.uuid} (${spec.alias ?? spec.brand}) from ${remote.label}, backup set ${snapshot}`);
+export async function restoreVm<S extends BackupSet>(
+  options: RestoreRequest,
+  context: { local: Host; source: RestoreSource<S>; log: Log },
+): Promise<RestoreResult> {
+  const { local, source, log } = context;
+  const set = await source.readSet(options.uuid, options.snapshot);
+  const { spec, snapshot } = set;
+  log.info(`restoring VM ${options.uuid} (${spec.alias ?? spec.brand}) from ${source.label}, backup set ${snapshot}`);
+  await source.verify(set);
 
   const uuid = options.newUuid ? randomUUID() : options.uuid;
   await makeRoom(uuid, options.force, local);
-  const imagesInstalled = await ensureImages(spec, snapshot, directory, remoteState, context);
-
-  // children made inside the zone (below its delegated dataset, say) come along, under their parents
-  const below = datasetsWithin(remoteState, targets).filter(
-    (d) => !targets.includes(d) && remoteState.get(d)!.snapshots.some((s) => s.name === snapshot),
-  );
-  const backupNameOf = new Map([
-    ...sources.map((d, i) => [d, targets[i]!] as const),
-    ...below.map((b) => {
-      const i = targets.findIndex((t) => isWithin(b, t));
-      return [sources[i]! + b.slice(targets[i]!.length), b] as const;
-    }),
-  ]);
-  const vm = await recreateStopped(spec, uuid, [...backupNameOf.keys()], local, { copy: options.newUuid });
+  const imagesInstalled = await ensureImages(set, source, local, log);
+  const sources = set.datasets.map((d) => d.source);
+  const vm = await recreateStopped(spec, uuid, sources, local, { copy: options.newUuid });
   const nics = options.newUuid
     ? { nics: nicChanges((spec.nics as Array<Record<string, unknown>> | undefined) ?? [], vm?.nics) }
     : {};
   if (!vm) return { uuid, snapshot, datasets: [], imagesInstalled, started: false, ...nics };
   const datasets: RestoredDataset[] = [];
-  for (const { source, into } of vm.pairs) {
-    const backup = backupNameOf.get(source)!;
-    const origin = remoteState.get(backup)?.origin;
+  for (const { source: name, into } of vm.pairs) {
+    const dataset = set.datasets.find((d) => d.source === name)!;
+    const { origin } = dataset;
     const localOrigin = vm.localState.get(into)?.origin;
-    const incremental =
-      origin !== undefined && localOrigin !== undefined && (await sameGuid(remote, origin, local, localOrigin));
-    const send = incremental
-      ? ['zfs', 'send', '-i', origin, `${backup}@${snapshot}`]
-      : ['zfs', 'send', `${backup}@${snapshot}`];
-    const receive = receiveArgv(into, {
-      origin: incremental ? localOrigin : undefined,
-      role: delegatedRole(source, spec.datasets ?? []),
-    });
-    log.verbose(`${send.join(' ')} -> ${receive.join(' ')}`);
-    const stream = remote.spawn([send]);
-    stream.stdin.end();
-    const moved = await pump(stream, local.spawn([receive]), `restore of ${backup}@${snapshot} into ${into}`);
-    datasets.push({ source, backup, local: into, mode: incremental ? 'incremental' : 'full', ...moved });
+    const fromOrigin =
+      origin !== undefined && localOrigin !== undefined && (await guidOf(local, localOrigin)) === origin.guid;
+    if (origin && !fromOrigin && !source.sendsClonesWhole) {
+      throw new RestoreError(
+        `${name} was backed up as a clone of ${origin.dataset}@${origin.snapshot} (guid ${origin.guid}), but the recreated ${into} is ${localOrigin ? `a clone of ${localOrigin} with another guid` : 'not a clone'}`,
+      );
+    }
+    const role = delegatedRole(name, spec.datasets ?? []);
+    // only the first stream creates the dataset: later ones cannot set its origin or zoned again
+    const argv = (first: boolean) =>
+      receiveArgv(into, {
+        origin: first && fromOrigin ? localOrigin : undefined,
+        role: first || !role ? role : 'below-delegated',
+      });
+    const received = await source.receive(set, dataset, { name: into, fromOrigin, argv }, local);
+    datasets.push({ source: name, backup: dataset.backup, local: into, ...received });
   }
   await finishRestore(spec, uuid, vm, options.start, local);
   return { uuid, snapshot, datasets, imagesInstalled, started: options.start, ...nics };
@@ -228,87 +187,4 @@ export async function makeRoom(uuid: string, force: boolean, local: Host): Promi
   const { datasets } = discoverDatasets((await vmadmGet(local, uuid)).spec);
   await releaseZonecopyHolds(local, datasets);
   await local.run(['vmadm', 'delete', uuid], { mutates: true });
-}
-
-async function sameGuid(a: Host, snapshotA: string, b: Host, snapshotB: string): Promise<boolean> {
-  return (await guidOf(a, snapshotA)) === (await guidOf(b, snapshotB));
-}
-
-/**
- * Every image the backed-up datasets are clones of must exist here with the same @final guid, or
- * the streams cannot be received incrementally. Missing ones are installed from the backup host.
- */
-async function ensureImages(
-  spec: VmSpec,
-  snapshot: string,
-  directory: string,
-  remote: ReadonlyMap<string, DatasetState>,
-  context: Context,
-): Promise<string[]> {
-  const { local, log } = context;
-  const origins = new Set([...remote.values()].flatMap((d) => (d.origin ? [d.origin] : [])));
-  const installed: string[] = [];
-  let manifests: Array<{ manifest?: { uuid?: string } & Record<string, unknown> }> | undefined;
-  for (const origin of origins) {
-    const image = UUID_TAIL.exec(splitSnapshot(origin).dataset)?.[1];
-    if (!image) continue;
-    const here = await imgadmGet(local, image);
-    const backupGuid = await guidOf(context.remote, origin);
-    if (here) {
-      const localGuid = await guidOf(local, `${String(here.zpool ?? 'zones')}/${image}@final`);
-      if (localGuid !== backupGuid) {
-        throw new RestoreError(
-          `image ${image} on this host has @final guid ${localGuid}, but VM ${spec.uuid} was cloned from guid ${backupGuid}; its datasets cannot be received over this image. Remove the local image (imgadm delete ${image}) if unused so zonecopy installs the backed-up one.`,
-        );
-      }
-      continue;
-    }
-    manifests ??= await readManifests(directory, snapshot, context.remote);
-    const manifest = manifests.find((m) => m.manifest?.uuid === image)?.manifest;
-    if (!manifest) {
-      throw new RestoreError(
-        `image ${image} is not installed here and its manifest was not stored with backup ${snapshot}: import it first (imgadm import ${image}); its @final guid must be ${backupGuid}.`,
-      );
-    }
-    log.info(`installing image ${image} from the backup host`);
-    await installImageFromStream(local, image, manifest, async (file) => {
-      const meter = new ImageFileMeter();
-      const stream = context.remote.spawn([['zfs', 'send', origin]]);
-      stream.stdin.end();
-      await pump(
-        stream,
-        local.spawn([['sh', '-c', 'cat > "$1"', 'sh', file]]),
-        `copy of image ${origin}`,
-        meter.observe,
-      );
-      return meter.result();
-    }).catch((error: Error) => {
-      throw new RestoreError(`installing image ${image} from the backup host failed: ${error.message}`);
-    });
-    installed.push(image);
-  }
-  return installed;
-}
-
-export async function guidOf(host: Host, snapshot: string): Promise<string> {
-  return (
-    await host.run(['zfs', 'get', '-Hp', '-o', 'value', 'guid', snapshot], { mutates: false, allowExitCodes: [1] })
-  ).stdout.trim();
-}
-
-async function readManifests(
-  directory: string,
-  snapshot: string,
-  remote: Host,
-): Promise<Array<{ manifest?: { uuid?: string } & Record<string, unknown> }>> {
-  const out = await remote.run(['cat', `${directory}/${snapshot}.images.json`], {
-    mutates: false,
-    allowExitCodes: [1],
-  });
-  if (out.exitCode !== 0) return [];
-  try {
-    return JSON.parse(out.stdout) as Array<{ manifest?: { uuid?: string } & Record<string, unknown> }>;
-  } catch {
-    return [];
-  }
 }

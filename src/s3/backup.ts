@@ -3,7 +3,7 @@ import { describePipeline, type Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import type { DatasetResult } from '../report/types.js';
 import type { PreparedTarget, Target, TargetOutcome, VmRun } from '../target/target.js';
-import { sendArgv, type SendSpec } from '../zfs/commands.js';
+import { sendArgv } from '../zfs/commands.js';
 import { readCatalog, type VmCatalog } from './catalog.js';
 import { setKey, streamFromMetadata, streamMetadata, vmPrefix, type SetManifest, type StoredStream } from './keys.js';
 import { planS3Backup, type S3Step, type UploadStep } from './plan.js';
@@ -65,16 +65,13 @@ export class ObjectTarget implements Target {
     });
     const execute = async (consistency: ConsistencyRecord): Promise<TargetOutcome> => {
       const errors: string[] = [];
-      const encrypted = await encryptedDatasets(local, [
-        ...new Set(plan.steps.flatMap((s) => (s.kind === 'upload' ? [s.stream.dataset] : []))),
-      ]);
       if (!local.dryRun)
         await fillIdentity(
           local,
           observed.datasets.map((d) => `${d}@${snapshot}`),
           plan.steps,
         );
-      const outcomes = await executeSteps(plan.steps, encrypted, this.context, errors);
+      const outcomes = await executeSteps(plan.steps, this.context, errors);
       const stored = plan.steps
         .filter((s): s is UploadStep => s.kind === 'upload' && !outcomes.get(s.dataset)?.error)
         .map((s) => s.stream);
@@ -124,7 +121,6 @@ export class ObjectTarget implements Target {
 
 async function executeSteps(
   steps: readonly S3Step[],
-  encrypted: ReadonlySet<string>,
   context: S3BackupContext,
   errors: string[],
 ): Promise<Map<string, Outcome>> {
@@ -141,8 +137,7 @@ async function executeSteps(
         const o = outcome(step.dataset);
         if (o.error) break;
         try {
-          const send: SendSpec = { ...step.send, raw: encrypted.has(step.stream.dataset) };
-          const moved = await upload(step, send, context);
+          const moved = await upload(step, context);
           if (!step.isOrigin) o.mode = step.send.from ? 'incremental' : 'full';
           o.bytes += moved.bytes;
           o.seconds += moved.seconds;
@@ -172,12 +167,9 @@ async function executeSteps(
   return outcomes;
 }
 
-async function upload(
-  step: UploadStep,
-  send: SendSpec,
-  context: S3BackupContext,
-): Promise<{ bytes: number; seconds: number }> {
+async function upload(step: UploadStep, context: S3BackupContext): Promise<{ bytes: number; seconds: number }> {
   const { local, store, s3, log } = context;
+  const send = step.send;
   const pipeline = [sendArgv(send), ...compressArgv(s3.compression), ...encryptArgv(s3.gpgRecipient, s3)];
   if (local.dryRun) {
     local.skipped(`${describePipeline(pipeline)} > ${store.label.replace(/\/.*$/, '')}/${step.stream.key}`);
@@ -267,23 +259,6 @@ async function fillIdentity(local: Host, snapshots: readonly string[], steps: re
     step.stream.guid = values.get(`${full}\nguid`) ?? step.stream.guid;
     step.stream.createtxg = Number(values.get(`${full}\ncreatetxg`) ?? 0);
   }
-}
-
-/** Datasets whose `encryption` is on go raw; a platform without the property has none. */
-async function encryptedDatasets(local: Host, datasets: readonly string[]): Promise<Set<string>> {
-  if (datasets.length === 0) return new Set();
-  const out = await local.run(['zfs', 'get', '-Hp', '-o', 'name,value', 'encryption', ...datasets], {
-    mutates: false,
-    allowExitCodes: [1, 2],
-  });
-  if (out.exitCode !== 0) return new Set();
-  return new Set(
-    out.stdout
-      .split('\n')
-      .map((l) => l.split('\t'))
-      .filter(([, v]) => v && v !== 'off' && v !== '-')
-      .map(([n]) => n!),
-  );
 }
 
 /** A set manifest whose own snapshot's streams are all gone after rotation is deleted too (an origin it first stored stays). */

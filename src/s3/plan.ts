@@ -78,23 +78,31 @@ export function planS3Backup(input: S3PlanInput): S3Plan {
       encrypted: input.encrypted,
     });
     const to = `${dataset}@${input.snapshot}`;
+    // an encrypted dataset's blocks as they are on disk: the bucket never sees them decrypted, the send needs no key
+    const raw = local.encrypted ? { raw: true } : {};
     if (base && (input.fullEvery === undefined || chainLength < input.fullEvery)) {
       steps.push({
         kind: 'upload',
         dataset,
         isOrigin: false,
-        send: { from: `${dataset}@${base.name}`, to },
+        send: { from: `${dataset}@${base.name}`, to, ...raw },
         stream: stream({ dataset, snapshot: base.name, guid: base.guid }),
       });
     } else if (local.origin) {
       const origin = planOrigin(dataset, local.origin, input, steps, planned, warnings);
       steps.push(
         origin
-          ? { kind: 'upload', dataset, isOrigin: false, send: { from: local.origin, to }, stream: stream(origin) }
-          : { kind: 'upload', dataset, isOrigin: false, send: { to }, stream: stream() },
+          ? {
+              kind: 'upload',
+              dataset,
+              isOrigin: false,
+              send: { from: local.origin, to, ...raw },
+              stream: stream(origin),
+            }
+          : { kind: 'upload', dataset, isOrigin: false, send: { to, ...raw }, stream: stream() },
       );
     } else {
-      steps.push({ kind: 'upload', dataset, isOrigin: false, send: { to }, stream: stream() });
+      steps.push({ kind: 'upload', dataset, isOrigin: false, send: { to, ...raw }, stream: stream() });
     }
     if (stored.length > intact.length)
       warnings.push(
@@ -119,7 +127,8 @@ function planOrigin(
   warnings: string[],
 ): StoredStream['parent'] {
   const { dataset, snapshot } = splitSnapshot(origin);
-  const guid = input.local.get(dataset)?.snapshots.find((s) => s.name === snapshot)?.guid;
+  const originLocal = input.local.get(dataset);
+  const guid = originLocal?.snapshots.find((s) => s.name === snapshot)?.guid;
   if (!guid) {
     warnings.push(`${clone}: origin ${origin} is not visible locally; sending ${clone} in full`);
     return undefined;
@@ -131,7 +140,7 @@ function planOrigin(
       kind: 'upload',
       dataset: clone,
       isOrigin: true,
-      send: { to: origin },
+      send: { to: origin, ...(originLocal?.encrypted ? { raw: true } : {}) },
       stream: {
         key: streamKey(input.prefix, input.vm, dataset, snapshot),
         dataset,

@@ -1,92 +1,70 @@
-import { consistencyText } from '../status/consistency.js';
-import { observeLocal } from '../backup/observe.js';
-import type { Host } from '../host/host.js';
-import type { VmStatus } from '../status/collect.js';
-import { countGroups, vmBackupAge, type DatasetHealth } from '../status/health.js';
-import { chainOf, readCatalog, streamsOf } from './catalog.js';
-import { vmPrefix } from './keys.js';
+import type { StatusTarget } from '../status/collect.js';
+import type { StoredDataset } from '../status/health.js';
+import { chainOf, readCatalog, streamsOf, type VmCatalog } from './catalog.js';
+import { streamKey, vmPrefix, type StoredStream } from './keys.js';
 import type { S3Settings } from './settings.js';
 import type { ObjectStore } from './store.js';
 import { pendingJournals } from './upload.js';
 import { verifyStream } from './verify.js';
 
 /**
- * Per VM and dataset: local snapshots against the streams in the bucket, the newest snapshot both
- * have (by guid, with an unbroken chain), and chain health; `verify` also downloads every stream
- * and checks its sha256.
+ * The bucket as status reads it: the VM's catalog, the uploads this host left unfinished, and
+ * with `verify` every stream downloaded and checked against its recorded sha256.
  */
-export async function collectS3Status(
-  uuids: readonly string[],
-  local: Host,
-  store: ObjectStore,
-  s3: S3Settings,
-  now: number,
-  verify: boolean,
-): Promise<VmStatus[]> {
-  const result: VmStatus[] = [];
-  for (const uuid of uuids) {
-    try {
-      const observed = await observeLocal(uuid, local);
+export function bucketTarget(store: ObjectStore, s3: S3Settings, verify: boolean): StatusTarget {
+  return {
+    async observe(uuid, local) {
       const catalog = await readCatalog(store, s3.prefix, uuid);
       const pending = pendingJournals(s3.stateDirectory, vmPrefix(s3.prefix, uuid)).map((j) => j.key);
-      const datasets: DatasetHealth[] = [];
-      for (const dataset of observed.datasets) {
-        const localSnaps = observed.local.get(dataset)?.snapshots ?? [];
-        const stored = streamsOf(catalog, dataset);
-        const problems: string[] = [];
-        const intact = new Map<string, (typeof stored)[number]>();
-        for (const s of stored) {
-          const { missing } = chainOf(catalog, s);
-          if (missing) problems.push(`${s.key}: parent ${missing} is missing`);
-          else intact.set(s.guid, s);
-          const bad = verify ? await verifyStream(store, s) : undefined;
-          if (bad) problems.push(bad);
-        }
-        const common = [...localSnaps].reverse().find((s) => intact.has(s.guid));
-        const corrupt = problems.some((p) => p.includes('do not match') || p.includes('no sha256'));
-        const target = `${vmPrefix(s3.prefix, uuid)}${dataset.slice(dataset.indexOf('/') + 1)}/`;
-        datasets.push({
-          dataset,
-          target,
-          localGroups: countGroups(localSnaps),
-          remoteGroups: countGroups(stored.map((s) => ({ name: s.snapshot }))),
-          newestCommon: common
-            ? {
-                name: common.name,
-                guid: common.guid,
-                creation: common.creation,
-                ageSeconds: Math.max(0, now - common.creation),
-              }
-            : undefined,
-          resumePending: pending.some((key) => key.startsWith(target) && !key.slice(target.length).includes('/')),
-          chain: corrupt
-            ? 'corrupt'
-            : problems.length
-              ? 'broken'
-              : stored.length === 0
-                ? 'missing'
-                : common
-                  ? 'ok'
-                  : 'no-common',
-          problems,
-        });
+      const stored = new Map<string, StoredDataset>();
+      for (const dataset of local.datasets) {
+        const corrupt = verify ? await verifyAll(store, streamsOf(catalog, dataset)) : undefined;
+        const target = streamKey(s3.prefix, uuid, dataset, '');
+        stored.set(dataset, storedInBucket(catalog, dataset, target, pending, corrupt));
       }
-      const newest = datasets[0]?.newestCommon?.name;
-      const set = newest ? catalog.sets.find((s) => s.snapshot === newest) : undefined;
-      const newestSet = newest
-        ? { newestSet: { snapshot: newest, consistency: consistencyText(set?.consistency) } }
-        : {};
-      result.push({
-        uuid,
-        alias: observed.spec.alias,
-        brand: observed.spec.brand,
-        ageSeconds: vmBackupAge(datasets),
-        datasets,
-        ...newestSet,
-      });
-    } catch (error) {
-      result.push({ uuid, ageSeconds: Infinity, datasets: [], error: (error as Error).message });
-    }
+      return {
+        dataset: (source) =>
+          stored.get(source) ?? storedInBucket(catalog, source, streamKey(s3.prefix, uuid, source, ''), pending),
+        consistency: async (snapshot) => catalog.sets.find((s) => s.snapshot === snapshot)?.consistency,
+      };
+    },
+  };
+}
+
+/** Each stream whose bytes fail their record, with why. */
+async function verifyAll(store: ObjectStore, streams: readonly StoredStream[]): Promise<Map<string, string>> {
+  const bad = new Map<string, string>();
+  for (const s of streams) {
+    const problem = await verifyStream(store, s);
+    if (problem) bad.set(s.key, problem);
   }
-  return result;
+  return bad;
+}
+
+/**
+ * One dataset's streams in the bucket (pure): a stream whose chain lacks a parent cannot be
+ * restored, and an upload this host left unfinished directly under `target` is a pending resume.
+ */
+export function storedInBucket(
+  catalog: VmCatalog,
+  dataset: string,
+  target: string,
+  pendingKeys: readonly string[],
+  corrupt?: ReadonlyMap<string, string>,
+): StoredDataset {
+  const problems: Array<{ kind: 'broken' | 'corrupt'; text: string }> = [];
+  const snapshots = streamsOf(catalog, dataset).map((s) => {
+    const { missing } = chainOf(catalog, s);
+    if (missing) problems.push({ kind: 'broken', text: `${s.key}: parent ${missing} is missing` });
+    const bad = corrupt?.get(s.key);
+    if (bad) problems.push({ kind: 'corrupt', text: bad });
+    return { name: s.snapshot, guid: s.guid, restorable: !missing };
+  });
+  return {
+    target,
+    snapshots,
+    resumePending: pendingKeys.some((key) => key.startsWith(target) && !key.slice(target.length).includes('/')),
+    newerBlocksIncremental: false,
+    problems,
+  };
 }

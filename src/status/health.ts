@@ -1,6 +1,22 @@
-import type { DatasetState } from '../zfs/list.js';
+import type { SnapshotInfo } from '../zfs/list.js';
 
-/** The state of one dataset's backup pair, from the two listings alone (pure). */
+/**
+ * What a target holds of one dataset, read by the target's own means (the backup host's ZFS
+ * listing, the bucket's catalog); the health of the pair is then decided here, the same for every target.
+ */
+export interface StoredDataset {
+  /** Where it is stored: the backup host's dataset, or the key prefix in the bucket. */
+  target: string;
+  /** Oldest first; `restorable` is false for one the target holds but cannot give back (a stream whose parent is gone). */
+  snapshots: ReadonlyArray<{ name: string; guid: string; restorable: boolean }>;
+  resumePending: boolean;
+  /** True where a snapshot after the common one stops the next incremental (a ZFS receive refuses it; a bucket does not). */
+  newerBlocksIncremental: boolean;
+  /** What is wrong with stored bytes, one line each (object storage reads them; ZFS checks its own blocks). */
+  problems?: ReadonlyArray<{ kind: 'broken' | 'corrupt'; text: string }>;
+}
+
+/** The state of one dataset's backup pair, from the local listing and what the target holds (pure). */
 export interface DatasetHealth {
   dataset: string;
   target: string;
@@ -10,7 +26,7 @@ export interface DatasetHealth {
   newestCommon?: { name: string; guid: string; creation: number; ageSeconds: number };
   resumePending: boolean;
   /**
-   * ok: the next run can send incrementally; missing: nothing on the backup host yet;
+   * ok: the next run can send incrementally; missing: nothing on the target yet;
    * diverged: the backup host has snapshots after the common one; no-common: names but no guid in common;
    * broken (object storage): a stored incremental's parent is missing; corrupt: stored bytes fail their sha256.
    */
@@ -32,25 +48,18 @@ export function countGroups(snapshots: ReadonlyArray<{ name: string }>): Record<
 
 export function datasetHealth(
   dataset: string,
-  target: string,
-  local: DatasetState | undefined,
-  remote: DatasetState | undefined,
+  localSnaps: readonly SnapshotInfo[],
+  stored: StoredDataset,
   now: number,
 ): DatasetHealth {
-  const localSnaps = local?.snapshots ?? [];
-  const remoteSnaps = remote?.snapshots ?? [];
-  const remoteGuids = new Set(remoteSnaps.map((s) => s.guid));
-  const common = [...localSnaps].reverse().find((s) => remoteGuids.has(s.guid));
-  const newestRemote = remoteSnaps[remoteSnaps.length - 1];
-  let chain: DatasetHealth['chain'];
-  if (!remote || remoteSnaps.length === 0) chain = 'missing';
-  else if (!common) chain = 'no-common';
-  else chain = newestRemote?.guid === common.guid ? 'ok' : 'diverged';
+  const restorable = new Set(stored.snapshots.filter((s) => s.restorable).map((s) => s.guid));
+  const common = [...localSnaps].reverse().find((s) => restorable.has(s.guid));
+  const problems = stored.problems ?? [];
   return {
     dataset,
-    target,
+    target: stored.target,
     localGroups: countGroups(localSnaps),
-    remoteGroups: countGroups(remoteSnaps),
+    remoteGroups: countGroups(stored.snapshots),
     newestCommon: common
       ? {
           name: common.name,
@@ -59,9 +68,20 @@ export function datasetHealth(
           ageSeconds: Math.max(0, now - common.creation),
         }
       : undefined,
-    resumePending: Boolean(remote?.resumeToken),
-    chain,
+    resumePending: stored.resumePending,
+    chain: chainOf(stored, common?.guid),
+    ...(stored.problems ? { problems: problems.map((p) => p.text) } : {}),
   };
+}
+
+function chainOf(stored: StoredDataset, commonGuid: string | undefined): DatasetHealth['chain'] {
+  const problems = stored.problems ?? [];
+  if (problems.some((p) => p.kind === 'corrupt')) return 'corrupt';
+  if (problems.length > 0) return 'broken';
+  if (stored.snapshots.length === 0) return 'missing';
+  if (commonGuid === undefined) return 'no-common';
+  const newest = stored.snapshots[stored.snapshots.length - 1]!;
+  return stored.newerBlocksIncremental && newest.guid !== commonGuid ? 'diverged' : 'ok';
 }
 
 /** The age of a VM's backup: its worst dataset's newest common snapshot (Infinity when one has none). */

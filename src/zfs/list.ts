@@ -16,6 +16,10 @@ export interface DatasetState {
   guarded?: boolean;
   /** Space properties in bytes (0 for none), listed with `space: true`: what a snapshot needs room for. */
   space?: DatasetSpace;
+  /** `encryption` is not off (its blocks are ciphertext). Undefined where ZFS has no such property. */
+  encrypted?: boolean;
+  /** The dataset whose key an encrypted one uses (its `encryptionroot`). */
+  encryptionRoot?: string;
   snapshots: SnapshotInfo[];
 }
 
@@ -53,9 +57,17 @@ const FIELDS = [
   'written',
   'readonly',
   'canmount',
+  'encryption',
+  'encryptionroot',
 ];
+const ENCRYPTION_FIELDS = new Set(['encryption', 'encryptionroot']);
 /** Listed only on the SmartOS side, for the check that a VM's snapshots fit (src/backup/headroom.ts). */
 const SPACE_FIELDS = ['refreservation', 'usedbydataset', 'available', 'refquota', 'volsize'] as const;
+
+/** Hosts whose ZFS has no `encryption` properties (before native encryption), listed without them from then on. */
+const withoutEncryption = new WeakSet<Host>();
+/** `bad property list: invalid property 'encryption'`: what such a ZFS says. */
+const UNKNOWN_ENCRYPTION = /invalid property 'encryption(root)?'/;
 
 /** The datasets, every descendant (children created inside a zone, say) and all their snapshots. */
 function recursiveListArgv(datasets: readonly string[], fields: readonly string[]): string[] {
@@ -124,28 +136,41 @@ export async function listDatasets(
 ): Promise<Map<string, DatasetState>> {
   const unique = [...new Set([...datasets, ...(options.withoutSnapshots ?? [])])];
   if (unique.length === 0) return new Map();
-  const fields = options.space ? [...FIELDS, ...SPACE_FIELDS] : FIELDS;
+  const base = withoutEncryption.has(host) ? FIELDS.filter((f) => !ENCRYPTION_FIELDS.has(f)) : FIELDS;
+  const fields = options.space ? [...base, ...SPACE_FIELDS] : base;
   const argvs = options.recursive
     ? [recursiveListArgv(unique, fields)]
     : splitListArgvs(unique, [...new Set(datasets)], fields);
-  const outputs = await Promise.all(argvs.map((argv) => host.run(argv, { mutates: false, allowExitCodes: [1] })));
+  const outputs = await Promise.all(argvs.map((argv) => host.run(argv, { mutates: false, allowExitCodes: [1, 2] })));
+  if (outputs.some((out) => out.exitCode !== 0 && UNKNOWN_ENCRYPTION.test(out.stderr))) {
+    withoutEncryption.add(host);
+    return listDatasets(host, datasets, options);
+  }
   for (const out of outputs) {
     if (out.exitCode === 0) continue;
     const unexpected = out.stderr.split('\n').filter((line) => line.trim() && !MISSING.test(line.trim()));
-    if (unexpected.length > 0) throw new CommandError(out);
+    if (out.exitCode !== 1 || unexpected.length > 0) throw new CommandError(out);
   }
-  return parseList(outputs.map((out) => out.stdout).join('\n'), unique, options.recursive);
+  return parseList(outputs.map((out) => out.stdout).join('\n'), unique, options.recursive, fields);
 }
 
-export function parseList(stdout: string, requested: readonly string[], recursive = false): Map<string, DatasetState> {
+/** Parses lines of `fields` (by default the SmartOS side's: every field, space last). */
+export function parseList(
+  stdout: string,
+  requested: readonly string[],
+  recursive = false,
+  fields: readonly string[] = [...FIELDS, ...SPACE_FIELDS],
+): Map<string, DatasetState> {
   const named = new Set(requested);
   const wanted = { has: (name: string) => named.has(name) || (recursive && requested.some((r) => isWithin(name, r))) };
   const result = new Map<string, DatasetState>();
   const snapshots: Array<{ dataset: string; info: SnapshotInfo }> = [];
+  const column = new Map(fields.map((f, i) => [f, i]));
   for (const line of stdout.split('\n')) {
     if (!line) continue;
-    const [name, type, guid, createtxg, creation, origin, token, userrefs, written, readonly, canmount, ...space] =
-      line.split('\t');
+    const values = line.split('\t');
+    const field = (name: string) => (column.has(name) ? values[column.get(name)!] : undefined);
+    const [name, type, guid] = values;
     if (!name || !type || !guid) continue;
     if (type === 'snapshot') {
       const at = name.indexOf('@');
@@ -156,22 +181,30 @@ export function parseList(stdout: string, requested: readonly string[], recursiv
           info: {
             name: name.slice(at + 1),
             guid,
-            createtxg: Number(createtxg),
-            creation: Number(creation),
-            userrefs: Number(userrefs) || 0,
+            createtxg: Number(field('createtxg')),
+            creation: Number(field('creation')),
+            userrefs: Number(field('userrefs')) || 0,
           },
         });
       }
     } else if (wanted.has(name) && (type === 'filesystem' || type === 'volume')) {
+      const origin = field('origin');
+      const token = field('receive_resume_token');
+      const written = field('written') ?? '';
+      const encryption = field('encryption');
+      const root = field('encryptionroot');
+      const space = SPACE_FIELDS.map(field);
       result.set(name, {
         name,
         type,
         guid,
         origin: origin && origin !== '-' ? origin : undefined,
         resumeToken: token && token !== '-' ? token : undefined,
-        written: /^\d+$/.test(written ?? '') ? Number(written) : undefined,
-        guarded: readonly === 'on' && (type === 'volume' || canmount === 'noauto'),
-        ...(space.length === SPACE_FIELDS.length ? { space: spaceOf(space) } : {}),
+        written: /^\d+$/.test(written) ? Number(written) : undefined,
+        guarded: field('readonly') === 'on' && (type === 'volume' || field('canmount') === 'noauto'),
+        ...(space.every((v) => v !== undefined) ? { space: spaceOf(space) } : {}),
+        ...(encryption ? { encrypted: encryption !== 'off' && encryption !== '-' } : {}),
+        ...(root && root !== '-' ? { encryptionRoot: root } : {}),
         snapshots: [],
       });
     }
@@ -181,7 +214,7 @@ export function parseList(stdout: string, requested: readonly string[], recursiv
   return result;
 }
 
-function spaceOf(values: readonly string[]): DatasetSpace {
+function spaceOf(values: ReadonlyArray<string | undefined>): DatasetSpace {
   const bytes = (value: string | undefined) => (/^\d+$/.test(value ?? '') ? Number(value) : 0);
   const [refreservation, usedbydataset, available, refquota, volsize] = values.map(bytes) as [
     number,

@@ -164,15 +164,33 @@ describe('discovery and snapshots', () => {
     }
   });
 
-  it('children created inside the zone under its delegated dataset are backed up too', async () => {
+  it('children created inside the zone under its delegated dataset are backed up too; an encrypted one goes raw (twice) and stays ciphertext on the backup host', async () => {
     const uuid = uuids.joyent!;
+    const vault = `zones/${uuid}/data/vault`;
     await sh(`zfs create zones/${uuid}/data/pgsql && echo rows > /zones/${uuid}/data/pgsql/table`);
+    await sh(
+      `echo 'correct horse battery staple' | zfs create -o encryption=on -o keyformat=passphrase ${vault} && echo first > /zones/${uuid}/data/vault/file`,
+    );
     const result = await zonecopy(['backup', uuid, '--groupName', 'child'], config);
     assert.equal(result.code, 0, result.stderr);
     const source = await snapshotsOf(`zones/${uuid}/data/pgsql`);
     const received = await snapshotsOf(target(`zones/${uuid}/data/pgsql`));
     assert.equal(received.length, 1);
     assert.equal(received[0]!.guid, source.find((s) => s.name === received[0]!.name)!.guid);
+
+    // the backup host holds ciphertext it has no key for; the second run goes raw onto it, incrementally
+    assert.notEqual(await zfsGet(target(vault), 'encryption'), 'off');
+    assert.equal(await zfsGet(target(vault), 'keystatus'), 'unavailable');
+    await sh(`echo second >> /zones/${uuid}/data/vault/file`);
+    const again = await zonecopy(['backup', uuid, '--groupName', 'child', '--json'], config);
+    assert.equal(again.code, 0, again.stderr);
+    const report = JSON.parse(again.stdout) as {
+      results: Array<{ datasets: Array<{ dataset: string; mode: string }> }>;
+    };
+    assert.equal(report.results[0]!.datasets.find((d) => d.dataset === vault)?.mode, 'incremental');
+    assert.doesNotMatch(again.stderr + again.stdout, /decrypted/);
+    assert.deepEqual(await snapshotsOf(target(vault)), await snapshotsOf(vault));
+    assert.equal(await zfsGet(target(vault), 'keystatus'), 'unavailable');
   });
 
   it('smartcopy_exclude in internal_metadata excludes by exact name', async () => {

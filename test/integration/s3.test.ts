@@ -226,6 +226,9 @@ describe('object storage target (s3rver)', () => {
     );
     assert.deepEqual(await fingerprint(uuid, env), await fingerprint(uuid));
     await sh('zpool destroy -f zones2');
+    const list = await zonecopy(['restore', uuid, '--list'], config);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /2 complete backup set\(s\), newest first.*\n {2}daily-b2 .*\n {2}daily-b1 /);
     process.stdout.write(`# S3 restore times: ${timings.join(', ')}\n`);
   });
 

@@ -447,3 +447,122 @@ describe('planBackup', () => {
     );
   });
 });
+
+describe('planBackup: encrypted datasets go raw', () => {
+  const DATA = `${VM}/data`;
+  const TDATA = `${T}/data`;
+  const secret = { encrypted: true, encryptionRoot: DATA };
+  const plain = { encrypted: false };
+  const base = ds('backup/zones', [], plain);
+  const sendsOf = (plan: ReturnType<typeof planBackup>) => transfers(plan.steps).map((t) => [t.target, t.sends]);
+
+  it('sends an encrypted dataset in full with -w and a plain one without, on a backup host that knows encryption', () => {
+    const plan = planBackup(
+      input({
+        datasets: [VM, DATA],
+        local: states(ds(VM, [], plain), ds(DATA, [], secret)),
+        remote: states(base),
+      }),
+    );
+    assert.deepEqual(sendsOf(plan), [
+      [T, [{ to: `${VM}@daily-new` }]],
+      [TDATA, [{ to: `${DATA}@daily-new`, raw: true }]],
+    ]);
+    assert.deepEqual(plan.warnings, []);
+  });
+
+  it('keeps a target received raw (its own encryption root there) raw, -I and chained -i alike', () => {
+    const local = ds(
+      DATA,
+      [
+        ['daily-a', '1'],
+        ['daily-b', '2'],
+      ],
+      secret,
+    );
+    const received = ds(TDATA, [['daily-a', '1']], { encrypted: true, encryptionRoot: TDATA });
+    const remote = states(base, ds(T, [], plain), received);
+    const plan = planBackup(input({ datasets: [DATA], local: states(local), remote }));
+    assert.deepEqual(sendsOf(plan), [
+      [TDATA, [{ from: `${DATA}@daily-a`, to: `${DATA}@daily-new`, intermediates: true, raw: true }]],
+    ]);
+    local.snapshots.push({ name: 'vmsnap-x', guid: '3', createtxg: txg++, creation: txg, userrefs: 0 });
+    const chained = planBackup(input({ datasets: [DATA], local: states(local), remote }));
+    assert.deepEqual(
+      transfers(chained.steps)[0]!.sends.map((s) => s.raw),
+      [true, true],
+    );
+    assert.deepEqual([...plan.warnings, ...chained.warnings], []);
+  });
+
+  it('sends an encrypted clone origin raw, then the clone raw from it', () => {
+    const image = 'zones/img';
+    const plan = planBackup(
+      input({
+        local: states(
+          ds(VM, [], { origin: `${image}@final`, encrypted: true, encryptionRoot: 'zones' }),
+          ds(image, [['final', 'img-guid']], { encrypted: true, encryptionRoot: 'zones' }),
+        ),
+        remote: states(base),
+      }),
+    );
+    assert.deepEqual(sendsOf(plan), [
+      ['backup/zones/img', [{ to: `${image}@final`, raw: true }]],
+      [T, [{ from: `${image}@final`, to: `${VM}@daily-new`, raw: true }]],
+    ]);
+  });
+
+  it("sends a new encrypted clone decrypted when its origin's copy was received decrypted (a raw stream cannot build on it)", () => {
+    const image = 'zones/img';
+    const secretImage = { encrypted: true, encryptionRoot: 'zones' };
+    const plan = planBackup(
+      input({
+        local: states(
+          ds(VM, [], { origin: `${image}@final`, ...secretImage }),
+          ds(image, [['final', 'img-guid']], secretImage),
+        ),
+        remote: states(base, ds('backup/zones/img', [['final', 'img-guid']], plain)),
+      }),
+    );
+    assert.deepEqual(sendsOf(plan), [[T, [{ from: `${image}@final`, to: `${VM}@daily-new` }]]]);
+    assert.deepEqual(plan.warnings.length, 1);
+    assert.match(plan.warnings[0]!, /backup\/zones\/img on the backup host was received decrypted/);
+  });
+
+  it('keeps sending decrypted into a target received decrypted, and warns once per dataset how to start over raw', () => {
+    const received = (name: string, source: string, over: Partial<DatasetState>) =>
+      ds(name, [['daily-a', `${source}-1`]], over);
+    const plan = planBackup(
+      input({
+        datasets: [VM, DATA],
+        local: states(
+          ds(VM, [['daily-a', `${VM}-1`]], { ...secret, encryptionRoot: VM }),
+          ds(DATA, [['daily-a', `${DATA}-1`]], secret),
+        ),
+        remote: states(
+          base,
+          // before raw sends: decrypted, and decrypted then encrypted again with the backup host's key
+          received(T, VM, { encrypted: false }),
+          received(TDATA, DATA, { encrypted: true, encryptionRoot: 'backup/zones' }),
+        ),
+      }),
+    );
+    assert.deepEqual(sendsOf(plan), [
+      [T, [{ from: `${VM}@daily-a`, to: `${VM}@daily-new`, intermediates: false }]],
+      [TDATA, [{ from: `${DATA}@daily-a`, to: `${DATA}@daily-new`, intermediates: false }]],
+    ]);
+    assert.equal(plan.warnings.length, 2);
+    for (const [i, target] of [T, TDATA].entries()) {
+      assert.match(plan.warnings[i]!, new RegExp(`${target} on the backup host was received decrypted`));
+      assert.match(plan.warnings[i]!, new RegExp(`rename or destroy ${target} there`));
+    }
+  });
+
+  it('sends decrypted, as before, to a backup host whose ZFS has no encryption (its listing lacks the property)', () => {
+    const plan = planBackup(
+      input({ datasets: [DATA], local: states(ds(DATA, [], secret)), remote: states(ds('backup/zones', [])) }),
+    );
+    assert.deepEqual(sendsOf(plan), [[TDATA, [{ to: `${DATA}@daily-new` }]]]);
+    assert.match(plan.warnings.join(), /ZFS on the backup host has no encryption/);
+  });
+});

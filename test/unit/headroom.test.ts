@@ -139,7 +139,7 @@ describe('headroomError', () => {
 
 it('the SmartOS side\'s listing carries the space columns, "-" (a filesystem\'s volsize) as 0', () => {
   const line = (name: string, type: string, space: string) =>
-    `${name}\t${type}\t1\t10\t1700000000\t-\t-\t0\t0\toff\ton\t${space}`;
+    `${name}\t${type}\t1\t10\t1700000000\t-\t-\t0\t0\toff\ton\toff\t-\t${space}`;
   const listed = parseList(
     [
       line('zones/a', 'filesystem', '1072693248\t40960\t1048576\t1073741824\t-'),

@@ -33,7 +33,9 @@ class DryRunZoneHost implements Host {
         }),
       );
     if (argv[0] === 'zfs' && argv[1] === 'list')
-      return answer(`zones/${UUID}\tfilesystem\t111\t5\t1700000000\t-\t-\t0\t0\toff\ton\t0\t1000\t100000000\t0\t0\n`);
+      return answer(
+        `zones/${UUID}\tfilesystem\t111\t5\t1700000000\t-\t-\t0\t0\toff\ton\toff\t-\t0\t1000\t100000000\t0\t0\n`,
+      );
     return answer('');
   }
   spawn(): never {

@@ -1,15 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pickBackupSet } from '../../src/restore/backup-sets.js';
-import {
-  CommandError,
-  HostStats,
-  type CommandResult,
-  type Host,
-  type RunOptions,
-  type StreamProcess,
-} from '../../src/host/host.js';
-import type { Argv } from '../../src/host/quote.js';
 import { nicLines } from '../../src/cli/restore-command.js';
 import { createPayload, nicChanges } from '../../src/restore/create-payload.js';
 import { installImageFromStream, installManifest, measureFile } from '../../src/restore/image-install.js';
@@ -18,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratchDirectory } from './scratch.js';
+import { ScriptedHost } from './scripted-host.js';
 import { delegatedRole, diskPropertyCommands, receiveArgv } from '../../src/restore/received-properties.js';
 import { recreateStopped } from '../../src/restore/restore-vm.js';
 import { releaseZonecopyHolds } from '../../src/zfs/holds.js';
@@ -92,39 +84,6 @@ describe('restore planning', () => {
 });
 
 const scratch = scratchDirectory('zonecopy-restore-plan-');
-
-/** Answers commands from a table (by their first words); records every one, and what a dry run skipped. */
-class ScriptedHost implements Host {
-  readonly label = 'local';
-  readonly stats = new HostStats();
-  readonly commands: Argv[] = [];
-  readonly skippedLines: string[] = [];
-
-  constructor(
-    private readonly answers: Array<[string, Partial<CommandResult>]>,
-    readonly dryRun = false,
-  ) {}
-
-  async run(argv: Argv, options: RunOptions): Promise<CommandResult> {
-    if (this.dryRun && options.mutates) {
-      this.skippedLines.push(argv.join(' '));
-      return { host: this.label, command: argv.join(' '), stdout: '', stderr: '', exitCode: 0 };
-    }
-    this.commands.push(argv);
-    const answer = this.answers.find(([prefix]) => argv.join(' ').startsWith(prefix))?.[1] ?? {};
-    const result = { host: this.label, command: argv.join(' '), stdout: '', stderr: '', exitCode: 0, ...answer };
-    if (result.exitCode !== 0 && !options.allowExitCodes?.includes(result.exitCode)) throw new CommandError(result);
-    return result;
-  }
-
-  spawn(): StreamProcess {
-    throw new Error('not used');
-  }
-  skipped(description: string): void {
-    this.skippedLines.push(description);
-  }
-  async close(): Promise<void> {}
-}
 
 describe('restore fidelity (issue 17, §2.3, §2.4, §2.9, §2.12)', () => {
   it('hands imgadm install a manifest that describes the raw stream it is given, other fields kept', () => {

@@ -296,3 +296,25 @@ describe('S3 object metadata', () => {
     assert.equal(parseSendEstimate('nothing'), undefined);
   });
 });
+
+describe('S3 backup planning: encrypted datasets', () => {
+  it('sends them raw in full, incrementally and as a clone with its origin; plain ones as they are', () => {
+    const secret = { encrypted: true, encryptionRoot: 'zones' };
+    const image = { ...state('zones/img', [snap('final', 'img', 1)]), ...secret };
+    const clone = { ...state('zones/vm', [snap('daily-1', 'a', 2)], 'zones/img@final'), ...secret };
+    const sends = (p: ReturnType<typeof plan>) => uploads(p.steps).map((u) => u.send);
+    assert.deepEqual(sends(plan([clone, image], catalogOf())), [
+      { to: 'zones/img@final', raw: true },
+      { from: 'zones/img@final', to: 'zones/vm@daily-9', raw: true },
+    ]);
+    assert.deepEqual(sends(plan([clone, image], catalogOf(stored('zones/vm', 'daily-1', 'a', 2)))), [
+      { from: 'zones/vm@daily-1', to: 'zones/vm@daily-9', raw: true },
+    ]);
+    assert.deepEqual(sends(plan([{ ...clone, origin: undefined }], catalogOf())), [
+      { to: 'zones/vm@daily-9', raw: true },
+    ]);
+    assert.deepEqual(sends(plan([{ ...clone, origin: undefined, encrypted: false }], catalogOf())), [
+      { to: 'zones/vm@daily-9' },
+    ]);
+  });
+});

@@ -11,6 +11,10 @@ class FakePool implements Host {
   readonly stats = new HostStats();
   readonly commands: Argv[] = [];
   failWith?: string;
+  /** A ZFS from before native encryption: no `encryption` properties. */
+  withoutEncryption = false;
+  /** `encryption` and `encryptionroot` of encrypted datasets. */
+  encryption: Record<string, [string, string]> = {};
 
   constructor(private readonly datasets: Record<string, Array<{ name: string; txg: number }>>) {}
 
@@ -19,9 +23,13 @@ class FakePool implements Host {
     assert.deepEqual(argv.slice(0, 3), ['zfs', 'list', '-Hp']);
     const types = argv[argv.indexOf('-t') + 1]!.split(',');
     const recursive = argv.includes('-r');
+    const fields = argv[argv.indexOf('-o') + 1]!.split(',');
     const names = argv.slice(argv.indexOf('-o') + 2);
+    const row = (values: Record<string, string>) => fields.map((f) => values[f] ?? '-').join('\t');
     const lines: string[] = [];
     const errors: string[] = [];
+    if (this.withoutEncryption && fields.includes('encryption'))
+      return this.exit(argv, options, 2, '', "bad property list: invalid property 'encryption'\nusage:");
     for (const name of names) {
       if (!(name in this.datasets)) {
         errors.push(`cannot open '${name}': dataset does not exist`);
@@ -31,27 +39,38 @@ class FakePool implements Host {
         ? Object.keys(this.datasets).filter((d) => d === name || d.startsWith(`${name}/`))
         : [name];
       for (const dataset of within) {
+        const [encryption, encryptionroot] = this.encryption[dataset] ?? ['off', '-'];
         if (types.includes('filesystem'))
-          lines.push([dataset, 'filesystem', `g-${dataset}`, '1', '1', '-', '-', '-'].join('\t'));
+          lines.push(
+            row({
+              name: dataset,
+              type: 'filesystem',
+              guid: `g-${dataset}`,
+              createtxg: '1',
+              encryption,
+              encryptionroot,
+            }),
+          );
         if (types.includes('snapshot') && (recursive || argv.includes('-d'))) {
           for (const s of this.datasets[dataset]!)
             lines.push(
-              [`${dataset}@${s.name}`, 'snapshot', `g-${dataset}@${s.name}`, String(s.txg), '1', '-', '-', '0'].join(
-                '\t',
-              ),
+              row({
+                name: `${dataset}@${s.name}`,
+                type: 'snapshot',
+                guid: `g-${dataset}@${s.name}`,
+                createtxg: String(s.txg),
+                userrefs: '0',
+              }),
             );
         }
       }
     }
     if (this.failWith) errors.push(this.failWith);
-    const exitCode = errors.length > 0 ? 1 : 0;
-    const result = {
-      host: this.label,
-      command: argv.join(' '),
-      stdout: lines.join('\n'),
-      stderr: errors.join('\n'),
-      exitCode,
-    };
+    return this.exit(argv, options, errors.length > 0 ? 1 : 0, lines.join('\n'), errors.join('\n'));
+  }
+
+  private exit(argv: Argv, options: RunOptions, exitCode: number, stdout: string, stderr: string): CommandResult {
+    const result = { host: this.label, command: argv.join(' '), stdout, stderr, exitCode };
     if (exitCode !== 0 && !options.allowExitCodes?.includes(exitCode)) throw new CommandError(result);
     return result;
   }
@@ -115,5 +134,36 @@ describe('listing datasets without recursion', () => {
     const listed = await listDatasets(host, [B], { recursive: true });
     assert.equal(listed.size, 62);
     assert.equal(host.commands.length, 1);
+  });
+});
+
+describe('listing encryption', () => {
+  it('says which datasets are encrypted and under whose key', async () => {
+    const host = pool();
+    host.encryption[`${B}/data`] = ['aes-256-gcm', `${B}/data`];
+    const listed = await listDatasets(host, [B], { recursive: true });
+    assert.deepEqual(
+      [B, `${B}/data`].map((name) => [listed.get(name)!.encrypted, listed.get(name)!.encryptionRoot]),
+      [
+        [false, undefined],
+        [true, `${B}/data`],
+      ],
+    );
+  });
+
+  it('lists a ZFS without encryption again without it, and from then on at once', async () => {
+    const host = pool();
+    host.withoutEncryption = true;
+    const listed = await listDatasets(host, [B], { withoutSnapshots: ['backup/zones'] });
+    assert.deepEqual(
+      listed.get(B)!.snapshots.map((s) => s.name),
+      ['d-1', 'd-2'],
+    );
+    assert.equal(listed.get(B)!.encrypted, undefined, 'unknown, not "off"');
+    const tries = host.commands.length;
+    await listDatasets(host, [B], { recursive: true });
+    assert.equal(host.commands.length, tries + 1);
+    host.failWith = 'usage: zfs list';
+    await assert.rejects(listDatasets(host, [B]), CommandError, 'any other error still throws');
   });
 });
