@@ -26,7 +26,7 @@ const configOption = () =>
 const targetOption = () =>
   new Option(
     '--target <target>',
-    'ssh (the backup host) or s3 (object storage); default: backupTarget from the config',
+    'a target\'s name from "targets", or ssh (the backup host) or s3 (object storage); default: backup uses every target, the other commands the first (or backupTarget)',
   );
 const dryRunOption = (description = 'print every command that would change anything, and change nothing') =>
   new Option('--dry-run', description);
