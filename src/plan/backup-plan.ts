@@ -91,12 +91,12 @@ export function planBackup(input: PlanInput): BackupPlan {
       const raw = goesRaw(local, existingTarget(remote, input.basePath), encrypts, warnings);
       transfer = {
         kind: 'transfer',
-        dataset,
+        vmDataset: dataset,
         source: dataset,
         target,
         mode: 'incremental',
         sends: result.sends.map((send) => withRaw(send, raw)),
-        isOrigin: false,
+        carriesImage: false,
         common: `${target}@${result.common}`,
         rollback: input.rollback,
         added: fromNewest ? local.written : undefined,
@@ -111,22 +111,22 @@ export function planBackup(input: PlanInput): BackupPlan {
       transfer = origin
         ? {
             kind: 'transfer',
-            dataset,
+            vmDataset: dataset,
             source: dataset,
             target,
             mode: 'incremental',
             sends: [withRaw({ from: local.origin, to: newest }, goesRaw(local, origin.target, encrypts, warnings))],
-            origin: origin.snapshot,
-            isOrigin: false,
+            cloneOrigin: origin.snapshot,
+            carriesImage: false,
           }
         : {
             kind: 'transfer',
-            dataset,
+            vmDataset: dataset,
             source: dataset,
             target,
             mode: 'full',
             sends: [withRaw({ to: newest }, goesRaw(local, undefined, encrypts, warnings))],
-            isOrigin: false,
+            carriesImage: false,
           };
     }
     steps.push(transfer);
@@ -156,7 +156,7 @@ export function planBackup(input: PlanInput): BackupPlan {
     const entered = new Set(step.snapshots.map((e) => splitSnapshot(e.snapshot).dataset));
     step.others = sideDatasets.filter((d) => !entered.has(d));
   }
-  for (const origin of steps.filter((s): s is TransferStep => s.kind === 'transfer' && s.isOrigin)) {
+  for (const origin of steps.filter((s): s is TransferStep => s.kind === 'transfer' && s.carriesImage)) {
     protect.targets.push({
       dataset: origin.source,
       target: origin.target,
@@ -288,12 +288,12 @@ function planOrigin(
   ensureParent(originTarget);
   const transfer: TransferStep = {
     kind: 'transfer',
-    dataset: clone,
+    vmDataset: clone,
     source: originDataset,
     target: originTarget,
     mode: 'full',
     sends: [withRaw({ to: origin }, goesRaw(originLocal, undefined, encrypts, warnings))],
-    isOrigin: true,
+    carriesImage: true,
   };
   steps.push(transfer);
   onTarget.add(originTarget);
@@ -364,5 +364,5 @@ function planRotation(
     input.remoteLimit,
     new Set([input.snapshot, ...heldByOthers(remote, target, releasing)]),
   );
-  return destroy.length > 0 ? [{ kind: 'rotate', side: 'remote', dataset, on: target, destroy }] : [];
+  return destroy.length > 0 ? [{ kind: 'rotate', dataset, on: target, destroy }] : [];
 }

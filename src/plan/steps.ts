@@ -32,17 +32,17 @@ export interface ProtectStep {
 
 export interface TransferStep {
   kind: 'transfer';
-  /** The VM dataset this transfer serves (for a clone's origin: the clone). */
-  dataset: string;
+  /** The VM dataset whose report row this transfer counts in (for an image sent as a clone's origin: the clone). */
+  vmDataset: string;
   source: string;
   target: string;
   mode: 'full' | 'incremental';
   /** Sent one after the other; each is its own stream. */
   sends: SendSpec[];
-  /** For the first transfer of a clone: the target snapshot that becomes its origin. */
-  origin?: string;
-  /** True when this transfer carries a clone's origin (an image), not a VM dataset. */
-  isOrigin: boolean;
+  /** For the first transfer of a clone: the target snapshot the received clone is cloned from (`receive -o origin=`). */
+  cloneOrigin?: string;
+  /** The stream is a clone's origin (an image, with its own report row), not one of the VM's datasets. */
+  carriesImage: boolean;
   /** The common snapshot on the target: rolled back to first with --rollback, named in errors. */
   common?: string;
   rollback?: boolean;
@@ -69,12 +69,12 @@ export interface HoldStep {
   others: string[];
 }
 
+/** The backup host's rotation (the source side's is the run loop's, once for all targets). */
 export interface RotateStep {
   kind: 'rotate';
-  side: 'local' | 'remote';
   /** The VM dataset whose transfer must have succeeded first. */
   dataset: string;
-  /** The dataset the snapshots are destroyed on (source name, or target name on the backup host). */
+  /** The target dataset on the backup host the snapshots are destroyed on. */
   on: string;
   destroy: string[];
 }

@@ -1,8 +1,15 @@
 import type { ConsistencyRecord } from '../backup/hook-run.js';
 import { describePipeline, type Host } from '../host/host.js';
 import type { Log } from '../log.js';
-import type { DatasetResult } from '../report/types.js';
-import type { PreparedTarget, Target, TargetOutcome, VmRun } from '../target/target.js';
+import {
+  datasetRow,
+  emptyTally,
+  type DatasetTally,
+  type PreparedTarget,
+  type Target,
+  type TargetOutcome,
+  type VmRun,
+} from '../target/target.js';
 import { sendArgv } from '../zfs/commands.js';
 import { readCatalog, type VmCatalog } from './catalog.js';
 import { setKey, streamFromMetadata, streamMetadata, vmPrefix, type SetManifest, type StoredStream } from './keys.js';
@@ -18,14 +25,6 @@ export interface S3BackupContext {
   store: ObjectStore;
   s3: S3Settings;
   log: Log;
-}
-
-interface Outcome {
-  bytes: number;
-  seconds: number;
-  error?: string;
-  deleted: string[];
-  mode: DatasetResult['mode'];
 }
 
 /**
@@ -71,11 +70,11 @@ export class ObjectTarget implements Target {
           observed.datasets.map((d) => `${d}@${snapshot}`),
           plan.steps,
         );
-      const outcomes = await executeSteps(plan.steps, this.context, errors);
+      const tallies = await executeSteps(plan.steps, this.context, errors);
       const stored = plan.steps
-        .filter((s): s is UploadStep => s.kind === 'upload' && !outcomes.get(s.dataset)?.error)
+        .filter((s): s is UploadStep => s.kind === 'upload' && !tallies.get(s.vmDataset)?.error)
         .map((s) => s.stream);
-      const complete = observed.datasets.every((d) => !outcomes.get(d)?.error);
+      const complete = observed.datasets.every((d) => !tallies.get(d)?.error);
       if (complete && !local.dryRun) {
         const { zoneConfig, images } = await run.details;
         const manifest: SetManifest = {
@@ -94,24 +93,13 @@ export class ObjectTarget implements Target {
           .putText(setKey(s3.prefix, uuid, snapshot), `${JSON.stringify(manifest, null, 2)}\n`)
           .catch((e: Error) => errors.push(`storing the set manifest failed: ${e.message}`));
       }
-      await dropEmptySets(catalog, outcomes, this.context, errors);
-      const datasets = observed.datasets.map((dataset): DatasetResult => {
-        const o = outcomes.get(dataset);
+      await dropEmptySets(catalog, tallies, this.context, errors);
+      const datasets = observed.datasets.map((dataset) => {
+        const tally = tallies.get(dataset);
         const upload = plan.steps.find(
-          (s): s is UploadStep => s.kind === 'upload' && s.dataset === dataset && !s.isOrigin,
+          (s): s is UploadStep => s.kind === 'upload' && s.vmDataset === dataset && !s.carriesImage,
         );
-        return {
-          dataset,
-          target: upload?.stream.key ?? '',
-          snapshot,
-          mode: o?.mode ?? 'none',
-          bytes: o?.bytes ?? 0,
-          seconds: o?.seconds ?? 0,
-          result: o?.error ? 'failed' : upload ? 'ok' : 'skipped',
-          error: o?.error,
-          rotatedLocal: [],
-          rotatedRemote: o?.deleted ?? [],
-        };
+        return datasetRow({ dataset, target: upload?.stream.key ?? '', snapshot, mode: tally?.mode ?? 'none', tally });
       });
       return { datasets, errors };
     };
@@ -123,31 +111,31 @@ async function executeSteps(
   steps: readonly S3Step[],
   context: S3BackupContext,
   errors: string[],
-): Promise<Map<string, Outcome>> {
+): Promise<Map<string, DatasetTally>> {
   const { local, store, log } = context;
-  const outcomes = new Map<string, Outcome>();
-  const outcome = (dataset: string) => {
-    let o = outcomes.get(dataset);
-    if (!o) outcomes.set(dataset, (o = { bytes: 0, seconds: 0, deleted: [], mode: 'none' }));
+  const tallies = new Map<string, DatasetTally>();
+  const tally = (dataset: string) => {
+    let o = tallies.get(dataset);
+    if (!o) tallies.set(dataset, (o = emptyTally()));
     return o;
   };
   for (const step of steps) {
     switch (step.kind) {
       case 'upload': {
-        const o = outcome(step.dataset);
+        const o = tally(step.vmDataset);
         if (o.error) break;
         try {
           const moved = await upload(step, context);
-          if (!step.isOrigin) o.mode = step.send.from ? 'incremental' : 'full';
+          if (!step.carriesImage) o.mode = step.send.from ? 'incremental' : 'full';
           o.bytes += moved.bytes;
           o.seconds += moved.seconds;
         } catch (error) {
-          o.error = `${step.isOrigin ? `origin ${step.send.to}: ` : ''}${(error as Error).message}`;
+          o.error = `${step.carriesImage ? `origin ${step.send.to}: ` : ''}${(error as Error).message}`;
         }
         break;
       }
       case 'delete-objects': {
-        const o = outcome(step.dataset);
+        const o = tally(step.dataset);
         if (o.error) break;
         if (local.dryRun) {
           local.skipped(`delete ${step.keys.length} object(s) from ${store.label}: ${step.keys.join(' ')}`);
@@ -155,7 +143,7 @@ async function executeSteps(
         }
         try {
           await store.delete(step.keys);
-          o.deleted.push(...step.keys);
+          o.rotatedRemote.push(...step.keys);
           log.verbose(`deleted ${step.keys.join(' ')}`);
         } catch (error) {
           errors.push(`rotation in ${store.label} failed for ${step.dataset}: ${(error as Error).message}`);
@@ -164,7 +152,7 @@ async function executeSteps(
       }
     }
   }
-  return outcomes;
+  return tallies;
 }
 
 async function upload(step: UploadStep, context: S3BackupContext): Promise<{ bytes: number; seconds: number }> {
@@ -253,7 +241,7 @@ async function fillIdentity(local: Host, snapshots: readonly string[], steps: re
     values.set(`${name}\n${property}`, value!);
   }
   for (const step of steps) {
-    if (step.kind !== 'upload' || step.isOrigin) continue;
+    if (step.kind !== 'upload' || step.carriesImage) continue;
     const full = `${step.stream.dataset}@${step.stream.snapshot}`;
     if (!snapshots.includes(full)) continue;
     step.stream.guid = values.get(`${full}\nguid`) ?? step.stream.guid;
@@ -264,11 +252,11 @@ async function fillIdentity(local: Host, snapshots: readonly string[], steps: re
 /** A set manifest whose own snapshot's streams are all gone after rotation is deleted too (an origin it first stored stays). */
 async function dropEmptySets(
   catalog: VmCatalog,
-  outcomes: ReadonlyMap<string, Outcome>,
+  tallies: ReadonlyMap<string, DatasetTally>,
   context: S3BackupContext,
   errors: string[],
 ): Promise<void> {
-  const deleted = new Set([...outcomes.values()].flatMap((o) => o.deleted));
+  const deleted = new Set([...tallies.values()].flatMap((o) => o.rotatedRemote));
   if (deleted.size === 0) return;
   const gone = (s: StoredStream) => deleted.has(s.key) || !catalog.streams.has(s.key);
   const empty = catalog.sets

@@ -1,4 +1,4 @@
-import { executePlan, type DatasetOutcome } from '../backup/execute.js';
+import { executePlan } from '../backup/execute.js';
 import type { ConsistencyRecord } from '../backup/hook-run.js';
 import { observeRemote } from '../backup/observe.js';
 import { settleInterruptedReceives, type ResumeOutcome } from '../backup/resume.js';
@@ -11,7 +11,14 @@ import type { TransferStrategy } from '../transfer/strategy.js';
 import type { Tuning } from '../transfer/tuning.js';
 import { snapshotsHeldBy } from '../zfs/holds.js';
 import { splitSnapshot, targetDatasetName } from '../zfs/names.js';
-import type { PreparedTarget, Target, TargetOutcome, VmRun } from './target.js';
+import {
+  datasetRow,
+  type DatasetTally,
+  type PreparedTarget,
+  type Target,
+  type TargetOutcome,
+  type VmRun,
+} from './target.js';
 
 export interface ZfsTargetSettings {
   basePath: string;
@@ -89,10 +96,10 @@ export class ZfsTarget implements Target {
       const execution = await executePlan(plan.steps, { ...context, consistency });
       for (const r of resumed) {
         const dataset = observed.datasets.find((d) => targetDatasetName(settings.basePath, d) === r.target);
-        const outcome = dataset ? execution.outcomes.get(dataset) : undefined;
-        if (outcome) {
-          outcome.bytes += r.bytes;
-          outcome.seconds += r.seconds;
+        const tally = dataset ? execution.tallies.get(dataset) : undefined;
+        if (tally) {
+          tally.bytes += r.bytes;
+          tally.seconds += r.seconds;
         }
       }
       const resumedTargets = new Set(resumed.filter((r) => r.action === 'resumed').map((r) => r.target));
@@ -100,7 +107,7 @@ export class ZfsTarget implements Target {
         datasets: datasetResults(
           observed.datasets,
           plan,
-          execution.outcomes,
+          execution.tallies,
           resumedTargets,
           settings.basePath,
           snapshot,
@@ -121,43 +128,35 @@ export class ZfsTarget implements Target {
 function datasetResults(
   datasets: readonly string[],
   plan: BackupPlan,
-  outcomes: ReadonlyMap<string, DatasetOutcome>,
+  tallies: ReadonlyMap<string, DatasetTally>,
   resumed: ReadonlySet<string>,
   basePath: string,
   snapshot: string,
 ): DatasetResult[] {
-  const row = (
-    dataset: string,
-    target: string,
-    sent: string,
-    mode: DatasetResult['mode'],
-    problem?: string,
-  ): DatasetResult => {
-    const outcome = outcomes.get(dataset);
-    const error = problem ?? outcome?.error;
-    return {
-      dataset,
-      target,
-      snapshot: sent,
-      mode,
-      bytes: outcome?.bytes ?? 0,
-      seconds: outcome?.seconds ?? 0,
-      result: error ? 'failed' : mode !== 'none' ? 'ok' : 'skipped',
-      error,
-      rotatedLocal: [],
-      rotatedRemote: outcome?.rotatedRemote ?? [],
-      ...(outcome?.discarded.length ? { discarded: outcome.discarded } : {}),
-    };
-  };
   const transfers = plan.steps.filter((s): s is TransferStep => s.kind === 'transfer');
   const vm = datasets.map((dataset) => {
     const target = targetDatasetName(basePath, dataset);
-    const transfer = transfers.find((s) => s.dataset === dataset && !s.isOrigin);
-    const mode = resumed.has(target) ? 'resumed' : (transfer?.mode ?? 'none');
-    return row(dataset, target, snapshot, mode, plan.problems.find((p) => p.dataset === dataset)?.message);
+    const transfer = transfers.find((s) => s.vmDataset === dataset && !s.carriesImage);
+    return datasetRow({
+      dataset,
+      target,
+      snapshot,
+      mode: resumed.has(target) ? 'resumed' : (transfer?.mode ?? 'none'),
+      tally: tallies.get(dataset),
+      problem: plan.problems.find((p) => p.dataset === dataset)?.message,
+    });
   });
   const images = transfers
-    .filter((s) => s.isOrigin)
-    .map((s) => ({ ...row(s.source, s.target, splitSnapshot(s.sends[0]!.to).snapshot, s.mode), image: true }));
+    .filter((s) => s.carriesImage)
+    .map((s): DatasetResult => ({
+      ...datasetRow({
+        dataset: s.source,
+        target: s.target,
+        snapshot: splitSnapshot(s.sends[0]!.to).snapshot,
+        mode: s.mode,
+        tally: tallies.get(s.source),
+      }),
+      image: true,
+    }));
   return [...vm, ...images];
 }

@@ -111,9 +111,7 @@ describe('planBackup', () => {
     );
     // rotation counts what will be there after the rollback: daily-x is gone already, not rotated
     assert.deepEqual(
-      rotations(rolled.steps)
-        .filter((r) => r.side === 'remote')
-        .map((r) => r.destroy),
+      rotations(rolled.steps).map((r) => r.destroy),
       [['daily-a', 'daily-b']],
     );
   });
@@ -231,11 +229,11 @@ describe('planBackup', () => {
     );
     const [origin, clone] = transfers(plan.steps);
     assert.deepEqual(
-      [origin!.source, origin!.target, origin!.isOrigin, origin!.sends],
+      [origin!.source, origin!.target, origin!.carriesImage, origin!.sends],
       [image, 'backup/zones/e44ed3e0-910b-11ed-a5d4-00151714048c', true, [{ to: `${image}@final` }]],
     );
     assert.deepEqual(
-      [clone!.source, clone!.origin, clone!.sends],
+      [clone!.source, clone!.cloneOrigin, clone!.sends],
       [
         VM,
         'backup/zones/e44ed3e0-910b-11ed-a5d4-00151714048c@final',
@@ -253,7 +251,7 @@ describe('planBackup', () => {
       }),
     );
     assert.equal(transfers(plan.steps).length, 1);
-    assert.equal(transfers(plan.steps)[0]!.origin, 'backup/zones/img@final');
+    assert.equal(transfers(plan.steps)[0]!.cloneOrigin, 'backup/zones/img@final');
   });
 
   it('checks the origin snapshot, not just its dataset (smartcopy defect 6)', () => {
@@ -270,9 +268,9 @@ describe('planBackup', () => {
         remote: states(ds('backup/zones', []), ds('backup/zones/img', [['final', 'img-guid']])),
       }),
     );
-    const clone = transfers(plan.steps).find((t) => !t.isOrigin)!;
+    const clone = transfers(plan.steps).find((t) => !t.carriesImage)!;
     assert.equal(clone.mode, 'full');
-    assert.equal(clone.origin, undefined);
+    assert.equal(clone.cloneOrigin, undefined);
     assert.match(plan.warnings[0]!, /without vm2/);
   });
 
@@ -300,8 +298,8 @@ describe('planBackup', () => {
       }),
     );
     assert.deepEqual(
-      rotations(plan.steps).map((r) => [r.side, r.on, r.destroy]),
-      [['remote', T, ['daily-0', 'daily-a']]],
+      rotations(plan.steps).map((r) => [r.on, r.destroy]),
+      [[T, ['daily-0', 'daily-a']]],
     );
   });
 
@@ -390,8 +388,8 @@ describe('planBackup', () => {
       ['release', 'remote', [`${T}@daily-b`]],
     ]);
     assert.deepEqual(
-      rotations(plan.steps).map((r) => [r.side, r.destroy]),
-      [['remote', ['daily-a', 'daily-b']]],
+      rotations(plan.steps).map((r) => r.destroy),
+      [['daily-a', 'daily-b']],
     );
     assert.deepEqual([...plan.releasing], [`${VM}@daily-b`], 'the run loop may take the local one');
     const firstRotation = plan.steps.findIndex((s) => s.kind === 'rotate');
