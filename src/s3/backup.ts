@@ -1,5 +1,6 @@
 import type { ConsistencyRecord } from '../backup/hook-run.js';
-import { describePipeline, type Host } from '../host/host.js';
+import { describePipeline, mutate, type Host } from '../host/host.js';
+import type { Argv } from '../host/quote.js';
 import type { Log } from '../log.js';
 import {
   datasetRow,
@@ -47,7 +48,7 @@ export class ObjectTarget implements Target {
     const { local, store, s3 } = this.context;
     const { observed, uuid, snapshot } = run;
     const preparing: string[] = [];
-    if (!local.dryRun) await finishInterruptedUploads(uuid, observed.local, this.context, preparing);
+    await finishInterruptedUploads(uuid, observed.local, this.context, preparing);
     const catalog = await readCatalog(store, s3.prefix, uuid);
     const plan = planS3Backup({
       vm: uuid,
@@ -64,18 +65,20 @@ export class ObjectTarget implements Target {
     });
     const execute = async (consistency: ConsistencyRecord): Promise<TargetOutcome> => {
       const errors: string[] = [];
-      if (!local.dryRun)
-        await fillIdentity(
+      // read once, by the first upload that runs: a dry run's snapshot does not exist
+      let identity: Promise<void> | undefined;
+      const identify = () =>
+        (identity ??= fillIdentity(
           local,
           observed.datasets.map((d) => `${d}@${snapshot}`),
           plan.steps,
-        );
-      const tallies = await executeSteps(plan.steps, this.context, errors);
+        ));
+      const tallies = await executeSteps(plan.steps, { ...this.context, identify }, errors);
       const stored = plan.steps
         .filter((s): s is UploadStep => s.kind === 'upload' && !tallies.get(s.vmDataset)?.error)
         .map((s) => s.stream);
       const complete = observed.datasets.every((d) => !tallies.get(d)?.error);
-      if (complete && !local.dryRun) {
+      if (complete) {
         const { zoneConfig, images } = await run.details;
         const manifest: SetManifest = {
           format: 1,
@@ -107,12 +110,15 @@ export class ObjectTarget implements Target {
   }
 }
 
+/** The run's context, and what fills in the new snapshots' guid and createtxg before their first upload. */
+type StepContext = S3BackupContext & { identify: () => Promise<void> };
+
 async function executeSteps(
   steps: readonly S3Step[],
-  context: S3BackupContext,
+  context: StepContext,
   errors: string[],
 ): Promise<Map<string, DatasetTally>> {
-  const { local, store, log } = context;
+  const { store, log } = context;
   const tallies = new Map<string, DatasetTally>();
   const tally = (dataset: string) => {
     let o = tallies.get(dataset);
@@ -137,10 +143,6 @@ async function executeSteps(
       case 'delete-objects': {
         const o = tally(step.dataset);
         if (o.error) break;
-        if (local.dryRun) {
-          local.skipped(`delete ${step.keys.length} object(s) from ${store.label}: ${step.keys.join(' ')}`);
-          break;
-        }
         try {
           await store.delete(step.keys);
           o.rotatedRemote.push(...step.keys);
@@ -155,15 +157,22 @@ async function executeSteps(
   return tallies;
 }
 
-async function upload(step: UploadStep, context: S3BackupContext): Promise<{ bytes: number; seconds: number }> {
+/** One stream's pipeline into one object; a dry run prints the pipeline (the host's) and starts nothing. */
+async function upload(step: UploadStep, context: StepContext): Promise<{ bytes: number; seconds: number }> {
+  const { local, s3 } = context;
+  const pipeline = [sendArgv(step.send), ...compressArgv(s3.compression), ...encryptArgv(s3.gpgRecipient, s3)];
+  const into = `${describePipeline(pipeline)} > s3://${s3.bucket}/${step.stream.key}`;
+  return mutate(local, into, () => uploadNow(step, pipeline, context), { bytes: 0, seconds: 0 });
+}
+
+async function uploadNow(
+  step: UploadStep,
+  pipeline: Argv[],
+  context: StepContext,
+): Promise<{ bytes: number; seconds: number }> {
   const { local, store, s3, log } = context;
-  const send = step.send;
-  const pipeline = [sendArgv(send), ...compressArgv(s3.compression), ...encryptArgv(s3.gpgRecipient, s3)];
-  if (local.dryRun) {
-    local.skipped(`${describePipeline(pipeline)} > ${store.label.replace(/\/.*$/, '')}/${step.stream.key}`);
-    return { bytes: 0, seconds: 0 };
-  }
-  const [zfs, verb, ...args] = sendArgv(send);
+  await context.identify();
+  const [zfs, verb, ...args] = sendArgv(step.send);
   const estimate = await local.run([zfs!, verb!, '-nP', ...args], { mutates: false });
   const stored = await uploadStream(store, {
     key: step.stream.key,
@@ -207,10 +216,15 @@ async function finishInterruptedUploads(
     const stream = streamFromMetadata(journal.key, journal.metadata);
     if (!stream || !local.get(stream.dataset)?.snapshots.some((s) => s.name === stream.snapshot)) {
       log.warn(`${journal.key}: the snapshot of an unfinished upload is gone; aborting that upload`);
-      await abandonUpload(store, s3.stateDirectory, journal);
+      await mutate(
+        context.local,
+        `abort the unfinished upload of ${journal.key} and drop its journal`,
+        () => abandonUpload(store, s3.stateDirectory, journal),
+        undefined,
+      );
       continue;
     }
-    try {
+    const finish = async () => {
       const stored = await uploadStream(store, {
         key: journal.key,
         metadata: journal.metadata,
@@ -224,6 +238,10 @@ async function finishInterruptedUploads(
       });
       await recordChecksum(stream, stored, store);
       log.info(`${journal.key}: finished an interrupted upload (${stored.resumedParts} part(s) were already stored)`);
+    };
+    const into = `${describePipeline(journal.pipeline)} > s3://${s3.bucket}/${journal.key} (the rest of an interrupted upload)`;
+    try {
+      await mutate(context.local, into, finish, undefined);
     } catch (error) {
       errors.push(`finishing the interrupted upload of ${journal.key} failed: ${(error as Error).message}`);
     }
