@@ -1,9 +1,16 @@
-import { describeCommand, type Host } from '../host/host.js';
+import { describeCommand, mutate, type Host } from '../host/host.js';
 import type { Log } from '../log.js';
-import type { HoldStep, Step, TransferStep } from '../plan/steps.js';
+import type { HoldStep, ResumeStep, Step, TransferStep } from '../plan/steps.js';
 import { emptyTally, type DatasetTally } from '../target/target.js';
 import { emptyRecord, type ConsistencyRecord } from './hook-run.js';
-import { createParentArgv, destroySnapshotsArgv, receiveArgv, sendArgv } from '../zfs/commands.js';
+import {
+  abortReceiveArgv,
+  createParentArgv,
+  destroySnapshotsArgv,
+  receiveArgv,
+  resumeSendArgv,
+  sendArgv,
+} from '../zfs/commands.js';
 import { SMALL_STREAM_BYTES } from '../transfer/ssh.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
 import { holdCommands } from '../zfs/holds.js';
@@ -31,9 +38,9 @@ export interface Execution {
 }
 
 /**
- * Runs the plan in order. A failed snapshot stops everything before anything is sent; a failed
- * transfer marks its dataset failed, so its later steps (the clone after its origin, its rotation)
- * are skipped while other datasets continue.
+ * Runs the plan in order. A failed resume or transfer marks its dataset failed, so its later
+ * steps (its transfer after a resume, the clone after its origin, its rotation) are skipped
+ * while other datasets continue.
  */
 export async function executePlan(steps: readonly Step[], context: ExecutionContext): Promise<Execution> {
   const tallies = new Map<string, DatasetTally>();
@@ -84,13 +91,35 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
   for (let index = 0; index < steps.length; index++) {
     const step = steps[index]!;
     if (!transferring(step)) await transfers.drain();
-    else if (!transferring(steps[index - 1]) && context.strategy.transferSeries && !context.remote.dryRun) {
+    else if (!transferring(steps[index - 1]) && context.strategy.transferSeries) {
       for (const lane of seriesLanes(steps, index, tuned.seriesLanes)) {
         lane.forEach((s) => inSeries.add(s));
         await transfers.start(lane, true, () => runSeries(lane, tally, context));
       }
     }
     switch (step.kind) {
+      case 'resume': {
+        const o = tally(step.source);
+        try {
+          const moved = await resume(step, context);
+          o.bytes += moved.bytes;
+          o.seconds += moved.seconds;
+          o.mode = 'resumed';
+        } catch (error) {
+          o.error = await abortFailedResume(step, (error as Error).message, context);
+          failedTargets.set(step.target, o.error);
+        }
+        break;
+      }
+      case 'abort-resume':
+        try {
+          await context.remote.run(abortReceiveArgv(step.target), { mutates: true });
+        } catch (error) {
+          const o = tally(step.source);
+          o.error = `the interrupted receive into ${step.target} could not be aborted: ${(error as Error).message}`;
+          failedTargets.set(step.target, o.error);
+        }
+        break;
       case 'create-parent':
         try {
           await context.remote.run(createParentArgv(step.dataset), { mutates: true });
@@ -103,6 +132,8 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
         const o = tally(sourceOf(step));
         const small = step.added !== undefined && step.added < SMALL_STREAM_BYTES;
         await transfers.start(step, small, async () => {
+          // its interrupted receive could not be finished: that already failed it
+          if (o.error) return;
           const origin = step.cloneOrigin ? failedTargets.get(splitSnapshot(step.cloneOrigin).dataset) : undefined;
           if (origin) {
             o.error = `not sent: its origin ${step.cloneOrigin} did not arrive (${origin})`;
@@ -245,6 +276,36 @@ export class TransferPool {
   }
 }
 
+/** Sends the rest of an interrupted stream (a dry run prints it). */
+async function resume(step: ResumeStep, context: ExecutionContext): Promise<{ bytes: number; seconds: number }> {
+  const send = resumeSendArgv(step.token);
+  const receive = receiveArgv(step.target);
+  return mutate(
+    context.local,
+    context.strategy.describe(send, receive),
+    () => {
+      const arrived = step.arrived !== undefined ? ` (${humanBytes(step.arrived)} had arrived)` : '';
+      context.log.info(`resuming the interrupted receive into ${step.target}${arrived}`);
+      return context.strategy.transfer(send, receive);
+    },
+    NOTHING_SENT,
+  );
+}
+
+/** A resume that failed is aborted, so the next run starts that dataset clean instead of failing on it again. */
+async function abortFailedResume(step: ResumeStep, message: string, context: ExecutionContext): Promise<string> {
+  const failed = `resuming the interrupted receive into ${step.target} failed: ${message}`;
+  try {
+    await context.remote.run(abortReceiveArgv(step.target), { mutates: true });
+    return `${failed}; it was aborted (zfs receive -A), so the next run sends it again`;
+  } catch (error) {
+    return `${failed}; aborting it (zfs receive -A ${step.target}) failed too: ${(error as Error).message}`;
+  }
+}
+
+/** What a transfer a dry run only printed counts. */
+const NOTHING_SENT = { bytes: 0, seconds: 0 };
+
 const MODIFIED = /has been modified/;
 
 /** A failed receive into a target changed on the backup host says how to go on. */
@@ -263,7 +324,6 @@ async function withPartialReceive(
   message: string,
   context: ExecutionContext,
 ): Promise<string> {
-  if (context.remote.dryRun) return message;
   try {
     const token = await resumeTokenOf(context.remote, step.target);
     if (!token) return message;
@@ -307,7 +367,12 @@ async function runSeries(
   items.forEach((item, index) =>
     context.log.verbose(`send ${describeCommand(item.send)} -> ${lane[index]!.target} (in a series)`),
   );
-  const result = await context.strategy.transferSeries!(items);
+  const result = await mutate(
+    context.local,
+    items.map((item) => context.strategy.describe(item.send, item.receive)),
+    () => context.strategy.transferSeries!(items),
+    { received: items.map(() => NOTHING_SENT) },
+  );
   result.received.forEach((received, index) => {
     const o = tally(lane[index]!.vmDataset);
     o.bytes += received.bytes;
@@ -329,12 +394,15 @@ async function runSeries(
 async function runSends(step: TransferStep, tally: DatasetTally, context: ExecutionContext): Promise<void> {
   for (const [index, send] of step.sends.entries()) {
     const receive = receiveArgv(step.target, { origin: index === 0 ? step.cloneOrigin : undefined });
-    if (context.remote.dryRun) {
-      context.local.skipped(context.strategy.describe(sendArgv(send), receive));
-      continue;
-    }
-    context.log.verbose(`send ${describeCommand(sendArgv(send))} -> ${step.target}`);
-    const result = await context.strategy.transfer(sendArgv(send), receive, { estimatedBytes: step.added });
+    const result = await mutate(
+      context.local,
+      context.strategy.describe(sendArgv(send), receive),
+      () => {
+        context.log.verbose(`send ${describeCommand(sendArgv(send))} -> ${step.target}`);
+        return context.strategy.transfer(sendArgv(send), receive, { estimatedBytes: step.added });
+      },
+      NOTHING_SENT,
+    );
     tally.bytes += result.bytes;
     tally.seconds += result.seconds;
   }

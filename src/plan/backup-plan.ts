@@ -3,6 +3,7 @@ import { receivedRaw } from '../zfs/encryption.js';
 import type { DatasetState, SnapshotInfo } from '../zfs/list.js';
 import { parentOf, poolOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { heldByOthers, inGroup, snapshotsToRotate } from './rotation.js';
+import { planResumes, type ResumeCheck } from './resume-plan.js';
 import type { HoldStep, ProtectStep, SnapshotStep, Step, TransferStep } from './steps.js';
 
 export interface PlanInput {
@@ -22,6 +23,8 @@ export interface PlanInput {
   holds?: { tag: string; localHeld: ReadonlySet<string>; remoteHeld: ReadonlySet<string> };
   /** --rollback: discard changes made on the backup host since the common snapshot. */
   rollback?: boolean;
+  /** What the source said of each target's receive_resume_token (resume-plan.ts), by target. */
+  resumes?: ReadonlyMap<string, ResumeCheck>;
 }
 
 export interface Problem {
@@ -43,11 +46,14 @@ export interface BackupPlan {
  * planned (planSnapshots): no I/O, so every rule here (guid matching, clone origins,
  * intermediate snapshots, rotation limits) is tested table-style.
  */
-export function planBackup(input: PlanInput): BackupPlan {
-  const warnings: string[] = [];
+export function planBackup(observed: PlanInput): BackupPlan {
+  // interrupted receives first: the rest is planned on the backup host as they leave it
+  const resumes = planResumes(observed);
+  const input: PlanInput = { ...observed, remote: resumes.remote };
+  const warnings: string[] = [...resumes.warnings];
   const problems: Problem[] = [];
   const localReleasing = new Set<string>();
-  const steps: Step[] = [];
+  const steps: Step[] = [...resumes.steps];
 
   const onTarget = new Set(input.remote.keys());
   const ensureParent = (target: string) => {

@@ -4,13 +4,40 @@ import type { SendSpec } from '../zfs/commands.js';
  * What a backup host's part of a run will do, as data: the planner makes these, the executor runs
  * them, --dry-run prints them. The snapshot before them is the run loop's (backup/backup-vm.ts).
  */
-export type Step = CreateParentStep | ProtectStep | TransferStep | HoldStep | RotateStep | StoreSpecStep;
+export type Step =
+  ResumeStep | AbortResumeStep | CreateParentStep | ProtectStep | TransferStep | HoldStep | RotateStep | StoreSpecStep;
 
 /** One atomic `zfs snapshot a@s b@s …` for all selected datasets of one pool, taken once for every target. */
 export interface SnapshotStep {
   kind: 'snapshot';
   pool: string;
   snapshots: string[];
+}
+
+/**
+ * Finishes the stream an earlier run left in `target` (receive -s kept what arrived) with
+ * `zfs send -t TOKEN | zfs receive -s`; the rest of the plan counts `snapshot` as on the target.
+ */
+export interface ResumeStep {
+  kind: 'resume';
+  /** The source dataset whose row counts it: the VM dataset, or the image a clone-origin target holds. */
+  source: string;
+  target: string;
+  token: string;
+  /** The target snapshot the resumed stream completes (full name). */
+  snapshot: string;
+  /** Bytes that had arrived before (from the token), for messages. */
+  arrived?: number;
+}
+
+/**
+ * Throws away an interrupted receive the source can no longer continue (`zfs receive -A`), so
+ * the rest of the plan starts clean: an interrupted full receive leaves no target behind.
+ */
+export interface AbortResumeStep {
+  kind: 'abort-resume';
+  source: string;
+  target: string;
 }
 
 /** A parent that must exist on the backup host before a dataset can be received below it. */

@@ -1,7 +1,7 @@
 import { executePlan } from '../backup/execute.js';
 import type { ConsistencyRecord } from '../backup/hook-run.js';
 import { observeRemote } from '../backup/observe.js';
-import { settleInterruptedReceives, type ResumeOutcome } from '../backup/resume.js';
+import { checkResumes } from '../backup/resume.js';
 import type { Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import { planBackup, type BackupPlan } from '../plan/backup-plan.js';
@@ -52,7 +52,7 @@ export class ZfsTarget implements Target {
   async prepare(run: VmRun): Promise<PreparedTarget> {
     const { settings, context } = this;
     const { observed, snapshot } = run;
-    const [listed, localHeld, details] = await Promise.all([
+    const [remote, localHeld, details] = await Promise.all([
       observeRemote(observed, context.remote, settings.basePath),
       settings.holdTag
         ? snapshotsHeldBy(
@@ -63,13 +63,10 @@ export class ZfsTarget implements Target {
         : undefined,
       run.details,
     ]);
-    let remote = listed;
-    const resumed = await settleInterruptedReceives(remote, context);
-    if (resumed.length > 0 && !context.remote.dryRun)
-      remote = await observeRemote(observed, context.remote, settings.basePath);
-    const remoteHeld = settings.holdTag
-      ? await snapshotsHeldBy(context.remote, settings.holdTag, remote.values())
-      : undefined;
+    const [resumes, remoteHeld] = await Promise.all([
+      checkResumes(remote, context.local),
+      settings.holdTag ? snapshotsHeldBy(context.remote, settings.holdTag, remote.values()) : undefined,
+    ]);
     const holds =
       settings.holdTag && localHeld && remoteHeld ? { tag: settings.holdTag, localHeld, remoteHeld } : undefined;
     const files = [{ name: `${snapshot}.json`, content: observed.raw }];
@@ -91,34 +88,19 @@ export class ZfsTarget implements Target {
       },
       holds,
       rollback: settings.rollback,
+      resumes,
     });
     const execute = async (consistency: ConsistencyRecord): Promise<TargetOutcome> => {
       const execution = await executePlan(plan.steps, { ...context, consistency });
-      for (const r of resumed) {
-        const dataset = observed.datasets.find((d) => targetDatasetName(settings.basePath, d) === r.target);
-        const tally = dataset ? execution.tallies.get(dataset) : undefined;
-        if (tally) {
-          tally.bytes += r.bytes;
-          tally.seconds += r.seconds;
-        }
-      }
-      const resumedTargets = new Set(resumed.filter((r) => r.action === 'resumed').map((r) => r.target));
       return {
-        datasets: datasetResults(
-          observed.datasets,
-          plan,
-          execution.tallies,
-          resumedTargets,
-          settings.basePath,
-          snapshot,
-        ),
+        datasets: datasetResults(observed.datasets, plan, execution.tallies, settings.basePath, snapshot),
         errors: execution.errors,
       };
     };
     return {
       problems: plan.problems,
       warnings: plan.warnings,
-      errors: resumed.flatMap((r: ResumeOutcome) => (r.error ? [r.error] : [])),
+      errors: [],
       releasing: plan.releasing,
       execute,
     };
@@ -129,7 +111,6 @@ function datasetResults(
   datasets: readonly string[],
   plan: BackupPlan,
   tallies: ReadonlyMap<string, DatasetTally>,
-  resumed: ReadonlySet<string>,
   basePath: string,
   snapshot: string,
 ): DatasetResult[] {
@@ -137,12 +118,14 @@ function datasetResults(
   const vm = datasets.map((dataset) => {
     const target = targetDatasetName(basePath, dataset);
     const transfer = transfers.find((s) => s.vmDataset === dataset && !s.carriesImage);
+    const tally = tallies.get(dataset);
     return datasetRow({
       dataset,
       target,
       snapshot,
-      mode: resumed.has(target) ? 'resumed' : (transfer?.mode ?? 'none'),
-      tally: tallies.get(dataset),
+      // a resumed stream names the row, the new snapshot's transfer after it counts in it too
+      mode: tally?.mode ?? transfer?.mode ?? 'none',
+      tally,
       problem: plan.problems.find((p) => p.dataset === dataset)?.message,
     });
   });
@@ -153,7 +136,7 @@ function datasetResults(
         dataset: s.source,
         target: s.target,
         snapshot: splitSnapshot(s.sends[0]!.to).snapshot,
-        mode: s.mode,
+        mode: tallies.get(s.source)?.mode ?? s.mode,
         tally: tallies.get(s.source),
       }),
       image: true,

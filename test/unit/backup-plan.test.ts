@@ -397,6 +397,77 @@ describe('planBackup', () => {
     assert.ok(lastHold < firstRotation, 'holds move before anything is destroyed');
   });
 
+  it('an interrupted receive the source accepts is resumed first, and the new snapshot goes from the resumed one', () => {
+    const local = states(
+      ds(VM, [
+        ['daily-a', '1'],
+        ['daily-b', '2'],
+      ]),
+    );
+    const remote = states(ds('backup/zones', []), ds(T, [['daily-a', '1']], { resumeToken: '1-tok' }));
+    const resumes = new Map([
+      [T, { token: '1-tok', accepted: true, toname: `${VM}@daily-b`, toguid: '2', bytes: 4096 }],
+    ]);
+    const plan = planBackup(input({ local, remote, resumes, remoteLimit: 2 }));
+    assert.deepEqual(plan.steps[0], {
+      kind: 'resume',
+      source: VM,
+      target: T,
+      token: '1-tok',
+      snapshot: `${T}@daily-b`,
+      arrived: 4096,
+    });
+    const [transfer] = transfers(plan.steps);
+    assert.deepEqual(
+      [transfer!.common, transfer!.sends],
+      [`${T}@daily-b`, [{ from: `${VM}@daily-b`, to: `${VM}@daily-new`, intermediates: false }]],
+    );
+    assert.deepEqual(
+      rotations(plan.steps).map((r) => r.destroy),
+      [['daily-a']],
+      'rotation counts the resumed snapshot as there',
+    );
+    assert.deepEqual(plan.problems, []);
+  });
+
+  it('an interrupted receive the source refuses is aborted first, and the rest planned as without it', () => {
+    const local = states(
+      ds(VM, [
+        ['daily-a', '1'],
+        ['daily-b', '2'],
+      ]),
+      ds(`${VM}/data`, [['daily-b', '3']]),
+    );
+    const remote = states(
+      ds('backup/zones', []),
+      ds(T, [['daily-a', '1']], { resumeToken: '1-gone' }),
+      // a full receive cut short: aborting it leaves no target
+      ds(`${T}/data`, [], { resumeToken: '1-full' }),
+    );
+    const refused = { accepted: false, refusal: 'cannot resume send: snapshot does not exist' };
+    const resumes = new Map([
+      [T, { token: '1-gone', ...refused }],
+      [`${T}/data`, { token: '1-full', ...refused }],
+    ]);
+    const plan = planBackup(input({ datasets: [VM, `${VM}/data`], local, remote, resumes }));
+    assert.deepEqual(plan.steps.slice(0, 2), [
+      { kind: 'abort-resume', source: VM, target: T },
+      { kind: 'abort-resume', source: `${VM}/data`, target: `${T}/data` },
+    ]);
+    assert.deepEqual(
+      transfers(plan.steps).map((t) => [t.target, t.mode, t.sends]),
+      [
+        [T, 'incremental', [{ from: `${VM}@daily-a`, to: `${VM}@daily-new`, intermediates: true }]],
+        [`${T}/data`, 'full', [{ to: `${VM}/data@daily-new` }]],
+      ],
+    );
+    assert.deepEqual(plan.problems, []);
+    assert.match(
+      plan.warnings.join('\n'),
+      /resume token of .* no longer matches the source \(cannot resume send: snapshot does not exist\); aborting it/,
+    );
+  });
+
   it('names the VM datasets a hold step leaves out, so a -r hold never reaches them', () => {
     const local = states(ds(VM, [['daily-a', '1']]), ds(`${VM}/data`, [['daily-a', '2']]));
     const remote = states(
