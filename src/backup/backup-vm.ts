@@ -2,14 +2,14 @@ import type { HooksConfig } from '../config/hooks-schema.js';
 import type { Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import { planSnapshots } from '../plan/backup-plan.js';
+import type { SnapshotStep } from '../plan/steps.js';
 import { localRotation } from '../plan/rotation.js';
 import { runStatus, type DatasetResult, type VmBackupResult } from '../report/types.js';
 import { imageUuidOf, imgadmGet, readZoneConfig, type VmSpec, type VmSpecWithRaw } from '../smartos/vmadm.js';
 import type { Target, VmDetails, VmRun } from '../target/target.js';
-import { destroySnapshotsArgv } from '../zfs/commands.js';
+import { destroySnapshotsArgv, snapshotArgv } from '../zfs/commands.js';
 import type { DatasetState } from '../zfs/list.js';
 import { splitSnapshot } from '../zfs/names.js';
-import { takeSnapshot } from './execute.js';
 import { emptyRecord, snapshotWithHooks } from './hook-run.js';
 import { selectHooks } from './hooks.js';
 import { headroomError, snapshotHeadroom } from './headroom.js';
@@ -126,6 +126,16 @@ export async function backupVm(
     result.errors.push((error as Error).message);
   }
   return finish(result, context);
+}
+
+/** One pool's atomic snapshot, once for every target; a failure stops the run before anything is sent. */
+async function takeSnapshot(step: SnapshotStep, local: Host, log: Log): Promise<void> {
+  try {
+    await local.run(snapshotArgv(step.snapshots), { mutates: true });
+    log.verbose(`snapshot ${step.snapshots.join(' ')}`);
+  } catch (error) {
+    throw new Error(`snapshot of pool ${step.pool} failed, nothing was sent: ${(error as Error).message}`);
+  }
 }
 
 function finish(result: VmBackupResult, context: Pick<BackupContext, 'now'>): VmBackupResult {

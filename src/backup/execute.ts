@@ -1,8 +1,16 @@
-import { describeCommand, type Host } from '../host/host.js';
+import { describeCommand, mutate, type Host } from '../host/host.js';
 import type { Log } from '../log.js';
-import type { HoldStep, SnapshotStep, Step, TransferStep } from '../plan/steps.js';
+import type { HoldStep, ResumeStep, Step, TransferStep } from '../plan/steps.js';
+import { emptyTally, type DatasetTally } from '../target/target.js';
 import { emptyRecord, type ConsistencyRecord } from './hook-run.js';
-import { createParentArgv, destroySnapshotsArgv, receiveArgv, sendArgv, snapshotArgv } from '../zfs/commands.js';
+import {
+  abortReceiveArgv,
+  createParentArgv,
+  destroySnapshotsArgv,
+  receiveArgv,
+  resumeSendArgv,
+  sendArgv,
+} from '../zfs/commands.js';
 import { SMALL_STREAM_BYTES } from '../transfer/ssh.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
 import { holdCommands } from '../zfs/holds.js';
@@ -23,38 +31,23 @@ export interface ExecutionContext {
   consistency?: ConsistencyRecord;
 }
 
-/** What happened to each VM dataset, and to each image sent as a clone's origin (keyed by source dataset name). */
-export interface DatasetOutcome {
-  bytes: number;
-  seconds: number;
-  error?: string;
-  rotatedLocal: string[];
-  rotatedRemote: string[];
-  /** Target snapshots after the common one that --rollback destroyed, full names. */
-  discarded: string[];
-}
-
 export interface Execution {
-  outcomes: Map<string, DatasetOutcome>;
+  tallies: Map<string, DatasetTally>;
   /** Errors not tied to one dataset's transfer (rotation, spec upload). */
   errors: string[];
 }
 
-export class SnapshotFailedError extends Error {
-  override name = 'SnapshotFailedError';
-}
-
 /**
- * Runs the plan in order. A failed snapshot stops everything before anything is sent; a failed
- * transfer marks its dataset failed, so its later steps (the clone after its origin, its rotation)
- * are skipped while other datasets continue.
+ * Runs the plan in order. A failed resume or transfer marks its dataset failed, so its later
+ * steps (its transfer after a resume, the clone after its origin, its rotation) are skipped
+ * while other datasets continue.
  */
 export async function executePlan(steps: readonly Step[], context: ExecutionContext): Promise<Execution> {
-  const outcomes = new Map<string, DatasetOutcome>();
+  const tallies = new Map<string, DatasetTally>();
   const errors: string[] = [];
-  const outcome = (dataset: string) => {
-    let o = outcomes.get(dataset);
-    if (!o) outcomes.set(dataset, (o = { bytes: 0, seconds: 0, rotatedLocal: [], rotatedRemote: [], discarded: [] }));
+  const tally = (dataset: string) => {
+    let o = tallies.get(dataset);
+    if (!o) tallies.set(dataset, (o = emptyTally()));
     return o;
   };
   const tuned = context.tuning ?? { transfers: 1, streams: 1, seriesLanes: 1 };
@@ -64,7 +57,7 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
   const inSeries = new Set<Step>();
   /** True when every command succeeded (or there was nothing to do). */
   const holdOrRelease = async (step: HoldStep, what: string = step.kind): Promise<boolean> => {
-    const failed = (e: { dataset: string }) => Boolean(outcome(e.dataset).error);
+    const failed = (e: { dataset: string }) => Boolean(tally(e.dataset).error);
     const snapshots = step.snapshots.filter((e) => !failed(e)).map((e) => e.snapshot);
     if (snapshots.length === 0) return true;
     const host = step.side === 'local' ? context.local : context.remote;
@@ -98,13 +91,35 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
   for (let index = 0; index < steps.length; index++) {
     const step = steps[index]!;
     if (!transferring(step)) await transfers.drain();
-    else if (!transferring(steps[index - 1]) && context.strategy.transferSeries && !context.remote.dryRun) {
+    else if (!transferring(steps[index - 1]) && context.strategy.transferSeries) {
       for (const lane of seriesLanes(steps, index, tuned.seriesLanes)) {
         lane.forEach((s) => inSeries.add(s));
-        await transfers.start(lane, true, () => runSeries(lane, outcome, context));
+        await transfers.start(lane, true, () => runSeries(lane, tally, context));
       }
     }
     switch (step.kind) {
+      case 'resume': {
+        const o = tally(step.source);
+        try {
+          const moved = await resume(step, context);
+          o.bytes += moved.bytes;
+          o.seconds += moved.seconds;
+          o.mode = 'resumed';
+        } catch (error) {
+          o.error = await abortFailedResume(step, (error as Error).message, context);
+          failedTargets.set(step.target, o.error);
+        }
+        break;
+      }
+      case 'abort-resume':
+        try {
+          await context.remote.run(abortReceiveArgv(step.target), { mutates: true });
+        } catch (error) {
+          const o = tally(step.source);
+          o.error = `the interrupted receive into ${step.target} could not be aborted: ${(error as Error).message}`;
+          failedTargets.set(step.target, o.error);
+        }
+        break;
       case 'create-parent':
         try {
           await context.remote.run(createParentArgv(step.dataset), { mutates: true });
@@ -114,12 +129,14 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
         break;
       case 'transfer': {
         if (inSeries.has(step)) break;
-        const o = outcome(sourceOf(step));
+        const o = tally(sourceOf(step));
         const small = step.added !== undefined && step.added < SMALL_STREAM_BYTES;
         await transfers.start(step, small, async () => {
-          const origin = step.origin ? failedTargets.get(splitSnapshot(step.origin).dataset) : undefined;
+          // its interrupted receive could not be finished: that already failed it
+          if (o.error) return;
+          const origin = step.cloneOrigin ? failedTargets.get(splitSnapshot(step.cloneOrigin).dataset) : undefined;
           if (origin) {
-            o.error = `not sent: its origin ${step.origin} did not arrive (${origin})`;
+            o.error = `not sent: its origin ${step.cloneOrigin} did not arrive (${origin})`;
             return;
           }
           try {
@@ -132,7 +149,7 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
         break;
       }
       case 'protect': {
-        const targets = step.targets.filter((t) => !outcome(t.dataset).error);
+        const targets = step.targets.filter((t) => !tally(t.dataset).error);
         for (const [type, properties] of [
           ['filesystem', ['readonly=on', 'canmount=noauto']],
           ['volume', ['readonly=on']],
@@ -159,16 +176,13 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
         break;
       }
       case 'rotate': {
-        const o = outcome(step.dataset);
+        const o = tally(step.dataset);
         if (o.error) break;
-        const host = step.side === 'local' ? context.local : context.remote;
         try {
-          await host.run(destroySnapshotsArgv(step.on, step.destroy), { mutates: true });
-          (step.side === 'local' ? o.rotatedLocal : o.rotatedRemote).push(
-            ...step.destroy.map((s) => `${step.on}@${s}`),
-          );
+          await context.remote.run(destroySnapshotsArgv(step.on, step.destroy), { mutates: true });
+          o.rotatedRemote.push(...step.destroy.map((s) => `${step.on}@${s}`));
         } catch (error) {
-          errors.push(`rotation on ${host.label} failed for ${step.on}: ${(error as Error).message}`);
+          errors.push(`rotation on ${context.remote.label} failed for ${step.on}: ${(error as Error).message}`);
         }
         break;
       }
@@ -205,23 +219,7 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
     }
   }
   await transfers.drain();
-  return { outcomes, errors };
-}
-
-/** One pool's atomic snapshot (both targets' executors); a failure stops the run before anything is sent. */
-export async function takeSnapshot(
-  step: Pick<SnapshotStep, 'pool' | 'snapshots'>,
-  local: Host,
-  log: Log,
-): Promise<void> {
-  try {
-    await local.run(snapshotArgv(step.snapshots), { mutates: true });
-    log.verbose(`snapshot ${step.snapshots.join(' ')}`);
-  } catch (error) {
-    throw new SnapshotFailedError(
-      `snapshot of pool ${step.pool} failed, nothing was sent: ${(error as Error).message}`,
-    );
-  }
+  return { tallies, errors };
 }
 
 /**
@@ -246,9 +244,9 @@ export class TransferPool {
   async start(steps: TransferStep | readonly TransferStep[], small: boolean, work: () => Promise<void>): Promise<void> {
     const group = 'kind' in steps ? [steps] : steps;
     const waitsFor = (step: TransferStep, earlier: TransferStep) =>
-      earlier.dataset === step.dataset ||
+      earlier.vmDataset === step.vmDataset ||
       (step.common === undefined && isWithin(step.target, earlier.target)) ||
-      (step.origin !== undefined && splitSnapshot(step.origin).dataset === earlier.target);
+      (step.cloneOrigin !== undefined && splitSnapshot(step.cloneOrigin).dataset === earlier.target);
     const after = this.started.filter((s) => group.some((step) => waitsFor(step, s.step))).map((s) => s.done);
     const done = (async () => {
       await Promise.all(after);
@@ -278,6 +276,36 @@ export class TransferPool {
   }
 }
 
+/** Sends the rest of an interrupted stream (a dry run prints it). */
+async function resume(step: ResumeStep, context: ExecutionContext): Promise<{ bytes: number; seconds: number }> {
+  const send = resumeSendArgv(step.token);
+  const receive = receiveArgv(step.target);
+  return mutate(
+    context.local,
+    context.strategy.describe(send, receive),
+    () => {
+      const arrived = step.arrived !== undefined ? ` (${humanBytes(step.arrived)} had arrived)` : '';
+      context.log.info(`resuming the interrupted receive into ${step.target}${arrived}`);
+      return context.strategy.transfer(send, receive);
+    },
+    NOTHING_SENT,
+  );
+}
+
+/** A resume that failed is aborted, so the next run starts that dataset clean instead of failing on it again. */
+async function abortFailedResume(step: ResumeStep, message: string, context: ExecutionContext): Promise<string> {
+  const failed = `resuming the interrupted receive into ${step.target} failed: ${message}`;
+  try {
+    await context.remote.run(abortReceiveArgv(step.target), { mutates: true });
+    return `${failed}; it was aborted (zfs receive -A), so the next run sends it again`;
+  } catch (error) {
+    return `${failed}; aborting it (zfs receive -A ${step.target}) failed too: ${(error as Error).message}`;
+  }
+}
+
+/** What a transfer a dry run only printed counts. */
+const NOTHING_SENT = { bytes: 0, seconds: 0 };
+
 const MODIFIED = /has been modified/;
 
 /** A failed receive into a target changed on the backup host says how to go on. */
@@ -292,16 +320,15 @@ function explained(step: TransferStep, message: string): string {
  */
 async function withPartialReceive(
   step: TransferStep,
-  outcome: DatasetOutcome,
+  tally: DatasetTally,
   message: string,
   context: ExecutionContext,
 ): Promise<string> {
-  if (context.remote.dryRun) return message;
   try {
     const token = await resumeTokenOf(context.remote, step.target);
     if (!token) return message;
     const bytes = await resumableBytes(context.local, token);
-    if (bytes !== undefined) outcome.bytes = bytes;
+    if (bytes !== undefined) tally.bytes = bytes;
     const arrived = bytes !== undefined ? `${humanBytes(bytes)} of it` : 'part of it';
     return `the stream into ${step.target} broke off: ${message}. ${arrived} arrived and is kept there (receive_resume_token): the next run resumes from there`;
   } catch {
@@ -309,19 +336,19 @@ async function withPartialReceive(
   }
 }
 
-/** A clone's origin (an image) has its own outcome, so its stream is not counted as the clone's. */
+/** A clone's origin (an image) has its own row, so its stream is not counted as the clone's. */
 function sourceOf(step: TransferStep): string {
-  return step.isOrigin ? step.source : step.dataset;
+  return step.carriesImage ? step.source : step.vmDataset;
 }
 
-async function runTransfer(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext): Promise<void> {
+async function runTransfer(step: TransferStep, tally: DatasetTally, context: ExecutionContext): Promise<void> {
   if (step.rollback && step.common) {
     // -r destroys the target's snapshots after the common one, which the planner named (--rollback is the consent)
     await context.remote.run(['zfs', 'rollback', ...(step.discard ? ['-r'] : []), step.common], { mutates: true });
-    outcome.discarded.push(...(step.discard ?? []).map((name) => `${step.target}@${name}`));
+    tally.discarded.push(...(step.discard ?? []).map((name) => `${step.target}@${name}`));
   }
   try {
-    await runSends(step, outcome, context);
+    await runSends(step, tally, context);
   } catch (error) {
     throw new Error(explained(step, (error as Error).message));
   }
@@ -333,24 +360,29 @@ async function runTransfer(step: TransferStep, outcome: DatasetOutcome, context:
  */
 async function runSeries(
   lane: readonly TransferStep[],
-  outcome: (dataset: string) => DatasetOutcome,
+  tally: (dataset: string) => DatasetTally,
   context: ExecutionContext,
 ): Promise<void> {
   const items = lane.map((step) => ({ send: sendArgv(step.sends[0]!), receive: receiveArgv(step.target) }));
   items.forEach((item, index) =>
     context.log.verbose(`send ${describeCommand(item.send)} -> ${lane[index]!.target} (in a series)`),
   );
-  const result = await context.strategy.transferSeries!(items);
+  const result = await mutate(
+    context.local,
+    items.map((item) => context.strategy.describe(item.send, item.receive)),
+    () => context.strategy.transferSeries!(items),
+    { received: items.map(() => NOTHING_SENT) },
+  );
   result.received.forEach((received, index) => {
-    const o = outcome(lane[index]!.dataset);
+    const o = tally(lane[index]!.vmDataset);
     o.bytes += received.bytes;
     o.seconds += received.seconds;
   });
   if (!result.error) return;
   const stopped = lane[result.received.length]!;
-  outcome(stopped.dataset).error = explained(stopped, result.error);
+  tally(stopped.vmDataset).error = explained(stopped, result.error);
   for (const step of lane.slice(result.received.length + 1)) {
-    const o = outcome(step.dataset);
+    const o = tally(step.vmDataset);
     try {
       await runTransfer(step, o, context);
     } catch (error) {
@@ -359,16 +391,19 @@ async function runSeries(
   }
 }
 
-async function runSends(step: TransferStep, outcome: DatasetOutcome, context: ExecutionContext): Promise<void> {
+async function runSends(step: TransferStep, tally: DatasetTally, context: ExecutionContext): Promise<void> {
   for (const [index, send] of step.sends.entries()) {
-    const receive = receiveArgv(step.target, { origin: index === 0 ? step.origin : undefined });
-    if (context.remote.dryRun) {
-      context.local.skipped(context.strategy.describe(sendArgv(send), receive));
-      continue;
-    }
-    context.log.verbose(`send ${describeCommand(sendArgv(send))} -> ${step.target}`);
-    const result = await context.strategy.transfer(sendArgv(send), receive, { estimatedBytes: step.added });
-    outcome.bytes += result.bytes;
-    outcome.seconds += result.seconds;
+    const receive = receiveArgv(step.target, { origin: index === 0 ? step.cloneOrigin : undefined });
+    const result = await mutate(
+      context.local,
+      context.strategy.describe(sendArgv(send), receive),
+      () => {
+        context.log.verbose(`send ${describeCommand(sendArgv(send))} -> ${step.target}`);
+        return context.strategy.transfer(sendArgv(send), receive, { estimatedBytes: step.added });
+      },
+      NOTHING_SENT,
+    );
+    tally.bytes += result.bytes;
+    tally.seconds += result.seconds;
   }
 }

@@ -1,66 +1,35 @@
-import { describeCommand, type Host } from '../host/host.js';
-import type { Log } from '../log.js';
-import type { TransferStrategy } from '../transfer/strategy.js';
-import { abortReceiveArgv, receiveArgv, resumeSendArgv } from '../zfs/commands.js';
+import type { Host } from '../host/host.js';
+import type { ResumeCheck } from '../plan/resume-plan.js';
+import { resumeSendArgv } from '../zfs/commands.js';
 import type { DatasetState } from '../zfs/list.js';
 
-export interface ResumeOutcome {
-  target: string;
-  action: 'resumed' | 'aborted' | 'failed';
-  bytes: number;
-  seconds: number;
-  error?: string;
-}
-
 /**
- * Finishes what an interrupted run left: every target with a receive_resume_token is resumed
- * with `zfs send -t` when the token still describes a snapshot we have (checked with a dry run
- * first), and aborted with `zfs receive -A` otherwise, so the normal plan can start again.
+ * Asks the source about every target an earlier run left with a receive_resume_token: `zfs send
+ * -nv -t` only reads, and says whether the rest can still be sent, and for which snapshot.
  */
-export async function settleInterruptedReceives(
+export async function checkResumes(
   remote: ReadonlyMap<string, DatasetState>,
-  context: { local: Host; remote: Host; strategy: TransferStrategy; log: Log },
-): Promise<ResumeOutcome[]> {
-  const outcomes: ResumeOutcome[] = [];
-  for (const state of remote.values()) {
-    const token = state.resumeToken;
-    if (!token) continue;
-    const check = await context.local.run(resumeSendArgv(token, true), { mutates: false, allowExitCodes: [1, 2, 255] });
-    if (check.exitCode === 0) {
-      if (context.remote.dryRun) {
-        context.local.skipped(context.strategy.describe(resumeSendArgv(token), receiveArgv(state.name)));
-        outcomes.push({ target: state.name, action: 'resumed', bytes: 0, seconds: 0 });
-        continue;
-      }
-      try {
-        context.log.info(`resuming the interrupted receive into ${state.name}`);
-        const result = await context.strategy.transfer(resumeSendArgv(token), receiveArgv(state.name));
-        outcomes.push({ target: state.name, action: 'resumed', ...result });
-        continue;
-      } catch (error) {
-        context.log.warn(
-          `resuming into ${state.name} failed (${(error as Error).message}); aborting it and starting over`,
-        );
-      }
-    } else {
-      context.log.warn(
-        `the resume token of ${state.name} no longer matches the source (${check.stderr.trim().split('\n').pop()}); aborting it`,
-      );
-    }
-    try {
-      await context.remote.run(abortReceiveArgv(state.name), { mutates: true });
-      outcomes.push({ target: state.name, action: 'aborted', bytes: 0, seconds: 0 });
-    } catch (error) {
-      outcomes.push({
-        target: state.name,
-        action: 'failed',
-        bytes: 0,
-        seconds: 0,
-        error: `${describeCommand(abortReceiveArgv(state.name))}: ${(error as Error).message}`,
-      });
-    }
-  }
-  return outcomes;
+  local: Host,
+): Promise<Map<string, ResumeCheck>> {
+  const interrupted = [...remote.values()].filter((state) => state.resumeToken);
+  const checks = await Promise.all(
+    interrupted.map(async (state): Promise<[string, ResumeCheck]> => {
+      const token = state.resumeToken!;
+      const out = await local.run(resumeSendArgv(token, true), { mutates: false, allowExitCodes: [1, 2, 255] });
+      const contents = `${out.stdout}\n${out.stderr}`;
+      const toguid = tokenField(contents, 'toguid');
+      const check: ResumeCheck = {
+        token,
+        accepted: out.exitCode === 0,
+        toname: tokenField(contents, 'toname'),
+        toguid: toguid ? decimalGuid(toguid) : undefined,
+        bytes: tokenBytes(contents),
+        refusal: out.exitCode === 0 ? undefined : out.stderr.trim().split('\n').pop(),
+      };
+      return [state.name, check];
+    }),
+  );
+  return new Map(checks);
 }
 
 /** The target's receive_resume_token, or undefined when no receive into it was interrupted. */
@@ -80,6 +49,21 @@ export async function resumableBytes(local: Host, token: string): Promise<number
 }
 
 export function tokenBytes(contents: string): number | undefined {
-  const match = /^\s*bytes = (0x[0-9a-f]+|\d+)\s*$/im.exec(contents);
-  return match ? Number(match[1]) : undefined;
+  const bytes = tokenField(contents, 'bytes');
+  return bytes !== undefined && /^(0x[0-9a-f]+|\d+)$/i.test(bytes) ? Number(bytes) : undefined;
+}
+
+/** One `name = value` line of the token's contents (nvlist_print). */
+export function tokenField(contents: string, name: string): string | undefined {
+  const match = new RegExp(`^\\s*${name} = (.+?)\\s*$`, 'm').exec(contents);
+  return match?.[1];
+}
+
+/** Guids are listed in decimal; the token prints them in hex. */
+function decimalGuid(value: string): string | undefined {
+  try {
+    return BigInt(value).toString();
+  } catch {
+    return undefined;
+  }
 }

@@ -20,15 +20,15 @@ export function seriesLanes(steps: readonly Step[], start: number, maxLanes: num
     if (step.kind === 'transfer') block.push(step);
     else if (step.kind !== 'create-parent') break;
   }
-  const transfersOf = (dataset: string) => block.filter((step) => step.dataset === dataset).length;
+  const transfersOf = (dataset: string) => block.filter((step) => step.vmDataset === dataset).length;
   const fits = (step: TransferStep) =>
     step.added !== undefined &&
     step.added < SERIES_STREAM_BYTES &&
     step.sends.length === 1 &&
     step.common !== undefined &&
     !step.rollback &&
-    !step.origin &&
-    transfersOf(step.dataset) === 1;
+    !step.cloneOrigin &&
+    transfersOf(step.vmDataset) === 1;
   const eligible = block.filter(fits);
   const count = Math.min(maxLanes, Math.ceil(eligible.length / STREAMS_PER_LANE));
   const lanes = Array.from({ length: count }, (_, lane) => eligible.filter((_, index) => index % count === lane));

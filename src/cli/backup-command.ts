@@ -191,8 +191,10 @@ async function openTarget(resolved: ResolvedTarget, run: Run): Promise<OpenedTar
     // the AWS SDK is loaded only by runs that use it (it is most of the bundle)
     const { ObjectTarget, S3Store } = await import('../s3/index.js');
     const { checkGpgRecipient } = await import('../s3/gpg.js');
+    const { DryRunStore } = await import('../s3/dry-run-store.js');
     const s3 = config.s3!;
-    const store = new S3Store(s3);
+    // a dry run reads the bucket and prints what it would write
+    const store = local.dryRun ? new DryRunStore(new S3Store(s3), run.print) : new S3Store(s3);
     const failed = (error: string): OpenedTarget => ({ name, label: store.label, error, close: nothing });
     const missing = await checkPrograms(programsNeeded(config, 's3'), local, undefined);
     if (missing) return failed(missing);

@@ -13,7 +13,8 @@ export interface Host {
   run(argv: Argv, options: RunOptions): Promise<CommandResult>;
   /**
    * Starts a pipeline whose first stage reads `stdin` and whose last stage writes `stdout`, for
-   * streams. Never gated by dry-run: the transfer layer decides what a dry run prints instead.
+   * streams. Not gated itself: whatever starts it does so inside `mutate`, which prints the whole
+   * transfer as an operator would type it.
    */
   spawn(pipeline: readonly Argv[]): StreamProcess;
   /** Programs started on this host so far, by name (`zfs <subcommand>` for zfs; a pipeline counts each stage). */
@@ -117,6 +118,22 @@ export function dryRunResult(host: Host, argv: Argv, options: RunOptions): Comma
   const command = commandLine(argv);
   host.skipped(command);
   return { host: host.label, command, stdout: '', stderr: '', exitCode: 0 };
+}
+
+/**
+ * A change made by more than one command (a transfer's pipelines on both hosts, an upload's
+ * pipeline and parts) goes through here, so that --dry-run stays this module's: `work` runs, or
+ * under a dry run each line of `description` is printed on `host` and `skipped` is returned.
+ */
+export async function mutate<T>(
+  host: Host,
+  description: string | readonly string[],
+  work: () => Promise<T>,
+  skipped: T,
+): Promise<T> {
+  if (!host.dryRun) return work();
+  for (const line of typeof description === 'string' ? [description] : description) host.skipped(line);
+  return skipped;
 }
 
 export function checkResult(result: CommandResult, options: RunOptions): CommandResult {

@@ -3,6 +3,7 @@ import { receivedRaw } from '../zfs/encryption.js';
 import type { DatasetState, SnapshotInfo } from '../zfs/list.js';
 import { parentOf, poolOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { heldByOthers, inGroup, snapshotsToRotate } from './rotation.js';
+import { planResumes, type ResumeCheck } from './resume-plan.js';
 import type { HoldStep, ProtectStep, SnapshotStep, Step, TransferStep } from './steps.js';
 
 export interface PlanInput {
@@ -22,6 +23,8 @@ export interface PlanInput {
   holds?: { tag: string; localHeld: ReadonlySet<string>; remoteHeld: ReadonlySet<string> };
   /** --rollback: discard changes made on the backup host since the common snapshot. */
   rollback?: boolean;
+  /** What the source said of each target's receive_resume_token (resume-plan.ts), by target. */
+  resumes?: ReadonlyMap<string, ResumeCheck>;
 }
 
 export interface Problem {
@@ -43,11 +46,14 @@ export interface BackupPlan {
  * planned (planSnapshots): no I/O, so every rule here (guid matching, clone origins,
  * intermediate snapshots, rotation limits) is tested table-style.
  */
-export function planBackup(input: PlanInput): BackupPlan {
-  const warnings: string[] = [];
+export function planBackup(observed: PlanInput): BackupPlan {
+  // interrupted receives first: the rest is planned on the backup host as they leave it
+  const resumes = planResumes(observed);
+  const input: PlanInput = { ...observed, remote: resumes.remote };
+  const warnings: string[] = [...resumes.warnings];
   const problems: Problem[] = [];
   const localReleasing = new Set<string>();
-  const steps: Step[] = [];
+  const steps: Step[] = [...resumes.steps];
 
   const onTarget = new Set(input.remote.keys());
   const ensureParent = (target: string) => {
@@ -91,12 +97,12 @@ export function planBackup(input: PlanInput): BackupPlan {
       const raw = goesRaw(local, existingTarget(remote, input.basePath), encrypts, warnings);
       transfer = {
         kind: 'transfer',
-        dataset,
+        vmDataset: dataset,
         source: dataset,
         target,
         mode: 'incremental',
         sends: result.sends.map((send) => withRaw(send, raw)),
-        isOrigin: false,
+        carriesImage: false,
         common: `${target}@${result.common}`,
         rollback: input.rollback,
         added: fromNewest ? local.written : undefined,
@@ -111,22 +117,22 @@ export function planBackup(input: PlanInput): BackupPlan {
       transfer = origin
         ? {
             kind: 'transfer',
-            dataset,
+            vmDataset: dataset,
             source: dataset,
             target,
             mode: 'incremental',
             sends: [withRaw({ from: local.origin, to: newest }, goesRaw(local, origin.target, encrypts, warnings))],
-            origin: origin.snapshot,
-            isOrigin: false,
+            cloneOrigin: origin.snapshot,
+            carriesImage: false,
           }
         : {
             kind: 'transfer',
-            dataset,
+            vmDataset: dataset,
             source: dataset,
             target,
             mode: 'full',
             sends: [withRaw({ to: newest }, goesRaw(local, undefined, encrypts, warnings))],
-            isOrigin: false,
+            carriesImage: false,
           };
     }
     steps.push(transfer);
@@ -156,7 +162,7 @@ export function planBackup(input: PlanInput): BackupPlan {
     const entered = new Set(step.snapshots.map((e) => splitSnapshot(e.snapshot).dataset));
     step.others = sideDatasets.filter((d) => !entered.has(d));
   }
-  for (const origin of steps.filter((s): s is TransferStep => s.kind === 'transfer' && s.isOrigin)) {
+  for (const origin of steps.filter((s): s is TransferStep => s.kind === 'transfer' && s.carriesImage)) {
     protect.targets.push({
       dataset: origin.source,
       target: origin.target,
@@ -288,12 +294,12 @@ function planOrigin(
   ensureParent(originTarget);
   const transfer: TransferStep = {
     kind: 'transfer',
-    dataset: clone,
+    vmDataset: clone,
     source: originDataset,
     target: originTarget,
     mode: 'full',
     sends: [withRaw({ to: origin }, goesRaw(originLocal, undefined, encrypts, warnings))],
-    isOrigin: true,
+    carriesImage: true,
   };
   steps.push(transfer);
   onTarget.add(originTarget);
@@ -364,5 +370,5 @@ function planRotation(
     input.remoteLimit,
     new Set([input.snapshot, ...heldByOthers(remote, target, releasing)]),
   );
-  return destroy.length > 0 ? [{ kind: 'rotate', side: 'remote', dataset, on: target, destroy }] : [];
+  return destroy.length > 0 ? [{ kind: 'rotate', dataset, on: target, destroy }] : [];
 }

@@ -4,13 +4,40 @@ import type { SendSpec } from '../zfs/commands.js';
  * What a backup host's part of a run will do, as data: the planner makes these, the executor runs
  * them, --dry-run prints them. The snapshot before them is the run loop's (backup/backup-vm.ts).
  */
-export type Step = CreateParentStep | ProtectStep | TransferStep | HoldStep | RotateStep | StoreSpecStep;
+export type Step =
+  ResumeStep | AbortResumeStep | CreateParentStep | ProtectStep | TransferStep | HoldStep | RotateStep | StoreSpecStep;
 
 /** One atomic `zfs snapshot a@s b@s …` for all selected datasets of one pool, taken once for every target. */
 export interface SnapshotStep {
   kind: 'snapshot';
   pool: string;
   snapshots: string[];
+}
+
+/**
+ * Finishes the stream an earlier run left in `target` (receive -s kept what arrived) with
+ * `zfs send -t TOKEN | zfs receive -s`; the rest of the plan counts `snapshot` as on the target.
+ */
+export interface ResumeStep {
+  kind: 'resume';
+  /** The source dataset whose row counts it: the VM dataset, or the image a clone-origin target holds. */
+  source: string;
+  target: string;
+  token: string;
+  /** The target snapshot the resumed stream completes (full name). */
+  snapshot: string;
+  /** Bytes that had arrived before (from the token), for messages. */
+  arrived?: number;
+}
+
+/**
+ * Throws away an interrupted receive the source can no longer continue (`zfs receive -A`), so
+ * the rest of the plan starts clean: an interrupted full receive leaves no target behind.
+ */
+export interface AbortResumeStep {
+  kind: 'abort-resume';
+  source: string;
+  target: string;
 }
 
 /** A parent that must exist on the backup host before a dataset can be received below it. */
@@ -32,17 +59,17 @@ export interface ProtectStep {
 
 export interface TransferStep {
   kind: 'transfer';
-  /** The VM dataset this transfer serves (for a clone's origin: the clone). */
-  dataset: string;
+  /** The VM dataset whose report row this transfer counts in (for an image sent as a clone's origin: the clone). */
+  vmDataset: string;
   source: string;
   target: string;
   mode: 'full' | 'incremental';
   /** Sent one after the other; each is its own stream. */
   sends: SendSpec[];
-  /** For the first transfer of a clone: the target snapshot that becomes its origin. */
-  origin?: string;
-  /** True when this transfer carries a clone's origin (an image), not a VM dataset. */
-  isOrigin: boolean;
+  /** For the first transfer of a clone: the target snapshot the received clone is cloned from (`receive -o origin=`). */
+  cloneOrigin?: string;
+  /** The stream is a clone's origin (an image, with its own report row), not one of the VM's datasets. */
+  carriesImage: boolean;
   /** The common snapshot on the target: rolled back to first with --rollback, named in errors. */
   common?: string;
   rollback?: boolean;
@@ -69,12 +96,12 @@ export interface HoldStep {
   others: string[];
 }
 
+/** The backup host's rotation (the source side's is the run loop's, once for all targets). */
 export interface RotateStep {
   kind: 'rotate';
-  side: 'local' | 'remote';
   /** The VM dataset whose transfer must have succeeded first. */
   dataset: string;
-  /** The dataset the snapshots are destroyed on (source name, or target name on the backup host). */
+  /** The target dataset on the backup host the snapshots are destroyed on. */
   on: string;
   destroy: string[];
 }

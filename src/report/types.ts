@@ -4,7 +4,8 @@ import type { ConsistencyRecord } from '../backup/hook-run.js';
 
 /** `resumed`: an interrupted stream of this dataset was finished this run (then the new snapshot went incrementally). */
 export type TransferMode = 'full' | 'incremental' | 'resumed' | 'none';
-export type DatasetOutcome = 'ok' | 'failed' | 'skipped';
+/** How one dataset's row ended: `skipped` when there was nothing to send. */
+export type DatasetStatus = 'ok' | 'failed' | 'skipped';
 
 export interface DatasetResult {
   /** Source dataset, e.g. `zones/<uuid>-disk0`. */
@@ -17,7 +18,7 @@ export interface DatasetResult {
   /** Bytes of the send stream(s) that crossed to the backup host. */
   bytes: number;
   seconds: number;
-  result: DatasetOutcome;
+  result: DatasetStatus;
   error?: string;
   /** Snapshots destroyed by rotation, full names. */
   rotatedLocal: string[];

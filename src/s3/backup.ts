@@ -1,8 +1,16 @@
 import type { ConsistencyRecord } from '../backup/hook-run.js';
-import { describePipeline, type Host } from '../host/host.js';
+import { describePipeline, mutate, type Host } from '../host/host.js';
+import type { Argv } from '../host/quote.js';
 import type { Log } from '../log.js';
-import type { DatasetResult } from '../report/types.js';
-import type { PreparedTarget, Target, TargetOutcome, VmRun } from '../target/target.js';
+import {
+  datasetRow,
+  emptyTally,
+  type DatasetTally,
+  type PreparedTarget,
+  type Target,
+  type TargetOutcome,
+  type VmRun,
+} from '../target/target.js';
 import { sendArgv } from '../zfs/commands.js';
 import { readCatalog, type VmCatalog } from './catalog.js';
 import { setKey, streamFromMetadata, streamMetadata, vmPrefix, type SetManifest, type StoredStream } from './keys.js';
@@ -18,14 +26,6 @@ export interface S3BackupContext {
   store: ObjectStore;
   s3: S3Settings;
   log: Log;
-}
-
-interface Outcome {
-  bytes: number;
-  seconds: number;
-  error?: string;
-  deleted: string[];
-  mode: DatasetResult['mode'];
 }
 
 /**
@@ -48,7 +48,7 @@ export class ObjectTarget implements Target {
     const { local, store, s3 } = this.context;
     const { observed, uuid, snapshot } = run;
     const preparing: string[] = [];
-    if (!local.dryRun) await finishInterruptedUploads(uuid, observed.local, this.context, preparing);
+    await finishInterruptedUploads(uuid, observed.local, this.context, preparing);
     const catalog = await readCatalog(store, s3.prefix, uuid);
     const plan = planS3Backup({
       vm: uuid,
@@ -65,18 +65,20 @@ export class ObjectTarget implements Target {
     });
     const execute = async (consistency: ConsistencyRecord): Promise<TargetOutcome> => {
       const errors: string[] = [];
-      if (!local.dryRun)
-        await fillIdentity(
+      // read once, by the first upload that runs: a dry run's snapshot does not exist
+      let identity: Promise<void> | undefined;
+      const identify = () =>
+        (identity ??= fillIdentity(
           local,
           observed.datasets.map((d) => `${d}@${snapshot}`),
           plan.steps,
-        );
-      const outcomes = await executeSteps(plan.steps, this.context, errors);
+        ));
+      const tallies = await executeSteps(plan.steps, { ...this.context, identify }, errors);
       const stored = plan.steps
-        .filter((s): s is UploadStep => s.kind === 'upload' && !outcomes.get(s.dataset)?.error)
+        .filter((s): s is UploadStep => s.kind === 'upload' && !tallies.get(s.vmDataset)?.error)
         .map((s) => s.stream);
-      const complete = observed.datasets.every((d) => !outcomes.get(d)?.error);
-      if (complete && !local.dryRun) {
+      const complete = observed.datasets.every((d) => !tallies.get(d)?.error);
+      if (complete) {
         const { zoneConfig, images } = await run.details;
         const manifest: SetManifest = {
           format: 1,
@@ -94,24 +96,13 @@ export class ObjectTarget implements Target {
           .putText(setKey(s3.prefix, uuid, snapshot), `${JSON.stringify(manifest, null, 2)}\n`)
           .catch((e: Error) => errors.push(`storing the set manifest failed: ${e.message}`));
       }
-      await dropEmptySets(catalog, outcomes, this.context, errors);
-      const datasets = observed.datasets.map((dataset): DatasetResult => {
-        const o = outcomes.get(dataset);
+      await dropEmptySets(catalog, tallies, this.context, errors);
+      const datasets = observed.datasets.map((dataset) => {
+        const tally = tallies.get(dataset);
         const upload = plan.steps.find(
-          (s): s is UploadStep => s.kind === 'upload' && s.dataset === dataset && !s.isOrigin,
+          (s): s is UploadStep => s.kind === 'upload' && s.vmDataset === dataset && !s.carriesImage,
         );
-        return {
-          dataset,
-          target: upload?.stream.key ?? '',
-          snapshot,
-          mode: o?.mode ?? 'none',
-          bytes: o?.bytes ?? 0,
-          seconds: o?.seconds ?? 0,
-          result: o?.error ? 'failed' : upload ? 'ok' : 'skipped',
-          error: o?.error,
-          rotatedLocal: [],
-          rotatedRemote: o?.deleted ?? [],
-        };
+        return datasetRow({ dataset, target: upload?.stream.key ?? '', snapshot, mode: tally?.mode ?? 'none', tally });
       });
       return { datasets, errors };
     };
@@ -119,43 +110,42 @@ export class ObjectTarget implements Target {
   }
 }
 
+/** The run's context, and what fills in the new snapshots' guid and createtxg before their first upload. */
+type StepContext = S3BackupContext & { identify: () => Promise<void> };
+
 async function executeSteps(
   steps: readonly S3Step[],
-  context: S3BackupContext,
+  context: StepContext,
   errors: string[],
-): Promise<Map<string, Outcome>> {
-  const { local, store, log } = context;
-  const outcomes = new Map<string, Outcome>();
-  const outcome = (dataset: string) => {
-    let o = outcomes.get(dataset);
-    if (!o) outcomes.set(dataset, (o = { bytes: 0, seconds: 0, deleted: [], mode: 'none' }));
+): Promise<Map<string, DatasetTally>> {
+  const { store, log } = context;
+  const tallies = new Map<string, DatasetTally>();
+  const tally = (dataset: string) => {
+    let o = tallies.get(dataset);
+    if (!o) tallies.set(dataset, (o = emptyTally()));
     return o;
   };
   for (const step of steps) {
     switch (step.kind) {
       case 'upload': {
-        const o = outcome(step.dataset);
+        const o = tally(step.vmDataset);
         if (o.error) break;
         try {
           const moved = await upload(step, context);
-          if (!step.isOrigin) o.mode = step.send.from ? 'incremental' : 'full';
+          if (!step.carriesImage) o.mode = step.send.from ? 'incremental' : 'full';
           o.bytes += moved.bytes;
           o.seconds += moved.seconds;
         } catch (error) {
-          o.error = `${step.isOrigin ? `origin ${step.send.to}: ` : ''}${(error as Error).message}`;
+          o.error = `${step.carriesImage ? `origin ${step.send.to}: ` : ''}${(error as Error).message}`;
         }
         break;
       }
       case 'delete-objects': {
-        const o = outcome(step.dataset);
+        const o = tally(step.dataset);
         if (o.error) break;
-        if (local.dryRun) {
-          local.skipped(`delete ${step.keys.length} object(s) from ${store.label}: ${step.keys.join(' ')}`);
-          break;
-        }
         try {
           await store.delete(step.keys);
-          o.deleted.push(...step.keys);
+          o.rotatedRemote.push(...step.keys);
           log.verbose(`deleted ${step.keys.join(' ')}`);
         } catch (error) {
           errors.push(`rotation in ${store.label} failed for ${step.dataset}: ${(error as Error).message}`);
@@ -164,18 +154,25 @@ async function executeSteps(
       }
     }
   }
-  return outcomes;
+  return tallies;
 }
 
-async function upload(step: UploadStep, context: S3BackupContext): Promise<{ bytes: number; seconds: number }> {
+/** One stream's pipeline into one object; a dry run prints the pipeline (the host's) and starts nothing. */
+async function upload(step: UploadStep, context: StepContext): Promise<{ bytes: number; seconds: number }> {
+  const { local, s3 } = context;
+  const pipeline = [sendArgv(step.send), ...compressArgv(s3.compression), ...encryptArgv(s3.gpgRecipient, s3)];
+  const into = `${describePipeline(pipeline)} > s3://${s3.bucket}/${step.stream.key}`;
+  return mutate(local, into, () => uploadNow(step, pipeline, context), { bytes: 0, seconds: 0 });
+}
+
+async function uploadNow(
+  step: UploadStep,
+  pipeline: Argv[],
+  context: StepContext,
+): Promise<{ bytes: number; seconds: number }> {
   const { local, store, s3, log } = context;
-  const send = step.send;
-  const pipeline = [sendArgv(send), ...compressArgv(s3.compression), ...encryptArgv(s3.gpgRecipient, s3)];
-  if (local.dryRun) {
-    local.skipped(`${describePipeline(pipeline)} > ${store.label.replace(/\/.*$/, '')}/${step.stream.key}`);
-    return { bytes: 0, seconds: 0 };
-  }
-  const [zfs, verb, ...args] = sendArgv(send);
+  await context.identify();
+  const [zfs, verb, ...args] = sendArgv(step.send);
   const estimate = await local.run([zfs!, verb!, '-nP', ...args], { mutates: false });
   const stored = await uploadStream(store, {
     key: step.stream.key,
@@ -219,10 +216,15 @@ async function finishInterruptedUploads(
     const stream = streamFromMetadata(journal.key, journal.metadata);
     if (!stream || !local.get(stream.dataset)?.snapshots.some((s) => s.name === stream.snapshot)) {
       log.warn(`${journal.key}: the snapshot of an unfinished upload is gone; aborting that upload`);
-      await abandonUpload(store, s3.stateDirectory, journal);
+      await mutate(
+        context.local,
+        `abort the unfinished upload of ${journal.key} and drop its journal`,
+        () => abandonUpload(store, s3.stateDirectory, journal),
+        undefined,
+      );
       continue;
     }
-    try {
+    const finish = async () => {
       const stored = await uploadStream(store, {
         key: journal.key,
         metadata: journal.metadata,
@@ -236,6 +238,10 @@ async function finishInterruptedUploads(
       });
       await recordChecksum(stream, stored, store);
       log.info(`${journal.key}: finished an interrupted upload (${stored.resumedParts} part(s) were already stored)`);
+    };
+    const into = `${describePipeline(journal.pipeline)} > s3://${s3.bucket}/${journal.key} (the rest of an interrupted upload)`;
+    try {
+      await mutate(context.local, into, finish, undefined);
     } catch (error) {
       errors.push(`finishing the interrupted upload of ${journal.key} failed: ${(error as Error).message}`);
     }
@@ -253,7 +259,7 @@ async function fillIdentity(local: Host, snapshots: readonly string[], steps: re
     values.set(`${name}\n${property}`, value!);
   }
   for (const step of steps) {
-    if (step.kind !== 'upload' || step.isOrigin) continue;
+    if (step.kind !== 'upload' || step.carriesImage) continue;
     const full = `${step.stream.dataset}@${step.stream.snapshot}`;
     if (!snapshots.includes(full)) continue;
     step.stream.guid = values.get(`${full}\nguid`) ?? step.stream.guid;
@@ -264,11 +270,11 @@ async function fillIdentity(local: Host, snapshots: readonly string[], steps: re
 /** A set manifest whose own snapshot's streams are all gone after rotation is deleted too (an origin it first stored stays). */
 async function dropEmptySets(
   catalog: VmCatalog,
-  outcomes: ReadonlyMap<string, Outcome>,
+  tallies: ReadonlyMap<string, DatasetTally>,
   context: S3BackupContext,
   errors: string[],
 ): Promise<void> {
-  const deleted = new Set([...outcomes.values()].flatMap((o) => o.deleted));
+  const deleted = new Set([...tallies.values()].flatMap((o) => o.rotatedRemote));
   if (deleted.size === 0) return;
   const gone = (s: StoredStream) => deleted.has(s.key) || !catalog.streams.has(s.key);
   const empty = catalog.sets

@@ -9,9 +9,10 @@ import { streamKey, type Compression, type StoredStream } from './keys.js';
 /** One stream to store: `zfs send` of `send`, compressed (and encrypted), as one object. */
 export interface UploadStep {
   kind: 'upload';
-  /** The VM dataset this upload serves (for a clone's origin: the clone). */
-  dataset: string;
-  isOrigin: boolean;
+  /** The VM dataset whose report row this upload counts in (for an image stored as a clone's origin: the clone). */
+  vmDataset: string;
+  /** The stream is a clone's origin (an image), not one of the VM's datasets. */
+  carriesImage: boolean;
   send: SendSpec;
   /** What the object will say of itself; bytes and sha256 are filled in once stored. */
   stream: StoredStream;
@@ -83,8 +84,8 @@ export function planS3Backup(input: S3PlanInput): S3Plan {
     if (base && (input.fullEvery === undefined || chainLength < input.fullEvery)) {
       steps.push({
         kind: 'upload',
-        dataset,
-        isOrigin: false,
+        vmDataset: dataset,
+        carriesImage: false,
         send: { from: `${dataset}@${base.name}`, to, ...raw },
         stream: stream({ dataset, snapshot: base.name, guid: base.guid }),
       });
@@ -94,15 +95,15 @@ export function planS3Backup(input: S3PlanInput): S3Plan {
         origin
           ? {
               kind: 'upload',
-              dataset,
-              isOrigin: false,
+              vmDataset: dataset,
+              carriesImage: false,
               send: { from: local.origin, to, ...raw },
               stream: stream(origin),
             }
-          : { kind: 'upload', dataset, isOrigin: false, send: { to, ...raw }, stream: stream() },
+          : { kind: 'upload', vmDataset: dataset, carriesImage: false, send: { to, ...raw }, stream: stream() },
       );
     } else {
-      steps.push({ kind: 'upload', dataset, isOrigin: false, send: { to, ...raw }, stream: stream() });
+      steps.push({ kind: 'upload', vmDataset: dataset, carriesImage: false, send: { to, ...raw }, stream: stream() });
     }
     if (stored.length > intact.length)
       warnings.push(
@@ -138,8 +139,8 @@ function planOrigin(
     planned.add(origin);
     steps.push({
       kind: 'upload',
-      dataset: clone,
-      isOrigin: true,
+      vmDataset: clone,
+      carriesImage: true,
       send: { to: origin, ...(originLocal?.encrypted ? { raw: true } : {}) },
       stream: {
         key: streamKey(input.prefix, input.vm, dataset, snapshot),
@@ -168,7 +169,7 @@ function objectsToRotate(input: S3PlanInput, stored: readonly StoredStream[], up
   const parentsOf = (s: StoredStream) => chainOf(input.catalog, s).chain.map((c) => c.key);
   for (const s of keep) parentsOf(s).forEach((k) => needed.add(k));
   const parent = upload.stream.parent;
-  const base = parent && parent.dataset === upload.dataset ? stored.find((s) => s.guid === parent.guid) : undefined;
+  const base = parent && parent.dataset === upload.vmDataset ? stored.find((s) => s.guid === parent.guid) : undefined;
   if (base) parentsOf(base).forEach((k) => needed.add(k));
   return members.filter((s) => !needed.has(s.key)).map((s) => s.key);
 }

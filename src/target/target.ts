@@ -1,7 +1,7 @@
 import type { ConsistencyRecord } from '../backup/hook-run.js';
 import type { VmObservation } from '../backup/observe.js';
 import type { Problem } from '../plan/backup-plan.js';
-import type { DatasetResult } from '../report/types.js';
+import type { DatasetResult, TransferMode } from '../report/types.js';
 
 /**
  * Where backups go, behind one small interface (restic's backends): a ZFS backup host over SSH or
@@ -40,7 +40,7 @@ export interface PreparedTarget {
   /** Datasets this target will not receive this run, and why (the others still go). */
   problems: Problem[];
   warnings: string[];
-  /** Errors met while preparing that are not about one dataset (a resume that failed). */
+  /** Errors met while preparing that are not about one dataset (an interrupted upload that could not be finished). */
   errors: string[];
   /** Local snapshots (full names) whose hold this target moves off this run: local rotation may take them. */
   releasing: ReadonlySet<string>;
@@ -52,4 +52,53 @@ export interface TargetOutcome {
   /** One row per VM dataset (and per image sent as a clone's origin). */
   datasets: DatasetResult[];
   errors: string[];
+}
+
+/**
+ * What a target's executor counted for one VM dataset, or for an image sent as a clone's origin
+ * (keyed by its source dataset): the report's row is built from it (datasetRow).
+ */
+export interface DatasetTally {
+  bytes: number;
+  seconds: number;
+  error?: string;
+  /** How the stream went, when the executor knows it better than the plan (an upload that succeeded). */
+  mode?: TransferMode;
+  /** What this target's rotation destroyed or deleted: snapshots or object keys, full names. */
+  rotatedRemote: string[];
+  /** Target snapshots after the common one that --rollback destroyed, full names. */
+  discarded: string[];
+}
+
+export function emptyTally(): DatasetTally {
+  return { bytes: 0, seconds: 0, rotatedRemote: [], discarded: [] };
+}
+
+/**
+ * One report row, the same way for every target: a problem or an error fails it, a planned
+ * stream makes it ok, nothing to send skips it. Local rotation is added later, once for all.
+ */
+export function datasetRow(row: {
+  dataset: string;
+  target: string;
+  snapshot: string;
+  mode: TransferMode;
+  tally?: DatasetTally;
+  problem?: string;
+}): DatasetResult {
+  const { tally } = row;
+  const error = row.problem ?? tally?.error;
+  return {
+    dataset: row.dataset,
+    target: row.target,
+    snapshot: row.snapshot,
+    mode: row.mode,
+    bytes: tally?.bytes ?? 0,
+    seconds: tally?.seconds ?? 0,
+    result: error ? 'failed' : row.mode !== 'none' ? 'ok' : 'skipped',
+    error,
+    rotatedLocal: [],
+    rotatedRemote: tally?.rotatedRemote ?? [],
+    ...(tally?.discarded.length ? { discarded: tally.discarded } : {}),
+  };
 }

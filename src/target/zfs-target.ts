@@ -1,7 +1,7 @@
-import { executePlan, type DatasetOutcome } from '../backup/execute.js';
+import { executePlan } from '../backup/execute.js';
 import type { ConsistencyRecord } from '../backup/hook-run.js';
 import { observeRemote } from '../backup/observe.js';
-import { settleInterruptedReceives, type ResumeOutcome } from '../backup/resume.js';
+import { checkResumes } from '../backup/resume.js';
 import type { Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import { planBackup, type BackupPlan } from '../plan/backup-plan.js';
@@ -11,7 +11,14 @@ import type { TransferStrategy } from '../transfer/strategy.js';
 import type { Tuning } from '../transfer/tuning.js';
 import { snapshotsHeldBy } from '../zfs/holds.js';
 import { splitSnapshot, targetDatasetName } from '../zfs/names.js';
-import type { PreparedTarget, Target, TargetOutcome, VmRun } from './target.js';
+import {
+  datasetRow,
+  type DatasetTally,
+  type PreparedTarget,
+  type Target,
+  type TargetOutcome,
+  type VmRun,
+} from './target.js';
 
 export interface ZfsTargetSettings {
   basePath: string;
@@ -45,7 +52,7 @@ export class ZfsTarget implements Target {
   async prepare(run: VmRun): Promise<PreparedTarget> {
     const { settings, context } = this;
     const { observed, snapshot } = run;
-    const [listed, localHeld, details] = await Promise.all([
+    const [remote, localHeld, details] = await Promise.all([
       observeRemote(observed, context.remote, settings.basePath),
       settings.holdTag
         ? snapshotsHeldBy(
@@ -56,13 +63,10 @@ export class ZfsTarget implements Target {
         : undefined,
       run.details,
     ]);
-    let remote = listed;
-    const resumed = await settleInterruptedReceives(remote, context);
-    if (resumed.length > 0 && !context.remote.dryRun)
-      remote = await observeRemote(observed, context.remote, settings.basePath);
-    const remoteHeld = settings.holdTag
-      ? await snapshotsHeldBy(context.remote, settings.holdTag, remote.values())
-      : undefined;
+    const [resumes, remoteHeld] = await Promise.all([
+      checkResumes(remote, context.local),
+      settings.holdTag ? snapshotsHeldBy(context.remote, settings.holdTag, remote.values()) : undefined,
+    ]);
     const holds =
       settings.holdTag && localHeld && remoteHeld ? { tag: settings.holdTag, localHeld, remoteHeld } : undefined;
     const files = [{ name: `${snapshot}.json`, content: observed.raw }];
@@ -84,34 +88,19 @@ export class ZfsTarget implements Target {
       },
       holds,
       rollback: settings.rollback,
+      resumes,
     });
     const execute = async (consistency: ConsistencyRecord): Promise<TargetOutcome> => {
       const execution = await executePlan(plan.steps, { ...context, consistency });
-      for (const r of resumed) {
-        const dataset = observed.datasets.find((d) => targetDatasetName(settings.basePath, d) === r.target);
-        const outcome = dataset ? execution.outcomes.get(dataset) : undefined;
-        if (outcome) {
-          outcome.bytes += r.bytes;
-          outcome.seconds += r.seconds;
-        }
-      }
-      const resumedTargets = new Set(resumed.filter((r) => r.action === 'resumed').map((r) => r.target));
       return {
-        datasets: datasetResults(
-          observed.datasets,
-          plan,
-          execution.outcomes,
-          resumedTargets,
-          settings.basePath,
-          snapshot,
-        ),
+        datasets: datasetResults(observed.datasets, plan, execution.tallies, settings.basePath, snapshot),
         errors: execution.errors,
       };
     };
     return {
       problems: plan.problems,
       warnings: plan.warnings,
-      errors: resumed.flatMap((r: ResumeOutcome) => (r.error ? [r.error] : [])),
+      errors: [],
       releasing: plan.releasing,
       execute,
     };
@@ -121,43 +110,36 @@ export class ZfsTarget implements Target {
 function datasetResults(
   datasets: readonly string[],
   plan: BackupPlan,
-  outcomes: ReadonlyMap<string, DatasetOutcome>,
-  resumed: ReadonlySet<string>,
+  tallies: ReadonlyMap<string, DatasetTally>,
   basePath: string,
   snapshot: string,
 ): DatasetResult[] {
-  const row = (
-    dataset: string,
-    target: string,
-    sent: string,
-    mode: DatasetResult['mode'],
-    problem?: string,
-  ): DatasetResult => {
-    const outcome = outcomes.get(dataset);
-    const error = problem ?? outcome?.error;
-    return {
-      dataset,
-      target,
-      snapshot: sent,
-      mode,
-      bytes: outcome?.bytes ?? 0,
-      seconds: outcome?.seconds ?? 0,
-      result: error ? 'failed' : mode !== 'none' ? 'ok' : 'skipped',
-      error,
-      rotatedLocal: [],
-      rotatedRemote: outcome?.rotatedRemote ?? [],
-      ...(outcome?.discarded.length ? { discarded: outcome.discarded } : {}),
-    };
-  };
   const transfers = plan.steps.filter((s): s is TransferStep => s.kind === 'transfer');
   const vm = datasets.map((dataset) => {
     const target = targetDatasetName(basePath, dataset);
-    const transfer = transfers.find((s) => s.dataset === dataset && !s.isOrigin);
-    const mode = resumed.has(target) ? 'resumed' : (transfer?.mode ?? 'none');
-    return row(dataset, target, snapshot, mode, plan.problems.find((p) => p.dataset === dataset)?.message);
+    const transfer = transfers.find((s) => s.vmDataset === dataset && !s.carriesImage);
+    const tally = tallies.get(dataset);
+    return datasetRow({
+      dataset,
+      target,
+      snapshot,
+      // a resumed stream names the row, the new snapshot's transfer after it counts in it too
+      mode: tally?.mode ?? transfer?.mode ?? 'none',
+      tally,
+      problem: plan.problems.find((p) => p.dataset === dataset)?.message,
+    });
   });
   const images = transfers
-    .filter((s) => s.isOrigin)
-    .map((s) => ({ ...row(s.source, s.target, splitSnapshot(s.sends[0]!.to).snapshot, s.mode), image: true }));
+    .filter((s) => s.carriesImage)
+    .map((s): DatasetResult => ({
+      ...datasetRow({
+        dataset: s.source,
+        target: s.target,
+        snapshot: splitSnapshot(s.sends[0]!.to).snapshot,
+        mode: tallies.get(s.source)?.mode ?? s.mode,
+        tally: tallies.get(s.source),
+      }),
+      image: true,
+    }));
   return [...vm, ...images];
 }

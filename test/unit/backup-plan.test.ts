@@ -111,9 +111,7 @@ describe('planBackup', () => {
     );
     // rotation counts what will be there after the rollback: daily-x is gone already, not rotated
     assert.deepEqual(
-      rotations(rolled.steps)
-        .filter((r) => r.side === 'remote')
-        .map((r) => r.destroy),
+      rotations(rolled.steps).map((r) => r.destroy),
       [['daily-a', 'daily-b']],
     );
   });
@@ -231,11 +229,11 @@ describe('planBackup', () => {
     );
     const [origin, clone] = transfers(plan.steps);
     assert.deepEqual(
-      [origin!.source, origin!.target, origin!.isOrigin, origin!.sends],
+      [origin!.source, origin!.target, origin!.carriesImage, origin!.sends],
       [image, 'backup/zones/e44ed3e0-910b-11ed-a5d4-00151714048c', true, [{ to: `${image}@final` }]],
     );
     assert.deepEqual(
-      [clone!.source, clone!.origin, clone!.sends],
+      [clone!.source, clone!.cloneOrigin, clone!.sends],
       [
         VM,
         'backup/zones/e44ed3e0-910b-11ed-a5d4-00151714048c@final',
@@ -253,7 +251,7 @@ describe('planBackup', () => {
       }),
     );
     assert.equal(transfers(plan.steps).length, 1);
-    assert.equal(transfers(plan.steps)[0]!.origin, 'backup/zones/img@final');
+    assert.equal(transfers(plan.steps)[0]!.cloneOrigin, 'backup/zones/img@final');
   });
 
   it('checks the origin snapshot, not just its dataset (smartcopy defect 6)', () => {
@@ -270,9 +268,9 @@ describe('planBackup', () => {
         remote: states(ds('backup/zones', []), ds('backup/zones/img', [['final', 'img-guid']])),
       }),
     );
-    const clone = transfers(plan.steps).find((t) => !t.isOrigin)!;
+    const clone = transfers(plan.steps).find((t) => !t.carriesImage)!;
     assert.equal(clone.mode, 'full');
-    assert.equal(clone.origin, undefined);
+    assert.equal(clone.cloneOrigin, undefined);
     assert.match(plan.warnings[0]!, /without vm2/);
   });
 
@@ -300,8 +298,8 @@ describe('planBackup', () => {
       }),
     );
     assert.deepEqual(
-      rotations(plan.steps).map((r) => [r.side, r.on, r.destroy]),
-      [['remote', T, ['daily-0', 'daily-a']]],
+      rotations(plan.steps).map((r) => [r.on, r.destroy]),
+      [[T, ['daily-0', 'daily-a']]],
     );
   });
 
@@ -390,13 +388,84 @@ describe('planBackup', () => {
       ['release', 'remote', [`${T}@daily-b`]],
     ]);
     assert.deepEqual(
-      rotations(plan.steps).map((r) => [r.side, r.destroy]),
-      [['remote', ['daily-a', 'daily-b']]],
+      rotations(plan.steps).map((r) => r.destroy),
+      [['daily-a', 'daily-b']],
     );
     assert.deepEqual([...plan.releasing], [`${VM}@daily-b`], 'the run loop may take the local one');
     const firstRotation = plan.steps.findIndex((s) => s.kind === 'rotate');
     const lastHold = plan.steps.map((s) => s.kind).lastIndexOf('release');
     assert.ok(lastHold < firstRotation, 'holds move before anything is destroyed');
+  });
+
+  it('an interrupted receive the source accepts is resumed first, and the new snapshot goes from the resumed one', () => {
+    const local = states(
+      ds(VM, [
+        ['daily-a', '1'],
+        ['daily-b', '2'],
+      ]),
+    );
+    const remote = states(ds('backup/zones', []), ds(T, [['daily-a', '1']], { resumeToken: '1-tok' }));
+    const resumes = new Map([
+      [T, { token: '1-tok', accepted: true, toname: `${VM}@daily-b`, toguid: '2', bytes: 4096 }],
+    ]);
+    const plan = planBackup(input({ local, remote, resumes, remoteLimit: 2 }));
+    assert.deepEqual(plan.steps[0], {
+      kind: 'resume',
+      source: VM,
+      target: T,
+      token: '1-tok',
+      snapshot: `${T}@daily-b`,
+      arrived: 4096,
+    });
+    const [transfer] = transfers(plan.steps);
+    assert.deepEqual(
+      [transfer!.common, transfer!.sends],
+      [`${T}@daily-b`, [{ from: `${VM}@daily-b`, to: `${VM}@daily-new`, intermediates: false }]],
+    );
+    assert.deepEqual(
+      rotations(plan.steps).map((r) => r.destroy),
+      [['daily-a']],
+      'rotation counts the resumed snapshot as there',
+    );
+    assert.deepEqual(plan.problems, []);
+  });
+
+  it('an interrupted receive the source refuses is aborted first, and the rest planned as without it', () => {
+    const local = states(
+      ds(VM, [
+        ['daily-a', '1'],
+        ['daily-b', '2'],
+      ]),
+      ds(`${VM}/data`, [['daily-b', '3']]),
+    );
+    const remote = states(
+      ds('backup/zones', []),
+      ds(T, [['daily-a', '1']], { resumeToken: '1-gone' }),
+      // a full receive cut short: aborting it leaves no target
+      ds(`${T}/data`, [], { resumeToken: '1-full' }),
+    );
+    const refused = { accepted: false, refusal: 'cannot resume send: snapshot does not exist' };
+    const resumes = new Map([
+      [T, { token: '1-gone', ...refused }],
+      [`${T}/data`, { token: '1-full', ...refused }],
+    ]);
+    const plan = planBackup(input({ datasets: [VM, `${VM}/data`], local, remote, resumes }));
+    assert.deepEqual(plan.steps.slice(0, 2), [
+      { kind: 'abort-resume', source: VM, target: T },
+      { kind: 'abort-resume', source: `${VM}/data`, target: `${T}/data` },
+    ]);
+    assert.deepEqual(
+      transfers(plan.steps).map((t) => [t.target, t.mode, t.sends]),
+      [
+        [T, 'incremental', [{ from: `${VM}@daily-a`, to: `${VM}@daily-new`, intermediates: true }]],
+        [`${T}/data`, 'full', [{ to: `${VM}/data@daily-new` }]],
+      ],
+    );
+    assert.deepEqual(plan.problems, []);
+    assert.match(
+      plan.warnings.join('\n'),
+      /resume token of .* no longer matches the source \(cannot resume send: snapshot does not exist\); aborting it/,
+    );
   });
 
   it('names the VM datasets a hold step leaves out, so a -r hold never reaches them', () => {

@@ -6,6 +6,7 @@ import type { Argv } from '../../src/host/quote.js';
 import { silentLog } from '../../src/log.js';
 import { backupVm } from '../../src/backup/backup-vm.js';
 import { ObjectTarget } from '../../src/s3/backup.js';
+import { DryRunStore } from '../../src/s3/dry-run-store.js';
 import { FakeObjectStore } from './fake-object-store.js';
 
 const UUID = '6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44';
@@ -51,7 +52,9 @@ describe('hooks with the object-storage target', () => {
   it("runs the hooks around the run's snapshot: --dry-run prints pre, snapshot, post in that order", async () => {
     const local = new DryRunZoneHost({ zonecopy_pre_snapshot: 'pause-db', zonecopy_post_snapshot: 'resume-db' });
     const s3 = s3Schema.parse({ bucket: 'zone-backups' });
-    const target = new ObjectTarget('s3', { local, store: new FakeObjectStore(), s3, log: silentLog });
+    // as the CLI opens it under --dry-run: the bucket is read, nothing is written there
+    const store = new DryRunStore(new FakeObjectStore(), (line) => local.printed.push(line));
+    const target = new ObjectTarget('s3', { local, store, s3, log: silentLog });
     const result = await backupVm(
       UUID,
       { group: 'daily', name: 'x', hooks: { global: { post: 'notify' } } },

@@ -210,7 +210,7 @@ describe('S3 backup planning', () => {
     const p = plan([clone, image], catalogOf());
     const [origin, vm] = uploads(p.steps);
     assert.deepEqual(origin!.send, { to: 'zones/img@final' });
-    assert.equal(origin!.isOrigin, true);
+    assert.equal(origin!.carriesImage, true);
     assert.equal(origin!.stream.key, 'p/vm/img/final');
     assert.deepEqual(vm!.send, { from: 'zones/img@final', to: 'zones/vm@daily-9' });
     const again = plan([clone, image], catalogOf(stored('zones/img', 'final', 'img', 1)));

@@ -10,19 +10,19 @@ import type { Step, TransferStep } from '../../src/plan/steps.js';
 /** A no-change incremental of `name` into an existing target, as the planner makes it. */
 const small = (name: string, extra: Partial<TransferStep> = {}): TransferStep => ({
   kind: 'transfer',
-  dataset: `zones/${name}`,
+  vmDataset: `zones/${name}`,
   source: `zones/${name}`,
   target: `b/${name}`,
   mode: 'incremental',
   sends: [{ from: `zones/${name}@a`, to: `zones/${name}@b` }],
-  isOrigin: false,
+  carriesImage: false,
   common: `b/${name}@a`,
   added: 0,
   ...extra,
 });
 /** A step before the transfers (the planner's steps start after the run's snapshot). */
 const before: Step = { kind: 'protect', targets: [] };
-const names = (lanes: TransferStep[][]) => lanes.map((lane) => lane.map((s) => s.dataset.slice('zones/'.length)));
+const names = (lanes: TransferStep[][]) => lanes.map((lane) => lane.map((s) => s.vmDataset.slice('zones/'.length)));
 
 describe('series of small streams', () => {
   it('takes the small incrementals into existing targets, at least two to a lane and at most four lanes', () => {
@@ -49,8 +49,8 @@ describe('series of small streams', () => {
       small('unknown', { added: undefined }),
       small('new', { common: undefined, mode: 'full' }),
       small('rolled', { rollback: true }),
-      small('clone', { origin: 'b/img@x' }),
-      small('clone', { isOrigin: true, target: 'b/img' }),
+      small('clone', { cloneOrigin: 'b/img@x' }),
+      small('clone', { carriesImage: true, target: 'b/img' }),
       small('two', {
         sends: [
           { from: 'zones/two@a', to: 'zones/two@b' },
@@ -99,7 +99,7 @@ describe('series of small streams', () => {
       close: async () => {},
     };
     const steps: Step[] = [before, ...['a', 'b', 'c', 'd', 'e', 'f'].map((n) => small(n))];
-    const { outcomes } = await executePlan(steps, {
+    const { tallies } = await executePlan(steps, {
       local: host('local'),
       remote: host('remote'),
       strategy,
@@ -111,7 +111,7 @@ describe('series of small streams', () => {
       ['b/a', 'b/b', 'b/c', 'b/d', 'b/e', 'b/f'],
     );
     assert.deepEqual(alone, ['b/d', 'b/e', 'b/f'], 'after the stop, one by one in order');
-    const o = (n: string) => outcomes.get(`zones/${n}`)!;
+    const o = (n: string) => tallies.get(`zones/${n}`)!;
     assert.deepEqual([o('a').bytes, o('b').bytes, o('d').bytes, o('f').bytes], [312, 624, 100, 100]);
     assert.match(o('c').error!, /stopped at stream 3.*run again with --rollback to roll it back to b\/c@a/);
     assert.equal(o('e').error, 'e failed on its own');

@@ -6,12 +6,12 @@ import type { TransferStep } from '../../src/plan/steps.js';
 
 const step = (dataset: string, target: string): TransferStep => ({
   kind: 'transfer',
-  dataset,
+  vmDataset: dataset,
   source: dataset,
   target,
   mode: 'full',
   sends: [],
-  isOrigin: false,
+  carriesImage: false,
 });
 
 /** Work that records when it starts and ends, and how many ran at once at the most. */
@@ -39,7 +39,7 @@ describe('transfers side by side', () => {
     const record = timeline();
     const { events, work, at } = record;
     const pool = new TransferPool(2);
-    await pool.start({ ...step('zones/vm', 'b/img'), isOrigin: true }, false, work('origin', 40));
+    await pool.start({ ...step('zones/vm', 'b/img'), carriesImage: true }, false, work('origin', 40));
     await pool.start(step('zones/vm', 'b/vm'), false, work('clone', 10));
     await pool.start(step('zones/vm/data', 'b/vm/data'), false, work('child', 10));
     await pool.start(step('zones/other', 'b/other'), false, work('other', 10));
@@ -57,22 +57,22 @@ describe('transfers side by side', () => {
     const pool = new TransferPool(4);
     // the origin's transfer is planned for the first clone; the second one names only the origin snapshot
     await pool.start(
-      { ...step('zones/vm-disk0', 'b/img'), isOrigin: true, source: 'zones/img' },
+      { ...step('zones/vm-disk0', 'b/img'), carriesImage: true, source: 'zones/img' },
       false,
       work('origin', 40),
     );
     await pool.start(
-      { ...step('zones/vm-disk0', 'b/vm-disk0'), mode: 'incremental', origin: 'b/img@final' },
+      { ...step('zones/vm-disk0', 'b/vm-disk0'), mode: 'incremental', cloneOrigin: 'b/img@final' },
       false,
       work('disk0', 10),
     );
     await pool.start(
-      { ...step('zones/vm-disk1', 'b/vm-disk1'), mode: 'incremental', origin: 'b/img@final' },
+      { ...step('zones/vm-disk1', 'b/vm-disk1'), mode: 'incremental', cloneOrigin: 'b/img@final' },
       false,
       work('disk1', 10),
     );
     await pool.start(
-      { ...step('zones/other/disk0', 'b/other/disk0'), mode: 'incremental', origin: 'b/img@final' },
+      { ...step('zones/other/disk0', 'b/other/disk0'), mode: 'incremental', cloneOrigin: 'b/img@final' },
       false,
       work('other VM', 10),
     );
