@@ -43,12 +43,21 @@ export class BackupHostSource implements RestoreSource {
     const specNames = await this.specNames(uuid, { noneIsError: false });
     if (specNames.length === 0) return [];
     const targets = this.targetsOf(await this.readSpec(uuid, specNames[specNames.length - 1]!));
-    const sets = completeBackupSets(specNames, targets, await listDatasets(this.remote, targets));
+    const state = await listDatasets(this.remote, targets);
+    const sets = completeBackupSets(specNames, targets, state);
+    // the root's snapshot was taken at the same instant as the others' (one atomic zfs snapshot)
+    const creation = new Map(state.get(targets[0]!)?.snapshots.map((s) => [s.name, s.creation]));
     const listed: ListedSet[] = [];
     // one after the other: each is a channel of the one SSH connection (sshd's MaxSessions)
     for (const snapshot of sets) {
       const record = await readStoredConsistency(this.remote, this.directory(uuid), snapshot);
-      listed.push({ snapshot, consistency: consistencyText(record), ...(record ? { record } : {}) });
+      const created = creation.get(snapshot);
+      listed.push({
+        snapshot,
+        consistency: consistencyText(record),
+        ...(created ? { created } : {}),
+        ...(record ? { record } : {}),
+      });
     }
     return listed;
   }

@@ -54,12 +54,13 @@ export interface RestoreResult {
  */
 export async function restoreVm<S extends BackupSet>(
   options: RestoreRequest,
-  context: { local: Host; source: RestoreSource<S>; log: Log },
+  context: { local: Host; source: RestoreSource<S>; log: Log; target?: string },
 ): Promise<RestoreResult> {
   const { local, source, log } = context;
   const set = await source.readSet(options.uuid, options.snapshot);
   const { spec, snapshot } = set;
-  log.info(`restoring VM ${options.uuid} (${spec.alias ?? spec.brand}) from ${source.label}, backup set ${snapshot}`);
+  const from = context.target ?? source.label;
+  log.info(`restoring ${options.uuid} from ${from} set ${snapshot} (${spec.alias ?? spec.brand}, ${source.label})`);
   await source.verify(set);
 
   const uuid = options.newUuid ? randomUUID() : options.uuid;

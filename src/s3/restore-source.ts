@@ -47,6 +47,7 @@ export class ObjectStoreSource implements RestoreSource<StoredSet> {
     return completeSets(catalog).map((set) => ({
       snapshot: set.snapshot,
       consistency: consistencyText(set.consistency),
+      ...(Number.isFinite(Date.parse(set.createdAt)) ? { created: Date.parse(set.createdAt) / 1000 } : {}),
       ...(set.consistency ? { record: set.consistency } : {}),
     }));
   }

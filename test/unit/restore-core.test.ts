@@ -131,6 +131,43 @@ describe('restore core: images', () => {
     assert.ok(!local.commands.some((c) => c[0] === 'imgadm' && c[1] === 'install'));
   });
 
+  it("lists the backup host's complete sets newest first, each with its snapshot's creation time", async () => {
+    const snap = (name: string, creation: string) =>
+      [`backup/zones/${VM}@${name}`, 'snapshot', '1', '1', creation, '-', '-', '0', '0', 'off', 'on'].join('\t');
+    const remote = new ScriptedHost(
+      [
+        [`ls -1 /var/zonecopy/${VM}`, { stdout: 'daily-b1.json\ndaily-b2.json\ndaily-b3.json\n' }],
+        [`cat /var/zonecopy/${VM}/daily-b3.json`, { stdout: JSON.stringify(setOf([]).spec) }],
+        [`cat /var/zonecopy/${VM}/daily-b`, { exitCode: 1 }],
+        ['zfs list -Hp -t filesystem,volume', { stdout: row(`backup/zones/${VM}`, 'filesystem', '10') }],
+        [
+          'zfs list -Hp -t snapshot',
+          { stdout: [snap('daily-b1', '1700000100'), snap('daily-b2', '1700000200')].join('\n') },
+        ],
+      ],
+      false,
+      'root@backup:22',
+    );
+    const source = new BackupHostSource(
+      remote,
+      { basePath: 'backup/zones', specDirectory: '/var/zonecopy' },
+      silentLog,
+    );
+    assert.deepEqual(
+      (await source.listSets(VM)).map((s) => [s.snapshot, s.created]),
+      [
+        ['daily-b2', 1700000200],
+        ['daily-b1', 1700000100],
+      ],
+      'daily-b3 has a spec but no snapshot: not complete',
+    );
+    assert.deepEqual(
+      remote.commands.filter((c) => c[0] === 'zfs').map((c) => c[1]),
+      ['list', 'list'],
+      'the times come with the listing, not one command per snapshot',
+    );
+  });
+
   it('refuses an image here without the origin guid, naming the snapshot and both guids, and changes nothing', async () => {
     const source = new FakeSource(setOf([root(ORIGIN)]), true);
     const other = new ScriptedHost(
@@ -308,8 +345,12 @@ describe('restore source: object store', () => {
     const store = bucket();
     const source = new ObjectStoreSource(store, settings, silentLog);
     assert.deepEqual(
-      (await source.listSets(VM)).map((s) => s.snapshot),
-      ['daily-b2', 'daily-b1'],
+      (await source.listSets(VM)).map((s) => [s.snapshot, s.created]),
+      [
+        ['daily-b2', Date.parse('2026-01-02') / 1000],
+        ['daily-b1', Date.parse('2026-01-01') / 1000],
+      ],
+      'each set with when it was made, to compare it with other targets',
     );
     const set = await source.readSet(VM);
     assert.equal(set.snapshot, 'daily-b2');
