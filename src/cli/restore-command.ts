@@ -132,7 +132,9 @@ async function restore(
       process.stdout.write(`${JSON.stringify({ ...result, target: context.target, seconds }, null, 2)}\n`);
     } else {
       process.stdout.write(
-        `${flags.dryRun ? '[dry run] ' : ''}restored VM ${result.uuid} from ${context.target} backup set ${result.snapshot} in ${seconds.toFixed(1)} s${result.started ? ', started' : ', stopped'}\n`,
+        flags.dryRun
+          ? `[dry run] would restore VM ${result.uuid} from ${context.target} backup set ${result.snapshot}${result.started ? ', started' : ', stopped'}\n`
+          : `restored VM ${result.uuid} from ${context.target} backup set ${result.snapshot} in ${seconds.toFixed(1)} s${result.started ? ', started' : ', stopped'}\n`,
       );
       for (const d of result.datasets)
         process.stdout.write(

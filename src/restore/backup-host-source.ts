@@ -3,6 +3,7 @@ import type { Log } from '../log.js';
 import { discoverDatasets } from '../smartos/discovery.js';
 import type { VmSpec } from '../smartos/vmadm.js';
 import { consistencyText, readStoredConsistency } from '../status/consistency.js';
+import { commandLine, shellQuote } from '../host/quote.js';
 import { pump } from '../transfer/pump.js';
 import { guidOf } from '../zfs/guid.js';
 import { receivedRaw } from '../zfs/encryption.js';
@@ -15,6 +16,7 @@ import { RestoreError } from './restore-error.js';
 import type {
   BackupSet,
   OriginSnapshot,
+  OriginWriter,
   ReceiveInto,
   Received,
   RestoreSource,
@@ -101,12 +103,7 @@ export class BackupHostSource implements RestoreSource {
   async verify(): Promise<void> {}
 
   async receive(set: BackupSet, dataset: SetDataset, into: ReceiveInto, local: Host): Promise<Received> {
-    const head = `${dataset.backup}@${set.snapshot}`;
-    const from = into.fromOrigin ? dataset.origin : undefined;
-    const raw = dataset.raw ? ['-w'] : [];
-    const send = from
-      ? ['zfs', 'send', ...raw, '-i', `${from.dataset}@${from.snapshot}`, head]
-      : ['zfs', 'send', ...raw, head];
+    const { send, from, head } = this.sendOf(set, dataset, into);
     const receive = into.argv(true);
     this.log.verbose(`${send.join(' ')} -> ${receive.join(' ')}`);
     const stream = this.remote.spawn([send]);
@@ -115,15 +112,35 @@ export class BackupHostSource implements RestoreSource {
     return { mode: from ? 'incremental' : 'full', ...moved };
   }
 
-  originWriter(_set: BackupSet, origin: OriginSnapshot, local: Host) {
-    return async (file: string) => {
-      const meter = new ImageFileMeter();
-      const stream = this.remote.spawn([['zfs', 'send', `${origin.dataset}@${origin.snapshot}`]]);
-      stream.stdin.end();
-      const sink = local.spawn([['sh', '-c', 'cat > "$1"', 'sh', file]]);
-      await pump(stream, sink, `copy of image ${origin.dataset}@${origin.snapshot}`, meter.observe);
-      return meter.result();
+  describeReceive(set: BackupSet, dataset: SetDataset, into: ReceiveInto): string[] {
+    const { send } = this.sendOf(set, dataset, into);
+    return [`${this.label}: ${commandLine(send)} | ${commandLine(into.argv(true))}`];
+  }
+
+  originWriter(_set: BackupSet, origin: OriginSnapshot, local: Host): OriginWriter {
+    const send = ['zfs', 'send', `${origin.dataset}@${origin.snapshot}`];
+    return {
+      describe: (file) => `${this.label}: ${commandLine(send)} > ${shellQuote(file)}`,
+      write: async (file) => {
+        const meter = new ImageFileMeter();
+        const stream = this.remote.spawn([send]);
+        stream.stdin.end();
+        const sink = local.spawn([['sh', '-c', 'cat > "$1"', 'sh', file]]);
+        await pump(stream, sink, `copy of image ${origin.dataset}@${origin.snapshot}`, meter.observe);
+        return meter.result();
+      },
     };
+  }
+
+  /** The one `zfs send` of a dataset: whole, or from the origin the recreated clone has. */
+  private sendOf(set: BackupSet, dataset: SetDataset, into: ReceiveInto) {
+    const head = `${dataset.backup}@${set.snapshot}`;
+    const from = into.fromOrigin ? dataset.origin : undefined;
+    const raw = dataset.raw ? ['-w'] : [];
+    const send = from
+      ? ['zfs', 'send', ...raw, '-i', `${from.dataset}@${from.snapshot}`, head]
+      : ['zfs', 'send', ...raw, head];
+    return { send, from, head };
   }
 
   private directory(uuid: string): string {

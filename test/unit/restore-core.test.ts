@@ -65,11 +65,17 @@ class FakeSource implements RestoreSource {
     this.received.push({ dataset: dataset.source, fromOrigin: into.fromOrigin, first: into.argv(true) });
     return { mode: into.fromOrigin ? 'incremental' : 'full', bytes: 1, seconds: 0 };
   }
+  describeReceive(_set: BackupSet, dataset: SetDataset, into: ReceiveInto): string[] {
+    return [`${dataset.backup} | ${into.argv(true).join(' ')}`];
+  }
   originWriter(_set: BackupSet, origin: OriginSnapshot, _local: Host) {
     if (!this.hasStreams) return undefined;
-    return async (file: string): Promise<ImageFile> => {
-      this.written.push({ origin, file });
-      return { size: 3, sha1: 'abc' };
+    return {
+      describe: (file: string) => `${origin.dataset} > ${file}`,
+      write: async (file: string): Promise<ImageFile> => {
+        this.written.push({ origin, file });
+        return { size: 3, sha1: 'abc' };
+      },
     };
   }
 }
@@ -360,10 +366,10 @@ describe('restore source: object store', () => {
     assert.equal(source.sendsClonesWhole, false);
     assert.ok(source.originWriter(set, set.datasets[0]!.origin!, new ScriptedHost([])));
     assert.equal(source.originWriter(set, { ...ORIGIN, guid: '778' }, new ScriptedHost([])), undefined);
-    await source.verify(set);
+    await source.verify(set, { readStreams: true });
 
     store.objects.get(`p/${VM}/${VM}/daily-b1`)!.body = Buffer.from('changed in the bucket');
-    await assert.rejects(source.verify(await source.readSet(VM, 'daily-b2')), {
+    await assert.rejects(source.verify(await source.readSet(VM, 'daily-b2'), { readStreams: true }), {
       name: 'RestoreError',
       message: new RegExp(
         `^refusing to restore backup set daily-b2: p/${VM}/${VM}/daily-b1: stored bytes do not match`,
