@@ -109,7 +109,7 @@ function describedOnly(local: Host, lines: readonly string[], fromOrigin: boolea
   return { mode: fromOrigin || lines.length > 1 ? 'incremental' : 'full', bytes: 0, seconds: 0 };
 }
 
-/** The snapshot vmadm clones a new VM's dataset from: its image's, on the pool the VM is created on. */
+/** The local origin a recreated clone has when it is the backed-up one: the image's snapshot, on the VM's pool. */
 function expectedOrigin(into: string, origin: OriginSnapshot | undefined): string | undefined {
   const image = origin && UUID_TAIL.exec(origin.dataset)?.[1];
   return (
