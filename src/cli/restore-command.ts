@@ -6,14 +6,16 @@ import { stderrLog } from '../log.js';
 import { humanBytes } from '../report/render.js';
 import { restoreVm, RestoreError, type RestoreResult } from '../restore/restore-vm.js';
 import { BackupHostSource } from '../restore/backup-host-source.js';
-import { renderSetList, type ListedSet } from '../restore/list-sets.js';
+import { listAcrossTargets, pickAcrossTargets } from '../restore/across-targets.js';
+import { renderSetList, renderTargetSetList, type ListedSet } from '../restore/list-sets.js';
 import type { RestoreSource } from '../restore/source.js';
 import type { Config } from '../config/schema.js';
+import { selectTargets, type ResolvedTarget } from '../config/targets.js';
 import type { Log } from '../log.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { defaultConfigPath } from './paths.js';
-import { checkUuids, connectBackupHost, singleTarget, sshEndpoint, sshTarget, UsageError } from './session.js';
+import { checkUuids, chooseTarget, connectBackupHost, sshEndpoint, sshTarget, UsageError } from './session.js';
 
 export interface RestoreFlags {
   config?: string;
@@ -42,50 +44,97 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
   checkUuids([uuid]);
   if (flags.snapshot !== undefined && !isValidSnapshotPart(flags.snapshot))
     throw new UsageError(`--snapshot ${JSON.stringify(flags.snapshot)} is not a snapshot name`);
-  const { target, config } = singleTarget(loadConfig(flags.config ?? defaultConfigPath()), flags.target);
+  const targets = restoreTargets(loadConfig(flags.config ?? defaultConfigPath()), flags.target);
   const log = stderrLog(Boolean(flags.verbose));
   const dryRun = Boolean(flags.dryRun);
+  const first = targets[0]!;
   // --to-host: the VM is recreated and received on another SmartOS host, over SSH, as if run there
   const local: Host = flags.toHost
-    ? await RemoteHost.connect({ ...sshEndpoint(config, target), ...parseHostSpec(flags.toHost), dryRun })
+    ? await RemoteHost.connect({ ...sshEndpoint(first.config, first.type), ...parseHostSpec(flags.toHost), dryRun })
     : new LocalHost(dryRun);
-  const remote =
-    target === 'ssh'
-      ? await connectBackupHost(config, { dryRun }).catch(async (error: Error) => {
-          await local.close();
-          throw error;
-        })
-      : undefined;
-  const source = remote
-    ? backupHostSource(remote, config, log)
-    : await objectStoreSource(config, log).catch(async (error: Error) => {
-        await local.close();
-        throw error;
-      });
-  if (flags.list) {
-    try {
-      return await listSets(uuid, flags, source);
-    } finally {
-      await remote?.close();
-      await local.close();
+  const opened: OpenedSource[] = [];
+  const open = async (target: ResolvedTarget) => {
+    const source = await openSource(target, dryRun, log);
+    opened.push(source);
+    return source.source;
+  };
+  try {
+    if (targets.length === 1) {
+      // one target: its own errors, as they come (a connection refused, no backups there)
+      const source = await open(first);
+      if (flags.list) return await listSets(uuid, flags, source);
+      return await restore(uuid, flags, { local, source, log, target: first.name }, flags.snapshot);
     }
+    const listed = await listAcrossTargets(
+      targets.map((t) => ({ name: t.name, listSets: async () => (await open(t)).listSets(uuid) })),
+    );
+    if (flags.list) {
+      process.stdout.write(
+        flags.json
+          ? `${JSON.stringify({ uuid, targets: listed }, null, 2)}\n`
+          : `${renderTargetSetList(uuid, listed)}\n`,
+      );
+      return listed.some((l) => 'sets' in l) ? EXIT_OK : EXIT_FAILED;
+    }
+    const chosen = pickAcrossTargets(listed, flags.snapshot);
+    if ('error' in chosen) {
+      process.stderr.write(`zonecopy restore: VM ${uuid}: ${chosen.error}\n`);
+      return EXIT_FAILED;
+    }
+    for (const { target, error } of chosen.unreachable) log.warn(`target ${target} skipped: ${error}`);
+    const source = opened.find((o) => o.name === chosen.target)!.source;
+    return await restore(uuid, flags, { local, source, log, target: chosen.target }, chosen.snapshot);
+  } finally {
+    for (const o of opened) await o.close();
+    await local.close();
   }
+}
+
+/** The targets a restore considers: `--target NAME`, else every one configured, each checked. */
+function restoreTargets(config: Config, flag: string | undefined): ResolvedTarget[] {
+  const selected = selectTargets(config, flag);
+  if ('error' in selected) throw new UsageError(selected.error);
+  for (const t of selected) chooseTarget(t.config, t.type);
+  return selected;
+}
+
+interface OpenedSource {
+  name: string;
+  source: RestoreSource;
+  close(): Promise<void>;
+}
+
+async function openSource(target: ResolvedTarget, dryRun: boolean, log: Log): Promise<OpenedSource> {
+  if (target.type === 's3')
+    return { name: target.name, source: await objectStoreSource(target.config, log), close: async () => {} };
+  const remote = await connectBackupHost(target.config, { dryRun });
+  return { name: target.name, source: backupHostSource(remote, target.config, log), close: () => remote.close() };
+}
+
+async function restore(
+  uuid: string,
+  flags: RestoreFlags,
+  context: { local: Host; source: RestoreSource; log: Log; target: string },
+  snapshot: string | undefined,
+): Promise<number> {
   const started = Date.now();
   const options = {
     uuid,
-    snapshot: flags.snapshot,
+    snapshot,
     newUuid: Boolean(flags.newUuid),
     force: Boolean(flags.force),
     start: Boolean(flags.start),
   };
   try {
-    const result = await restoreVm(options, { local, source, log });
+    const result = await restoreVm(options, context);
     const seconds = (Date.now() - started) / 1000;
     if (flags.json) {
-      process.stdout.write(`${JSON.stringify({ ...result, seconds }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ ...result, target: context.target, seconds }, null, 2)}\n`);
     } else {
       process.stdout.write(
-        `${flags.dryRun ? '[dry run] ' : ''}restored VM ${result.uuid} from backup set ${result.snapshot} in ${seconds.toFixed(1)} s${result.started ? ', started' : ', stopped'}\n`,
+        flags.dryRun
+          ? `[dry run] would restore VM ${result.uuid} from ${context.target} backup set ${result.snapshot}${result.started ? ', started' : ', stopped'}\n`
+          : `restored VM ${result.uuid} from ${context.target} backup set ${result.snapshot} in ${seconds.toFixed(1)} s${result.started ? ', started' : ', stopped'}\n`,
       );
       for (const d of result.datasets)
         process.stdout.write(
@@ -102,9 +151,6 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
       return EXIT_FAILED;
     }
     throw error;
-  } finally {
-    await remote?.close();
-    await local.close();
   }
 }
 

@@ -3,6 +3,7 @@ import type { Log } from '../log.js';
 import { discoverDatasets } from '../smartos/discovery.js';
 import type { VmSpec } from '../smartos/vmadm.js';
 import { consistencyText, readStoredConsistency } from '../status/consistency.js';
+import { commandLine, shellQuote } from '../host/quote.js';
 import { pump } from '../transfer/pump.js';
 import { guidOf } from '../zfs/guid.js';
 import { receivedRaw } from '../zfs/encryption.js';
@@ -15,6 +16,7 @@ import { RestoreError } from './restore-error.js';
 import type {
   BackupSet,
   OriginSnapshot,
+  OriginWriter,
   ReceiveInto,
   Received,
   RestoreSource,
@@ -43,12 +45,21 @@ export class BackupHostSource implements RestoreSource {
     const specNames = await this.specNames(uuid, { noneIsError: false });
     if (specNames.length === 0) return [];
     const targets = this.targetsOf(await this.readSpec(uuid, specNames[specNames.length - 1]!));
-    const sets = completeBackupSets(specNames, targets, await listDatasets(this.remote, targets));
+    const state = await listDatasets(this.remote, targets);
+    const sets = completeBackupSets(specNames, targets, state);
+    // the root's snapshot was taken at the same instant as the others' (one atomic zfs snapshot)
+    const creation = new Map(state.get(targets[0]!)?.snapshots.map((s) => [s.name, s.creation]));
     const listed: ListedSet[] = [];
     // one after the other: each is a channel of the one SSH connection (sshd's MaxSessions)
     for (const snapshot of sets) {
       const record = await readStoredConsistency(this.remote, this.directory(uuid), snapshot);
-      listed.push({ snapshot, consistency: consistencyText(record), ...(record ? { record } : {}) });
+      const created = creation.get(snapshot);
+      listed.push({
+        snapshot,
+        consistency: consistencyText(record),
+        ...(created ? { created } : {}),
+        ...(record ? { record } : {}),
+      });
     }
     return listed;
   }
@@ -92,12 +103,7 @@ export class BackupHostSource implements RestoreSource {
   async verify(): Promise<void> {}
 
   async receive(set: BackupSet, dataset: SetDataset, into: ReceiveInto, local: Host): Promise<Received> {
-    const head = `${dataset.backup}@${set.snapshot}`;
-    const from = into.fromOrigin ? dataset.origin : undefined;
-    const raw = dataset.raw ? ['-w'] : [];
-    const send = from
-      ? ['zfs', 'send', ...raw, '-i', `${from.dataset}@${from.snapshot}`, head]
-      : ['zfs', 'send', ...raw, head];
+    const { send, from, head } = this.sendOf(set, dataset, into);
     const receive = into.argv(true);
     this.log.verbose(`${send.join(' ')} -> ${receive.join(' ')}`);
     const stream = this.remote.spawn([send]);
@@ -106,15 +112,35 @@ export class BackupHostSource implements RestoreSource {
     return { mode: from ? 'incremental' : 'full', ...moved };
   }
 
-  originWriter(_set: BackupSet, origin: OriginSnapshot, local: Host) {
-    return async (file: string) => {
-      const meter = new ImageFileMeter();
-      const stream = this.remote.spawn([['zfs', 'send', `${origin.dataset}@${origin.snapshot}`]]);
-      stream.stdin.end();
-      const sink = local.spawn([['sh', '-c', 'cat > "$1"', 'sh', file]]);
-      await pump(stream, sink, `copy of image ${origin.dataset}@${origin.snapshot}`, meter.observe);
-      return meter.result();
+  describeReceive(set: BackupSet, dataset: SetDataset, into: ReceiveInto): string[] {
+    const { send } = this.sendOf(set, dataset, into);
+    return [`${this.label}: ${commandLine(send)} | ${commandLine(into.argv(true))}`];
+  }
+
+  originWriter(_set: BackupSet, origin: OriginSnapshot, local: Host): OriginWriter {
+    const send = ['zfs', 'send', `${origin.dataset}@${origin.snapshot}`];
+    return {
+      describe: (file) => `${this.label}: ${commandLine(send)} > ${shellQuote(file)}`,
+      write: async (file) => {
+        const meter = new ImageFileMeter();
+        const stream = this.remote.spawn([send]);
+        stream.stdin.end();
+        const sink = local.spawn([['sh', '-c', 'cat > "$1"', 'sh', file]]);
+        await pump(stream, sink, `copy of image ${origin.dataset}@${origin.snapshot}`, meter.observe);
+        return meter.result();
+      },
     };
+  }
+
+  /** The one `zfs send` of a dataset: whole, or from the origin the recreated clone has. */
+  private sendOf(set: BackupSet, dataset: SetDataset, into: ReceiveInto) {
+    const head = `${dataset.backup}@${set.snapshot}`;
+    const from = into.fromOrigin ? dataset.origin : undefined;
+    const raw = dataset.raw ? ['-w'] : [];
+    const send = from
+      ? ['zfs', 'send', ...raw, '-i', `${from.dataset}@${from.snapshot}`, head]
+      : ['zfs', 'send', ...raw, head];
+    return { send, from, head };
   }
 
   private directory(uuid: string): string {

@@ -40,7 +40,7 @@ export async function ensureImages<S extends BackupSet>(
       );
     }
     log.info(`installing image ${image} from ${source.label}`);
-    await installImageFromStream(local, image, manifest, write).catch((error: Error) => {
+    await installImageFromStream(local, manifest, write).catch((error: Error) => {
       throw new RestoreError(`installing image ${image} from ${source.label} failed: ${error.message}`);
     });
     installed.push(image);

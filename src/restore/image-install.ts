@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Host } from '../host/host.js';
+import type { OriginWriter } from './source.js';
 
 /** Size and sha1 of a file as `imgadm install` measures it. */
 export interface ImageFile {
@@ -49,30 +50,37 @@ export async function measureFile(host: Host, path: string): Promise<ImageFile> 
 }
 
 /**
- * Installs image `uuid` from a stream that `write` puts into the file it is given: the file and
- * the manifest go to a fresh directory under /var/tmp (as imgadm's own downloads do; /tmp is
- * swap-backed tmpfs on SmartOS, too small for an image), removed afterwards, failed or not.
+ * Installs an image from the stream `writer` puts into the file it is given: the file and the
+ * manifest go to a fresh directory under /var/tmp (as imgadm's own downloads do; /tmp is
+ * swap-backed tmpfs on SmartOS, too small for an image), removed afterwards, failed or not. A dry
+ * run prints each step, the directory by its template, and makes nothing.
  */
 export async function installImageFromStream(
   local: Host,
-  uuid: string,
   stored: Record<string, unknown>,
-  write: (file: string) => Promise<ImageFile>,
+  writer: OriginWriter,
 ): Promise<void> {
-  if (local.dryRun) {
-    local.skipped(`imgadm install -m <manifest of ${uuid}> -f <its stream from the backup, under /var/tmp>`);
-    return;
-  }
-  const work = (await local.run(['mktemp', '-d', '/var/tmp/zonecopy-image.XXXXXX'], { mutates: true })).stdout.trim();
+  const template = '/var/tmp/zonecopy-image.XXXXXX';
+  const made = await local.run(['mktemp', '-d', template], { mutates: true });
+  const work = made.stdout.trim() || template;
   try {
-    const file = await write(`${work}/image.zfs`);
+    const image = `${work}/image.zfs`;
+    // a stream is not gated by the host's dry run: the writer says what it would run instead
+    const file = local.dryRun ? describedOnly(local, writer.describe(image), stored) : await writer.write(image);
     const manifest = installManifest(stored, file);
     await local.run(['sh', '-c', 'cat > "$1"', 'sh', `${work}/manifest.json`], {
       mutates: true,
       input: JSON.stringify(manifest),
     });
-    await local.run(['imgadm', 'install', '-m', `${work}/manifest.json`, '-f', `${work}/image.zfs`], { mutates: true });
+    await local.run(['imgadm', 'install', '-m', `${work}/manifest.json`, '-f', image], { mutates: true });
   } finally {
     await local.run(['rm', '-rf', work], { mutates: true, allowExitCodes: [1] });
   }
+}
+
+/** Prints the write a dry run skips; the stored manifest's own size and sha1 stand in for the file's. */
+function describedOnly(local: Host, description: string, stored: Record<string, unknown>): ImageFile {
+  local.skipped(description);
+  const first = (Array.isArray(stored.files) ? stored.files[0] : undefined) as Partial<ImageFile> | undefined;
+  return { size: Number(first?.size ?? 0), sha1: String(first?.sha1 ?? '') };
 }

@@ -8,10 +8,10 @@ import { releaseZonecopyHolds } from '../zfs/holds.js';
 import { listDatasets, type DatasetState } from '../zfs/list.js';
 import { isWithin } from '../zfs/names.js';
 import { createPayload, nicChanges, type NicChange } from './create-payload.js';
-import { ensureImages } from './ensure-images.js';
+import { ensureImages, UUID_TAIL } from './ensure-images.js';
 import { delegatedRole, diskPropertyCommands, receiveArgv } from './received-properties.js';
 import { RestoreError } from './restore-error.js';
-import type { BackupSet, RestoreSource } from './source.js';
+import type { BackupSet, OriginSnapshot, Received, RestoreSource } from './source.js';
 
 export { RestoreError };
 
@@ -54,13 +54,14 @@ export interface RestoreResult {
  */
 export async function restoreVm<S extends BackupSet>(
   options: RestoreRequest,
-  context: { local: Host; source: RestoreSource<S>; log: Log },
+  context: { local: Host; source: RestoreSource<S>; log: Log; target?: string },
 ): Promise<RestoreResult> {
   const { local, source, log } = context;
   const set = await source.readSet(options.uuid, options.snapshot);
   const { spec, snapshot } = set;
-  log.info(`restoring VM ${options.uuid} (${spec.alias ?? spec.brand}) from ${source.label}, backup set ${snapshot}`);
-  await source.verify(set);
+  const from = context.target ?? source.label;
+  log.info(`restoring ${options.uuid} from ${from} set ${snapshot} (${spec.alias ?? spec.brand}, ${source.label})`);
+  await source.verify(set, { readStreams: !local.dryRun });
 
   const uuid = options.newUuid ? randomUUID() : options.uuid;
   await makeRoom(uuid, options.force, local);
@@ -70,14 +71,16 @@ export async function restoreVm<S extends BackupSet>(
   const nics = options.newUuid
     ? { nics: nicChanges((spec.nics as Array<Record<string, unknown>> | undefined) ?? [], vm?.nics) }
     : {};
-  if (!vm) return { uuid, snapshot, datasets: [], imagesInstalled, started: false, ...nics };
   const datasets: RestoredDataset[] = [];
   for (const { source: name, into } of vm.pairs) {
     const dataset = set.datasets.find((d) => d.source === name)!;
     const { origin } = dataset;
-    const localOrigin = vm.localState.get(into)?.origin;
+    // a dry run created nothing: it shows the receive of a restore whose clone has the origin's guid
+    const localOrigin = local.dryRun ? expectedOrigin(into, origin) : vm.localState.get(into)?.origin;
     const fromOrigin =
-      origin !== undefined && localOrigin !== undefined && (await guidOf(local, localOrigin)) === origin.guid;
+      origin !== undefined &&
+      localOrigin !== undefined &&
+      (local.dryRun || (await guidOf(local, localOrigin)) === origin.guid);
     if (origin && !fromOrigin && !source.sendsClonesWhole) {
       throw new RestoreError(
         `${name} was backed up as a clone of ${origin.dataset}@${origin.snapshot} (guid ${origin.guid}), but the recreated ${into} is ${localOrigin ? `a clone of ${localOrigin} with another guid` : 'not a clone'}`,
@@ -90,11 +93,28 @@ export async function restoreVm<S extends BackupSet>(
         origin: first && fromOrigin ? localOrigin : undefined,
         role: first || !role ? role : 'below-delegated',
       });
-    const received = await source.receive(set, dataset, { name: into, fromOrigin, argv }, local);
+    const receiving = { name: into, fromOrigin, argv };
+    // streams are not gated by the host's dry run: the source says what it would run instead
+    const received = local.dryRun
+      ? describedOnly(local, source.describeReceive(set, dataset, receiving), fromOrigin)
+      : await source.receive(set, dataset, receiving, local);
     datasets.push({ source: name, backup: dataset.backup, local: into, ...received });
   }
   await finishRestore(spec, uuid, vm, options.start, local);
   return { uuid, snapshot, datasets, imagesInstalled, started: options.start, ...nics };
+}
+
+function describedOnly(local: Host, lines: readonly string[], fromOrigin: boolean): Received {
+  for (const line of lines) local.skipped(line);
+  return { mode: fromOrigin || lines.length > 1 ? 'incremental' : 'full', bytes: 0, seconds: 0 };
+}
+
+/** The local origin a recreated clone has when it is the backed-up one: the image's snapshot, on the VM's pool. */
+function expectedOrigin(into: string, origin: OriginSnapshot | undefined): string | undefined {
+  const image = origin && UUID_TAIL.exec(origin.dataset)?.[1];
+  return (
+    origin && (image ? `${into.split('/')[0]}/${image}@${origin.snapshot}` : `${origin.dataset}@${origin.snapshot}`)
+  );
 }
 
 /**
@@ -104,7 +124,7 @@ export async function restoreVm<S extends BackupSet>(
  * clones of the local image where they were clones. vmadm's cores dataset is mounted inside the
  * zone root, so it steps aside until finishRestore. `sources` are the backed-up datasets, vmadm's
  * first in vmadm's order, then children below them. A `copy` gets new MACs and no static IPs
- * (`nics`: what vmadm made). Undefined in a dry run.
+ * (`nics`: what vmadm made; none in a dry run).
  */
 export async function recreateStopped(
   spec: VmSpec,
@@ -112,15 +132,12 @@ export async function recreateStopped(
   sources: readonly string[],
   local: Host,
   options: { copy: boolean },
-): Promise<
-  | {
-      pairs: Array<{ source: string; into: string }>;
-      localState: Map<string, DatasetState>;
-      cores: string;
-      nics: Array<Record<string, unknown>>;
-    }
-  | undefined
-> {
+): Promise<{
+  pairs: Array<{ source: string; into: string }>;
+  localState: Map<string, DatasetState>;
+  cores: string;
+  nics: Array<Record<string, unknown>>;
+}> {
   const payload = createPayload(spec, { uuid, copy: options.copy });
   const creation = await local.run(['vmadm', 'create'], {
     mutates: true,
@@ -134,16 +151,18 @@ export async function recreateStopped(
       : '';
     throw new RestoreError(`vmadm create of VM ${uuid} on ${local.label} failed: ${why}.${hint}`);
   }
-  if (local.dryRun) return undefined;
   await local.run(['vmadm', 'stop', uuid], { mutates: true, allowExitCodes: [1] });
   const top = discoverDatasets(spec).datasets;
-  const created = (await vmadmGet(local, uuid)).spec;
-  const fresh = discoverDatasets(created).datasets;
+  // a dry run has no VM to ask: vmadm names the datasets after the VM's UUID, as they were
+  const created = local.dryRun ? { nics: [] } : (await vmadmGet(local, uuid)).spec;
+  const fresh = local.dryRun
+    ? top.map((d) => d.split(spec.uuid).join(uuid))
+    : discoverDatasets(created as VmSpec).datasets;
   if (fresh.length !== top.length)
     throw new RestoreError(
       `the recreated VM ${uuid} has ${fresh.length} datasets, the backup ${top.length}: ${fresh.join(', ')}`,
     );
-  const localState = await listDatasets(local, fresh);
+  const localState = local.dryRun ? new Map<string, DatasetState>() : await listDatasets(local, fresh);
   const pairs = sources.map((source) => {
     const i = top.findIndex((t) => t === source || isWithin(source, t));
     if (i < 0) throw new RestoreError(`backed-up dataset ${source} is not part of the VM's spec`);

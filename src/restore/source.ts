@@ -20,15 +20,26 @@ export interface RestoreSource<S extends BackupSet = BackupSet> {
   listSets(uuid: string): Promise<ListedSet[]>;
   /** The set asked for, or the newest complete one; a RestoreError saying why when there is none. */
   readSet(uuid: string, wanted?: string): Promise<S>;
-  /** Before anything changes here: a RestoreError when a stream the set needs is not as it was stored. */
-  verify(set: S): Promise<void>;
+  /**
+   * Before anything changes here: a RestoreError when a stream the set needs is not as it was
+   * stored. `readStreams: false` (a dry run) checks only what can be seen without reading them.
+   */
+  verify(set: S, options: { readStreams: boolean }): Promise<void>;
   /** Receives one dataset of the set through the local `zfs receive` argvs `into` gives. */
   receive(set: S, dataset: SetDataset, into: ReceiveInto, local: Host): Promise<Received>;
+  /** What `receive` would run, one line per stream, for a dry run; reads nothing. */
+  describeReceive(set: S, dataset: SetDataset, into: ReceiveInto): string[];
   /**
    * What writes the full stream of a clone's origin (an image) into a file on `local`, for imgadm
-   * install; undefined when the backup does not have it.
+   * install, and what it runs (for a dry run); undefined when the backup does not have it.
    */
-  originWriter(set: S, origin: OriginSnapshot, local: Host): ((file: string) => Promise<ImageFile>) | undefined;
+  originWriter(set: S, origin: OriginSnapshot, local: Host): OriginWriter | undefined;
+}
+
+export interface OriginWriter {
+  /** The command line that writes the stream, ending in `> FILE`. */
+  describe(file: string): string;
+  write(file: string): Promise<ImageFile>;
 }
 
 /** One backup set: the VM as it was at `snapshot`, and what restoring it needs. */

@@ -2,12 +2,20 @@ import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Host } from '../host/host.js';
-import type { Argv } from '../host/quote.js';
+import { pipelineText, type Argv } from '../host/quote.js';
 import type { Log } from '../log.js';
 import { measureFile } from '../restore/image-install.js';
 import type { ListedSet } from '../restore/list-sets.js';
 import { RestoreError } from '../restore/restore-error.js';
-import type { BackupSet, OriginSnapshot, ReceiveInto, Received, RestoreSource, SetDataset } from '../restore/source.js';
+import type {
+  BackupSet,
+  OriginSnapshot,
+  OriginWriter,
+  ReceiveInto,
+  Received,
+  RestoreSource,
+  SetDataset,
+} from '../restore/source.js';
 import type { VmSpec } from '../smartos/vmadm.js';
 import { consistencyText } from '../status/consistency.js';
 import { chainOf, readCatalog, type VmCatalog } from './catalog.js';
@@ -47,6 +55,7 @@ export class ObjectStoreSource implements RestoreSource<StoredSet> {
     return completeSets(catalog).map((set) => ({
       snapshot: set.snapshot,
       consistency: consistencyText(set.consistency),
+      ...(Number.isFinite(Date.parse(set.createdAt)) ? { created: Date.parse(set.createdAt) / 1000 } : {}),
       ...(set.consistency ? { record: set.consistency } : {}),
     }));
   }
@@ -72,16 +81,33 @@ export class ObjectStoreSource implements RestoreSource<StoredSet> {
     };
   }
 
-  async verify(set: StoredSet): Promise<void> {
+  async verify(set: StoredSet, options: { readStreams: boolean }): Promise<void> {
     const origins = set.datasets.flatMap((d) => (d.origin ? (originStream(set.catalog, d.origin) ?? []) : []));
     const needed = [...new Set([...[...set.chains.values()].flat(), ...origins])];
     for (const stream of needed) {
-      const bad = await verifyStream(this.store, stream);
+      const bad = options.readStreams ? await verifyStream(this.store, stream) : await this.checkPresent(stream);
       if (bad)
         throw new RestoreError(
           `refusing to restore backup set ${set.snapshot}: ${bad}. Restore an older set (--snapshot) or run \`zonecopy status --target s3 --verify\``,
         );
     }
+  }
+
+  /** Without reading it: the object is there with the size recorded when it was stored. */
+  private async checkPresent(stream: StoredStream): Promise<string | undefined> {
+    const head = await this.store.head(stream.key);
+    if (!head) return `${stream.key}: not in the bucket`;
+    if (stream.bytes !== undefined && head.size !== stream.bytes)
+      return `${stream.key}: ${head.size} bytes stored, ${stream.bytes} recorded`;
+    return undefined;
+  }
+
+  describeReceive(set: StoredSet, dataset: SetDataset, into: ReceiveInto): string[] {
+    return set.chains
+      .get(dataset.source)!
+      .map(
+        (stream, i) => `${this.label}: get ${stream.key} | ${pipelineText(this.unpack(stream, into.argv(i === 0)))}`,
+      );
   }
 
   async receive(set: StoredSet, dataset: SetDataset, into: ReceiveInto, local: Host): Promise<Received> {
@@ -100,14 +126,23 @@ export class ObjectStoreSource implements RestoreSource<StoredSet> {
     };
   }
 
-  originWriter(set: StoredSet, origin: OriginSnapshot, local: Host) {
+  originWriter(set: StoredSet, origin: OriginSnapshot, local: Host): OriginWriter | undefined {
     const stream = originStream(set.catalog, origin);
     if (!stream) return undefined;
-    return async (file: string) => {
-      await receiveObject(this.store, stream, ['sh', '-c', 'cat > "$1"', 'sh', file], local, this.s3);
-      // decrypted and decompressed on the way, so the bytes written never passed through here
-      return measureFile(local, file);
+    const sink = (file: string): Argv => ['sh', '-c', 'cat > "$1"', 'sh', file];
+    return {
+      describe: (file) => `${this.label}: get ${stream.key} | ${pipelineText(this.unpack(stream, sink(file)))}`,
+      write: async (file) => {
+        await receiveObject(this.store, stream, sink(file), local, this.s3);
+        // decrypted and decompressed on the way, so the bytes written never passed through here
+        return measureFile(local, file);
+      },
     };
+  }
+
+  /** The local pipeline a stored stream goes through: decrypted, decompressed, into `sink`. */
+  private unpack(stream: StoredStream, sink: Argv): Argv[] {
+    return unpackPipeline(stream, sink, this.s3);
   }
 }
 
@@ -152,7 +187,7 @@ async function receiveObject(
   local: Host,
   gpg: GpgSettings,
 ): Promise<number> {
-  const process = local.spawn([...decryptArgv(stream.encrypted, gpg), ...decompressArgv(stream.compression), sink]);
+  const process = local.spawn(unpackPipeline(stream, sink, gpg));
   const hash = createHash('sha256');
   let bytes = 0;
   const counter = new Transform({
@@ -176,4 +211,8 @@ async function receiveObject(
   if (stream.sha256 && hash.digest('hex') !== stream.sha256)
     throw new RestoreError(`${stream.key} changed while it was restored (sha256 mismatch)`);
   return bytes;
+}
+
+function unpackPipeline(stream: StoredStream, sink: Argv, gpg: GpgSettings): Argv[] {
+  return [...decryptArgv(stream.encrypted, gpg), ...decompressArgv(stream.compression), sink];
 }

@@ -364,6 +364,28 @@ describe('object storage target (s3rver)', () => {
     );
     const status = await zonecopy(['status', uuid, '--target', 'offsite', '--json'], both);
     assert.equal(status.code, 0, status.stderr + status.stdout);
+
+    // restore without --target: one snapshot on both is a tie, which the first target wins
+    const vmsBefore = await sh('vmadm list -p -o uuid | sort');
+    let dry = await zonecopy(['restore', uuid, '--new-uuid', '--dry-run'], both);
+    assert.equal(dry.code, 0, dry.stderr + dry.stdout);
+    assert.match(dry.stderr, new RegExp(`restoring ${uuid} from bk1 set multi-m3 `));
+    assert.match(dry.stdout, new RegExp(`zfs send .*${onHost}@multi-m3 \\| zfs receive `), dry.stdout);
+    // a newer set only in the bucket is taken from there, and every object it needs is named, not read
+    result = await zonecopy(['backup', uuid, '--groupName', 'multi', '--name', 'm4', '--target', 'offsite'], both);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    dry = await zonecopy(['restore', uuid, '--new-uuid', '--dry-run'], both);
+    assert.equal(dry.code, 0, dry.stderr + dry.stdout);
+    assert.match(dry.stderr, new RegExp(`restoring ${uuid} from offsite set multi-m4 `));
+    for (const name of ['m1', 'm2', 'm3', 'm4'])
+      assert.match(dry.stdout, new RegExp(`get multi/${uuid}/${uuid}/multi-${name} .*\\| zfs receive `), dry.stdout);
+    assert.equal(await sh('vmadm list -p -o uuid | sort'), vmsBefore, 'a dry run creates no VM');
+    assert.equal((await sh('ls /var/tmp | grep zonecopy- || true')).trim(), '', 'nor a temporary directory');
+    const list = await zonecopy(['restore', uuid, '--list'], both);
+    assert.equal(list.code, 0, list.stderr + list.stdout);
+    assert.match(list.stdout, /^ {2}bk1 +multi-m3 /m, list.stdout);
+    assert.match(list.stdout, /^ {2}offsite +multi-m4 /m, list.stdout);
+    assert.doesNotMatch(list.stdout, /^ {2}bk1 +multi-m4 /m, 'the backup host has no m4');
   });
 
   it('rotation keeps the newest sets and every stream they depend on, and the rest restores', async () => {

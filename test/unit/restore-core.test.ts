@@ -65,11 +65,17 @@ class FakeSource implements RestoreSource {
     this.received.push({ dataset: dataset.source, fromOrigin: into.fromOrigin, first: into.argv(true) });
     return { mode: into.fromOrigin ? 'incremental' : 'full', bytes: 1, seconds: 0 };
   }
+  describeReceive(_set: BackupSet, dataset: SetDataset, into: ReceiveInto): string[] {
+    return [`${dataset.backup} | ${into.argv(true).join(' ')}`];
+  }
   originWriter(_set: BackupSet, origin: OriginSnapshot, _local: Host) {
     if (!this.hasStreams) return undefined;
-    return async (file: string): Promise<ImageFile> => {
-      this.written.push({ origin, file });
-      return { size: 3, sha1: 'abc' };
+    return {
+      describe: (file: string) => `${origin.dataset} > ${file}`,
+      write: async (file: string): Promise<ImageFile> => {
+        this.written.push({ origin, file });
+        return { size: 3, sha1: 'abc' };
+      },
     };
   }
 }
@@ -129,6 +135,43 @@ describe('restore core: images', () => {
     );
     assert.deepEqual(await ensureImages(set, source, local, silentLog), []);
     assert.ok(!local.commands.some((c) => c[0] === 'imgadm' && c[1] === 'install'));
+  });
+
+  it("lists the backup host's complete sets newest first, each with its snapshot's creation time", async () => {
+    const snap = (name: string, creation: string) =>
+      [`backup/zones/${VM}@${name}`, 'snapshot', '1', '1', creation, '-', '-', '0', '0', 'off', 'on'].join('\t');
+    const remote = new ScriptedHost(
+      [
+        [`ls -1 /var/zonecopy/${VM}`, { stdout: 'daily-b1.json\ndaily-b2.json\ndaily-b3.json\n' }],
+        [`cat /var/zonecopy/${VM}/daily-b3.json`, { stdout: JSON.stringify(setOf([]).spec) }],
+        [`cat /var/zonecopy/${VM}/daily-b`, { exitCode: 1 }],
+        ['zfs list -Hp -t filesystem,volume', { stdout: row(`backup/zones/${VM}`, 'filesystem', '10') }],
+        [
+          'zfs list -Hp -t snapshot',
+          { stdout: [snap('daily-b1', '1700000100'), snap('daily-b2', '1700000200')].join('\n') },
+        ],
+      ],
+      false,
+      'root@backup:22',
+    );
+    const source = new BackupHostSource(
+      remote,
+      { basePath: 'backup/zones', specDirectory: '/var/zonecopy' },
+      silentLog,
+    );
+    assert.deepEqual(
+      (await source.listSets(VM)).map((s) => [s.snapshot, s.created]),
+      [
+        ['daily-b2', 1700000200],
+        ['daily-b1', 1700000100],
+      ],
+      'daily-b3 has a spec but no snapshot: not complete',
+    );
+    assert.deepEqual(
+      remote.commands.filter((c) => c[0] === 'zfs').map((c) => c[1]),
+      ['list', 'list'],
+      'the times come with the listing, not one command per snapshot',
+    );
   });
 
   it('refuses an image here without the origin guid, naming the snapshot and both guids, and changes nothing', async () => {
@@ -308,8 +351,12 @@ describe('restore source: object store', () => {
     const store = bucket();
     const source = new ObjectStoreSource(store, settings, silentLog);
     assert.deepEqual(
-      (await source.listSets(VM)).map((s) => s.snapshot),
-      ['daily-b2', 'daily-b1'],
+      (await source.listSets(VM)).map((s) => [s.snapshot, s.created]),
+      [
+        ['daily-b2', Date.parse('2026-01-02') / 1000],
+        ['daily-b1', Date.parse('2026-01-01') / 1000],
+      ],
+      'each set with when it was made, to compare it with other targets',
     );
     const set = await source.readSet(VM);
     assert.equal(set.snapshot, 'daily-b2');
@@ -319,10 +366,10 @@ describe('restore source: object store', () => {
     assert.equal(source.sendsClonesWhole, false);
     assert.ok(source.originWriter(set, set.datasets[0]!.origin!, new ScriptedHost([])));
     assert.equal(source.originWriter(set, { ...ORIGIN, guid: '778' }, new ScriptedHost([])), undefined);
-    await source.verify(set);
+    await source.verify(set, { readStreams: true });
 
     store.objects.get(`p/${VM}/${VM}/daily-b1`)!.body = Buffer.from('changed in the bucket');
-    await assert.rejects(source.verify(await source.readSet(VM, 'daily-b2')), {
+    await assert.rejects(source.verify(await source.readSet(VM, 'daily-b2'), { readStreams: true }), {
       name: 'RestoreError',
       message: new RegExp(
         `^refusing to restore backup set daily-b2: p/${VM}/${VM}/daily-b1: stored bytes do not match`,

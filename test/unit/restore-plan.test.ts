@@ -122,10 +122,17 @@ describe('restore fidelity (issue 17, §2.3, §2.4, §2.9, §2.12)', () => {
     ]);
     let written = '';
     await assert.rejects(
-      installImageFromStream(host, 'i', { uuid: 'i' }, async (file) => {
-        written = file;
-        return { size: 3, sha1: 'x' };
-      }),
+      installImageFromStream(
+        host,
+        { uuid: 'i' },
+        {
+          describe: (file) => `send > ${file}`,
+          write: async (file) => {
+            written = file;
+            return { size: 3, sha1: 'x' };
+          },
+        },
+      ),
       /image file size error/,
     );
     assert.deepEqual(host.commands[0], ['mktemp', '-d', '/var/tmp/zonecopy-image.XXXXXX']);
@@ -133,7 +140,11 @@ describe('restore fidelity (issue 17, §2.3, §2.4, §2.9, §2.12)', () => {
     assert.deepEqual(host.commands.at(-1), ['rm', '-rf', '/var/tmp/zonecopy-image.abc123']);
     const writing = new ScriptedHost([['mktemp', { stdout: '/var/tmp/zonecopy-image.q\n' }]]);
     await assert.rejects(
-      installImageFromStream(writing, 'i', {}, () => Promise.reject(new Error('send failed'))),
+      installImageFromStream(
+        writing,
+        {},
+        { describe: () => '', write: () => Promise.reject(new Error('send failed')) },
+      ),
       /send failed/,
     );
     assert.deepEqual(
@@ -142,8 +153,27 @@ describe('restore fidelity (issue 17, §2.3, §2.4, §2.9, §2.12)', () => {
       'removed when the copy fails too',
     );
     const dry = new ScriptedHost([], true);
-    await installImageFromStream(dry, 'i', {}, () => assert.fail('a dry run copies nothing'));
+    await installImageFromStream(
+      dry,
+      { files: [{ size: 9, sha1: 'abc' }] },
+      {
+        describe: (file) => `zfs send zones/i@final > ${file}`,
+        write: () => assert.fail('a dry run copies nothing'),
+      },
+    );
     assert.deepEqual(dry.commands, [], 'a dry run makes no directory it would leave behind');
+    const dir = '/var/tmp/zonecopy-image.XXXXXX';
+    assert.deepEqual(
+      dry.skippedLines,
+      [
+        `mktemp -d ${dir}`,
+        `zfs send zones/i@final > ${dir}/image.zfs`,
+        `sh -c cat > "$1" sh ${dir}/manifest.json`,
+        `imgadm install -m ${dir}/manifest.json -f ${dir}/image.zfs`,
+        `rm -rf ${dir}`,
+      ],
+      'but prints every step it would take',
+    );
   });
 
   it('a copy beside the original: no MACs (vmadm picks new ones), static IPs dropped with netmask and gateways, dhcp kept', () => {
