@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Host } from '../host/host.js';
+import { mutate, type Host } from '../host/host.js';
 import type { OriginWriter } from './source.js';
 
 /** Size and sha1 of a file as `imgadm install` measures it. */
@@ -65,8 +65,7 @@ export async function installImageFromStream(
   const work = made.stdout.trim() || template;
   try {
     const image = `${work}/image.zfs`;
-    // a stream is not gated by the host's dry run: the writer says what it would run instead
-    const file = local.dryRun ? describedOnly(local, writer.describe(image), stored) : await writer.write(image);
+    const file = await mutate(local, writer.describe(image), () => writer.write(image), storedFile(stored));
     const manifest = installManifest(stored, file);
     await local.run(['sh', '-c', 'cat > "$1"', 'sh', `${work}/manifest.json`], {
       mutates: true,
@@ -79,8 +78,8 @@ export async function installImageFromStream(
 }
 
 /** Prints the write a dry run skips; the stored manifest's own size and sha1 stand in for the file's. */
-function describedOnly(local: Host, description: string, stored: Record<string, unknown>): ImageFile {
-  local.skipped(description);
+/** The image file as its stored manifest describes it: what a dry run installs. */
+function storedFile(stored: Record<string, unknown>): ImageFile {
   const first = (Array.isArray(stored.files) ? stored.files[0] : undefined) as Partial<ImageFile> | undefined;
   return { size: Number(first?.size ?? 0), sha1: String(first?.sha1 ?? '') };
 }

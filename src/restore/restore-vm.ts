@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Host } from '../host/host.js';
+import { mutate, type Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import { discoverDatasets } from '../smartos/discovery.js';
 import { vmadmGet, type VmSpec } from '../smartos/vmadm.js';
@@ -11,7 +11,7 @@ import { createPayload, nicChanges, type NicChange } from './create-payload.js';
 import { ensureImages, UUID_TAIL } from './ensure-images.js';
 import { delegatedRole, diskPropertyCommands, receiveArgv } from './received-properties.js';
 import { RestoreError } from './restore-error.js';
-import type { BackupSet, OriginSnapshot, Received, RestoreSource } from './source.js';
+import type { BackupSet, OriginSnapshot, RestoreSource } from './source.js';
 
 export { RestoreError };
 
@@ -94,19 +94,16 @@ export async function restoreVm<S extends BackupSet>(
         role: first || !role ? role : 'below-delegated',
       });
     const receiving = { name: into, fromOrigin, argv };
-    // streams are not gated by the host's dry run: the source says what it would run instead
-    const received = local.dryRun
-      ? describedOnly(local, source.describeReceive(set, dataset, receiving), fromOrigin)
-      : await source.receive(set, dataset, receiving, local);
+    const described = source.describeReceive(set, dataset, receiving);
+    const received = await mutate(local, described, () => source.receive(set, dataset, receiving, local), {
+      mode: fromOrigin || described.length > 1 ? ('incremental' as const) : ('full' as const),
+      bytes: 0,
+      seconds: 0,
+    });
     datasets.push({ source: name, backup: dataset.backup, local: into, ...received });
   }
   await finishRestore(spec, uuid, vm, options.start, local);
   return { uuid, snapshot, datasets, imagesInstalled, started: options.start, ...nics };
-}
-
-function describedOnly(local: Host, lines: readonly string[], fromOrigin: boolean): Received {
-  for (const line of lines) local.skipped(line);
-  return { mode: fromOrigin || lines.length > 1 ? 'incremental' : 'full', bytes: 0, seconds: 0 };
 }
 
 /** The local origin a recreated clone has when it is the backed-up one: the image's snapshot, on the VM's pool. */
