@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import type { StreamProcess } from '../../src/host/host.js';
+import { streamMetadata, type Compression, type StoredStream } from '../../src/s3/keys.js';
 import type { ObjectStore, StoredObject, UploadedPart } from '../../src/s3/store.js';
 
 /**
@@ -90,4 +91,26 @@ export function bufferProcess(data: Buffer, exitCode = 0): StreamProcess {
     kill: async () => undefined,
     onStderr: () => undefined,
   };
+}
+
+/** Stores a stream object as a backup run would (body `stream of <dataset>@<snapshot>`, its size and sha256 in the metadata). */
+export function putStream(
+  store: FakeObjectStore,
+  vm: string,
+  compression: Compression,
+  stream: Omit<StoredStream, 'key' | 'vm' | 'compression' | 'encrypted' | 'sha256' | 'bytes'>,
+): StoredStream {
+  const body = Buffer.from(`stream of ${stream.dataset}@${stream.snapshot}`);
+  const key = `p/${vm}/${stream.dataset.split('/').slice(1).join('/')}/${stream.snapshot}`;
+  const stored: StoredStream = {
+    ...stream,
+    key,
+    vm,
+    compression,
+    encrypted: false,
+    bytes: body.length,
+    sha256: createHash('sha256').update(body).digest('hex'),
+  };
+  store.objects.set(key, { body, metadata: streamMetadata(stored) });
+  return stored;
 }

@@ -7,11 +7,10 @@ import { BackupHostSource } from '../../src/restore/backup-host-source.js';
 import { ensureImages } from '../../src/restore/ensure-images.js';
 import type { ImageFile } from '../../src/restore/image-install.js';
 import { restoreVm } from '../../src/restore/restore-vm.js';
-import { setKey, streamMetadata, type SetManifest, type StoredStream } from '../../src/s3/keys.js';
+import { setKey, type SetManifest, type StoredStream } from '../../src/s3/keys.js';
 import { ObjectStoreSource } from '../../src/s3/restore-source.js';
 import type { S3Settings } from '../../src/s3/settings.js';
-import { createHash } from 'node:crypto';
-import { FakeObjectStore } from './fake-object-store.js';
+import { FakeObjectStore, putStream } from './fake-object-store.js';
 import type {
   BackupSet,
   OriginSnapshot,
@@ -301,21 +300,7 @@ describe('restore source: object store', () => {
   /** A bucket as two backup runs leave it: the image's origin and the clone's first stream, then an incremental. */
   function bucket(): FakeObjectStore {
     const store = new FakeObjectStore();
-    const put = (stream: Omit<StoredStream, 'key' | 'vm' | 'compression' | 'encrypted' | 'sha256' | 'bytes'>) => {
-      const body = Buffer.from(`stream of ${stream.dataset}@${stream.snapshot}`);
-      const key = `p/${VM}/${stream.dataset.split('/').slice(1).join('/')}/${stream.snapshot}`;
-      const stored: StoredStream = {
-        ...stream,
-        key,
-        vm: VM,
-        compression: 'none',
-        encrypted: false,
-        bytes: body.length,
-        sha256: createHash('sha256').update(body).digest('hex'),
-      };
-      store.objects.set(key, { body, metadata: streamMetadata(stored) });
-      return stored;
-    };
+    const put = (stream: Parameters<typeof putStream>[3]) => putStream(store, VM, 'none', stream);
     const origin = put({ dataset: `zones/${IMAGE}`, snapshot: 'snap-x', guid: '777', createtxg: 1 });
     const b1 = put({
       dataset: `zones/${VM}`,

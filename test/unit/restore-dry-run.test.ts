@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -7,12 +6,12 @@ import { silentLog } from '../../src/log.js';
 import { BackupHostSource } from '../../src/restore/backup-host-source.js';
 import { restoreVm } from '../../src/restore/restore-vm.js';
 import type { RestoreSource } from '../../src/restore/source.js';
-import { setKey, streamMetadata, type SetManifest, type StoredStream } from '../../src/s3/keys.js';
+import { setKey, type SetManifest, type StoredStream } from '../../src/s3/keys.js';
 import { ObjectStoreSource } from '../../src/s3/restore-source.js';
 import type { S3Settings } from '../../src/s3/settings.js';
 import { decompressArgv } from '../../src/s3/streams.js';
 import { pipelineText } from '../../src/host/quote.js';
-import { FakeObjectStore } from './fake-object-store.js';
+import { FakeObjectStore, putStream } from './fake-object-store.js';
 import { scratchDirectory } from './scratch.js';
 import { ScriptedHost } from './scripted-host.js';
 
@@ -70,21 +69,7 @@ class CountingStore extends FakeObjectStore {
 /** The bucket after two runs: the image's origin, the zone's first stream from it and an incremental, the data's full stream. */
 function bucket(): CountingStore {
   const store = new CountingStore();
-  const put = (stream: Omit<StoredStream, 'key' | 'vm' | 'compression' | 'encrypted' | 'sha256' | 'bytes'>) => {
-    const body = Buffer.from(`stream of ${stream.dataset}@${stream.snapshot}`);
-    const key = `p/${VM}/${stream.dataset.split('/').slice(1).join('/')}/${stream.snapshot}`;
-    const stored: StoredStream = {
-      ...stream,
-      key,
-      vm: VM,
-      compression: 'zstd',
-      encrypted: false,
-      bytes: body.length,
-      sha256: createHash('sha256').update(body).digest('hex'),
-    };
-    store.objects.set(key, { body, metadata: streamMetadata(stored) });
-    return stored;
-  };
+  const put = (stream: Parameters<typeof putStream>[3]) => putStream(store, VM, 'zstd', stream);
   const origin = put({ dataset: `zones/${IMAGE}`, snapshot: 'snap-x', guid: '777', createtxg: 1 });
   const parent = { dataset: `zones/${IMAGE}`, snapshot: 'snap-x', guid: '777' };
   const b1 = put({ dataset: `zones/${VM}`, snapshot: 'daily-b1', guid: '801', createtxg: 5, parent });

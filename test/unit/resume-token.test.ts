@@ -21,6 +21,18 @@ send from zones/f@b to zones/f@c estimated size is 1.66M
 total estimated size is 1.66M
 `;
 
+/** An incremental transfer of zones/NAME into b/NAME from their common snapshot @c. */
+const incremental = (name: string): Step => ({
+  kind: 'transfer',
+  vmDataset: `zones/${name}`,
+  source: `zones/${name}`,
+  target: `b/${name}`,
+  mode: 'incremental',
+  sends: [{ from: `zones/${name}@c`, to: `zones/${name}@new` }],
+  carriesImage: false,
+  common: `b/${name}@c`,
+});
+
 describe('resume token contents', () => {
   it('reads the bytes that arrived, not the offset or an estimate', () => {
     assert.equal(tokenBytes(CONTENTS), 0x161430);
@@ -78,26 +90,8 @@ describe('resume steps in the executor', () => {
     };
     const steps: Step[] = [
       { kind: 'resume', source: 'zones/f', target: 'b/f', token: '1-tok', snapshot: 'b/f@c' },
-      {
-        kind: 'transfer',
-        vmDataset: 'zones/f',
-        source: 'zones/f',
-        target: 'b/f',
-        mode: 'incremental',
-        sends: [{ from: 'zones/f@c', to: 'zones/f@new' }],
-        carriesImage: false,
-        common: 'b/f@c',
-      },
-      {
-        kind: 'transfer',
-        vmDataset: 'zones/g',
-        source: 'zones/g',
-        target: 'b/g',
-        mode: 'incremental',
-        sends: [{ from: 'zones/g@c', to: 'zones/g@new' }],
-        carriesImage: false,
-        common: 'b/g@c',
-      },
+      incremental('f'),
+      incremental('g'),
     ];
     const { tallies } = await executePlan(steps, { local: new ScriptedHost([]), remote, strategy, log: silentLog });
     assert.deepEqual(transfers, ['zfs send -t 1-tok -> b/f', 'zfs send -i zones/g@c zones/g@new -> b/g']);
@@ -115,16 +109,7 @@ describe('resume steps in the executor', () => {
     };
     const steps: Step[] = [
       { kind: 'resume', source: 'zones/f', target: 'b/f', token: '1-tok', snapshot: 'b/f@c' },
-      {
-        kind: 'transfer',
-        vmDataset: 'zones/f',
-        source: 'zones/f',
-        target: 'b/f',
-        mode: 'incremental',
-        sends: [{ from: 'zones/f@c', to: 'zones/f@new' }],
-        carriesImage: false,
-        common: 'b/f@c',
-      },
+      incremental('f'),
     ];
     const { tallies } = await executePlan(steps, {
       local: new ScriptedHost([]),
