@@ -5,6 +5,7 @@ import { parentOf, poolOf, splitSnapshot, targetDatasetName } from '../zfs/names
 import { heldByOthers, inGroup, snapshotsToRotate } from './rotation.js';
 import { planResumes, type ResumeCheck } from './resume-plan.js';
 import type { HoldStep, ProtectStep, SnapshotStep, Step, TransferStep } from './steps.js';
+import { cloneOrigin, goesRaw, newestCommon, withRaw, type CloneOrigin } from './stream-choice.js';
 
 export interface PlanInput {
   /** The VM's datasets, parents before children. */
@@ -94,7 +95,7 @@ export function planBackup(observed: PlanInput): BackupPlan {
         continue;
       }
       const fromNewest = result.sends.length === 1 && !result.sends[0]!.intermediates;
-      const raw = goesRaw(local, existingTarget(remote, input.basePath), encrypts, warnings);
+      const raw = goesRaw(local, warnings, rawRefusal(existingTarget(remote, input.basePath), encrypts));
       transfer = {
         kind: 'transfer',
         vmDataset: dataset,
@@ -121,7 +122,12 @@ export function planBackup(observed: PlanInput): BackupPlan {
             source: dataset,
             target,
             mode: 'incremental',
-            sends: [withRaw({ from: local.origin, to: newest }, goesRaw(local, origin.target, encrypts, warnings))],
+            sends: [
+              withRaw(
+                { from: local.origin, to: newest },
+                goesRaw(local, warnings, rawRefusal(origin.target, encrypts)),
+              ),
+            ],
             cloneOrigin: origin.snapshot,
             carriesImage: false,
           }
@@ -131,7 +137,7 @@ export function planBackup(observed: PlanInput): BackupPlan {
             source: dataset,
             target,
             mode: 'full',
-            sends: [withRaw({ to: newest }, goesRaw(local, undefined, encrypts, warnings))],
+            sends: [withRaw({ to: newest }, goesRaw(local, warnings, rawRefusal(undefined, encrypts)))],
             carriesImage: false,
           };
     }
@@ -210,8 +216,7 @@ function planIncremental(dataset: string, local: DatasetState, remote: DatasetSt
       problem: `${target} holds a partially received stream (receive_resume_token); it must be resumed or aborted (zfs receive -A ${target}) first`,
     };
   }
-  const remoteGuids = new Set(remote.snapshots.map((s) => s.guid));
-  const common = [...local.snapshots].reverse().find((s) => remoteGuids.has(s.guid));
+  const common = newestCommon(local.snapshots, new Set(remote.snapshots.map((s) => s.guid)));
   if (!common) {
     if (remote.snapshots.length === 0) {
       return {
@@ -257,9 +262,9 @@ function planIncremental(dataset: string, local: DatasetState, remote: DatasetSt
 
 /**
  * Makes sure the origin snapshot of a clone exists on the backup host with the same guid, planning
- * its transfer first when it does not. Returns the target origin snapshot and the origin's target
- * as it will be (whether the clone's stream can go raw depends on it), or undefined when the
- * clone has to be sent in full.
+ * its transfer first when it does not (stream-choice.ts has the rule). Returns the target origin
+ * snapshot and the origin's target as it will be (whether the clone's stream can go raw depends on
+ * it), or undefined when the clone has to be sent in full.
  */
 function planOrigin(
   clone: string,
@@ -271,39 +276,45 @@ function planOrigin(
   warnings: string[],
 ): { snapshot: string; target: TargetKind } | undefined {
   const { onTarget, encrypts } = backupHost;
-  const { dataset: originDataset, snapshot } = splitSnapshot(origin);
-  const originLocal = input.local.get(originDataset);
-  const guid = originLocal?.snapshots.find((s) => s.name === snapshot)?.guid;
-  const originTarget = targetDatasetName(input.basePath, originDataset);
-  if (!guid) {
-    warnings.push(`${clone}: origin ${origin} is not visible locally; sending ${clone} in full`);
-    return undefined;
-  }
-  const remote = input.remote.get(originTarget);
-  const match = remote?.snapshots.find((s) => s.guid === guid);
-  if (remote && match)
-    return { snapshot: `${originTarget}@${match.name}`, target: existingTarget(remote, input.basePath) };
-  const planned = steps.find((s): s is TransferStep => s.kind === 'transfer' && s.target === originTarget);
-  if (planned) return { snapshot: `${originTarget}@${snapshot}`, target: plannedTarget(planned) };
-  if (remote || onTarget.has(originTarget)) {
-    warnings.push(
-      `${clone}: ${originTarget} exists on the backup host without ${snapshot} (guid ${guid}); sending ${clone} in full`,
-    );
-    return undefined;
-  }
-  ensureParent(originTarget);
-  const transfer: TransferStep = {
-    kind: 'transfer',
-    vmDataset: clone,
-    source: originDataset,
-    target: originTarget,
-    mode: 'full',
-    sends: [withRaw({ to: origin }, goesRaw(originLocal, undefined, encrypts, warnings))],
-    carriesImage: true,
-  };
-  steps.push(transfer);
-  onTarget.add(originTarget);
-  return { snapshot: `${originTarget}@${snapshot}`, target: plannedTarget(transfer) };
+  const targetOf = (o: CloneOrigin) => targetDatasetName(input.basePath, o.dataset);
+  return cloneOrigin(
+    clone,
+    origin,
+    input.local,
+    {
+      holds: (o) => {
+        const remote = input.remote.get(targetOf(o));
+        const match = remote?.snapshots.find((s) => s.guid === o.guid);
+        return remote && match
+          ? { snapshot: `${targetOf(o)}@${match.name}`, target: existingTarget(remote, input.basePath) }
+          : undefined;
+      },
+      planned: (o) => {
+        const planned = steps.find((s): s is TransferStep => s.kind === 'transfer' && s.target === targetOf(o));
+        return planned && { snapshot: `${planned.target}@${o.snapshot}`, target: plannedTarget(planned) };
+      },
+      refuses: (o) =>
+        input.remote.has(targetOf(o)) || onTarget.has(targetOf(o))
+          ? `${targetOf(o)} exists on the backup host without ${o.snapshot} (guid ${o.guid})`
+          : undefined,
+      sendFirst: (o) => {
+        ensureParent(targetOf(o));
+        const transfer: TransferStep = {
+          kind: 'transfer',
+          vmDataset: clone,
+          source: o.dataset,
+          target: targetOf(o),
+          mode: 'full',
+          sends: [withRaw({ to: origin }, goesRaw(o.state, warnings, rawRefusal(undefined, encrypts)))],
+          carriesImage: true,
+        };
+        steps.push(transfer);
+        onTarget.add(transfer.target);
+        return { snapshot: `${transfer.target}@${o.snapshot}`, target: plannedTarget(transfer) };
+      },
+    },
+    warnings,
+  );
 }
 
 /** A target on the backup host, and whether it takes raw streams (it holds ciphertext received raw). */
@@ -327,31 +338,23 @@ function backupHostEncrypts(remote: ReadonlyMap<string, DatasetState>): boolean 
 }
 
 /**
- * Encrypted datasets go raw (`send -w`): the backup host keeps only ciphertext and needs no key,
- * nor does the send. Where a raw stream cannot land (a target received decrypted before, which
- * takes no raw incremental; a backup host without encryption) they go decrypted, as before, and
- * the warning says how to start over raw.
+ * Why an encrypted dataset's stream cannot go raw to the backup host, if it cannot: a target
+ * received decrypted before takes no raw incremental, and a backup host without encryption no raw
+ * stream at all. It then goes decrypted, and the warning says how to start over raw.
  */
-function goesRaw(source: DatasetState, target: TargetKind | undefined, encrypts: boolean, warnings: string[]): boolean {
-  if (!source.encrypted) return false;
-  const encrypted = `${source.name} is encrypted, but`;
-  const keyNeeded = `goes decrypted, which needs its key loaded on the SmartOS host`;
-  if (!encrypts) {
-    warnings.push(`${encrypted} ZFS on the backup host has no encryption: it ${keyNeeded}`);
-    return false;
-  }
-  if (target && !target.raw) {
-    warnings.push(
-      `${encrypted} ${target.name} on the backup host was received decrypted (before zonecopy sent encrypted datasets raw) and cannot take a raw stream: it still ${keyNeeded}. ` +
-        `To keep only ciphertext on the backup host, rename or destroy ${target.name} there (zfs rename, zfs destroy); the next run then sends it again in full, raw`,
-    );
-    return false;
-  }
-  return true;
-}
-
-function withRaw(send: SendSpec, raw: boolean): SendSpec {
-  return raw ? { ...send, raw } : send;
+function rawRefusal(target: TargetKind | undefined, encrypts: boolean) {
+  return (source: DatasetState): string | undefined => {
+    const encrypted = `${source.name} is encrypted, but`;
+    const keyNeeded = `goes decrypted, which needs its key loaded on the SmartOS host`;
+    if (!encrypts) return `${encrypted} ZFS on the backup host has no encryption: it ${keyNeeded}`;
+    if (target && !target.raw) {
+      return (
+        `${encrypted} ${target.name} on the backup host was received decrypted (before zonecopy sent encrypted datasets raw) and cannot take a raw stream: it still ${keyNeeded}. ` +
+        `To keep only ciphertext on the backup host, rename or destroy ${target.name} there (zfs rename, zfs destroy); the next run then sends it again in full, raw`
+      );
+    }
+    return undefined;
+  };
 }
 
 /** The backup host's rotation: snapshots held by anyone but ourselves (after our release) are never chosen; nor is the new one. */

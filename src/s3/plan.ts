@@ -1,8 +1,8 @@
 import type { Problem } from '../plan/backup-plan.js';
-import { inGroup } from '../plan/rotation.js';
+import { inGroup, snapshotsToRotate } from '../plan/rotation.js';
+import { cloneOrigin, goesRaw, newestCommon, withRaw, type CloneOrigin } from '../plan/stream-choice.js';
 import type { SendSpec } from '../zfs/commands.js';
 import type { DatasetState } from '../zfs/list.js';
-import { splitSnapshot } from '../zfs/names.js';
 import { chainOf, streamsOf, type VmCatalog } from './catalog.js';
 import { streamKey, type Compression, type StoredStream } from './keys.js';
 
@@ -58,64 +58,57 @@ export function planS3Backup(input: S3PlanInput): S3Plan {
   const warnings: string[] = [];
   const steps: S3Step[] = [];
   const rotations: S3Step[] = [];
-  const planned = new Set<string>();
   for (const dataset of input.datasets) {
     const local = input.local.get(dataset)!;
     const stored = streamsOf(input.catalog, dataset);
     const intact = stored.filter((s) => !chainOf(input.catalog, s).missing);
     const intactGuids = new Map(intact.map((s) => [s.guid, s]));
-    const base = [...local.snapshots].reverse().find((s) => intactGuids.has(s.guid));
+    const base = newestCommon(local.snapshots, intactGuids);
     const chainLength = base ? chainOf(input.catalog, intactGuids.get(base.guid)!).chain.length : 0;
-    const newGuid = 'pending';
-    const stream = (parent?: StoredStream['parent']): StoredStream => ({
-      key: streamKey(input.prefix, input.vm, dataset, input.snapshot),
-      dataset,
-      snapshot: input.snapshot,
-      guid: newGuid,
-      createtxg: 0,
-      parent,
-      vm: input.vm,
-      compression: input.compression,
-      encrypted: input.encrypted,
-    });
     const to = `${dataset}@${input.snapshot}`;
-    // an encrypted dataset's blocks as they are on disk: the bucket never sees them decrypted, the send needs no key
-    const raw = local.encrypted ? { raw: true } : {};
+    // the bucket takes any raw stream: it never sees the blocks decrypted, and the send needs no key
+    const raw = goesRaw(local, warnings);
+    let send: SendSpec = { to };
+    let parent: StoredStream['parent'];
     if (base && (input.fullEvery === undefined || chainLength < input.fullEvery)) {
-      steps.push({
-        kind: 'upload',
-        vmDataset: dataset,
-        carriesImage: false,
-        send: { from: `${dataset}@${base.name}`, to, ...raw },
-        stream: stream({ dataset, snapshot: base.name, guid: base.guid }),
-      });
+      send = { from: `${dataset}@${base.name}`, to };
+      parent = { dataset, snapshot: base.name, guid: base.guid };
     } else if (local.origin) {
-      const origin = planOrigin(dataset, local.origin, input, steps, planned, warnings);
-      steps.push(
-        origin
-          ? {
-              kind: 'upload',
-              vmDataset: dataset,
-              carriesImage: false,
-              send: { from: local.origin, to, ...raw },
-              stream: stream(origin),
-            }
-          : { kind: 'upload', vmDataset: dataset, carriesImage: false, send: { to, ...raw }, stream: stream() },
-      );
-    } else {
-      steps.push({ kind: 'upload', vmDataset: dataset, carriesImage: false, send: { to, ...raw }, stream: stream() });
+      parent = planOrigin(dataset, local.origin, input, steps, warnings);
+      if (parent) send = { from: local.origin, to };
     }
+    const upload: UploadStep = {
+      kind: 'upload',
+      vmDataset: dataset,
+      carriesImage: false,
+      send: withRaw(send, raw),
+      stream: { ...newStream(input, dataset, input.snapshot, 'pending'), parent },
+    };
+    steps.push(upload);
     if (stored.length > intact.length)
       warnings.push(
         `${dataset}: ${stored.length - intact.length} stored stream(s) have a missing parent and cannot be restored; they are left in place`,
       );
 
-    const upload = steps[steps.length - 1] as UploadStep;
     const deletable = objectsToRotate(input, stored, upload);
     if (deletable.length > 0) rotations.push({ kind: 'delete-objects', dataset, keys: deletable });
   }
   steps.push(...rotations);
   return { steps, problems: [], warnings };
+}
+
+/** What a stream this run stores will say of itself (a new snapshot's guid is known once sent). */
+function newStream(input: S3PlanInput, dataset: string, snapshot: string, guid: string): StoredStream {
+  return {
+    key: streamKey(input.prefix, input.vm, dataset, snapshot),
+    dataset,
+    snapshot,
+    guid,
+    createtxg: 0,
+    vm: input.vm,
+    compression: input.compression,
+    encrypted: input.encrypted,
+  };
 }
 
 /** The origin's stream, stored once per image in the VM's prefix; returns the parent to use, or undefined to go in full. */
@@ -124,52 +117,49 @@ function planOrigin(
   origin: string,
   input: S3PlanInput,
   steps: S3Step[],
-  planned: Set<string>,
   warnings: string[],
 ): StoredStream['parent'] {
-  const { dataset, snapshot } = splitSnapshot(origin);
-  const originLocal = input.local.get(dataset);
-  const guid = originLocal?.snapshots.find((s) => s.name === snapshot)?.guid;
-  if (!guid) {
-    warnings.push(`${clone}: origin ${origin} is not visible locally; sending ${clone} in full`);
-    return undefined;
-  }
-  const stored = [...input.catalog.streams.values()].some((s) => s.dataset === dataset && s.guid === guid);
-  if (!stored && !planned.has(origin)) {
-    planned.add(origin);
-    steps.push({
-      kind: 'upload',
-      vmDataset: clone,
-      carriesImage: true,
-      send: { to: origin, ...(originLocal?.encrypted ? { raw: true } : {}) },
-      stream: {
-        key: streamKey(input.prefix, input.vm, dataset, snapshot),
-        dataset,
-        snapshot,
-        guid,
-        createtxg: 0,
-        vm: input.vm,
-        compression: input.compression,
-        encrypted: input.encrypted,
+  const parentOf = (o: CloneOrigin) => ({ dataset: o.dataset, snapshot: o.snapshot, guid: o.guid });
+  const isOrigin = (o: CloneOrigin) => (s: S3Step) => s.kind === 'upload' && s.carriesImage && s.send.to === o.origin;
+  return cloneOrigin(
+    clone,
+    origin,
+    input.local,
+    {
+      holds: (o) =>
+        [...input.catalog.streams.values()].some((s) => s.dataset === o.dataset && s.guid === o.guid)
+          ? parentOf(o)
+          : undefined,
+      planned: (o) => (steps.some(isOrigin(o)) ? parentOf(o) : undefined),
+      sendFirst: (o) => {
+        steps.push({
+          kind: 'upload',
+          vmDataset: clone,
+          carriesImage: true,
+          send: withRaw({ to: origin }, goesRaw(o.state, warnings)),
+          stream: newStream(input, o.dataset, o.snapshot, o.guid),
+        });
+        return parentOf(o);
       },
-    });
-  }
-  return { dataset, snapshot, guid };
+    },
+    warnings,
+  );
 }
 
 /**
- * The group's streams beyond the newest `remoteLimit` (counting the one this run adds), minus
- * every stream a kept one still needs (its chain back to a full stream).
+ * The group's streams beyond the newest `remoteLimit` (counting the one this run adds, which
+ * replaces any stored one of its name), minus every stream a kept one still needs (its chain back
+ * to a full stream).
  */
 function objectsToRotate(input: S3PlanInput, stored: readonly StoredStream[], upload: UploadStep): string[] {
-  if (input.remoteLimit === undefined) return [];
-  const members = stored.filter((s) => inGroup(s.snapshot, input.group) && s.snapshot !== input.snapshot);
-  const keep = members.slice(Math.max(0, members.length - (input.remoteLimit - 1)));
-  const needed = new Set<string>();
-  const parentsOf = (s: StoredStream) => chainOf(input.catalog, s).chain.map((c) => c.key);
-  for (const s of keep) parentsOf(s).forEach((k) => needed.add(k));
+  const others = stored.filter((s) => s.snapshot !== input.snapshot);
+  const order = [...others.map((s) => s.snapshot), input.snapshot];
+  const rotating = new Set(snapshotsToRotate(order, input.group, input.remoteLimit, new Set([input.snapshot])));
+  if (rotating.size === 0) return [];
+  const kept = others.filter((s) => inGroup(s.snapshot, input.group) && !rotating.has(s.snapshot));
   const parent = upload.stream.parent;
   const base = parent && parent.dataset === upload.vmDataset ? stored.find((s) => s.guid === parent.guid) : undefined;
-  if (base) parentsOf(base).forEach((k) => needed.add(k));
-  return members.filter((s) => !needed.has(s.key)).map((s) => s.key);
+  const chains = [...kept, ...(base ? [base] : [])].map((s) => chainOf(input.catalog, s).chain);
+  const needed = new Set(chains.flat().map((s) => s.key));
+  return others.filter((s) => rotating.has(s.snapshot) && !needed.has(s.key)).map((s) => s.key);
 }

@@ -1,3 +1,4 @@
+import { newestCommon } from '../plan/stream-choice.js';
 import type { SnapshotInfo } from '../zfs/list.js';
 
 /**
@@ -53,7 +54,7 @@ export function datasetHealth(
   now: number,
 ): DatasetHealth {
   const restorable = new Set(stored.snapshots.filter((s) => s.restorable).map((s) => s.guid));
-  const common = [...localSnaps].reverse().find((s) => restorable.has(s.guid));
+  const common = newestCommon(localSnaps, restorable);
   const problems = stored.problems ?? [];
   return {
     dataset,
