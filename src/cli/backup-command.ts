@@ -15,6 +15,7 @@ import { selectTargets, type ResolvedTarget } from '../config/targets.js';
 import type { Target } from '../target/target.js';
 import { ZfsTarget } from '../target/zfs-target.js';
 import { checkPrograms, programsNeeded } from '../backup/programs.js';
+import { kernelName } from '../host/kernel.js';
 import { createStrategy } from '../transfer/index.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { defaultConfigPath } from './paths.js';
@@ -212,6 +213,8 @@ async function openTarget(resolved: ResolvedTarget, run: Run): Promise<OpenedTar
   } catch (error) {
     return { name, label: backupHostLabel(config), error: (error as Error).message, close: nothing };
   }
+  // asked now, beside the program check, so the holds query never waits for it
+  void kernelName(remote);
   const missing = await checkPrograms(programsNeeded(config, 'ssh'), local, remote);
   if (missing) return { name, label: remote.label, error: missing, remote, close: () => remote.close() };
   const strategy = createStrategy(config.transferStrategy, {
