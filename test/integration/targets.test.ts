@@ -1,19 +1,21 @@
 /**
- * The cases where the backup host and object storage once drifted apart, run for both targets from
- * one table (real ZFS over ssh, s3rver for the bucket): an encrypted dataset stored and restored as
- * ciphertext, local rotation around a snapshot another tool holds, and a clone whose image snapshot
- * was not `@final` when it was backed up. One zone serves all three: per target one backup run and
- * one restore of a copy, then each case checks its part.
+ * The behaviour both targets must share, run for both from one table (real ZFS over ssh, s3rver for
+ * the bucket): an encrypted dataset stored and restored as ciphertext, local rotation around a
+ * snapshot another tool holds, a clone whose image snapshot was not `@final` when it was backed up,
+ * remote rotation by the group's exact name, and a stream that fails partway. One zone serves all:
+ * per target one backup run and one restore of a copy for (a) to (c), then runs of its own group for
+ * (d) and (e).
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { connect } from 'node:net';
+import { createServer, request } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { createFixtures, fixtureUuid } from './fixtures.js';
 import {
   PROJECT,
@@ -87,6 +89,67 @@ function listening(port: number): Promise<boolean> {
 const streamKey = (vm: string, dataset: string, snapshot: string) =>
   `${PREFIX}/${vm}/${dataset.split('/').slice(1).join('/')}/${snapshot}`;
 
+/** Snapshot names of the streams stored for one dataset of a VM (not those of its children). */
+async function streamsThere(vm: string, dataset: string): Promise<string[]> {
+  const prefix = streamKey(vm, dataset, '');
+  const names: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }),
+    );
+    for (const { Key } of page.Contents ?? [])
+      if (!Key!.slice(prefix.length).includes('/')) names.push(Key!.slice(prefix.length));
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return names;
+}
+
+/**
+ * An endpoint in front of s3rver that refuses part 2 of one object's upload while part 1 goes
+ * through, as a connection lost in the middle of a stream leaves it.
+ */
+async function refusingPart2(key: string): Promise<{ endpoint: string; close: () => Promise<void> }> {
+  const server = createServer((req, res) => {
+    const url = new URL(req.url!, 'http://proxy');
+    const refused =
+      req.method === 'PUT' &&
+      decodeURIComponent(url.pathname) === `/${BUCKET}/${key}` &&
+      url.searchParams.get('partNumber') === '2';
+    if (refused) {
+      req.resume();
+      req.on('end', () =>
+        res
+          .writeHead(403, { 'content-type': 'application/xml' })
+          .end('<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>refused by the test</Message></Error>'),
+      );
+      return;
+    }
+    // `expect` is not signed, and this server has already answered it
+    const headers = { ...req.headers };
+    delete headers.expect;
+    const upstream = request(
+      { host: '127.0.0.1', port: PORT, method: req.method, path: req.url, headers },
+      (answer) => {
+        res.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', (error) => res.destroy(error));
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
 /** What the cases ask of a target, each answered from the target itself rather than through zonecopy. */
 interface Target {
   name: 'ssh' | 's3';
@@ -102,6 +165,38 @@ interface Target {
     snapshot: string,
     marker: string,
   ) => Promise<void>;
+  /** Snapshot names of `dataset` kept there, sorted. */
+  namesThere: (vm: string, dataset: string) => Promise<string[]>;
+  /** The snapshot of the same dataset that `dataset@snapshot` there needs to be restored, if any. */
+  parentThere: (vm: string, dataset: string, snapshot: string) => Promise<string | undefined>;
+  /** A configuration whose run fails the stream of `dataset@snapshot` partway, after part of it reached the target. */
+  failing: (
+    vm: string,
+    dataset: string,
+    snapshot: string,
+  ) => Promise<{ config: TestConfig; close: () => Promise<void> }>;
+  /** What the next run says when it finishes that stream from the part already there. */
+  finished: (vm: string, dataset: string, snapshot: string) => RegExp;
+  /** Takes zonecopy's holds off `dataset@snapshot` there, so that only its group's name keeps rotation away. */
+  release: (dataset: string, snapshot: string) => Promise<void>;
+}
+
+/** Releases every hold on one snapshot. */
+async function releaseAll(snapshot: string): Promise<void> {
+  await sh(
+    `zfs holds -H ${snapshot} | while IFS="$(printf '\\t')" read -r _ tag _; do zfs release "$tag" ${snapshot}; done`,
+  );
+}
+
+let uploads: string | undefined;
+/** The bucket's configuration; one state directory, so a run through another endpoint leaves its journals to the next. */
+function s3Config(endpoint = ENDPOINT): TestConfig {
+  uploads ??= mkdtempSync(join(tmpdir(), 'zc-uploads-'));
+  return writeConfig({
+    backupTarget: 's3',
+    // a new chain every second stream, so rotation has streams to delete and streams to keep for a kept one
+    s3: { bucket: BUCKET, prefix: PREFIX, endpoint, stateDirectory: uploads, partConcurrency: 2, fullEvery: 2 },
+  });
 }
 
 const TARGETS: Target[] = [
@@ -119,16 +214,23 @@ const TARGETS: Target[] = [
       assert.equal(await zfsGet(there, 'encryption'), await zfsGet(encrypted, 'encryption'), there);
       assert.equal(await zfsGet(there, 'keystatus'), 'unavailable', `${there}: received without its key`);
     },
+    namesThere: async (_vm, dataset) => (await snapshotsOf(target(dataset))).map((s) => s.name).sort(),
+    parentThere: async () => undefined,
+    // streams above 1 MB are cut on their way to the backup host, which keeps what arrived (receive -s)
+    failing: async () => ({
+      config: writeConfig({
+        transferStrategy: 'ssh_gzip',
+        compressionCmd: ['head', '-c', '1000000'],
+        decompressionCmd: ['cat'],
+      }),
+      close: async () => {},
+    }),
+    finished: (_vm, dataset) => new RegExp(`resuming the interrupted receive into ${target(dataset)}(?!/)`),
+    release: (dataset, snapshot) => releaseAll(`${target(dataset)}@${snapshot}`),
   },
   {
     name: 's3',
-    config: () => {
-      const stateDirectory = mkdtempSync(join(tmpdir(), 'zc-uploads-'));
-      return writeConfig({
-        backupTarget: 's3',
-        s3: { bucket: BUCKET, prefix: PREFIX, endpoint: ENDPOINT, stateDirectory, partConcurrency: 2 },
-      });
-    },
+    config: () => s3Config(),
     guidThere: async (vm, dataset, snapshot) => (await objectMeta(streamKey(vm, dataset, snapshot)))?.['zc-guid'],
     originThere: async (vm, dataset, snapshot) => {
       // back along the chain to the stream whose parent is in another dataset
@@ -145,6 +247,20 @@ const TARGETS: Target[] = [
       assert.ok(stored.length > 0);
       assert.equal(stored.includes(marker), false, `${encrypted}@${snapshot} was stored decrypted`);
     },
+    namesThere: async (vm, dataset) => (await streamsThere(vm, dataset)).sort(),
+    parentThere: async (vm, dataset, snapshot) => {
+      const parent = (await objectMeta(streamKey(vm, dataset, snapshot)))?.['zc-parent'];
+      return parent?.startsWith(`${dataset}@`) ? parent.split('@')[1] : undefined;
+    },
+    failing: async (vm, dataset, snapshot) => {
+      const proxy = await refusingPart2(streamKey(vm, dataset, snapshot));
+      return { config: s3Config(proxy.endpoint), close: proxy.close };
+    },
+    finished: (vm, dataset, snapshot) =>
+      new RegExp(
+        `${streamKey(vm, dataset, snapshot)}: finished an interrupted upload \\([1-9]\\d* part\\(s\\) were already stored\\)`,
+      ),
+    release: async () => {},
   },
 ];
 
@@ -163,7 +279,7 @@ interface Restored {
   datasets: Array<{ source: string; local: string; mode: string }>;
 }
 
-describe('both targets from one table: raw encrypted sends, rotation past held snapshots, a non-@final origin', () => {
+describe('both targets from one table: raw encrypted sends, rotation past held snapshots, a non-@final origin, remote rotation, a failed stream', () => {
   let server: ChildProcess | undefined;
   let zone: string;
   let image: string;
@@ -209,7 +325,9 @@ describe('both targets from one table: raw encrypted sends, rotation past held s
 
   for (const t of TARGETS) {
     describe(`to ${t.name}`, () => {
-      const group = t.name;
+      // (d) the group of the first run is named like the rotation group plus a 2: rotation must leave it alone
+      const rotation = `${t.name}-daily`;
+      const group = `${rotation}2`;
       const [older, backedUp] = [`${group}-a0`, `${group}-a1`];
       const marker = `zc-plaintext-${t.name}-${randomUUID()}`;
       const root = () => `zones/${zone}`;
@@ -306,6 +424,107 @@ describe('both targets from one table: raw encrypted sends, rotation past held s
         assert.equal(localOrigin, `zones/${image}@final`);
         assert.equal(await zfsGet(localOrigin, 'guid'), originGuid);
         assert.equal(await withMounted(received.local, () => filesDigest(received.local)), source[root()]);
+      });
+
+      // snapshot names of the rotation group made so far, oldest first
+      const made: string[] = [];
+      const rotate = (name: string, limitFlag: string, limit = 2, cfg = config) => {
+        made.push(`${rotation}-${name}`);
+        const limits = ['--localSnapLimit', '1', limitFlag, String(limit)];
+        return zonecopy(['backup', zone, '--groupName', rotation, '--name', name, ...limits, '--json'], cfg);
+      };
+      const localNames = async (dataset: string) =>
+        (await snapshotsOf(dataset)).map((s) => s.name).filter((n) => n.startsWith(`${rotation}-`));
+      /** Fails unless `dataset` keeps there the group's newest two and what they need, nothing else of the group; returns how many it keeps. */
+      const assertRotated = async (dataset: string) => {
+        const expected = made.slice(-2);
+        for (let i = 0; i < expected.length; i++) {
+          const parent = await t.parentThere(zone, dataset, expected[i]!);
+          if (parent?.startsWith(`${rotation}-`) && !expected.includes(parent)) expected.push(parent);
+        }
+        const there = (await t.namesThere(zone, dataset)).filter((n) => n.startsWith(`${rotation}-`));
+        assert.deepEqual(there, expected.sort(), `${dataset} there, after ${made.join(' ')}`);
+        return there.length;
+      };
+
+      it('(d) a remote limit keeps the newest of the group there and what they need, never touches a group named like it, and the local limit is its own', async () => {
+        const kept = new Map<string, string | undefined>();
+        for (const dataset of [root(), data(), vault()]) {
+          kept.set(dataset, await t.guidThere(zone, dataset, backedUp));
+          await releaseAll(`${dataset}@${backedUp}`);
+          await t.release(dataset, backedUp);
+        }
+        // smartcopy's two spellings of the option: this one here, --remoteSnapLimit in (e)
+        for (const name of ['r1', 'r2', 'r3', 'r4']) {
+          const result = await rotate(name, '--remoteSnapshotLimit');
+          assert.equal(result.code, 0, result.stderr + result.stdout);
+        }
+        for (const dataset of [root(), data(), vault()]) {
+          const there = await assertRotated(dataset);
+          assert.ok(!(await t.namesThere(zone, dataset)).includes(made[0]!), `${dataset}: the oldest was rotated`);
+          // the bucket keeps r2 (a new chain) for r3 (an incremental from it) with a limit of 2
+          assert.equal(there > 2, t.name === 's3', `${dataset}: streams kept beyond the limit for a kept one`);
+          assert.deepEqual(await localNames(dataset), [made.at(-1)], `${dataset}: the local limit is 1`);
+          assert.ok(kept.get(dataset), `${dataset}@${backedUp} was there`);
+          assert.equal(await t.guidThere(zone, dataset, backedUp), kept.get(dataset), `${dataset}@${backedUp} there`);
+          assert.equal(
+            await zfsGet(`${dataset}@${backedUp}`, 'guid'),
+            kept.get(dataset),
+            `${dataset}@${backedUp} here`,
+          );
+        }
+      });
+
+      it('(e) a stream that fails partway is reported for its dataset with exit code 1, rotates nothing of it, leaves the target as it was, and the next run finishes it', async () => {
+        await sh(`head -c 12M /dev/urandom > /${data()}/big-${t.name}.bin`);
+        const [failedName, nextName] = ['e1', 'e2'];
+        const failedSnapshot = `${rotation}-${failedName}`;
+        const thereBefore = await t.namesThere(zone, data());
+        const localBefore = await localNames(data());
+        const failing = await t.failing(zone, data(), failedSnapshot);
+        let failed: Run;
+        try {
+          // a limit of 1 would take more of the failed dataset there than the runs around it
+          failed = await rotate(failedName, '--remoteSnapLimit', 1, failing.config);
+        } finally {
+          await failing.close();
+        }
+        assert.equal(failed.code, 1, failed.stderr + failed.stdout);
+        type Report = { results: Array<{ datasets: Array<{ dataset: string; result: string; image?: boolean }> }> };
+        const rows = (JSON.parse(failed.stdout) as Report).results[0]!.datasets.filter((d) => !d.image);
+        assert.deepEqual(
+          rows.map((d) => `${d.dataset} ${d.result}`),
+          [`${root()} ok`, `${data()} failed`, `${vault()} ok`],
+        );
+        assert.equal(
+          await t.guidThere(zone, data(), failedSnapshot),
+          undefined,
+          'the part that arrived is no snapshot there',
+        );
+        assert.deepEqual(await t.namesThere(zone, data()), thereBefore, `${data()}: nothing rotated or lost there`);
+        assert.deepEqual(await localNames(data()), [...localBefore, failedSnapshot], `${data()}: nothing rotated here`);
+        const guids = new Map<string, string>();
+        for (const dataset of [root(), data(), vault()])
+          guids.set(dataset, await zfsGet(`${dataset}@${failedSnapshot}`, 'guid'));
+
+        const next = await rotate(nextName, '--remoteSnapLimit');
+        assert.equal(next.code, 0, next.stderr + next.stdout);
+        assert.match(next.stderr, t.finished(zone, data(), failedSnapshot));
+        for (const dataset of [root(), data(), vault()]) {
+          assert.equal(
+            await t.guidThere(zone, dataset, failedSnapshot),
+            guids.get(dataset),
+            `${dataset}@${failedSnapshot}`,
+          );
+          assert.equal(
+            await t.guidThere(zone, dataset, made.at(-1)!),
+            await zfsGet(`${dataset}@${made.at(-1)}`, 'guid'),
+            `${dataset}@${made.at(-1)}`,
+          );
+          await assertRotated(dataset);
+        }
+        // the other target's first run sends the data set in full: without this file
+        await sh(`rm /${data()}/big-${t.name}.bin`);
       });
     });
   }

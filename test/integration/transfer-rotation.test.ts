@@ -1,4 +1,7 @@
-/** Strategies, intermediate snapshots, target layout, rotation and failed streams, on real ZFS. */
+/**
+ * The backup host's own cases on real ZFS: strategies, intermediate snapshots, holds, target layout.
+ * Remote rotation and a failed stream run for both targets in targets.test.ts.
+ */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { createFixtures, fixtureUuid } from './fixtures.js';
@@ -53,80 +56,6 @@ describe('transfer and rotation', () => {
     const remote = await names(target(root));
     assert.deepEqual(remote.slice(-3), ['strat-manual1', 'strat-manual2', 'strat-after']);
     assert.ok(!remote.includes('vmsnap-foreign'));
-  });
-
-  it('--remoteSnapshotLimit and --remoteSnapLimit both work, and the remote may keep more than local (smartcopy defects 1 and 2)', async () => {
-    for (const n of ['r1', 'r2', 'r3', 'r4']) {
-      const result = await zonecopy(
-        ['backup', uuid, '--groupName', 'rot', '--name', n, '--localSnapLimit', '1', '--remoteSnapshotLimit', '3'],
-        config,
-      );
-      assert.equal(result.code, 0, result.stderr);
-    }
-    assert.deepEqual(
-      (await names(root)).filter((n) => n.startsWith('rot-')),
-      ['rot-r4'],
-    );
-    assert.deepEqual(
-      (await names(target(root))).filter((n) => n.startsWith('rot-')),
-      ['rot-r2', 'rot-r3', 'rot-r4'],
-    );
-    const result = await zonecopy(
-      ['backup', uuid, '--groupName', 'rot', '--name', 'r5', '--remoteSnapLimit', '2'],
-      config,
-    );
-    assert.equal(result.code, 0, result.stderr);
-    assert.deepEqual(
-      (await names(target(root))).filter((n) => n.startsWith('rot-')),
-      ['rot-r4', 'rot-r5'],
-    );
-  });
-
-  it('rotation matches the group exactly: daily never touches daily2 (smartcopy defect 8)', async () => {
-    for (const [group, n] of [
-      ['daily2', 'a'],
-      ['daily2', 'b'],
-      ['daily', 'a'],
-      ['daily', 'b'],
-    ]) {
-      const result = await zonecopy(
-        ['backup', uuid, '--groupName', group!, '--name', n!, '--localSnapLimit', '1', '--remoteSnapLimit', '1'],
-        config,
-      );
-      assert.equal(result.code, 0, result.stderr);
-    }
-    const local = await names(root);
-    assert.ok(local.includes('daily-b') && !local.includes('daily-a'));
-    assert.ok(local.includes('daily2-b'));
-    assert.ok((await names(target(root))).includes('daily2-b'));
-  });
-
-  it('a failed stream is reported, rotates nothing, leaves the target consistent, and the next run completes', async () => {
-    const broken = writeConfig({ transferStrategy: 'ssh_gzip', compressionCmd: ['gzip'], decompressionCmd: ['false'] });
-    const beforeRemote = await snapshotsOf(target(root));
-    const beforeLocal = await names(root);
-    const failed = await zonecopy(
-      ['backup', uuid, '--groupName', 'rot', '--name', 'broken', '--localSnapLimit', '1', '--remoteSnapLimit', '1'],
-      broken,
-    );
-    assert.equal(failed.code, 1);
-    assert.match(failed.stdout + failed.stderr, /FAILED|failed/);
-    assert.deepEqual(await snapshotsOf(target(root)), beforeRemote);
-    // the old rot-* snapshots are still there: rotation waits for a good transfer
-    const afterLocal = await names(root);
-    assert.ok(beforeLocal.filter((n) => n.startsWith('rot-')).every((n) => afterLocal.includes(n)));
-    const next = await zonecopy(
-      ['backup', uuid, '--groupName', 'rot', '--name', 'fixed', '--localSnapLimit', '1', '--remoteSnapLimit', '1'],
-      config,
-    );
-    assert.equal(next.code, 0, next.stderr);
-    assert.deepEqual(
-      (await names(target(root))).filter((n) => n.startsWith('rot-')),
-      ['rot-fixed'],
-    );
-    const local = await snapshotsOf(root);
-    const remote = await snapshotsOf(target(root));
-    assert.equal(remote.find((s) => s.name === 'rot-fixed')?.guid, local.find((s) => s.name === 'rot-fixed')?.guid);
   });
 
   it('holds move to the new snapshot on both sides, except for a dataset whose transfer failed: its last common one stays held', async () => {
