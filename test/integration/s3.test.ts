@@ -6,21 +6,15 @@
  * targets in targets.test.ts.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { createFixtures, fixtureUuid } from './fixtures.js';
+import { startS3rver, testBucket } from './object-store.js';
 import { BASE, resetHosts, run, sh, writeConfig, zonecopy, PROJECT, type TestConfig } from './harness.js';
 import { change, essentials, fingerprint, specOf, withMounted, type Spec } from './vm-checks.js';
 
@@ -29,56 +23,7 @@ const BRANDS = ['joyent', 'lx', 'kvm', 'bhyve'] as const;
 const OVER_EXISTING = new Set<string>(['joyent', 'kvm']);
 const BUCKET = 'zonecopy-test';
 const PORT = 4568;
-const ENDPOINT = `http://127.0.0.1:${PORT}`;
-process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
-
-const client = new S3Client({
-  endpoint: ENDPOINT,
-  region: 'us-east-1',
-  forcePathStyle: true,
-  credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  requestChecksumCalculation: 'WHEN_REQUIRED',
-  responseChecksumValidation: 'WHEN_REQUIRED',
-});
-
-async function keys(prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await client.send(
-      new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }),
-    );
-    out.push(...(page.Contents ?? []).map((o) => o.Key!));
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return out.sort();
-}
-
-async function body(key: string): Promise<Buffer> {
-  return Buffer.from(
-    await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray(),
-  );
-}
-
-async function head(key: string): Promise<Record<string, string> | undefined> {
-  try {
-    return (await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).Metadata ?? {};
-  } catch {
-    return undefined;
-  }
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1', () => {
-      socket.end();
-      resolve(true);
-    });
-    socket.on('error', () => resolve(false));
-  });
-}
+const { endpoint: ENDPOINT, client, keys, body, head } = testBucket(PORT, BUCKET);
 
 function s3Config(prefix: string, extra: Record<string, unknown> = {}): TestConfig & { stateDirectory: string } {
   const stateDirectory = mkdtempSync(join(tmpdir(), 'zc-uploads-'));
@@ -99,35 +44,12 @@ describe('object storage target (s3rver)', () => {
 
   before(async () => {
     await resetHosts();
-    await sh('rm -rf /var/tmp/zc-s3 && mkdir -p /var/tmp/zc-s3');
-    server = spawn(
-      'node',
-      [
-        '--openssl-legacy-provider',
-        `${PROJECT}/node_modules/s3rver/bin/s3rver.js`,
-        '-d',
-        '/var/tmp/zc-s3',
-        '-a',
-        '127.0.0.1',
-        '-p',
-        String(PORT),
-        '-s',
-        '--configure-bucket',
-        BUCKET,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let serverErrors = '';
-    server.stderr!.on('data', (chunk: Buffer) => (serverErrors += chunk.toString()));
-    // s3rver loads hundreds of modules over 9p: about 15 s in an idle guest, several times that beside a busy one
-    for (let i = 0; !(await listening(PORT)); i++) {
-      assert.ok(server.exitCode === null, `s3rver exited ${server.exitCode}: ${serverErrors}`);
-      assert.ok(i < 900, `s3rver did not come up within 3 minutes: ${serverErrors}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const s3rver = await startS3rver(PORT, '/var/tmp/zc-s3', BUCKET);
+    server = s3rver.server;
     await createFixtures([...BRANDS]);
     for (const brand of BRANDS) uuids[brand] = await fixtureUuid(brand);
     await sh(`zfs create zones/${uuids.joyent}/data/pgsql && echo rows > /zones/${uuids.joyent}/data/pgsql/table`);
+    await s3rver.ready();
     config = s3Config('zc');
   });
 
