@@ -13,13 +13,12 @@ import {
 } from '../target/target.js';
 import { sendArgv } from '../zfs/commands.js';
 import { readCatalog, type VmCatalog } from './catalog.js';
-import { setKey, streamFromMetadata, streamMetadata, vmPrefix, type SetManifest, type StoredStream } from './keys.js';
-import { planS3Backup, type S3Step, type UploadStep } from './plan.js';
+import { setKey, streamMetadata, vmPrefix, type SetManifest, type StoredStream } from './keys.js';
+import { planS3Backup, type FinishUploadStep, type S3Step, type UploadStep } from './plan.js';
 import type { S3Settings } from './settings.js';
 import { MAX_COPY_BYTES, type ObjectStore } from './store.js';
 import { compressArgv, encryptArgv, parseSendEstimate } from './streams.js';
 import { abandonUpload, pendingJournals, uploadStream } from './upload.js';
-import type { DatasetState } from '../zfs/list.js';
 
 export interface S3BackupContext {
   local: Host;
@@ -47,15 +46,13 @@ export class ObjectTarget implements Target {
   async prepare(run: VmRun): Promise<PreparedTarget> {
     const { local, store, s3 } = this.context;
     const { observed, uuid, snapshot } = run;
-    const preparing: string[] = [];
-    await finishInterruptedUploads(uuid, observed.local, this.context, preparing);
-    const catalog = await readCatalog(store, s3.prefix, uuid);
     const plan = planS3Backup({
       vm: uuid,
       prefix: s3.prefix,
       datasets: observed.datasets,
       local: observed.local,
-      catalog,
+      catalog: await readCatalog(store, s3.prefix, uuid),
+      pending: pendingJournals(s3.stateDirectory, vmPrefix(s3.prefix, uuid)),
       snapshot,
       group: run.group,
       compression: s3.compression,
@@ -96,7 +93,7 @@ export class ObjectTarget implements Target {
           .putText(setKey(s3.prefix, uuid, snapshot), `${JSON.stringify(manifest, null, 2)}\n`)
           .catch((e: Error) => errors.push(`storing the set manifest failed: ${e.message}`));
       }
-      await dropEmptySets(catalog, tallies, this.context, errors);
+      await dropEmptySets(plan.catalog, tallies, this.context, errors);
       const datasets = observed.datasets.map((dataset) => {
         const tally = tallies.get(dataset);
         const upload = plan.steps.find(
@@ -106,7 +103,7 @@ export class ObjectTarget implements Target {
       });
       return { datasets, errors };
     };
-    return { problems: plan.problems, warnings: plan.warnings, errors: preparing, releasing: new Set(), execute };
+    return { problems: plan.problems, warnings: plan.warnings, errors: [], releasing: new Set(), execute };
   }
 }
 
@@ -127,12 +124,43 @@ async function executeSteps(
   };
   for (const step of steps) {
     switch (step.kind) {
+      case 'finish-upload': {
+        const o = step.vmDataset ? tally(step.vmDataset) : undefined;
+        if (o?.error) break;
+        try {
+          const moved = await finishUpload(step, context);
+          if (!o) break;
+          o.bytes += moved.bytes;
+          o.seconds += moved.seconds;
+          if (!step.carriesImage) o.mode = 'resumed';
+        } catch (error) {
+          const why = `finishing the interrupted upload of ${step.journal.key} failed: ${(error as Error).message}`;
+          if (o) o.error = why;
+          else errors.push(why);
+        }
+        break;
+      }
+      case 'abandon-upload': {
+        const { key } = step.journal;
+        try {
+          await mutate(
+            context.local,
+            `abort the unfinished upload of ${key} and drop its journal`,
+            () => abandonUpload(store, context.s3.stateDirectory, step.journal),
+            undefined,
+          );
+        } catch (error) {
+          errors.push(`aborting the unfinished upload of ${key} failed: ${(error as Error).message}`);
+        }
+        break;
+      }
       case 'upload': {
         const o = tally(step.vmDataset);
         if (o.error) break;
         try {
           const moved = await upload(step, context);
-          if (!step.carriesImage) o.mode = step.send.from ? 'incremental' : 'full';
+          // the row of a dataset whose earlier stream was finished says resumed, as on the backup host
+          if (!step.carriesImage && o.mode !== 'resumed') o.mode = step.send.from ? 'incremental' : 'full';
           o.bytes += moved.bytes;
           o.seconds += moved.seconds;
         } catch (error) {
@@ -200,52 +228,28 @@ async function recordChecksum(
   if (stored.bytes <= MAX_COPY_BYTES) await store.replaceMetadata(stream.key, streamMetadata(stream));
 }
 
-/**
- * Uploads an earlier run left unfinished (killed, network gone) are completed first, from the
- * parts already stored, so this run's streams can build on them. One whose snapshot is gone is
- * aborted.
- */
-async function finishInterruptedUploads(
-  uuid: string,
-  local: ReadonlyMap<string, DatasetState>,
-  context: S3BackupContext,
-  errors: string[],
-): Promise<void> {
-  const { store, s3, log } = context;
-  for (const journal of pendingJournals(s3.stateDirectory, vmPrefix(s3.prefix, uuid))) {
-    const stream = streamFromMetadata(journal.key, journal.metadata);
-    if (!stream || !local.get(stream.dataset)?.snapshots.some((s) => s.name === stream.snapshot)) {
-      log.warn(`${journal.key}: the snapshot of an unfinished upload is gone; aborting that upload`);
-      await mutate(
-        context.local,
-        `abort the unfinished upload of ${journal.key} and drop its journal`,
-        () => abandonUpload(store, s3.stateDirectory, journal),
-        undefined,
-      );
-      continue;
-    }
-    const finish = async () => {
-      const stored = await uploadStream(store, {
-        key: journal.key,
-        metadata: journal.metadata,
-        fingerprint: journal.fingerprint,
-        estimatedBytes: journal.estimatedBytes,
-        concurrency: s3.partConcurrency,
-        pipeline: journal.pipeline,
-        spawn: (p) => context.local.spawn(p),
-        stateDirectory: s3.stateDirectory,
-        log,
-      });
-      await recordChecksum(stream, stored, store);
-      log.info(`${journal.key}: finished an interrupted upload (${stored.resumedParts} part(s) were already stored)`);
-    };
-    const into = `${describePipeline(journal.pipeline)} > s3://${s3.bucket}/${journal.key} (the rest of an interrupted upload)`;
-    try {
-      await mutate(context.local, into, finish, undefined);
-    } catch (error) {
-      errors.push(`finishing the interrupted upload of ${journal.key} failed: ${(error as Error).message}`);
-    }
-  }
+/** The rest of an upload an earlier run left unfinished, from the parts already stored; a dry run prints it. */
+async function finishUpload(step: FinishUploadStep, context: StepContext): Promise<{ bytes: number; seconds: number }> {
+  const { local, store, s3, log } = context;
+  const { journal, stream } = step;
+  const finish = async () => {
+    const stored = await uploadStream(store, {
+      key: journal.key,
+      metadata: journal.metadata,
+      fingerprint: journal.fingerprint,
+      estimatedBytes: journal.estimatedBytes,
+      concurrency: s3.partConcurrency,
+      pipeline: journal.pipeline,
+      spawn: (p) => local.spawn(p),
+      stateDirectory: s3.stateDirectory,
+      log,
+    });
+    await recordChecksum(stream, stored, store);
+    log.info(`${journal.key}: finished an interrupted upload (${stored.resumedParts} part(s) were already stored)`);
+    return { bytes: stored.bytes, seconds: stored.seconds };
+  };
+  const into = `${describePipeline(journal.pipeline)} > s3://${s3.bucket}/${journal.key} (the rest of an interrupted upload)`;
+  return mutate(local, into, finish, { bytes: 0, seconds: 0 });
 }
 
 /** The new snapshots' guid and createtxg, which the streams' metadata carries: one `zfs get` for all. */

@@ -3,8 +3,10 @@ import { inGroup, snapshotsToRotate } from '../plan/rotation.js';
 import { cloneOrigin, goesRaw, newestCommon, withRaw, type CloneOrigin } from '../plan/stream-choice.js';
 import type { SendSpec } from '../zfs/commands.js';
 import type { DatasetState } from '../zfs/list.js';
+import { splitSnapshot } from '../zfs/names.js';
 import { chainOf, streamsOf, type VmCatalog } from './catalog.js';
-import { streamKey, type Compression, type StoredStream } from './keys.js';
+import { streamFromMetadata, streamKey, type Compression, type StoredStream } from './keys.js';
+import type { Journal } from './upload.js';
 
 /** One stream to store: `zfs send` of `send`, compressed (and encrypted), as one object. */
 export interface UploadStep {
@@ -24,7 +26,25 @@ export interface DeleteObjectsStep {
   keys: string[];
 }
 
-export type S3Step = UploadStep | DeleteObjectsStep;
+/** The rest of an upload an earlier run left unfinished, sent from the parts the bucket already has. */
+export interface FinishUploadStep {
+  kind: 'finish-upload';
+  /** The VM dataset whose report row it counts in (a clone's for its origin); absent for a dataset this run does not back up. */
+  vmDataset?: string;
+  /** The stream is a clone's origin (an image), not one of the VM's datasets. */
+  carriesImage: boolean;
+  journal: Journal;
+  /** What the object says of itself; bytes and sha256 are filled in once stored. */
+  stream: StoredStream;
+}
+
+/** An unfinished upload whose stream cannot be made again (its snapshot is gone): aborted, its journal dropped. */
+export interface AbandonUploadStep {
+  kind: 'abandon-upload';
+  journal: Journal;
+}
+
+export type S3Step = FinishUploadStep | AbandonUploadStep | UploadStep | DeleteObjectsStep;
 
 export interface S3PlanInput {
   vm: string;
@@ -33,6 +53,8 @@ export interface S3PlanInput {
   /** Source state of the VM datasets and of the origins of its clones. */
   local: ReadonlyMap<string, DatasetState>;
   catalog: VmCatalog;
+  /** Uploads earlier runs left unfinished in this VM's prefix (their journals on this host). */
+  pending: readonly Journal[];
   snapshot: string;
   group: string;
   compression: Compression;
@@ -46,17 +68,22 @@ export interface S3Plan {
   steps: S3Step[];
   problems: Problem[];
   warnings: string[];
+  /** The bucket as the plan sees it: with each unfinished upload it finishes. */
+  catalog: VmCatalog;
 }
 
 /**
- * From the VM's local snapshots and what the bucket holds to the run's steps (pure). Each dataset
+ * From the VM's local snapshots and what the bucket holds to the run's steps (pure). Unfinished
+ * uploads of earlier runs come first, and the rest is planned as if each is finished. Each dataset
  * goes as an incremental from the newest local snapshot whose guid the bucket has with an unbroken
  * chain; else in full (a clone: from its origin, whose stream is stored first when missing).
  * Rotation keeps the group's newest `remoteLimit` streams and every stream they depend on.
  */
-export function planS3Backup(input: S3PlanInput): S3Plan {
-  const warnings: string[] = [];
-  const steps: S3Step[] = [];
+export function planS3Backup(planning: S3PlanInput): S3Plan {
+  const finishing = planFinishes(planning);
+  const input: S3PlanInput = { ...planning, catalog: finishing.catalog };
+  const warnings: string[] = finishing.warnings;
+  const steps: S3Step[] = [...finishing.steps];
   const rotations: S3Step[] = [];
   for (const dataset of input.datasets) {
     const local = input.local.get(dataset)!;
@@ -94,7 +121,46 @@ export function planS3Backup(input: S3PlanInput): S3Plan {
     if (deletable.length > 0) rotations.push({ kind: 'delete-objects', dataset, keys: deletable });
   }
   steps.push(...rotations);
-  return { steps, problems: [], warnings };
+  return { steps, problems: [], warnings, catalog: input.catalog };
+}
+
+/**
+ * Finish-or-abandon for every unfinished upload: finished when its snapshot (and the one it is
+ * incremental from) is still here by name and guid, since its pipeline names them; abandoned
+ * otherwise. The catalog returned holds each stream to be finished.
+ */
+function planFinishes(input: S3PlanInput): {
+  steps: Array<FinishUploadStep | AbandonUploadStep>;
+  catalog: VmCatalog;
+  warnings: string[];
+} {
+  const steps: Array<FinishUploadStep | AbandonUploadStep> = [];
+  const warnings: string[] = [];
+  const streams = new Map(input.catalog.streams);
+  const here = (s: { dataset: string; snapshot: string; guid: string }) =>
+    input.local.get(s.dataset)?.snapshots.some((l) => l.name === s.snapshot && (!s.guid || l.guid === s.guid));
+  for (const journal of input.pending) {
+    const stream = streamFromMetadata(journal.key, journal.metadata);
+    const why =
+      !stream || !here(stream)
+        ? 'the snapshot of an unfinished upload is gone'
+        : stream.parent && !here(stream.parent)
+          ? `${stream.parent.dataset}@${stream.parent.snapshot}, which an unfinished upload is incremental from, is gone`
+          : undefined;
+    if (!stream || why) {
+      warnings.push(`${journal.key}: ${why}; aborting that upload`);
+      steps.push({ kind: 'abandon-upload', journal });
+      continue;
+    }
+    const origin = (d: string) => input.local.get(d)?.origin;
+    const clone = input.datasets.find((d) => origin(d) && splitSnapshot(origin(d)!).dataset === stream.dataset);
+    const own = input.datasets.includes(stream.dataset);
+    const vmDataset = own ? stream.dataset : clone;
+    steps.push({ kind: 'finish-upload', vmDataset, carriesImage: !own && clone !== undefined, journal, stream });
+    // its stored size is known once it is finished; planning needs only its place in the chain
+    streams.set(stream.key, { ...stream, size: 0 });
+  }
+  return { steps, catalog: { ...input.catalog, streams }, warnings };
 }
 
 /** What a stream this run stores will say of itself (a new snapshot's guid is known once sent). */

@@ -490,7 +490,9 @@ describe('both targets from one table: raw encrypted sends, rotation past held s
           await failing.close();
         }
         assert.equal(failed.code, 1, failed.stderr + failed.stdout);
-        type Report = { results: Array<{ datasets: Array<{ dataset: string; result: string; image?: boolean }> }> };
+        type Report = {
+          results: Array<{ datasets: Array<{ dataset: string; result: string; mode: string; image?: boolean }> }>;
+        };
         const rows = (JSON.parse(failed.stdout) as Report).results[0]!.datasets.filter((d) => !d.image);
         assert.deepEqual(
           rows.map((d) => `${d.dataset} ${d.result}`),
@@ -510,6 +512,9 @@ describe('both targets from one table: raw encrypted sends, rotation past held s
         const next = await rotate(nextName, '--remoteSnapLimit');
         assert.equal(next.code, 0, next.stderr + next.stdout);
         assert.match(next.stderr, t.finished(zone, data(), failedSnapshot));
+        // the finished stream counts in its dataset's row, on either target
+        const nextRow = (JSON.parse(next.stdout) as Report).results[0]!.datasets.find((d) => d.dataset === data());
+        assert.deepEqual([nextRow?.mode, nextRow?.result], ['resumed', 'ok'], next.stdout);
         for (const dataset of [root(), data(), vault()]) {
           assert.equal(
             await t.guidThere(zone, dataset, failedSnapshot),

@@ -5,10 +5,10 @@ import { describe, it } from 'node:test';
 import { silentLog } from '../../src/log.js';
 import { chainOf, type VmCatalog } from '../../src/s3/catalog.js';
 import { streamFromMetadata, streamKey, streamMetadata, type StoredStream } from '../../src/s3/keys.js';
-import { planS3Backup, type S3PlanInput, type UploadStep } from '../../src/s3/plan.js';
+import { planS3Backup, type FinishUploadStep, type S3PlanInput, type UploadStep } from '../../src/s3/plan.js';
 import { compressArgv, decompressArgv, decryptArgv, encryptArgv, parseSendEstimate } from '../../src/s3/streams.js';
 import { sendArgv } from '../../src/zfs/commands.js';
-import { MIN_PART_SIZE, partSizeFor, uploadStream, type UploadRequest } from '../../src/s3/upload.js';
+import { MIN_PART_SIZE, partSizeFor, uploadStream, type Journal, type UploadRequest } from '../../src/s3/upload.js';
 import type { DatasetState } from '../../src/zfs/list.js';
 import { bufferProcess, FakeObjectStore } from './fake-object-store.js';
 import { scratchDirectory } from './scratch.js';
@@ -163,6 +163,7 @@ function plan(local: DatasetState[], catalog: VmCatalog, extra: Partial<S3PlanIn
     datasets: [local[0]!.name],
     local: new Map(local.map((d) => [d.name, d])),
     catalog,
+    pending: [],
     snapshot: 'daily-9',
     group: 'daily',
     compression: 'zstd',
@@ -316,5 +317,82 @@ describe('S3 backup planning: encrypted datasets', () => {
     assert.deepEqual(sends(plan([{ ...clone, origin: undefined, encrypted: false }], catalogOf())), [
       { to: 'zones/vm@daily-9' },
     ]);
+  });
+});
+
+/** What an earlier run left on this host for an upload of `stream` it did not finish. */
+const journalOf = (stream: StoredStream): Journal => ({
+  key: stream.key,
+  uploadId: 'u1',
+  pipeline: [['zfs', 'send', `${stream.dataset}@${stream.snapshot}`]],
+  metadata: streamMetadata(stream),
+  estimatedBytes: 1,
+  fingerprint: 'f',
+  partSize: MIN_PART_SIZE,
+  parts: [],
+});
+
+describe('S3 backup planning: uploads an earlier run left unfinished', () => {
+  const local = state('zones/vm', [snap('daily-1', 'a', 1), snap('daily-2', 'b', 2)]);
+  const bucket = () => catalogOf(stored('zones/vm', 'daily-1', 'a', 1));
+  const daily2 = stored('zones/vm', 'daily-2', 'b', 2, { dataset: 'zones/vm', snapshot: 'daily-1', guid: 'a' });
+
+  it('finishes one first and sends the new snapshot incrementally from its stream', () => {
+    const p = plan([local], bucket(), { pending: [journalOf(daily2)] });
+    const finish = p.steps[0] as FinishUploadStep;
+    assert.equal(finish.kind, 'finish-upload');
+    assert.equal(finish.vmDataset, 'zones/vm');
+    assert.equal(finish.carriesImage, false);
+    assert.equal(finish.stream.key, daily2.key);
+    assert.deepEqual(uploads(p.steps)[0]!.send, { from: 'zones/vm@daily-2', to: 'zones/vm@daily-9' });
+    assert.equal(p.catalog.streams.get(daily2.key)?.guid, 'b', 'the bucket as planned holds the finished stream');
+    assert.deepEqual(p.warnings, []);
+  });
+
+  it('without one, plans no finish or abort and builds on what the bucket holds', () => {
+    const p = plan([local], bucket());
+    assert.deepEqual(
+      p.steps.map((s) => s.kind),
+      ['upload'],
+    );
+    assert.deepEqual(uploads(p.steps)[0]!.send, { from: 'zones/vm@daily-1', to: 'zones/vm@daily-9' });
+  });
+
+  it('abandons one whose snapshot is gone, or is another snapshot of that name, or whose base is gone', () => {
+    const cases: Array<[string, DatasetState, RegExp]> = [
+      ['gone', state('zones/vm', [snap('daily-1', 'a', 1)]), /daily-2: the snapshot of an unfinished upload is gone/],
+      [
+        'made again',
+        state('zones/vm', [snap('daily-1', 'a', 1), snap('daily-2', 'OTHER', 2)]),
+        /daily-2: the snapshot of an unfinished upload is gone/,
+      ],
+      [
+        'base gone',
+        state('zones/vm', [snap('daily-2', 'b', 2)]),
+        /zones\/vm@daily-1, which an unfinished upload is incremental from, is gone/,
+      ],
+    ];
+    for (const [name, here, warning] of cases) {
+      const p = plan([here], bucket(), { pending: [journalOf(daily2)] });
+      assert.deepEqual(p.steps[0], { kind: 'abandon-upload', journal: journalOf(daily2) }, name);
+      assert.equal(p.steps.filter((s) => s.kind === 'finish-upload').length, 0, name);
+      assert.match(p.warnings.join('\n'), warning, name);
+      assert.equal(p.catalog.streams.has(daily2.key), false, name);
+    }
+  });
+
+  it("counts a clone's origin in the clone's row and does not store that origin again", () => {
+    const image = state('zones/img', [snap('final', 'img', 1)]);
+    const clone = state('zones/vm', [], 'zones/img@final');
+    const origin = stored('zones/img', 'final', 'img', 1);
+    const p = plan([clone, image], catalogOf(), { pending: [journalOf(origin)] });
+    assert.deepEqual(
+      p.steps.map((s) => s.kind),
+      ['finish-upload', 'upload'],
+    );
+    const finish = p.steps[0] as FinishUploadStep;
+    assert.equal(finish.vmDataset, 'zones/vm');
+    assert.equal(finish.carriesImage, true);
+    assert.deepEqual(uploads(p.steps)[0]!.send, { from: 'zones/img@final', to: 'zones/vm@daily-9' });
   });
 });

@@ -65,6 +65,7 @@ function inBucket(datasets: string[], local: DatasetState[], stored: Array<[stri
     datasets,
     local: new Map(local.map((d) => [d.name, d])),
     catalog: { vm: 'vm', streams: new Map(streams.map((s) => [s.key, { ...s, size: 1 }])), sets: [], unknown: [] },
+    pending: [],
     snapshot: 'daily-new',
     group: 'daily',
     compression: 'zstd',
