@@ -96,10 +96,7 @@ export async function backupVm(
     const ready = prepared.flatMap((p) => ('ready' in p ? [{ target: p.target, ...p.ready }] : []));
     for (const p of prepared) if ('error' in p) result.errors.push(p.error);
     if (ready.length === 0) return finish(result, context);
-    for (const r of ready) {
-      r.warnings.forEach((w) => log.warn(named(r.target, w)));
-      result.errors.push(...r.errors.map((e) => named(r.target, e)));
-    }
+    for (const r of ready) r.warnings.forEach((w) => log.warn(named(r.target, w)));
 
     const consistency = emptyRecord(spec.state);
     result.consistency = consistency;

@@ -103,7 +103,7 @@ export class ObjectTarget implements Target {
       });
       return { datasets, errors };
     };
-    return { problems: plan.problems, warnings: plan.warnings, errors: [], releasing: new Set(), execute };
+    return { problems: plan.problems, warnings: plan.warnings, releasing: new Set(), execute };
   }
 }
 

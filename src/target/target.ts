@@ -40,8 +40,6 @@ export interface PreparedTarget {
   /** Datasets this target will not receive this run, and why (the others still go). */
   problems: Problem[];
   warnings: string[];
-  /** Errors met while preparing that are not about one dataset (an interrupted upload that could not be finished). */
-  errors: string[];
   /** Local snapshots (full names) whose hold this target moves off this run: local rotation may take them. */
   releasing: ReadonlySet<string>;
   /** Sends, rotates and stores what was planned, once the snapshot exists. */

@@ -100,7 +100,6 @@ export class ZfsTarget implements Target {
     return {
       problems: plan.problems,
       warnings: plan.warnings,
-      errors: [],
       releasing: plan.releasing,
       execute,
     };

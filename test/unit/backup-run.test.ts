@@ -95,7 +95,6 @@ class FakeTarget implements Target {
     return {
       problems: [],
       warnings: [],
-      errors: [],
       releasing: new Set(this.options.releasing ?? []),
       execute: async (consistency) => {
         this.consistency = consistency;
