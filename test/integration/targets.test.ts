@@ -11,14 +11,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { createServer, request } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { createFixtures, fixtureUuid } from './fixtures.js';
+import { startS3rver, testBucket } from './object-store.js';
 import {
-  PROJECT,
   resetHosts,
   run,
   sh,
@@ -34,37 +33,21 @@ import { withMounted } from './vm-checks.js';
 
 const BUCKET = 'zonecopy-targets';
 const PORT = 4569;
-const ENDPOINT = `http://127.0.0.1:${PORT}`;
 const PREFIX = 'zc';
 /** A raw key, not a passphrase: PBKDF2's 350000 rounds take seconds in the emulated guest. */
 const KEY = randomBytes(32).toString('hex');
-process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
-process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-
-const client = new S3Client({
-  endpoint: ENDPOINT,
-  region: 'us-east-1',
-  forcePathStyle: true,
-  credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  requestChecksumCalculation: 'WHEN_REQUIRED',
-  responseChecksumValidation: 'WHEN_REQUIRED',
-});
+const bucket = testBucket(PORT, BUCKET);
+const ENDPOINT = bucket.endpoint;
 
 /** A stream object's metadata (URI-decoded), or undefined when the bucket lacks it. */
 async function objectMeta(key: string): Promise<Record<string, string> | undefined> {
-  try {
-    const meta = (await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).Metadata ?? {};
-    return Object.fromEntries(Object.entries(meta).map(([k, v]) => [k, decodeURIComponent(v)]));
-  } catch {
-    return undefined;
-  }
+  const meta = await bucket.head(key);
+  return meta && Object.fromEntries(Object.entries(meta).map(([k, v]) => [k, decodeURIComponent(v)]));
 }
 
 /** The bytes `zfs send` wrote into a stream object, zstd taken off as restore does. */
 async function sentBytes(key: string): Promise<Buffer> {
-  const response = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
-  const body = Buffer.from(await response.Body!.transformToByteArray());
+  const body = await bucket.body(key);
   return new Promise<Buffer>((resolve, reject) => {
     const child = spawn('zstd', ['-q', '-d', '-c'], { stdio: ['pipe', 'pipe', 'inherit'] });
     const chunks: Buffer[] = [];
@@ -75,16 +58,6 @@ async function sentBytes(key: string): Promise<Buffer> {
   });
 }
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1', () => {
-      socket.end();
-      resolve(true);
-    });
-    socket.on('error', () => resolve(false));
-  });
-}
-
 /** The object key of one snapshot stream of a VM's dataset (`<prefix>/<vm>/<dataset without pool>/<snapshot>`). */
 const streamKey = (vm: string, dataset: string, snapshot: string) =>
   `${PREFIX}/${vm}/${dataset.split('/').slice(1).join('/')}/${snapshot}`;
@@ -92,17 +65,7 @@ const streamKey = (vm: string, dataset: string, snapshot: string) =>
 /** Snapshot names of the streams stored for one dataset of a VM (not those of its children). */
 async function streamsThere(vm: string, dataset: string): Promise<string[]> {
   const prefix = streamKey(vm, dataset, '');
-  const names: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await client.send(
-      new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }),
-    );
-    for (const { Key } of page.Contents ?? [])
-      if (!Key!.slice(prefix.length).includes('/')) names.push(Key!.slice(prefix.length));
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return names;
+  return (await bucket.keys(prefix)).map((key) => key.slice(prefix.length)).filter((name) => !name.includes('/'));
 }
 
 /**
@@ -289,31 +252,14 @@ describe('both targets from one table: raw encrypted sends, rotation past held s
   before(async () => {
     const started = Date.now();
     await resetHosts();
-    await sh(`rm -rf /var/tmp/zc-s3-targets && mkdir -p /var/tmp/zc-s3-targets`);
-    const args = ['-d', '/var/tmp/zc-s3-targets', '-a', '127.0.0.1', '-p', String(PORT), '-s'];
-    server = spawn(
-      'node',
-      [
-        '--openssl-legacy-provider',
-        `${PROJECT}/node_modules/s3rver/bin/s3rver.js`,
-        ...args,
-        '--configure-bucket',
-        BUCKET,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let serverErrors = '';
-    server.stderr!.on('data', (chunk: Buffer) => (serverErrors += chunk.toString()));
+    const s3rver = await startS3rver(PORT, '/var/tmp/zc-s3-targets', BUCKET);
+    server = s3rver.server;
     // the fixture is made while s3rver loads its modules over 9p
     await createFixtures(['joyent']);
     zone = await fixtureUuid('joyent');
     image = (await zfsGet(`zones/${zone}`, 'origin')).split('@')[0]!.split('/')[1]!;
     await sh(`echo ${KEY} | zfs create -o encryption=on -o keyformat=hex zones/${zone}/data/vault`);
-    for (let i = 0; !(await listening(PORT)); i++) {
-      assert.ok(server.exitCode === null, `s3rver exited ${server.exitCode}: ${serverErrors}`);
-      assert.ok(i < 900, `s3rver did not come up within 3 minutes: ${serverErrors}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await s3rver.ready();
     setUpSeconds = (Date.now() - started) / 1000;
   });
 
