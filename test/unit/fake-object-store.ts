@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import type { StreamProcess } from '../../src/host/host.js';
-import { streamMetadata, type Compression, type StoredStream } from '../../src/s3/keys.js';
+import { streamKey, streamMetadata, type Compression, type StoredStream } from '../../src/s3/keys.js';
 import type { ObjectStore, StoredObject, UploadedPart } from '../../src/s3/store.js';
 
 /**
@@ -113,4 +113,30 @@ export function putStream(
   };
   store.objects.set(key, { body, metadata: streamMetadata(stored) });
   return stored;
+}
+
+/** The SmartOS side's listing of a VM's root dataset with `snapshots` (guids g1, g2, … in order), as one run lists it. */
+export function rootListing(root: string, snapshots: readonly string[]): string {
+  const dataset = `${root}\tfilesystem\tg0\t5\t1700000000\t-\t-\t0\t0\toff\ton\toff\t-\t0\t1000\t100000000\t0\t0`;
+  const lines = snapshots.map(
+    (name, i) =>
+      `${root}@${name}\tsnapshot\tg${i + 1}\t${i + 1}\t${1700000000 + i}\t-\t-\t0\t0\t-\t-\t-\t-\t0\t1000\t100000000\t0\t0`,
+  );
+  return `${[dataset, ...lines].join('\n')}\n`;
+}
+
+/** A stream of a VM's root dataset in the bucket (prefix `zonecopy`, zstd, not encrypted); createtxg from its guid gN. */
+export function rootStream(vm: string, snapshot: string, guid: string, parent?: StoredStream['parent']): StoredStream {
+  const dataset = `zones/${vm}`;
+  return {
+    key: streamKey('zonecopy', vm, dataset, snapshot),
+    dataset,
+    snapshot,
+    guid,
+    createtxg: Number(guid.slice(1)),
+    parent,
+    vm,
+    compression: 'zstd',
+    encrypted: false,
+  };
 }

@@ -6,7 +6,7 @@ import { silentLog } from '../../src/log.js';
 import { ObjectTarget } from '../../src/s3/backup.js';
 import { DryRunStore } from '../../src/s3/dry-run-store.js';
 import { streamKey, streamMetadata, type StoredStream } from '../../src/s3/keys.js';
-import { FakeObjectStore } from './fake-object-store.js';
+import { FakeObjectStore, rootListing, rootStream } from './fake-object-store.js';
 import { ScriptedHost } from './scripted-host.js';
 import { scratchDirectory } from './scratch.js';
 
@@ -14,30 +14,10 @@ const UUID = '6b0a2c3e-8f1d-4e0a-9c61-2f5d7a9b1c44';
 const ROOT = `zones/${UUID}`;
 const journals = scratchDirectory('zc-dry-journal-');
 
-/** The VM's root with three snapshots of the group; guids g1..g3. */
-function listing(): string {
-  const dataset = `${ROOT}\tfilesystem\tg0\t5\t1700000000\t-\t-\t0\t0\toff\ton\toff\t-\t0\t1000\t100000000\t0\t0`;
-  const snapshots = ['daily-1', 'daily-2', 'daily-3'].map(
-    (name, i) =>
-      `${ROOT}@${name}\tsnapshot\tg${i + 1}\t${i + 1}\t${1700000000 + i}\t-\t-\t0\t0\t-\t-\t-\t-\t0\t1000\t100000000\t0\t0`,
-  );
-  return `${[dataset, ...snapshots].join('\n')}\n`;
-}
-
+const listing = () => rootListing(ROOT, ['daily-1', 'daily-2', 'daily-3']);
 /** A stream already in the bucket: daily-1 and daily-3 are full streams, so daily-1 and daily-2 can go. */
-function stored(snapshot: string, guid: string, parent?: StoredStream['parent']): StoredStream {
-  return {
-    key: streamKey('zonecopy', UUID, ROOT, snapshot),
-    dataset: ROOT,
-    snapshot,
-    guid,
-    createtxg: Number(guid.slice(1)),
-    parent,
-    vm: UUID,
-    compression: 'zstd',
-    encrypted: false,
-  };
-}
+const stored = (snapshot: string, guid: string, parent?: StoredStream['parent']) =>
+  rootStream(UUID, snapshot, guid, parent);
 
 describe('--dry-run to object storage', () => {
   it('reads the bucket, prints the upload pipeline and the deletions, and writes nothing there', async () => {

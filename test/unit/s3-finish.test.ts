@@ -8,9 +8,9 @@ import type { StreamProcess } from '../../src/host/host.js';
 import type { Argv } from '../../src/host/quote.js';
 import { silentLog, type Log } from '../../src/log.js';
 import { ObjectTarget } from '../../src/s3/backup.js';
-import { streamFromMetadata, streamKey, streamMetadata, type StoredStream } from '../../src/s3/keys.js';
+import { streamFromMetadata, streamMetadata, type StoredStream } from '../../src/s3/keys.js';
 import { uploadStream } from '../../src/s3/upload.js';
-import { bufferProcess, FakeObjectStore } from './fake-object-store.js';
+import { bufferProcess, FakeObjectStore, rootListing, rootStream } from './fake-object-store.js';
 import { ScriptedHost, type Answers } from './scripted-host.js';
 import { scratchDirectory } from './scratch.js';
 
@@ -26,29 +26,9 @@ function streamingHost(answers: Answers, interrupted: () => StreamProcess) {
   return Object.assign(new ScriptedHost(answers), { spawn });
 }
 
-/** The VM's root with daily-1 (guid g1) and daily-2 (g2). */
-function listing(): string {
-  const dataset = `${ROOT}\tfilesystem\tg0\t5\t1700000000\t-\t-\t0\t0\toff\ton\toff\t-\t0\t1000\t100000000\t0\t0`;
-  const snapshots = ['daily-1', 'daily-2'].map(
-    (name, i) =>
-      `${ROOT}@${name}\tsnapshot\tg${i + 1}\t${i + 1}\t${1700000000 + i}\t-\t-\t0\t0\t-\t-\t-\t-\t0\t1000\t100000000\t0\t0`,
-  );
-  return `${[dataset, ...snapshots].join('\n')}\n`;
-}
-
-function stream(snapshot: string, guid: string, parent?: StoredStream['parent']): StoredStream {
-  return {
-    key: streamKey('zonecopy', UUID, ROOT, snapshot),
-    dataset: ROOT,
-    snapshot,
-    guid,
-    createtxg: Number(guid.slice(1)),
-    parent,
-    vm: UUID,
-    compression: 'zstd',
-    encrypted: false,
-  };
-}
+const listing = () => rootListing(ROOT, ['daily-1', 'daily-2']);
+const stream = (snapshot: string, guid: string, parent?: StoredStream['parent']) =>
+  rootStream(UUID, snapshot, guid, parent);
 
 /**
  * The bucket holds daily-1; an earlier run's upload of daily-2 stopped after its first part. Then
