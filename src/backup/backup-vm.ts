@@ -3,23 +3,28 @@ import type { Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import { planSnapshots } from '../plan/backup-plan.js';
 import type { SnapshotStep } from '../plan/steps.js';
-import { localRotation } from '../plan/rotation.js';
+import type { Retention } from '../plan/retention.js';
+import { heldProtection, thinGroup, thinningNow } from '../plan/rotation.js';
 import { runStatus, type DatasetResult, type VmBackupResult } from '../report/types.js';
 import { imageUuidOf, imgadmGet, readZoneConfig, type VmSpec, type VmSpecWithRaw } from '../smartos/vmadm.js';
 import type { Target, VmDetails, VmRun } from '../target/target.js';
-import { destroySnapshotsArgv, snapshotArgv } from '../zfs/commands.js';
+import { snapshotArgv } from '../zfs/commands.js';
 import type { DatasetState } from '../zfs/list.js';
 import { splitSnapshot } from '../zfs/names.js';
 import { emptyRecord, snapshotWithHooks } from './hook-run.js';
 import { selectHooks } from './hooks.js';
 import { headroomError, snapshotHeadroom } from './headroom.js';
 import { observeLocal, type VmObservation } from './observe.js';
+import { destroyThinned } from './thin.js';
 
 export interface BackupSettings {
   group: string;
   /** Replaces the timestamp part of the snapshot name. */
   name?: string;
-  localLimit?: number;
+  /** This host's retention of the group; unset: nothing is thinned here. */
+  localRetention?: Retention;
+  /** A run that reaches no target still snapshots the VM and thins here (default true). */
+  snapshotWhenTargetsDown?: boolean;
   /** `hooks` of the configuration. */
   hooks?: HooksConfig;
   /** argv that runs `zonecopy` (node and its script), for `zonecopy guest-agent`. */
@@ -95,7 +100,7 @@ export async function backupVm(
     );
     const ready = prepared.flatMap((p) => ('ready' in p ? [{ target: p.target, ...p.ready }] : []));
     for (const p of prepared) if ('error' in p) result.errors.push(p.error);
-    if (ready.length === 0) return finish(result, context);
+    if (ready.length === 0 && settings.snapshotWhenTargetsDown === false) return finish(result, context);
     for (const r of ready) r.warnings.forEach((w) => log.warn(named(r.target, w)));
 
     const consistency = emptyRecord(spec.state);
@@ -104,21 +109,39 @@ export async function backupVm(
     await snapshotWithHooks(hooks, { record: consistency, errors: result.errors }, { local, log }, async () => {
       for (const step of snapshots.steps) await takeSnapshot(step, local, log);
     });
+    // what local thinning must keep: each target's newest common snapshot is held, or needed by its plan
+    const releasing = new Set<string>();
+    const needs = new Map<string, string>();
+    const unknown = new Set<string>();
     for (const r of ready) {
       const outcome = await r.execute(consistency);
       result.errors.push(...outcome.errors.map((e) => named(r.target, e)));
       result.datasets.push(...outcome.datasets.map((d) => (many ? { ...d, targetName: r.target.name } : d)));
+      // where a dataset failed, its hold stays where it was and the snapshots its streams start from stay
+      const failed = new Set(outcome.datasets.filter((d) => d.result === 'failed').map((d) => d.dataset));
+      for (const full of r.releasing) if (!failed.has(splitSnapshot(full).dataset)) releasing.add(full);
+      for (const [full, why] of r.needsLocal)
+        if (failed.has(splitSnapshot(full).dataset)) needs.set(full, named(r.target, why));
+      if (!r.target.holdsLocal) failed.forEach((d) => unknown.add(d));
     }
-    const allReady = ready.length === targets.length;
-    await rotateLocally(observed, settings, snapshot, {
-      local,
-      log,
-      // a target that was not reached may still need any of the older snapshots
-      rotatable: (dataset) => allReady && !result.datasets.some((d) => d.dataset === dataset && d.result === 'failed'),
-      releasing: new Set(ready.flatMap((r) => [...r.releasing])),
-      rows: result.datasets,
-      errors: result.errors,
-    });
+    const unreached = targets.filter((t) => !ready.some((r) => r.target === t));
+    const blind = unreached.filter((t) => !t.holdsLocal);
+    if (blind.length > 0 && settings.localRetention) {
+      log.warn(
+        `nothing thinned here: ${blind.map((t) => t.name).join(', ')} was not reached and holds no snapshot here (holds off), so its newest common snapshot is not known`,
+      );
+    } else {
+      await thinLocally(observed, settings, snapshot, {
+        local,
+        now: thinningNow(snapshot, settings.group, startedAt),
+        needs,
+        // a dataset that failed at a target without holds: its newest common snapshot there is not known here
+        thinnable: (dataset) => !unknown.has(dataset),
+        releasing,
+        rows: result.datasets,
+        errors: result.errors,
+      });
+    }
   } catch (error) {
     result.errors.push((error as Error).message);
   }
@@ -142,37 +165,49 @@ function finish(result: VmBackupResult, context: Pick<BackupContext, 'now'>): Vm
 }
 
 /**
- * The source side's rotation, once for all targets, after every target has the new snapshot of
- * the dataset: until then an older one may be some target's last common snapshot.
+ * This host's thinning, once for all targets, after each has sent what it could: never the new
+ * snapshot, a snapshot held (each target's newest common one, another tool's), or one a target
+ * still needs (needsLocal). One `zfs destroy` per dataset.
  */
-async function rotateLocally(
+async function thinLocally(
   observed: Pick<VmObservation, 'datasets' | 'local'>,
-  settings: Pick<BackupSettings, 'group' | 'localLimit'>,
+  settings: Pick<BackupSettings, 'group' | 'localRetention'>,
   snapshot: string,
   context: {
     local: Host;
-    log: Log;
-    rotatable: (dataset: string) => boolean;
+    now: number;
+    needs: ReadonlyMap<string, string>;
+    thinnable: (dataset: string) => boolean;
     releasing: ReadonlySet<string>;
     rows: DatasetResult[];
     errors: string[];
   },
 ): Promise<void> {
   for (const dataset of observed.datasets) {
-    if (!context.rotatable(dataset)) continue;
-    const destroy = localRotation(
-      dataset,
-      observed.local.get(dataset)!,
-      { snapshot, group: settings.group, localLimit: settings.localLimit },
-      context.releasing,
-    );
-    if (destroy.length === 0) continue;
+    if (!context.thinnable(dataset)) continue;
+    const state = observed.local.get(dataset)!;
+    const protect = heldProtection(state, dataset, context.releasing);
+    protect.set(snapshot, "this run's snapshot");
+    for (const [full, why] of context.needs) {
+      const { dataset: of, snapshot: name } = splitSnapshot(full);
+      if (of === dataset) protect.set(name, why);
+    }
+    const thinning = thinGroup({
+      on: dataset,
+      snapshots: [...state.snapshots, { name: snapshot, creation: context.now }],
+      group: settings.group,
+      retention: settings.localRetention,
+      protect,
+      now: context.now,
+    });
+    if (!thinning) continue;
     try {
-      await context.local.run(destroySnapshotsArgv(dataset, destroy), { mutates: true });
+      await destroyThinned(context.local, dataset, { destroy: thinning.destroy, kept: thinning.keep });
+      if (thinning.destroy.length === 0) continue;
       const row = context.rows.find((d) => d.dataset === dataset && !d.image);
-      row?.rotatedLocal.push(...destroy.map((s) => `${dataset}@${s}`));
+      row?.rotatedLocal.push(...thinning.destroy.map((s) => `${dataset}@${s}`));
     } catch (error) {
-      context.errors.push(`rotation on ${context.local.label} failed for ${dataset}: ${(error as Error).message}`);
+      context.errors.push(`thinning on ${context.local.label} failed for ${dataset}: ${(error as Error).message}`);
     }
   }
 }

@@ -3,21 +3,15 @@ import type { Log } from '../log.js';
 import type { HoldStep, ResumeStep, Step, TransferStep } from '../plan/steps.js';
 import { emptyTally, type DatasetTally } from '../target/target.js';
 import { emptyRecord, type ConsistencyRecord } from './hook-run.js';
-import {
-  abortReceiveArgv,
-  createParentArgv,
-  destroySnapshotsArgv,
-  receiveArgv,
-  resumeSendArgv,
-  sendArgv,
-} from '../zfs/commands.js';
+import { abortReceiveArgv, createParentArgv, receiveArgv, resumeSendArgv, sendArgv } from '../zfs/commands.js';
 import { SMALL_STREAM_BYTES } from '../transfer/ssh.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
-import { holdCommands } from '../zfs/holds.js';
 import { isWithin, splitSnapshot } from '../zfs/names.js';
 import { humanBytes } from '../report/render.js';
 import { resumableBytes, resumeTokenOf } from './resume.js';
+import { moveHold } from './hold-move.js';
 import { seriesLanes } from './series.js';
+import { destroyThinned } from './thin.js';
 import type { Tuning } from '../transfer/tuning.js';
 
 export interface ExecutionContext {
@@ -55,37 +49,6 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
   /** Targets whose transfer failed, with why: a clone of one of them is not sent. */
   const failedTargets = new Map<string, string>();
   const inSeries = new Set<Step>();
-  /** True when every command succeeded (or there was nothing to do). */
-  const holdOrRelease = async (step: HoldStep, what: string = step.kind): Promise<boolean> => {
-    const failed = (e: { dataset: string }) => Boolean(tally(e.dataset).error);
-    const snapshots = step.snapshots.filter((e) => !failed(e)).map((e) => e.snapshot);
-    if (snapshots.length === 0) return true;
-    const host = step.side === 'local' ? context.local : context.remote;
-    const keep = [...step.others, ...step.snapshots.filter(failed).map((e) => splitSnapshot(e.snapshot).dataset)];
-    try {
-      for (const argv of holdCommands(step.kind, step.tag, snapshots, keep)) await host.run(argv, { mutates: true });
-      return true;
-    } catch (error) {
-      errors.push(`${what} ${step.tag} on ${host.label} failed: ${(error as Error).message}`);
-      return false;
-    }
-  };
-  /**
-   * On one side the new hold goes on while the old one comes off (each pays for opening every
-   * dataset of the tree, 5 s for 100 received ones in the test guest). The old snapshot is no
-   * longer the newest common one once the new one has arrived; should the new hold fail, the old
-   * one is held again, so a failed hold leaves the holds as they were.
-   */
-  const moveHold = async (onSide: HoldStep[]) => {
-    const hold = onSide.find((s) => s.kind === 'hold');
-    const release = onSide.find((s) => s.kind === 'release');
-    const [held, released] = await Promise.all([
-      hold ? holdOrRelease(hold) : true,
-      release ? holdOrRelease(release) : false,
-    ]);
-    if (!held && release && released)
-      await holdOrRelease({ ...release, kind: 'hold' }, 'hold (of the previous snapshots again)');
-  };
   const consistency = context.consistency ?? emptyRecord();
   const transferring = (step: Step | undefined) => step?.kind === 'transfer' || step?.kind === 'create-parent';
   for (let index = 0; index < steps.length; index++) {
@@ -172,14 +135,24 @@ export async function executePlan(steps: readonly Step[], context: ExecutionCont
         const group: HoldStep[] = [step];
         while (steps[index + 1]?.kind === 'hold' || steps[index + 1]?.kind === 'release')
           group.push(steps[++index] as HoldStep);
-        await Promise.all((['local', 'remote'] as const).map((side) => moveHold(group.filter((s) => s.side === side))));
+        const failed = (dataset: string) => Boolean(tally(dataset).error);
+        await Promise.all(
+          (['local', 'remote'] as const).map((side) =>
+            moveHold(
+              group.filter((s) => s.side === side),
+              side === 'local' ? context.local : context.remote,
+              failed,
+              errors,
+            ),
+          ),
+        );
         break;
       }
       case 'rotate': {
         const o = tally(step.dataset);
         if (o.error) break;
         try {
-          await context.remote.run(destroySnapshotsArgv(step.on, step.destroy), { mutates: true });
+          await destroyThinned(context.remote, step.on, step);
           o.rotatedRemote.push(...step.destroy.map((s) => `${step.on}@${s}`));
         } catch (error) {
           errors.push(`rotation on ${context.remote.label} failed for ${step.on}: ${(error as Error).message}`);

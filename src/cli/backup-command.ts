@@ -4,7 +4,7 @@ import { applyOverrides, ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Host } from '../host/host.js';
 import { LocalHost } from '../host/local.js';
-import type { RemoteHost } from '../host/remote.js';
+import { UnreachableError, type RemoteHost } from '../host/remote.js';
 import { stderrLog, type Log } from '../log.js';
 import { sendReportEmail } from '../report/email.js';
 import { appendRunLog } from '../report/log-file.js';
@@ -17,6 +17,8 @@ import { ZfsTarget } from '../target/zfs-target.js';
 import { checkPrograms, programsNeeded } from '../backup/programs.js';
 import { kernelName } from '../host/kernel.js';
 import { createStrategy } from '../transfer/index.js';
+import { parseSchedule, type Retention } from '../plan/retention.js';
+import { retentionOf } from '../plan/rotation.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { defaultConfigPath } from './paths.js';
 import {
@@ -40,6 +42,8 @@ export interface BackupFlags {
   localSnapLimit?: string;
   remoteSnapLimit?: string;
   remoteSnapshotLimit?: string;
+  keepLocal?: string;
+  keepRemote?: string;
   dryRun?: boolean;
   verbose?: boolean;
   json?: boolean;
@@ -62,11 +66,15 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
         transferStrategy: flags.transferStrategy,
         localSnapshotLimit: flags.localSnapLimit,
         remoteSnapshotLimit: flags.remoteSnapLimit ?? flags.remoteSnapshotLimit,
+        localRetention: flags.keepLocal,
+        remoteRetention: flags.keepRemote,
       },
       {
         transferStrategy: '--transferStrategy',
         localSnapshotLimit: '--localSnapLimit',
         remoteSnapshotLimit: '--remoteSnapLimit',
+        localRetention: '--keep-local',
+        remoteRetention: '--keep-remote',
       },
     );
     targets = runTargets(config, flags);
@@ -95,12 +103,17 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
   const results: VmBackupResult[] = [];
   try {
     const usable = opened.filter((o) => o.target);
-    if (usable.length === 0) {
+    // with snapshotWhenTargetsDown (the default) a run whose targets are all down still snapshots
+    // and thins here; a target refused for its configuration (key, program, gpg) stops the run first
+    const down = settings.snapshotWhenTargetsDown && opened.every((o) => o.down);
+    if (usable.length === 0 && !down) {
       const why = opened.map((o) => (opened.length > 1 ? `${o.name}: ${o.error}` : o.error!));
       const labels = opened.map((o) => o.label).join(', ');
       results.push(...(await failedBeforeStart(uuids, why, labels, local, firstSpec)));
     } else {
-      const all = opened.map((o) => o.target ?? unreachable(o));
+      const all = opened.map(
+        (o, i) => o.target ?? unreachable(o, holdTag(targets[i]!.config, flags, o.name) !== undefined),
+      );
       const labels = all.map((t) => t.label).join(', ');
       for (const [index, uuid] of uuids.entries()) {
         log.verbose(`backing up VM ${uuid} to ${labels}`);
@@ -160,6 +173,7 @@ function runTargets(config: Config, flags: BackupFlags): ResolvedTarget[] {
     // the command line's limit and strategy win over each target's own
     if (flags.remoteSnapLimit ?? flags.remoteSnapshotLimit)
       target.config = { ...target.config, remoteSnapshotLimit: config.remoteSnapshotLimit };
+    if (flags.keepRemote) target.config = { ...target.config, remoteRetention: config.remoteRetention };
     if (flags.transferStrategy) target.config = { ...target.config, transferStrategy: config.transferStrategy };
   }
   return chosen;
@@ -170,17 +184,37 @@ interface OpenedTarget {
   label: string;
   target?: Target;
   error?: string;
+  /** It could not be reached at all (as opposed to refused for its configuration). */
+  down?: boolean;
   remote?: RemoteHost;
   close: () => Promise<void>;
 }
 
-/** A target that could not be opened: each VM's run names it failed, and rotates nothing locally. */
-function unreachable(opened: OpenedTarget): Target {
+/**
+ * A target that could not be opened: each VM's run names it failed; local thinning keeps its
+ * newest common snapshot by its hold, and thins nothing when it holds none.
+ */
+function unreachable(opened: OpenedTarget, holdsLocal: boolean): Target {
   return {
     name: opened.name,
     label: opened.label,
+    holdsLocal,
     prepare: () => Promise.reject(new Error(opened.error)),
   };
+}
+
+/** This target's hold tag on both sides, unless holds are off in its configuration or by --no-holds. */
+function holdTag(config: Config, flags: BackupFlags, name: string): string | undefined {
+  const group = flags.groupName ?? config.snapshotIdentifier;
+  return config.holds && flags.holds !== false ? `zonecopy:${name}:${group}` : undefined;
+}
+
+/** A target's retention from its configuration (its own keys over the top level's). */
+function remoteRetention(config: Config): Retention | undefined {
+  return retentionOf(
+    config.remoteSnapshotLimit,
+    config.remoteRetention === undefined ? undefined : parseSchedule(config.remoteRetention),
+  );
 }
 
 /** Connects to a target and checks the programs it needs; a failure is that target's alone. */
@@ -204,14 +238,19 @@ async function openTarget(resolved: ResolvedTarget, run: Run): Promise<OpenedTar
     } catch (error) {
       return failed((error as Error).message);
     }
-    const target = new ObjectTarget(name, { local, store, s3, log }, config.remoteSnapshotLimit);
+    const target = new ObjectTarget(
+      name,
+      { local, store, s3, log },
+      { remoteRetention: remoteRetention(config), holdTag: holdTag(config, flags, name) },
+    );
     return { name, label: store.label, target, close: nothing };
   }
   let remote: RemoteHost;
   try {
     remote = await connectBackupHost(config, { dryRun: local.dryRun, print: run.print });
   } catch (error) {
-    return { name, label: backupHostLabel(config), error: (error as Error).message, close: nothing };
+    const down = error instanceof UnreachableError;
+    return { name, label: backupHostLabel(config), error: (error as Error).message, down, close: nothing };
   }
   // asked now, beside the program check, so the holds query never waits for it
   void kernelName(remote);
@@ -232,14 +271,13 @@ async function openTarget(resolved: ResolvedTarget, run: Run): Promise<OpenedTar
     bulk: config.sshBulkTransport,
     openssh: sshEndpoint(config),
   });
-  const group = flags.groupName ?? config.snapshotIdentifier;
   const target = new ZfsTarget(
     name,
     {
       basePath: sshTarget(config).basePath,
       specDirectory: config.backupConfigurationDestinationPath,
-      remoteLimit: config.remoteSnapshotLimit,
-      holdTag: config.holds && flags.holds !== false ? `zonecopy:${name}:${group}` : undefined,
+      remoteRetention: remoteRetention(config),
+      holdTag: holdTag(config, flags, name),
       rollback: Boolean(flags.rollback),
     },
     {
@@ -327,7 +365,11 @@ function backupSettings(config: Config, flags: BackupFlags): BackupSettings {
   return {
     group,
     name: flags.name,
-    localLimit: config.localSnapshotLimit,
+    localRetention: retentionOf(
+      config.localSnapshotLimit,
+      config.localRetention === undefined ? undefined : parseSchedule(config.localRetention),
+    ),
+    snapshotWhenTargetsDown: config.snapshotWhenTargetsDown,
     hooks: config.hooks,
     // `zonecopy guest-agent …` as this very program, for the KVM freeze and thaw
     agentCommand: [process.execPath, process.argv[1]!],

@@ -78,6 +78,14 @@ export function buildProgram(outcome: Outcome = { code: EXIT_OK }): Command {
       new Option('--remoteSnapshotLimit <n>', 'same as --remoteSnapLimit (smartcopy spelling)').hideHelp(false),
     )
     .option(
+      '--keep-local <schedule>',
+      'thinning schedule of the group on this host, e.g. 10,1d1w,1w1m,1m1y = the 10 newest, one per day for a week, one per week for a month, one per month for a year (units s, min, h, d, w, m = 30 days, y); with a count too, a snapshot either keeps stays (default: localRetention)',
+    )
+    .option(
+      '--keep-remote <schedule>',
+      'thinning schedule of the group on every target, e.g. 1d1m,1w1y (default: remoteRetention, per target or at the top)',
+    )
+    .option(
       '--no-holds',
       'do not hold the newest common snapshot on both sides (holds keep it from being destroyed by hand or by other tools)',
     )

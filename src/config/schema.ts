@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { isValidDatasetName, isValidSnapshotPart } from '../zfs/names.js';
+import { parseSchedule } from '../plan/retention.js';
 import { HOOK_KEYS, HOOK_SETTING_KEYS, hooksSchema } from './hooks-schema.js';
 
 /**
@@ -21,6 +22,14 @@ const argv = z
   .union([z.array(z.string().min(1)).min(1), z.string().trim().min(1)])
   .transform((v) => (typeof v === 'string' ? v.split(/\s+/) : v));
 const mbufferSize = z.string().regex(/^\d+[kKmMgG]?$/, 'an mbuffer size such as 128M or 1G');
+/** A thinning schedule (plan/retention.ts): checked here, so a bad one stops before anything runs. */
+const schedule = z.string().superRefine((text, ctx) => {
+  try {
+    parseSchedule(text);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
 const verbosity = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 const address = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
@@ -80,6 +89,7 @@ export const targetSchema = z
     transferConcurrency: concurrency.optional(),
     sshMaxSessions: count.optional(),
     remoteSnapshotLimit: count.optional(),
+    remoteRetention: schedule.optional(),
     holds: z.boolean().optional(),
     s3: s3Schema.optional(),
   })
@@ -109,6 +119,9 @@ export const configSchema = z
     snapshotIdentifier: z.string().refine(isValidSnapshotPart, 'letters, digits and _ . : - only').default('smartcopy'),
     localSnapshotLimit: count.optional(),
     remoteSnapshotLimit: count.optional(),
+    localRetention: schedule.optional(),
+    remoteRetention: schedule.optional(),
+    snapshotWhenTargetsDown: z.boolean().default(true),
     compressionCmd: argv.optional(),
     decompressionCmd: argv.optional(),
     mBufferLocalPath: z.string().min(1).default('mbuffer'),

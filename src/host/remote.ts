@@ -36,6 +36,11 @@ export class ConnectError extends Error {
   override name = 'ConnectError';
 }
 
+/** No SSH conversation at all (refused, timed out, no route): the backup host is down, not misconfigured. */
+export class UnreachableError extends ConnectError {
+  override name = 'UnreachableError';
+}
+
 const DEFAULT_KEYS = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
 const PGID_MARK = 'zonecopy-pgid ';
 
@@ -95,7 +100,7 @@ export class RemoteHost implements Host {
         }
         const reason = error.message.includes('Timed out') ? 'timed out' : error.message;
         reject(
-          new ConnectError(
+          new UnreachableError(
             `cannot connect to backup host ${where}: ${reason}. Check backupDestination/backupDestinationPort and that sshd runs there.`,
           ),
         );

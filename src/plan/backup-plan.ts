@@ -2,7 +2,8 @@ import type { SendSpec } from '../zfs/commands.js';
 import { receivedRaw } from '../zfs/encryption.js';
 import type { DatasetState, SnapshotInfo } from '../zfs/list.js';
 import { parentOf, poolOf, splitSnapshot, targetDatasetName } from '../zfs/names.js';
-import { heldByOthers, inGroup, snapshotsToRotate } from './rotation.js';
+import type { Retention } from './retention.js';
+import { heldProtection, inGroup, thinGroup } from './rotation.js';
 import { planResumes, type ResumeCheck } from './resume-plan.js';
 import type { HoldStep, ProtectStep, SnapshotStep, Step, TransferStep } from './steps.js';
 import { cloneOrigin, goesRaw, newestCommon, withRaw, type CloneOrigin } from './stream-choice.js';
@@ -18,7 +19,10 @@ export interface PlanInput {
   local: ReadonlyMap<string, DatasetState>;
   /** Backup-host state of the targets, their parents, origin targets and the base path. */
   remote: ReadonlyMap<string, DatasetState>;
-  remoteLimit?: number;
+  /** The backup host's retention of the group; unset: nothing is thinned there. */
+  remoteRetention?: Retention;
+  /** Seconds: ages count back from here (the run's snapshot time, rotation.ts thinningNow). */
+  now?: number;
   spec?: { directory: string; files: Array<{ name: string; content: string }>; consistencyFile?: string };
   /** Hold the newest common snapshot on both sides with this tag; the sets say where it is now. */
   holds?: { tag: string; localHeld: ReadonlySet<string>; remoteHeld: ReadonlySet<string> };
@@ -40,6 +44,8 @@ export interface BackupPlan {
   warnings: string[];
   /** Local snapshots whose zonecopy hold this run moves off. */
   releasing: Set<string>;
+  /** Local snapshots the streams start from or resume, and why: local thinning keeps them. */
+  needsLocal: Map<string, string>;
 }
 
 /**
@@ -178,7 +184,21 @@ export function planBackup(observed: PlanInput): BackupPlan {
   if (protect.targets.length > 0) steps.push(protect);
   steps.push(...holds.filter((h) => h.snapshots.length > 0), ...rotations);
   if (input.spec) steps.push({ kind: 'store-spec', ...input.spec });
-  return { steps, problems, warnings, releasing: localReleasing };
+  return { steps, problems, warnings, releasing: localReleasing, needsLocal: neededHere(steps) };
+}
+
+/** What the backup host's streams need on this host: incremental bases and the snapshots resumed. */
+function neededHere(steps: readonly Step[]): Map<string, string> {
+  const needs = new Map<string, string>();
+  for (const step of steps) {
+    if (step.kind === 'resume')
+      needs.set(`${step.source}@${splitSnapshot(step.snapshot).snapshot}`, 'an interrupted receive resumes from it');
+    if (step.kind !== 'transfer' || step.carriesImage) continue;
+    const from = step.sends[0]?.from;
+    if (from && splitSnapshot(from).dataset === step.source)
+      needs.set(from, 'the newest common snapshot: the stream is incremental from it');
+  }
+  return needs;
 }
 
 /** One atomic snapshot step per pool; refused (nothing planned) when a dataset is missing or the name is taken. */
@@ -357,7 +377,11 @@ function rawRefusal(target: TargetKind | undefined, encrypts: boolean) {
   };
 }
 
-/** The backup host's rotation: snapshots held by anyone but ourselves (after our release) are never chosen; nor is the new one. */
+/**
+ * The backup host's thinning after the transfer: never the new snapshot (the newest common one
+ * from then on) or a snapshot anyone but ourselves holds (after our release). Times come from
+ * the names, else from `creation` on whichever side lists the snapshot.
+ */
 function planRotation(
   dataset: string,
   target: string,
@@ -366,12 +390,21 @@ function planRotation(
   releasing: ReadonlySet<string>,
   input: PlanInput,
 ): Step[] {
-  const remoteOrder = [...(remote?.snapshots.map((s) => s.name) ?? []), ...arriving];
-  const destroy = snapshotsToRotate(
-    remoteOrder,
-    input.group,
-    input.remoteLimit,
-    new Set([input.snapshot, ...heldByOthers(remote, target, releasing)]),
-  );
-  return destroy.length > 0 ? [{ kind: 'rotate', dataset, on: target, destroy }] : [];
+  const source = input.local.get(dataset);
+  const created = (name: string) => source?.snapshots.find((s) => s.name === name)?.creation;
+  const snapshots = [
+    ...(remote?.snapshots ?? []),
+    ...arriving.map((name) => ({ name, creation: name === input.snapshot ? input.now : created(name) })),
+  ];
+  const protect = heldProtection(remote, target, releasing);
+  protect.set(input.snapshot, "this run's snapshot: the newest common one");
+  const thinning = thinGroup({
+    on: target,
+    snapshots,
+    group: input.group,
+    retention: input.remoteRetention,
+    protect,
+    now: input.now ?? 0,
+  });
+  return thinning ? [{ kind: 'rotate', dataset, on: target, destroy: thinning.destroy, kept: thinning.keep }] : [];
 }

@@ -62,7 +62,13 @@ export function parseSchedule(text: string): Schedule {
     }
     const match = /^(\d+)([a-z]+)(\d+)([a-z]+)$/.exec(part);
     if (!match) throw bad(`"${part}" is neither a count nor <period><ttl> such as 1d1w`);
-    const [, periodAmount, periodUnit, ttlAmount, ttlUnit] = match as unknown as [string, string, string, string, string];
+    const [, periodAmount, periodUnit, ttlAmount, ttlUnit] = match as unknown as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     for (const unit of [periodUnit, ttlUnit])
       if (!(unit in UNITS)) throw bad(`"${part}" has the unknown unit "${unit}"`);
     const period = Number(periodAmount) * UNITS[periodUnit]!;

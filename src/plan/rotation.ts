@@ -1,26 +1,49 @@
 import type { DatasetState } from '../zfs/list.js';
+import { snapshotTime, thin, type Retention, type Thinning } from './retention.js';
 
-/** Count-based rotation per dataset and group (smartcopy's model), as pure functions. */
+/** Which of a group's snapshots each side keeps (retention.ts decides), as pure functions. */
 
 /** `daily-…` is in group `daily`; `daily2-…` is not. */
 export function inGroup(snapshot: string, group: string): boolean {
   return snapshot.length > group.length + 1 && snapshot.startsWith(`${group}-`);
 }
 
+/** A count, a schedule, both, or undefined when neither is set (then nothing is thinned). */
+export function retentionOf(count: number | undefined, schedule: Retention['schedule']): Retention | undefined {
+  if (count === undefined && schedule === undefined) return undefined;
+  return { ...(count !== undefined ? { count } : {}), ...(schedule ? { schedule } : {}) };
+}
+
+/** What one side's thinning of one dataset decided: full names are `<on>@<name>`. */
+export interface DatasetThinning extends Thinning {
+  on: string;
+}
+
 /**
- * Which snapshots to destroy so that the newest `limit` of the group remain. `ordered` is oldest
- * first. `protect` (the newest snapshot common to both sides) is never chosen.
+ * One side's thinning of one dataset's group: `snapshots` oldest first (every group; only the
+ * group's are members), each timed by its name or `creation`. A member whose time is unknown
+ * stays. Undefined when the side has no retention or no member.
  */
-export function snapshotsToRotate(
-  ordered: readonly string[],
-  group: string,
-  limit: number | undefined,
-  protect: ReadonlySet<string>,
-): string[] {
-  if (limit === undefined) return [];
-  const members = ordered.filter((name) => inGroup(name, group));
-  const excess = members.slice(0, Math.max(0, members.length - limit));
-  return excess.filter((name) => !protect.has(name));
+export function thinGroup(input: {
+  on: string;
+  snapshots: ReadonlyArray<{ name: string; creation?: number }>;
+  group: string;
+  retention: Retention | undefined;
+  protect: ReadonlyMap<string, string>;
+  now: number;
+}): DatasetThinning | undefined {
+  if (!input.retention) return undefined;
+  const protect = new Map(input.protect);
+  const members = input.snapshots
+    .filter((s) => inGroup(s.name, input.group))
+    .map((s) => {
+      const time = snapshotTime(s.name, input.group, s.creation);
+      if (time === undefined && !protect.has(s.name))
+        protect.set(s.name, 'its time is unknown (no timestamp in its name)');
+      return { name: s.name, time: time ?? input.now };
+    });
+  if (members.length === 0) return undefined;
+  return { on: input.on, ...thin(members, input.retention, protect, input.now) };
 }
 
 /**
@@ -37,14 +60,21 @@ export function heldByOthers(
     .map((s) => s.name);
 }
 
-/** The source side's rotation, the same for every target: the new snapshot and held ones stay. */
-export function localRotation(
-  dataset: string,
-  state: DatasetState,
-  input: { snapshot: string; group: string; localLimit?: number },
+/** `name → why` for the snapshots `heldByOthers` names. */
+export function heldProtection(
+  state: DatasetState | undefined,
+  on: string,
   releasing?: ReadonlySet<string>,
-): string[] {
-  const order = [...state.snapshots.map((s) => s.name), input.snapshot];
-  const protect = new Set([input.snapshot, ...heldByOthers(state, dataset, releasing)]);
-  return snapshotsToRotate(order, input.group, input.localLimit, protect);
+): Map<string, string> {
+  return new Map(
+    heldByOthers(state, on, releasing).map((name) => [
+      name,
+      "held (zfs holds): a target's newest common snapshot, or another tool's",
+    ]),
+  );
+}
+
+/** Ages count back from the run's snapshot: its name's time (what `--name` sets), else the run's start. */
+export function thinningNow(snapshot: string, group: string, startedAt: Date): number {
+  return snapshotTime(snapshot, group, Math.floor(startedAt.getTime() / 1000))!;
 }

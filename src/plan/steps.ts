@@ -96,7 +96,7 @@ export interface HoldStep {
   others: string[];
 }
 
-/** The backup host's rotation (the source side's is the run loop's, once for all targets). */
+/** The backup host's thinning (the source side's is the run loop's, once for all targets). */
 export interface RotateStep {
   kind: 'rotate';
   /** The VM dataset whose transfer must have succeeded first. */
@@ -104,6 +104,8 @@ export interface RotateStep {
   /** The target dataset on the backup host the snapshots are destroyed on. */
   on: string;
   destroy: string[];
+  /** Every other snapshot of the group there, and why it stays (printed by --dry-run). */
+  kept: Array<{ name: string; why: string }>;
 }
 
 export interface StoreSpecStep {

@@ -11,7 +11,11 @@ import {
   type TargetOutcome,
   type VmRun,
 } from '../target/target.js';
+import { moveHold } from '../backup/hold-move.js';
+import type { Retention } from '../plan/retention.js';
+import { thinningNow } from '../plan/rotation.js';
 import { sendArgv } from '../zfs/commands.js';
+import { snapshotsHeldBy } from '../zfs/holds.js';
 import { readCatalog, type VmCatalog } from './catalog.js';
 import { setKey, streamMetadata, vmPrefix, type SetManifest, type StoredStream } from './keys.js';
 import { planS3Backup, type FinishUploadStep, type S3Step, type UploadStep } from './plan.js';
@@ -19,6 +23,12 @@ import type { S3Settings } from './settings.js';
 import { MAX_COPY_BYTES, type ObjectStore } from './store.js';
 import { compressArgv, encryptArgv, parseSendEstimate } from './streams.js';
 import { abandonUpload, pendingJournals, uploadStream } from './upload.js';
+
+export interface ObjectTargetSettings {
+  remoteRetention?: Retention;
+  /** Hold tag for the newest snapshot the bucket has, on this host (`zonecopy:<target>:<group>`); undefined with --no-holds. */
+  holdTag?: string;
+}
 
 export interface S3BackupContext {
   local: Host;
@@ -35,29 +45,45 @@ export interface S3BackupContext {
 export class ObjectTarget implements Target {
   readonly label: string;
 
+  readonly holdsLocal: boolean;
+
   constructor(
     readonly name: string,
     private readonly context: S3BackupContext,
-    private readonly remoteLimit?: number,
+    private readonly settings: ObjectTargetSettings = {},
   ) {
     this.label = context.store.label;
+    this.holdsLocal = settings.holdTag !== undefined;
   }
 
   async prepare(run: VmRun): Promise<PreparedTarget> {
     const { local, store, s3 } = this.context;
     const { observed, uuid, snapshot } = run;
+    const { holdTag } = this.settings;
+    const [catalog, localHeld] = await Promise.all([
+      readCatalog(store, s3.prefix, uuid),
+      holdTag
+        ? snapshotsHeldBy(
+            local,
+            holdTag,
+            observed.datasets.flatMap((d) => observed.local.get(d) ?? []),
+          )
+        : undefined,
+    ]);
     const plan = planS3Backup({
       vm: uuid,
       prefix: s3.prefix,
       datasets: observed.datasets,
       local: observed.local,
-      catalog: await readCatalog(store, s3.prefix, uuid),
+      catalog,
       pending: pendingJournals(s3.stateDirectory, vmPrefix(s3.prefix, uuid)),
       snapshot,
       group: run.group,
       compression: s3.compression,
       encrypted: Boolean(s3.gpgRecipient),
-      remoteLimit: this.remoteLimit,
+      remoteRetention: this.settings.remoteRetention,
+      now: thinningNow(snapshot, run.group, run.startedAt),
+      holds: holdTag && localHeld ? { tag: holdTag, localHeld } : undefined,
       fullEvery: s3.fullEvery,
     });
     const execute = async (consistency: ConsistencyRecord): Promise<TargetOutcome> => {
@@ -103,7 +129,13 @@ export class ObjectTarget implements Target {
       });
       return { datasets, errors };
     };
-    return { problems: plan.problems, warnings: plan.warnings, releasing: new Set(), execute };
+    return {
+      problems: plan.problems,
+      warnings: plan.warnings,
+      releasing: plan.releasing,
+      needsLocal: plan.needsLocal,
+      execute,
+    };
   }
 }
 
@@ -168,10 +200,16 @@ async function executeSteps(
         }
         break;
       }
+      case 'move-hold':
+        await moveHold(step.holds, context.local, (dataset) => Boolean(tallies.get(dataset)?.error), errors);
+        break;
       case 'delete-objects': {
         const o = tally(step.dataset);
         if (o.error) break;
         try {
+          const kept = step.kept.map((k) => `keeps s3://${context.s3.bucket}/${k.name}: ${k.why}`);
+          await mutate(context.local, kept, async () => undefined, undefined);
+          if (step.keys.length === 0) break;
           await store.delete(step.keys);
           o.rotatedRemote.push(...step.keys);
           log.verbose(`deleted ${step.keys.join(' ')}`);

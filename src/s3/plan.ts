@@ -1,5 +1,7 @@
 import type { Problem } from '../plan/backup-plan.js';
-import { inGroup, snapshotsToRotate } from '../plan/rotation.js';
+import type { Retention } from '../plan/retention.js';
+import { inGroup, thinGroup } from '../plan/rotation.js';
+import type { HoldStep } from '../plan/steps.js';
 import { cloneOrigin, goesRaw, newestCommon, withRaw, type CloneOrigin } from '../plan/stream-choice.js';
 import type { SendSpec } from '../zfs/commands.js';
 import type { DatasetState } from '../zfs/list.js';
@@ -20,10 +22,13 @@ export interface UploadStep {
   stream: StoredStream;
 }
 
+/** The bucket's thinning of one dataset's streams. */
 export interface DeleteObjectsStep {
   kind: 'delete-objects';
   dataset: string;
   keys: string[];
+  /** Every other stream of the group, by key, and why it stays (printed by --dry-run). */
+  kept: Array<{ name: string; why: string }>;
 }
 
 /** The rest of an upload an earlier run left unfinished, sent from the parts the bucket already has. */
@@ -44,7 +49,14 @@ export interface AbandonUploadStep {
   journal: Journal;
 }
 
-export type S3Step = FinishUploadStep | AbandonUploadStep | UploadStep | DeleteObjectsStep;
+/** zonecopy's hold moves to the snapshots just stored (on this host: the bucket has no holds). */
+export interface MoveHoldStep {
+  kind: 'move-hold';
+  /** The hold and the release, both on the local side. */
+  holds: HoldStep[];
+}
+
+export type S3Step = FinishUploadStep | AbandonUploadStep | UploadStep | MoveHoldStep | DeleteObjectsStep;
 
 export interface S3PlanInput {
   vm: string;
@@ -59,7 +71,12 @@ export interface S3PlanInput {
   group: string;
   compression: Compression;
   encrypted: boolean;
-  remoteLimit?: number;
+  /** The bucket's retention of the group; unset: nothing is deleted. */
+  remoteRetention?: Retention;
+  /** Seconds: ages count back from here (the run's snapshot time, rotation.ts thinningNow). */
+  now?: number;
+  /** Hold the newest snapshot the bucket has on this host with this tag; `localHeld` says where it is now. */
+  holds?: { tag: string; localHeld: ReadonlySet<string> };
   /** Start a new chain (full, or from the clone's origin) once a chain has this many streams. */
   fullEvery?: number;
 }
@@ -70,6 +87,10 @@ export interface S3Plan {
   warnings: string[];
   /** The bucket as the plan sees it: with each unfinished upload it finishes. */
   catalog: VmCatalog;
+  /** Local snapshots (full names) whose hold this run moves off. */
+  releasing: Set<string>;
+  /** Local snapshots this run's streams start from or finish, and why: local thinning keeps them. */
+  needsLocal: Map<string, string>;
 }
 
 /**
@@ -77,7 +98,7 @@ export interface S3Plan {
  * uploads of earlier runs come first, and the rest is planned as if each is finished. Each dataset
  * goes as an incremental from the newest local snapshot whose guid the bucket has with an unbroken
  * chain; else in full (a clone: from its origin, whose stream is stored first when missing).
- * Rotation keeps the group's newest `remoteLimit` streams and every stream they depend on.
+ * Thinning keeps what the retention keeps and every stream a kept one depends on.
  */
 export function planS3Backup(planning: S3PlanInput): S3Plan {
   const finishing = planFinishes(planning);
@@ -85,6 +106,26 @@ export function planS3Backup(planning: S3PlanInput): S3Plan {
   const warnings: string[] = finishing.warnings;
   const steps: S3Step[] = [...finishing.steps];
   const rotations: S3Step[] = [];
+  const needsLocal = new Map<string, string>();
+  for (const step of finishing.steps) {
+    if (step.kind !== 'finish-upload') continue;
+    const { stream } = step;
+    needsLocal.set(`${stream.dataset}@${stream.snapshot}`, 'an unfinished upload is finished from it');
+    if (stream.parent)
+      needsLocal.set(
+        `${stream.parent.dataset}@${stream.parent.snapshot}`,
+        'an unfinished upload is incremental from it',
+      );
+  }
+  const hold: HoldStep | undefined = input.holds && {
+    kind: 'hold',
+    side: 'local',
+    tag: input.holds.tag,
+    snapshots: [],
+    others: [],
+  };
+  const release: HoldStep | undefined = hold && { ...hold, kind: 'release', snapshots: [] };
+  const releasing = new Set<string>();
   for (const dataset of input.datasets) {
     const local = input.local.get(dataset)!;
     const stored = streamsOf(input.catalog, dataset);
@@ -112,16 +153,34 @@ export function planS3Backup(planning: S3PlanInput): S3Plan {
       stream: { ...newStream(input, dataset, input.snapshot, 'pending'), parent },
     };
     steps.push(upload);
+    if (parent?.dataset === dataset)
+      needsLocal.set(
+        `${dataset}@${parent.snapshot}`,
+        'the newest snapshot the bucket has: the stream is incremental from it',
+      );
+    if (hold && release) {
+      hold.snapshots.push({ dataset, snapshot: to });
+      for (const s of local.snapshots) {
+        const full = `${dataset}@${s.name}`;
+        if (!input.holds!.localHeld.has(full)) continue;
+        release.snapshots.push({ dataset, snapshot: full });
+        releasing.add(full);
+      }
+    }
     if (stored.length > intact.length)
       warnings.push(
         `${dataset}: ${stored.length - intact.length} stored stream(s) have a missing parent and cannot be restored; they are left in place`,
       );
 
-    const deletable = objectsToRotate(input, stored, upload);
-    if (deletable.length > 0) rotations.push({ kind: 'delete-objects', dataset, keys: deletable });
+    const thinning = thinStreams(input, stored, upload);
+    if (thinning) rotations.push(thinning);
   }
+  const moves = [hold, release].filter((h): h is HoldStep => h !== undefined && h.snapshots.length > 0);
+  // a -r hold or release never reaches below a dataset without an entry
+  for (const h of moves) h.others = input.datasets.filter((d) => !h.snapshots.some((e) => e.dataset === d));
+  if (moves.length > 0) steps.push({ kind: 'move-hold', holds: moves });
   steps.push(...rotations);
-  return { steps, problems: [], warnings, catalog: input.catalog };
+  return { steps, problems: [], warnings, catalog: input.catalog, releasing, needsLocal };
 }
 
 /**
@@ -213,19 +272,54 @@ function planOrigin(
 }
 
 /**
- * The group's streams beyond the newest `remoteLimit` (counting the one this run adds, which
- * replaces any stored one of its name), minus every stream a kept one still needs (its chain back
- * to a full stream).
+ * The bucket's thinning of one dataset: the streams the retention drops (counting the one this
+ * run adds, which replaces any stored one of its name), minus every stream a kept one still
+ * needs (its chain back to a full stream). A stream is timed by its name, else by its snapshot's
+ * creation here, else by its set's.
  */
-function objectsToRotate(input: S3PlanInput, stored: readonly StoredStream[], upload: UploadStep): string[] {
+function thinStreams(
+  input: S3PlanInput,
+  stored: ReadonlyArray<StoredStream>,
+  upload: UploadStep,
+): DeleteObjectsStep | undefined {
+  const dataset = upload.vmDataset;
   const others = stored.filter((s) => s.snapshot !== input.snapshot);
-  const order = [...others.map((s) => s.snapshot), input.snapshot];
-  const rotating = new Set(snapshotsToRotate(order, input.group, input.remoteLimit, new Set([input.snapshot])));
-  if (rotating.size === 0) return [];
-  const kept = others.filter((s) => inGroup(s.snapshot, input.group) && !rotating.has(s.snapshot));
+  const here = input.local.get(dataset)?.snapshots;
+  const setTime = (name: string) => {
+    const set = input.catalog.sets.find((m) => m.snapshot === name);
+    return set ? Math.floor(Date.parse(set.createdAt) / 1000) : undefined;
+  };
+  const thinning = thinGroup({
+    on: dataset,
+    snapshots: [
+      ...others.map((s) => ({
+        name: s.snapshot,
+        creation: here?.find((l) => l.guid === s.guid)?.creation ?? setTime(s.snapshot),
+      })),
+      { name: input.snapshot, creation: input.now },
+    ],
+    group: input.group,
+    retention: input.remoteRetention,
+    protect: new Map([[input.snapshot, "this run's stream: the newest"]]),
+    now: input.now ?? 0,
+  });
+  if (!thinning) return undefined;
+  const dropping = new Set(thinning.destroy);
+  const kept = others.filter((s) => inGroup(s.snapshot, input.group) && !dropping.has(s.snapshot));
   const parent = upload.stream.parent;
-  const base = parent && parent.dataset === upload.vmDataset ? stored.find((s) => s.guid === parent.guid) : undefined;
+  const base = parent && parent.dataset === dataset ? stored.find((s) => s.guid === parent.guid) : undefined;
   const chains = [...kept, ...(base ? [base] : [])].map((s) => chainOf(input.catalog, s).chain);
   const needed = new Set(chains.flat().map((s) => s.key));
-  return others.filter((s) => rotating.has(s.snapshot) && !needed.has(s.key)).map((s) => s.key);
+  const keyOf = (name: string) => others.find((s) => s.snapshot === name)?.key ?? upload.stream.key;
+  return {
+    kind: 'delete-objects',
+    dataset,
+    keys: others.filter((s) => dropping.has(s.snapshot) && !needed.has(s.key)).map((s) => s.key),
+    kept: [
+      ...thinning.keep.map((k) => ({ name: keyOf(k.name), why: k.why })),
+      ...others
+        .filter((s) => dropping.has(s.snapshot) && needed.has(s.key))
+        .map((s) => ({ name: s.key, why: 'a kept stream is incremental from it' })),
+    ],
+  };
 }

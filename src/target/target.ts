@@ -13,6 +13,11 @@ export interface Target {
   readonly name: string;
   /** Where it is, for reports: `root@bk1:22` or `s3://bucket/prefix`. */
   readonly label: string;
+  /**
+   * It holds its newest common snapshot on this host (`zonecopy:<name>:<group>`), so local
+   * thinning keeps that snapshot even in a run that cannot reach it.
+   */
+  readonly holdsLocal: boolean;
   /** Observes what this target has of the VM and plans its part of the run; changes nothing. */
   prepare(run: VmRun): Promise<PreparedTarget>;
 }
@@ -42,6 +47,11 @@ export interface PreparedTarget {
   warnings: string[];
   /** Local snapshots (full names) whose hold this target moves off this run: local rotation may take them. */
   releasing: ReadonlySet<string>;
+  /**
+   * Local snapshots (full names) this target needs whatever this run does, and why: its newest
+   * common snapshot before the run (the base of its incrementals) and any it resumes from.
+   */
+  needsLocal: ReadonlyMap<string, string>;
   /** Sends, rotates and stores what was planned, once the snapshot exists. */
   execute(consistency: ConsistencyRecord): Promise<TargetOutcome>;
 }

@@ -5,6 +5,8 @@ import { checkResumes } from '../backup/resume.js';
 import type { Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import { planBackup, type BackupPlan } from '../plan/backup-plan.js';
+import type { Retention } from '../plan/retention.js';
+import { thinningNow } from '../plan/rotation.js';
 import type { TransferStep } from '../plan/steps.js';
 import type { DatasetResult } from '../report/types.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
@@ -23,7 +25,7 @@ import {
 export interface ZfsTargetSettings {
   basePath: string;
   specDirectory: string;
-  remoteLimit?: number;
+  remoteRetention?: Retention;
   /** Hold tag for the newest common snapshots (`zonecopy:<target>:<group>`); undefined with --no-holds. */
   holdTag?: string;
   rollback?: boolean;
@@ -40,6 +42,7 @@ export interface ZfsTargetContext {
 /** A ZFS backup host over SSH: each dataset received under `basePath`, the VM spec beside it. */
 export class ZfsTarget implements Target {
   readonly label: string;
+  readonly holdsLocal: boolean;
 
   constructor(
     readonly name: string,
@@ -47,6 +50,7 @@ export class ZfsTarget implements Target {
     private readonly context: ZfsTargetContext,
   ) {
     this.label = context.remote.label;
+    this.holdsLocal = settings.holdTag !== undefined;
   }
 
   async prepare(run: VmRun): Promise<PreparedTarget> {
@@ -80,7 +84,8 @@ export class ZfsTarget implements Target {
       basePath: settings.basePath,
       local: observed.local,
       remote,
-      remoteLimit: settings.remoteLimit,
+      remoteRetention: settings.remoteRetention,
+      now: thinningNow(snapshot, run.group, run.startedAt),
       spec: {
         directory: `${settings.specDirectory}/${run.uuid}`,
         files,
@@ -101,6 +106,7 @@ export class ZfsTarget implements Target {
       problems: plan.problems,
       warnings: plan.warnings,
       releasing: plan.releasing,
+      needsLocal: plan.needsLocal,
       execute,
     };
   }

@@ -42,7 +42,8 @@ describe('fault injection: hosts, pools and runs', () => {
 
   it('backup host unreachable, authentication refused, unknown and changed host key: refused before any snapshot', async () => {
     const variants: Array<[Record<string, unknown>, RegExp]> = [
-      [{ backupDestination: '127.0.0.9' }, /cannot connect to backup host/],
+      // a host that is down would by default still be snapshotted here (snapshotWhenTargetsDown, targets.test)
+      [{ backupDestination: '127.0.0.9', snapshotWhenTargetsDown: false }, /cannot connect to backup host/],
       [{ backupDestinationPrivateKeyPath: '/tmp/zc-wrong-key' }, /refused the SSH key/],
       [{ knownHostsPath: '/tmp/zc-empty-known-hosts' }, /is not known.*SHA256:/],
       [{ knownHostsPath: '/tmp/zc-changed-known-hosts' }, /HOST KEY CHANGED/],

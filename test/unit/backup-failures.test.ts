@@ -171,6 +171,8 @@ describe('zonecopy backup when the backup host cannot be reached (items 7c, 7f)'
       backupDestination: '127.0.0.1',
       backupDestinationPort: 1,
       backupDestinationBasePath: 'backup/zones',
+      // the report of a run that stops before any snapshot (with the default, it snapshots and thins here)
+      snapshotWhenTargetsDown: false,
       backupDestinationPrivateKeyPath: join(dir, 'id_rsa'),
       knownHostsPath: join(dir, 'known_hosts'),
       logDirectory: join(dir, 'log'),

@@ -31,7 +31,8 @@ function input(over: Partial<PlanInput>): PlanInput {
   };
 }
 const transfers = (steps: Step[]) => steps.filter((s): s is TransferStep => s.kind === 'transfer');
-const rotations = (steps: Step[]) => steps.filter((s): s is RotateStep => s.kind === 'rotate');
+/** Thinning steps that destroy something (the others only say why each snapshot stays). */
+const rotations = (steps: Step[]) => steps.filter((s): s is RotateStep => s.kind === 'rotate' && s.destroy.length > 0);
 
 describe('planBackup', () => {
   it('snapshots all datasets of a pool in one atomic step, KVM disks with the root', () => {
@@ -103,7 +104,7 @@ describe('planBackup', () => {
     assert.match(message, /--rollback/);
     assert.match(message, /destroy or rename them on the backup host/);
 
-    const rolled = planBackup(input({ local, remote, rollback: true, remoteLimit: 1 }));
+    const rolled = planBackup(input({ local, remote, rollback: true, remoteRetention: { count: 1 } }));
     const [transfer] = transfers(rolled.steps);
     assert.deepEqual(
       [transfer!.common, transfer!.discard, transfer!.sends],
@@ -294,7 +295,7 @@ describe('planBackup', () => {
             ['daily-c', '3'],
           ]),
         ),
-        remoteLimit: 3,
+        remoteRetention: { count: 3 },
       }),
     );
     assert.deepEqual(
@@ -315,7 +316,7 @@ describe('planBackup', () => {
             ['daily-c', '3'],
           ]),
         ),
-        remoteLimit: 5,
+        remoteRetention: { count: 5 },
       }),
     );
     assert.deepEqual(rotations(plan.steps), [], "the local limit is the run loop's, not the backup host's");
@@ -326,7 +327,7 @@ describe('planBackup', () => {
       input({
         local: states(ds(VM, [['daily-a', '1']])),
         remote: states(ds('backup/zones', []), ds(T, [['daily-a', '1']])),
-        remoteLimit: 0,
+        remoteRetention: { count: 0 },
       }),
     );
     for (const r of rotations(plan.steps)) assert.ok(!r.destroy.includes('daily-new'));
@@ -368,7 +369,7 @@ describe('planBackup', () => {
       input({
         local: states(local),
         remote: states(ds('backup/zones', []), remote),
-        remoteLimit: 1,
+        remoteRetention: { count: 1 },
         holds: {
           tag: 'zonecopy:b:daily',
           localHeld: new Set([`${VM}@daily-b`]),
@@ -408,7 +409,7 @@ describe('planBackup', () => {
     const resumes = new Map([
       [T, { token: '1-tok', accepted: true, toname: `${VM}@daily-b`, toguid: '2', bytes: 4096 }],
     ]);
-    const plan = planBackup(input({ local, remote, resumes, remoteLimit: 2 }));
+    const plan = planBackup(input({ local, remote, resumes, remoteRetention: { count: 2 } }));
     assert.deepEqual(plan.steps[0], {
       kind: 'resume',
       source: VM,
@@ -506,7 +507,7 @@ describe('planBackup', () => {
       input({
         local: states(local),
         remote: states(ds('backup/zones', []), remote),
-        remoteLimit: 1,
+        remoteRetention: { count: 1 },
         holds: { tag: 't', localHeld: new Set(), remoteHeld: new Set() },
       }),
     );

@@ -78,6 +78,7 @@ class VmHost implements Host {
 /** A target that records what it was handed; `fails` makes its prepare or one dataset fail. */
 class FakeTarget implements Target {
   readonly label: string;
+  readonly holdsLocal: boolean;
   run?: VmRun;
   consistency?: ConsistencyRecord;
   /** When execute ran, as seen from the host: the commands issued before it. */
@@ -85,9 +86,18 @@ class FakeTarget implements Target {
   constructor(
     readonly name: string,
     private readonly host: VmHost,
-    private readonly options: { prepareError?: string; failDataset?: string; releasing?: string[] } = {},
+    private readonly options: {
+      prepareError?: string;
+      failDataset?: string;
+      releasing?: string[];
+      /** Its needsLocal: snapshots its streams start from. */
+      needs?: string[];
+      /** Whether it holds its newest common snapshot here (default true). */
+      holdsLocal?: boolean;
+    } = {},
   ) {
     this.label = `fake:${name}`;
+    this.holdsLocal = options.holdsLocal ?? true;
   }
   async prepare(run: VmRun): Promise<PreparedTarget> {
     this.run = run;
@@ -96,6 +106,7 @@ class FakeTarget implements Target {
       problems: [],
       warnings: [],
       releasing: new Set(this.options.releasing ?? []),
+      needsLocal: new Map((this.options.needs ?? []).map((full) => [full, 'incremental from it'])),
       execute: async (consistency) => {
         this.consistency = consistency;
         this.executedAfter = this.host.commands.length;
@@ -117,7 +128,7 @@ class FakeTarget implements Target {
   }
 }
 
-const settings = { group: 'daily', name: 'new', localLimit: 1 };
+const settings = { group: 'daily', name: 'new', localRetention: { count: 1 } };
 const now = () => new Date('2026-11-30T00:00:00Z');
 const destroys = (host: VmHost) => host.commands.filter((c) => c[1] === 'destroy').map((c) => c.slice(2).join(' '));
 
@@ -157,22 +168,46 @@ describe('one run, several targets', () => {
     assert.deepEqual(result.datasets[2]!.rotatedLocal, [], 'named once, on the first target');
   });
 
-  it('a target that cannot be reached fails alone: the other gets the backup, nothing is rotated locally', async () => {
-    const host = new VmHost([{ name: 'daily-a' }]);
+  it('a target that cannot be reached fails alone: the other gets the backup, its held snapshot stays here', async () => {
+    const host = new VmHost([{ name: 'daily-a', userrefs: 1 }, { name: 'daily-b' }]);
     const good = new FakeTarget('bk1', host);
     const down = new FakeTarget('offsite', host, { prepareError: 'connect ECONNREFUSED' });
     const result = await backupVm(UUID, settings, { local: host, targets: [good, down], log: silentLog, now });
     assert.deepEqual(result.errors, ['offsite: connect ECONNREFUSED']);
     assert.equal(result.status, 'partial');
     assert.ok(good.consistency, 'the reachable target sent');
-    assert.deepEqual(destroys(host), [], "daily-a may be the unreachable target's last common snapshot");
+    assert.deepEqual(
+      destroys(host),
+      [`${ROOT}@daily-b`, `${DISK}@daily-b`],
+      "thinning goes on; daily-a, held as the unreachable target's newest common snapshot, stays",
+    );
   });
 
-  it('a dataset one target failed keeps its local snapshots; the datasets every target has rotate', async () => {
+  it('a target that cannot be reached and holds nothing here (holds off): nothing is thinned here', async () => {
     const host = new VmHost([{ name: 'daily-a' }]);
-    const targets = [new FakeTarget('bk1', host), new FakeTarget('offsite', host, { failDataset: DISK })];
+    const down = new FakeTarget('offsite', host, { prepareError: 'connect ECONNREFUSED', holdsLocal: false });
+    const warnings: string[] = [];
+    const log = { ...silentLog, warn: (line: string) => warnings.push(line) };
+    await backupVm(UUID, settings, { local: host, targets: [new FakeTarget('bk1', host), down], log, now });
+    assert.deepEqual(destroys(host), [], "daily-a may be the unreachable target's last common snapshot");
+    assert.match(warnings.join('\n'), /nothing thinned here: offsite was not reached and holds no snapshot here/);
+  });
+
+  it('a dataset one target failed keeps the snapshots its streams start from; the others thin', async () => {
+    const host = new VmHost([{ name: 'daily-0' }, { name: 'daily-a' }]);
+    const targets = [
+      new FakeTarget('bk1', host, { needs: [`${ROOT}@daily-a`, `${DISK}@daily-a`] }),
+      new FakeTarget('offsite', host, { failDataset: DISK, needs: [`${ROOT}@daily-a`, `${DISK}@daily-a`] }),
+    ];
     const result = await backupVm(UUID, settings, { local: host, targets, log: silentLog, now });
     assert.equal(result.status, 'partial');
+    assert.deepEqual(destroys(host), [`${ROOT}@daily-0,daily-a`, `${DISK}@daily-0`]);
+  });
+
+  it('a dataset failed at a target without holds is not thinned at all', async () => {
+    const host = new VmHost([{ name: 'daily-a' }]);
+    const targets = [new FakeTarget('bk1', host, { failDataset: DISK, holdsLocal: false })];
+    await backupVm(UUID, settings, { local: host, targets, log: silentLog, now });
     assert.deepEqual(destroys(host), [`${ROOT}@daily-a`]);
   });
 
@@ -189,8 +224,8 @@ describe('one run, several targets', () => {
     assert.deepEqual(destroys(host), [`${ROOT}@daily-b`, `${DISK}@daily-b`]);
   });
 
-  it('every target unreachable: nothing is snapshotted', async () => {
-    const host = new VmHost([]);
+  it('every target unreachable: the VM is still snapshotted and thinned here, each held snapshot kept', async () => {
+    const host = new VmHost([{ name: 'daily-a', userrefs: 1 }, { name: 'daily-b' }]);
     const targets = [
       new FakeTarget('bk1', host, { prepareError: 'host key changed' }),
       new FakeTarget('offsite', host, { prepareError: 'no credentials' }),
@@ -198,6 +233,23 @@ describe('one run, several targets', () => {
     const result = await backupVm(UUID, settings, { local: host, targets, log: silentLog, now });
     assert.equal(result.status, 'failed');
     assert.deepEqual(result.errors, ['bk1: host key changed', 'offsite: no credentials']);
+    assert.deepEqual(
+      host.commands.map((c) => c.slice(1).join(' ')),
+      [
+        `snapshot ${ROOT}@daily-new`,
+        `snapshot ${DISK}@daily-new`,
+        `destroy ${ROOT}@daily-b`,
+        `destroy ${DISK}@daily-b`,
+      ],
+    );
+  });
+
+  it('every target unreachable with snapshotWhenTargetsDown false: nothing is snapshotted', async () => {
+    const host = new VmHost([{ name: 'daily-a' }]);
+    const targets = [new FakeTarget('bk1', host, { prepareError: 'host key changed' })];
+    const off = { ...settings, snapshotWhenTargetsDown: false };
+    const result = await backupVm(UUID, off, { local: host, targets, log: silentLog, now });
+    assert.equal(result.status, 'failed');
     assert.deepEqual(host.commands, []);
   });
 

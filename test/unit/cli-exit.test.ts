@@ -154,6 +154,8 @@ describe('the CLI keeps every option', () => {
         '--localSnapLimit',
         '--remoteSnapLimit',
         '--remoteSnapshotLimit',
+        '--keep-local',
+        '--keep-remote',
         '--no-holds',
         '--rollback',
         '--target',

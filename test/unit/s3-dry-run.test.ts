@@ -41,7 +41,7 @@ describe('--dry-run to object storage', () => {
     const printed: string[] = [];
     const store = new DryRunStore(bucket, (line) => printed.push(line));
     const s3 = s3Schema.parse({ bucket: 'zone-backups', stateDirectory: journals() });
-    const target = new ObjectTarget('s3', { local, store, s3, log: silentLog }, 2);
+    const target = new ObjectTarget('s3', { local, store, s3, log: silentLog }, { remoteRetention: { count: 2 } });
     const result = await backupVm(
       UUID,
       { group: 'daily', name: 'new' },

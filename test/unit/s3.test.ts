@@ -226,7 +226,9 @@ describe('S3 backup planning', () => {
       stored('zones/vm', 'daily-3', 'c', 3, { dataset: 'zones/vm', snapshot: 'daily-2', guid: 'b' }),
     );
     assert.equal(
-      plan([local], chain, { remoteLimit: 2 }).steps.some((s) => s.kind === 'delete-objects'),
+      plan([local], chain, { remoteRetention: { count: 2 } }).steps.some(
+        (s) => s.kind === 'delete-objects' && s.keys.length > 0,
+      ),
       false,
       'an incremental chain keeps its full stream',
     );
@@ -235,11 +237,13 @@ describe('S3 backup planning', () => {
       stored('zones/vm', 'daily-2', 'b', 2, { dataset: 'zones/vm', snapshot: 'daily-1', guid: 'a' }),
       stored('zones/vm', 'daily-3', 'c', 3),
     );
-    const p = plan([local], restarted, { remoteLimit: 2 });
-    assert.deepEqual(
-      p.steps.find((s) => s.kind === 'delete-objects'),
-      { kind: 'delete-objects', dataset: 'zones/vm', keys: ['p/vm/vm/daily-1', 'p/vm/vm/daily-2'] },
-    );
+    const p = plan([local], restarted, { remoteRetention: { count: 2 } });
+    const thinning = p.steps.find((s) => s.kind === 'delete-objects');
+    assert.deepEqual(thinning?.keys, ['p/vm/vm/daily-1', 'p/vm/vm/daily-2']);
+    assert.deepEqual(thinning?.kept, [
+      { name: 'p/vm/vm/daily-3', why: 'one of the newest 2' },
+      { name: 'p/vm/vm/daily-9', why: "this run's stream: the newest" },
+    ]);
   });
 
   it('fullEvery starts a new chain once a chain is that long', () => {
