@@ -62,7 +62,13 @@ export function parseSchedule(text: string): Schedule {
     }
     const match = /^(\d+)([a-z]+)(\d+)([a-z]+)$/.exec(part);
     if (!match) throw bad(`"${part}" is neither a count nor <period><ttl> such as 1d1w`);
-    const [, periodAmount, periodUnit, ttlAmount, ttlUnit] = match as unknown as [string, string, string, string, string];
+    const [, periodAmount, periodUnit, ttlAmount, ttlUnit] = match as unknown as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     for (const unit of [periodUnit, ttlUnit])
       if (!(unit in UNITS)) throw bad(`"${part}" has the unknown unit "${unit}"`);
     const period = Number(periodAmount) * UNITS[periodUnit]!;
@@ -109,8 +115,9 @@ export function thin(
     if (!why.has(name)) why.set(name, reason);
   };
   for (const m of members) {
-    const p = protect.get(m.name);
-    if (p) keepFor(m.name, p);
+    const reason = protect.get(m.name);
+    // an empty reason still protects: membership decides, not the text
+    if (reason !== undefined) keepFor(m.name, reason);
   }
   // the newest is what the next run's incremental starts from, whatever a schedule says
   const newest = members.at(-1);
