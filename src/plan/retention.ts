@@ -115,8 +115,9 @@ export function thin(
     if (!why.has(name)) why.set(name, reason);
   };
   for (const m of members) {
-    const p = protect.get(m.name);
-    if (p) keepFor(m.name, p);
+    const reason = protect.get(m.name);
+    // an empty reason still protects: membership decides, not the text
+    if (reason !== undefined) keepFor(m.name, reason);
   }
   // the newest is what the next run's incremental starts from, whatever a schedule says
   const newest = members.at(-1);
