@@ -114,7 +114,7 @@ export class S3Store implements ObjectStore {
         new CopyObjectCommand({
           Bucket: this.bucket,
           Key: key,
-          CopySource: `${this.bucket}/${encodeURIComponent(key).replaceAll('%2F', '/')}`,
+          CopySource: `${this.bucket}/${copySourcePath(key)}`,
           Metadata: metadata,
           MetadataDirective: 'REPLACE',
         }),
@@ -228,4 +228,13 @@ function isUnsupported(error: unknown): boolean {
     e.$metadata?.httpStatusCode === 405 ||
     e.$metadata?.httpStatusCode === 501
   );
+}
+
+/**
+ * A key as `x-amz-copy-source` takes it: URL-encoded, but `/` and the `:` of zonecopy's timestamps
+ * left as they are (RFC 3986 allows both in a path), since some servers decode it with JavaScript's
+ * decodeURI, which leaves `%3A` encoded (s3rver's object controller), while S3 reads either.
+ */
+export function copySourcePath(key: string): string {
+  return encodeURIComponent(key).replaceAll('%2F', '/').replaceAll('%3A', ':');
 }

@@ -59,12 +59,12 @@ async function sentBytes(key: string): Promise<Buffer> {
 }
 
 /** The object key of one snapshot stream of a VM's dataset (`<prefix>/<vm>/<dataset without pool>/<snapshot>`). */
-const streamKey = (vm: string, dataset: string, snapshot: string) =>
-  `${PREFIX}/${vm}/${dataset.split('/').slice(1).join('/')}/${snapshot}`;
+const streamKey = (vm: string, dataset: string, snapshot: string, prefix = PREFIX) =>
+  `${prefix}/${vm}/${dataset.split('/').slice(1).join('/')}/${snapshot}`;
 
 /** Snapshot names of the streams stored for one dataset of a VM (not those of its children). */
-async function streamsThere(vm: string, dataset: string): Promise<string[]> {
-  const prefix = streamKey(vm, dataset, '');
+async function streamsThere(vm: string, dataset: string, keyPrefix = PREFIX): Promise<string[]> {
+  const prefix = streamKey(vm, dataset, '', keyPrefix);
   return (await bucket.keys(prefix)).map((key) => key.slice(prefix.length)).filter((name) => !name.includes('/'));
 }
 
@@ -152,14 +152,15 @@ async function releaseAll(snapshot: string): Promise<void> {
 }
 
 let uploads: string | undefined;
-/** The bucket's configuration; one state directory, so a run through another endpoint leaves its journals to the next. */
-function s3Config(endpoint = ENDPOINT): TestConfig {
+/** The bucket's settings; one state directory, so a run through another endpoint leaves its journals to the next. */
+function s3Settings(endpoint = ENDPOINT, prefix = PREFIX) {
   uploads ??= mkdtempSync(join(tmpdir(), 'zc-uploads-'));
-  return writeConfig({
-    backupTarget: 's3',
-    // a new chain every second stream, so rotation has streams to delete and streams to keep for a kept one
-    s3: { bucket: BUCKET, prefix: PREFIX, endpoint, stateDirectory: uploads, partConcurrency: 2, fullEvery: 2 },
-  });
+  // a new chain every second stream, so rotation has streams to delete and streams to keep for a kept one
+  return { bucket: BUCKET, prefix, endpoint, stateDirectory: uploads, partConcurrency: 2, fullEvery: 2 };
+}
+
+function s3Config(endpoint = ENDPOINT): TestConfig {
+  return writeConfig({ backupTarget: 's3', s3: s3Settings(endpoint) });
 }
 
 const TARGETS: Target[] = [
@@ -479,4 +480,166 @@ describe('both targets from one table: raw encrypted sends, rotation past held s
       });
     });
   }
+
+  describe('retention schedules over a year, to both targets at once, with the backup host down for a month', () => {
+    // runs (days after 2025-01-01, hours) with `--name` timestamps; the backup host is down for runs 11 to 14
+    const RUNS: Array<[number, number]> = [
+      [-90, 0],
+      [-60, 0],
+      [-45, 0],
+      [0, 0],
+      [30, 0],
+      [60, 0],
+      [61, 0],
+      [90, 0],
+      [150, 0],
+      [210, 0],
+      [270, 0],
+      [300, 0],
+      [307, 0],
+      [314, 0],
+      [321, 0],
+      [328, 0],
+      [329, 0],
+      [330, 12],
+      [331, 0],
+      [332, 0],
+    ];
+    const DOWN = new Set([11, 12, 13, 14]);
+    const names = RUNS.map(([day, hour]) => `year-${new Date(Date.UTC(2025, 0, 1 + day, hour)).toISOString()}`);
+    /** `year-2025-11-25T00:00:00.000Z` from `2025-11-25T00`. */
+    const at = (when: string) => `year-${when}:00:00.000Z`;
+    const KEY_PREFIX = 'zy';
+    const yearConfig = (down: boolean) =>
+      writeConfig({
+        localRetention: '3,1d1w',
+        targets: [
+          // port 1 refuses the connection: the backup host is down, not misconfigured
+          { name: 'bk', type: 'ssh', remoteRetention: '1w1m,1m1y', ...(down ? { backupDestinationPort: 1 } : {}) },
+          { name: 'off', type: 's3', remoteRetention: '2,1d1w,1w1m', s3: s3Settings(ENDPOINT, KEY_PREFIX) },
+        ],
+      });
+    type Row = { dataset: string; targetName?: string; mode: string; result: string; rotatedRemote: string[] };
+    const rowsOf = (result: Run) =>
+      (JSON.parse(result.stdout) as { results: Array<{ datasets: Row[] }> }).results[0]!.datasets;
+    const datasets = () => [`zones/${zone}`, `zones/${zone}/data`, `zones/${zone}/data/vault`];
+    const inYear = (list: string[]) => list.filter((n) => n.startsWith('year-')).sort();
+    const here = async (dataset: string) => inYear((await snapshotsOf(dataset)).map((s) => s.name));
+    const onBackupHost = async (dataset: string) => inYear((await snapshotsOf(target(dataset))).map((s) => s.name));
+    const inBucket = async (dataset: string) => inYear(await streamsThere(zone, dataset, KEY_PREFIX));
+    const backupRun = (index: number, extra: string[] = []) =>
+      zonecopy(
+        ['backup', zone, '--groupName', 'year', '--name', names[index]!.slice(5), '--json', ...extra],
+        yearConfig(DOWN.has(index)),
+      );
+
+    it('thins each side by its own schedule, run by run, keeps the held snapshot of the target that is down, and sends to it incrementally when it is back', async () => {
+      const started = Date.now();
+      let beforeDown: Record<string, string> = {};
+      for (let index = 0; index < RUNS.length - 1; index++) {
+        if (index === 11)
+          beforeDown = Object.fromEntries(
+            await Promise.all(datasets().map(async (d) => [d, await zfsGet(target(d), 'guid')] as const)),
+          );
+        const result = await backupRun(index);
+        const rows = rowsOf(result);
+        if (DOWN.has(index)) {
+          // the VM is still snapshotted and sent to the bucket; only the backup host's part failed
+          assert.equal(result.code, 1, `${names[index]}: ${result.stderr}`);
+          assert.match(result.stderr + result.stdout, /bk: cannot connect to backup host/);
+          assert.deepEqual(
+            rows.map((r) => `${r.targetName} ${r.result}`),
+            datasets().map(() => 'off ok'),
+          );
+        } else assert.equal(result.code, 0, `${names[index]}: ${result.stderr}`);
+        if (index === 14) {
+          for (const dataset of datasets())
+            assert.deepEqual(
+              await here(dataset),
+              [at('2025-09-28T00'), at('2025-11-04T00'), at('2025-11-11T00'), at('2025-11-18T00')],
+              `${dataset}: the backup host's newest common snapshot (held) stays here while it is down; 10-28 went`,
+            );
+        }
+        if (index === 15) {
+          for (const row of rows.filter((r) => r.targetName === 'bk'))
+            assert.deepEqual([row.mode, row.result], ['incremental', 'ok'], `${row.dataset} back on bk`);
+          for (const dataset of datasets())
+            assert.equal(
+              await zfsGet(target(dataset), 'guid'),
+              beforeDown[dataset],
+              `${dataset}: never sent again in full`,
+            );
+        }
+      }
+
+      // the last run, first as a dry run: it says what each side would destroy and why the others stay
+      const last = RUNS.length - 1;
+      const before = await Promise.all(datasets().map(here));
+      const dry = await backupRun(last, ['--dry-run']);
+      assert.equal(dry.code, 0, dry.stderr);
+      const root = datasets()[0]!;
+      const printed = dry.stdout + dry.stderr;
+      assert.match(printed, new RegExp(`zfs destroy ${target(root)}@${at('2025-11-28T00')}(?!,)`));
+      assert.ok(printed.includes(`keeps ${root}@${at('2025-11-25T00')}: one per day for 1 week`), printed);
+      assert.ok(printed.includes(`keeps ${target(root)}@${at('2025-01-01T00')}: one per month for 1 year`), printed);
+      assert.ok(
+        printed.includes(
+          `keeps s3://${BUCKET}/${streamKey(zone, root, at('2025-11-04T00'), KEY_PREFIX)}: one per week for 1 month`,
+        ),
+        printed,
+      );
+      assert.deepEqual(await Promise.all(datasets().map(here)), before, 'the dry run changed nothing');
+
+      const result = await backupRun(last);
+      assert.equal(result.code, 0, result.stderr);
+      for (const row of rowsOf(result).filter((r) => r.targetName === 'bk'))
+        assert.deepEqual(
+          row.rotatedRemote,
+          [`${target(row.dataset)}@${at('2025-11-28T00')}`],
+          'the report says what bk thinned',
+        );
+      // worked out run by run (zfs-autobackup's thinner is not the same applied once to the whole year)
+      for (const dataset of datasets()) {
+        assert.deepEqual(
+          await here(dataset),
+          ['2025-11-25T00', '2025-11-26T00', '2025-11-27T12', '2025-11-28T00', '2025-11-29T00'].map(at),
+          `${dataset} here (3,1d1w)`,
+        );
+        assert.deepEqual(
+          await onBackupHost(dataset),
+          [
+            '2025-01-01T00',
+            '2025-01-31T00',
+            '2025-03-02T00',
+            '2025-04-01T00',
+            '2025-05-31T00',
+            '2025-07-30T00',
+            '2025-09-28T00',
+            '2025-11-04T00',
+            '2025-11-11T00',
+            '2025-11-18T00',
+            '2025-11-25T00',
+            '2025-11-27T12',
+            '2025-11-29T00',
+          ].map(at),
+          `${dataset} on the backup host (1w1m,1m1y)`,
+        );
+        assert.deepEqual(
+          await inBucket(dataset),
+          [
+            '2025-11-04T00',
+            '2025-11-11T00',
+            '2025-11-18T00',
+            '2025-11-25T00',
+            '2025-11-26T00',
+            '2025-11-27T12',
+            '2025-11-28T00',
+            '2025-11-29T00',
+          ].map(at),
+          `${dataset} in the bucket (2,1d1w,1w1m, each kept stream with its chain)`,
+        );
+      }
+      timings.push(`year of runs ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    });
+  });
 });

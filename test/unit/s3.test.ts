@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { silentLog } from '../../src/log.js';
 import { chainOf, type VmCatalog } from '../../src/s3/catalog.js';
 import { streamFromMetadata, streamKey, streamMetadata, type StoredStream } from '../../src/s3/keys.js';
+import { copySourcePath } from '../../src/s3/s3-store.js';
 import { planS3Backup, type FinishUploadStep, type S3PlanInput, type UploadStep } from '../../src/s3/plan.js';
 import { compressArgv, decompressArgv, decryptArgv, encryptArgv, parseSendEstimate } from '../../src/s3/streams.js';
 import { sendArgv } from '../../src/zfs/commands.js';
@@ -258,6 +259,15 @@ describe('S3 backup planning', () => {
 });
 
 describe('S3 object metadata', () => {
+  it("names a copy's source with the timestamp's colons as they are, everything else encoded", () => {
+    // s3rver reads x-amz-copy-source with decodeURI, which would leave %3A in the key
+    assert.equal(
+      copySourcePath('p/vm/data/daily-2026-11-30T21:48:16.123Z'),
+      'p/vm/data/daily-2026-11-30T21:48:16.123Z',
+    );
+    assert.equal(copySourcePath("p/vm/da ta'%/x?y#z"), "p/vm/da%20ta'%25/x%3Fy%23z");
+  });
+
   it('round-trips names with spaces, quotes and newlines through ASCII headers', () => {
     const s = stored("zones/vm/da ta'\n", 'daily-1', '123', 7, { dataset: 'zones/img', snapshot: 'final', guid: '9' });
     const m = streamMetadata(s);
