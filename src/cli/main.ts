@@ -7,6 +7,7 @@ import { ConnectError } from '../host/remote.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import { guestAgentCli } from './guest-agent-command.js';
 import { UsageError } from './session.js';
+import { forgetTargetCommand } from './forget-target-command.js';
 import { releaseCommand } from './release-command.js';
 import { restoreCommand } from './restore-command.js';
 import { statusCommand } from './status-command.js';
@@ -132,6 +133,19 @@ export function buildProgram(outcome: Outcome = { code: EXIT_OK }): Command {
     .addOption(dryRunOption('print what would be released and release nothing'))
     .addHelpText('after', exitStatus('0 released (or nothing to release), 1 failed, 2 usage or configuration error'))
     .action(returning(releaseCommand));
+  program
+    .command('forget-target')
+    .description(
+      "Drop a target that is gone for good: release every hold it placed on this host's snapshots (tags zonecopy:<target>:<group>, any group, all pools). Remove the target from the configuration first; a target still configured is refused, since its next backup would hold again.",
+    )
+    .argument('<target>', 'the name the target had (its "targets" name, or its backupDestination)')
+    .addOption(configOption())
+    .addOption(dryRunOption('print what would be released and release nothing'))
+    .addHelpText(
+      'after',
+      exitStatus('0 released (or nothing to release), 1 failed, 2 usage or configuration error (or still configured)'),
+    )
+    .action(returning(forgetTargetCommand));
 
   program
     .command('status')
