@@ -110,13 +110,11 @@ describe('transfer and rotation', () => {
     for (const d of [root, data, target(root), target(data)]) assert.deepEqual(await held(d), ['hl-h5'], d);
 
     // a target gone for good: forget-target releases its tag in every pool here, and no other tag
+    // (refusing a configured target and finding no holds are unit-tested: each run here costs seconds)
     const tags = async (snapshot: string) =>
       (await sh(`zfs holds -H ${snapshot} | cut -f 2 | sort`)).split('\n').filter(Boolean);
     const [mine, theirs] = [`${root}@hl-h5`, `${target(data)}@hl-h5`];
     await sh(`zfs hold zonecopy:gone:hl ${mine} ${theirs} && zfs hold zonecopy:goneX:hl ${mine}`);
-    const refused = await zonecopy(['forget-target', '127.0.0.2'], config);
-    assert.equal(refused.code, 2, refused.stdout);
-    assert.match(refused.stderr, /"127\.0\.0\.2": it is still a target/);
     const dry = await zonecopy(['forget-target', 'gone', '--dry-run'], config);
     assert.match(dry.stdout, /would release 2 hold\(s\) of target "gone"/);
     assert.deepEqual(await tags(mine), ['zonecopy:127.0.0.2:hl', 'zonecopy:gone:hl', 'zonecopy:goneX:hl']);
@@ -126,7 +124,6 @@ describe('transfer and rotation', () => {
     assert.match(forgot.stdout, /^released 2 hold\(s\) of target "gone" on this host$/m);
     assert.deepEqual(await tags(mine), ['zonecopy:127.0.0.2:hl', 'zonecopy:goneX:hl']);
     assert.deepEqual(await tags(theirs), ['zonecopy:127.0.0.2:hl']);
-    assert.match((await zonecopy(['forget-target', 'gone'], config)).stdout, /^no holds of target "gone"/);
     await sh(`zfs release zonecopy:goneX:hl ${mine}`);
   });
 
