@@ -1,9 +1,12 @@
 import { loadConfig } from '../config/load.js';
+import { selectTargets } from '../config/targets.js';
+import { LocalHost } from '../host/local.js';
+import { formatDuration } from '../report/stale.js';
+import { allVmUuids, type VmStatus } from '../status/collect.js';
 import { formatAge, parseDuration } from '../status/health.js';
 import { defaultConfigPath } from './paths.js';
-import { checkUuids } from './session.js';
-import { collectStatuses } from './status-command.js';
-import type { VmStatus } from '../status/collect.js';
+import { checkUuids, chooseTarget, UsageError } from './session.js';
+import { targetStatuses } from './status-command.js';
 
 export interface CheckFlags {
   config?: string;
@@ -14,7 +17,10 @@ export interface CheckFlags {
 
 const STATES = ['OK', 'WARNING', 'CRITICAL', 'UNKNOWN'] as const;
 
-/** Nagios-style: one line, exit 0/1/2/3 by the age of each VM's newest complete backup. */
+/**
+ * Nagios-style: one line, exit 0/1/2/3 by the age of each VM's newest complete backup on each
+ * target (the one --target names, else every target), and CRITICAL where a target is behind its staleAfter.
+ */
 export async function checkCommand(uuids: string[], flags: CheckFlags): Promise<number> {
   let verdict: Verdict;
   try {
@@ -22,7 +28,21 @@ export async function checkCommand(uuids: string[], flags: CheckFlags): Promise<
     const warn = parseDuration(flags.warn);
     const crit = parseDuration(flags.crit);
     const config = loadConfig(flags.config ?? defaultConfigPath());
-    verdict = checkVerdict(await collectStatuses(config, uuids, { target: flags.target }), warn, crit);
+    const targets = selectTargets(config, flags.target);
+    if ('error' in targets) throw new UsageError(targets.error);
+    const vms = uuids.length ? uuids : await allVmUuids(new LocalHost(false));
+    const checked: TargetStatuses[] = [];
+    for (const t of targets) {
+      const staleAfter = t.config.staleAfter === undefined ? {} : { staleAfter: parseDuration(t.config.staleAfter) };
+      try {
+        const statuses = await targetStatuses(t.config, chooseTarget(t.config, t.type), vms);
+        checked.push({ target: t.name, ...staleAfter, statuses });
+      } catch (error) {
+        // one target that cannot be read leaves the others checked
+        checked.push({ target: t.name, ...staleAfter, statuses: [], error: (error as Error).message });
+      }
+    }
+    verdict = checkVerdict(checked, warn, crit);
   } catch (error) {
     // a check that cannot look says so as UNKNOWN: to a monitor, exit 2 would mean CRITICAL
     verdict = { code: 3, line: (error as Error).message };
@@ -36,20 +56,54 @@ export interface Verdict {
   line: string;
 }
 
-/** The check's state and line from the VMs' statuses and the two ages in seconds (pure). */
-export function checkVerdict(statuses: readonly VmStatus[], warn: number, crit: number): Verdict {
-  if (statuses.length === 0) return { code: 3, line: 'no VMs found' };
-  const unknown = statuses.filter((s) => s.error);
-  const critical = statuses.filter((s) => !s.error && s.ageSeconds >= crit);
-  const warning = statuses.filter((s) => !s.error && s.ageSeconds >= warn && s.ageSeconds < crit);
-  const code = unknown.length ? 3 : critical.length ? 2 : warning.length ? 1 : 0;
+/** What check read from one target: each VM's status, or why it could not. */
+export interface TargetStatuses {
+  target: string;
+  /** The target's staleAfter in seconds, when set. */
+  staleAfter?: number;
+  statuses: readonly VmStatus[];
+  error?: string;
+}
+
+/**
+ * The check's state and line from each target's VM statuses and the two ages in seconds (pure).
+ * A VM older than its target's staleAfter is CRITICAL with that target named; lines name the
+ * target only when there are several.
+ */
+export function checkVerdict(targets: readonly TargetStatuses[], warn: number, crit: number): Verdict {
+  const several = targets.length > 1;
+  const on = (t: TargetStatuses) => (several ? ` on ${t.target}` : '');
+  const rows = targets.flatMap((t) => t.statuses.map((s) => ({ t, s })));
+  const failed = targets.filter((t) => t.error);
+  if (rows.length === 0 && failed.length === 0) return { code: 3, line: 'no VMs found' };
   const name = (s: VmStatus) => s.alias ?? s.uuid;
-  const worst = statuses.filter((s) => !s.error).sort((a, b) => b.ageSeconds - a.ageSeconds)[0];
-  const parts = [
-    ...unknown.map((s) => `${name(s)}: ${s.error}`),
-    ...critical.map((s) => `${name(s)} last backup ${formatAge(s.ageSeconds)} ago`),
-    ...warning.map((s) => `${name(s)} last backup ${formatAge(s.ageSeconds)} ago`),
+  const readable = rows.filter(({ s }) => !s.error);
+  const stale = readable.filter(({ t, s }) => t.staleAfter !== undefined && s.ageSeconds > t.staleAfter);
+  const aged = readable.filter((r) => !stale.includes(r));
+  const critical = aged.filter(({ s }) => s.ageSeconds >= crit);
+  const warning = aged.filter(({ s }) => s.ageSeconds >= warn && s.ageSeconds < crit);
+  const unknown = [
+    ...failed.map((t) => `${several ? `${t.target}: ` : ''}${t.error}`),
+    ...rows.filter(({ s }) => s.error).map(({ t, s }) => `${name(s)}${on(t)}: ${s.error}`),
   ];
-  const oldest = worst ? `${formatAge(worst.ageSeconds)} ago (${name(worst)})` : '-';
-  return { code, line: parts.length ? parts.join('; ') : `${statuses.length} VM(s) backed up, oldest ${oldest}` };
+  const code = unknown.length ? 3 : critical.length || stale.length ? 2 : warning.length ? 1 : 0;
+  const age = ({ t, s }: (typeof rows)[number]) => `${name(s)}${on(t)} last backup ${formatAge(s.ageSeconds)} ago`;
+  const parts = [...unknown, ...stale.map(({ t, s }) => behindText(t, s)), ...critical.map(age), ...warning.map(age)];
+  if (parts.length) return { code, line: parts.join('; ') };
+  const worst = [...readable].sort((a, b) => b.s.ageSeconds - a.s.ageSeconds)[0];
+  const oldest = worst ? `${formatAge(worst.s.ageSeconds)} ago (${name(worst.s)}${on(worst.t)})` : '-';
+  const vms = new Set(readable.map(({ s }) => s.uuid)).size;
+  return { code, line: `${vms} VM(s) backed up${several ? ` to ${targets.length} targets` : ''}, oldest ${oldest}` };
+}
+
+/** `target offsite is behind for db01: newest common snapshot daily-… is 3.0d old (staleAfter 2d)`. */
+function behindText(t: TargetStatuses, s: VmStatus): string {
+  const stale = `(staleAfter ${formatDuration(t.staleAfter!)})`;
+  // the VM's age is its oldest dataset's: that dataset's newest common snapshot is the one to name
+  const snapshot = s.datasets.find((d) => d.newestCommon && d.newestCommon.ageSeconds === s.ageSeconds)?.newestCommon
+    ?.name;
+  const what = snapshot
+    ? `newest common snapshot ${snapshot} is ${formatAge(s.ageSeconds)} old`
+    : 'no snapshot in common';
+  return `target ${t.target} is behind for ${s.alias ?? s.uuid}: ${what} ${stale}`;
 }

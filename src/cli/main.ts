@@ -7,6 +7,7 @@ import { ConnectError } from '../host/remote.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import { guestAgentCli } from './guest-agent-command.js';
 import { UsageError } from './session.js';
+import { forgetTargetCommand } from './forget-target-command.js';
 import { releaseCommand } from './release-command.js';
 import { restoreCommand } from './restore-command.js';
 import { statusCommand } from './status-command.js';
@@ -26,7 +27,7 @@ const configOption = () =>
 const targetOption = () =>
   new Option(
     '--target <target>',
-    'a target\'s name from "targets", or ssh (the backup host) or s3 (object storage); default: backup uses every target, the other commands the first (or backupTarget)',
+    'a target\'s name from "targets", or ssh (the backup host) or s3 (object storage); default: backup and check use every target, the other commands the first (or backupTarget)',
   );
 const dryRunOption = (description = 'print every command that would change anything, and change nothing') =>
   new Option('--dry-run', description);
@@ -140,6 +141,22 @@ export function buildProgram(outcome: Outcome = { code: EXIT_OK }): Command {
     .addOption(dryRunOption('print what would be released and release nothing'))
     .addHelpText('after', exitStatus('0 released (or nothing to release), 1 failed, 2 usage or configuration error'))
     .action(returning(releaseCommand));
+  program
+    .command('forget-target')
+    .description(
+      "Drop a target that is gone for good: release every hold it placed on this host's snapshots (tags zonecopy:<target>:<group>, any group, all pools). Remove the target from the configuration first; a target still configured is refused, since its next backup would hold again.",
+    )
+    .argument(
+      '<target>',
+      'the name the target had: its "targets" name (without "targets": its backupDestination, or s3)',
+    )
+    .addOption(configOption())
+    .addOption(dryRunOption('print what would be released and release nothing'))
+    .addHelpText(
+      'after',
+      exitStatus('0 released (or nothing to release), 1 failed, 2 usage or configuration error (or still configured)'),
+    )
+    .action(returning(forgetTargetCommand));
 
   program
     .command('status')
@@ -159,7 +176,9 @@ export function buildProgram(outcome: Outcome = { code: EXIT_OK }): Command {
 
   program
     .command('check')
-    .description('Monitoring check (Nagios style): one line, by the age of the newest complete backup of each VM.')
+    .description(
+      "Monitoring check (Nagios style): one line, by the age of the newest complete backup of each VM on each target; CRITICAL where a VM's newest common snapshot with a target is older than the target's staleAfter.",
+    )
     .argument('[vm-uuid...]', 'VMs to check (default: every VM on this host)')
     .addOption(configOption())
     .option('--warn <age>', "WARNING when a VM's newest backup is older than this (s, m, h, d, w)", '26h')

@@ -27,9 +27,19 @@ export async function collectStatuses(
     throw new UsageError(
       '--verify checks stored streams in object storage; on a backup host ZFS checks every block itself (zpool scrub)',
     );
+  return targetStatuses(chosen, target, uuids, Boolean(options.verify));
+}
+
+/** Status of the VMs (all on this host when none are named) against one target, given its settings. */
+export async function targetStatuses(
+  config: Config,
+  target: 'ssh' | 's3',
+  uuids: readonly string[],
+  verify = false,
+): Promise<VmStatus[]> {
   const local = new LocalHost(false);
   const vms = uuids.length ? uuids : await allVmUuids(local);
-  const opened = await openStatusTarget(chosen, target, Boolean(options.verify));
+  const opened = await openStatusTarget(config, target, verify);
   try {
     return await collectStatus(vms, local, opened.target, Date.now() / 1000);
   } finally {

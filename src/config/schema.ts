@@ -91,6 +91,10 @@ export const targetSchema = z
     remoteSnapshotLimit: count.optional(),
     remoteRetention: schedule.optional(),
     holds: z.boolean().optional(),
+    staleAfter: z
+      .string()
+      .regex(/^\s*\d+(?:\.\d+)?\s*[smhdw]?\s*$/, 'a duration such as 36h or 2d (s, m, h, d, w)')
+      .optional(),
     s3: s3Schema.optional(),
   })
   .strict();
@@ -134,6 +138,10 @@ export const configSchema = z
       .default([20000, 29999]),
     mBufferTimeoutSeconds: count.default(600),
     holds: z.boolean().default(true),
+    staleAfter: z
+      .string()
+      .regex(/^\s*\d+(?:\.\d+)?\s*[smhdw]?\s*$/, 'a duration such as 36h or 2d (s, m, h, d, w)')
+      .optional(),
     hooks: hooksSchema.optional(),
     lockDirectory: z.string().startsWith('/', 'an absolute directory').default('/var/run/zonecopy'),
     smtpHostname: z.string().min(1).optional(),

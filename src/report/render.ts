@@ -1,5 +1,7 @@
 import { consistencyLine, describeOutcome } from '../backup/hook-run.js';
-import type { DatasetResult, RunStatus, VmBackupResult } from './types.js';
+import { formatAge } from '../status/health.js';
+import { formatDuration } from './stale.js';
+import type { DatasetResult, RunStatus, TargetBehind, VmBackupResult } from './types.js';
 
 /** The report as text (log, stdout, email text part) and HTML (email), from one result. */
 
@@ -81,11 +83,10 @@ export function renderText(result: VmBackupResult): string {
       ),
     );
   }
-  const rotated = result.datasets.flatMap((d) => [
-    ...d.rotatedLocal.map((s) => `local ${s}`),
-    ...d.rotatedRemote.map((s) => `backup host ${s}`),
-  ]);
-  if (rotated.length > 0) lines.push('', `rotated (destroyed): ${rotated.join(', ')}`);
+  const thinned = thinnedSnapshots(result);
+  if (thinned.length > 0) lines.push('', `thinned: ${thinned.join(', ')}`);
+  const behind = (result.behind ?? []).map(behindLine);
+  if (behind.length > 0) lines.push('', ...behind.map((b) => `warning: ${b}`));
   const discarded = discardedSnapshots(result);
   if (discarded.length > 0) lines.push('', `destroyed by --rollback on the backup host: ${discarded.join(', ')}`);
   if (result.errors.length > 0) lines.push('', 'errors:', ...result.errors.map((e) => `  - ${e}`));
@@ -102,6 +103,26 @@ export function consistencyLines(result: Pick<VmBackupResult, 'consistency'>): s
     ...record.hooks.map((h) => `  ${describeOutcome(h)} (${h.seconds.toFixed(1)} s)`),
     ...record.notes.map((n) => `  note: ${n}`),
   ];
+}
+
+/**
+ * What rotation destroyed, each once: `here` on this host (every target's row of a dataset may name
+ * the same ones), `on <target>` there (a run with one target names none in its rows: its label then).
+ */
+function thinnedSnapshots(result: VmBackupResult): string[] {
+  const here = [...new Set(result.datasets.flatMap((d) => d.rotatedLocal))].map((s) => `here ${s}`);
+  const there = result.datasets.flatMap((d) =>
+    d.rotatedRemote.map((s) => `on ${d.targetName ?? result.backupHost} ${s}`),
+  );
+  return [...here, ...there];
+}
+
+/** `offsite is behind: newest common snapshot … is 29.0d old (staleAfter 2d)`. */
+export function behindLine(b: TargetBehind): string {
+  const stale = `(staleAfter ${formatDuration(b.staleAfter)})`;
+  if (b.snapshot === undefined)
+    return `${b.target} is behind: no snapshot in common with a dataset of this VM ${stale}`;
+  return `${b.target} is behind: newest common snapshot ${b.snapshot} is ${formatAge(b.ageSeconds)} old ${stale}`;
 }
 
 function discardedSnapshots(result: VmBackupResult): string[] {
@@ -132,6 +153,9 @@ export function renderHtml(result: VmBackupResult): string {
   const discardedHtml = discarded.length
     ? `<p>Destroyed by --rollback on the backup host: ${escapeHtml(discarded.join(', '))}</p>`
     : '';
+  const behind = (result.behind ?? [])
+    .map((b) => `<p style="color:#9a6700"><strong>Warning:</strong> ${escapeHtml(behindLine(b))}</p>`)
+    .join('\n');
   return [
     `<p style="color:${colour}"><strong>${escapeHtml(headline(result))}</strong></p>`,
     `<p>Snapshot ${escapeHtml(result.snapshot ?? '-')}, ${escapeHtml(result.startedAt.toISOString())} to ${escapeHtml(result.finishedAt.toISOString())}</p>`,
@@ -139,6 +163,7 @@ export function renderHtml(result: VmBackupResult): string {
     `<table border="1" cellpadding="4" cellspacing="0"><tr>${columns(result)
       .map((c) => `<th>${c}</th>`)
       .join('')}</tr>\n${rows}\n</table>`,
+    behind,
     discardedHtml,
     errors,
   ].join('\n');

@@ -49,6 +49,18 @@ export interface VmBackupResult {
   dryRun: boolean;
   /** The hooks that ran around the snapshot and how consistent it is, once the run got that far. */
   consistency?: ConsistencyRecord;
+  /** Targets whose newest common snapshot with this VM is older than their `staleAfter` (staleTargets). */
+  behind?: TargetBehind[];
+}
+
+/** A target that is behind with one VM: the oldest of its datasets' newest common snapshots, and its age. */
+export interface TargetBehind {
+  target: string;
+  /** Undefined: some dataset has no snapshot in common with the target at all (ageSeconds is then Infinity). */
+  snapshot?: string;
+  ageSeconds: number;
+  /** The target's `staleAfter`, in seconds. */
+  staleAfter: number;
 }
 
 export function runStatus(errors: readonly string[], datasets: readonly DatasetResult[]): RunStatus {

@@ -72,6 +72,22 @@ export async function listHolds(host: Host, datasets: Iterable<DatasetState>): P
   const held = [...datasets].flatMap((d) =>
     d.snapshots.filter((s) => s.userrefs > 0).map((s) => `${d.name}@${s.name}`),
   );
+  return holdsOn(host, held);
+}
+
+/** Every hold on this host's snapshots in all pools: one `zfs list` of names and hold counts, then listHolds' way. */
+export async function listAllHolds(host: Host): Promise<Hold[]> {
+  const argv = ['zfs', 'list', '-H', '-p', '-t', 'snapshot', '-o', 'name,userrefs'];
+  const out = await host.run(argv, { mutates: false });
+  const held = out.stdout.split('\n').flatMap((line) => {
+    const [name, userrefs] = line.split('\t');
+    return name && Number(userrefs) > 0 ? [name] : [];
+  });
+  return holdsOn(host, held);
+}
+
+/** The holds on `held` (full snapshot names), in holdsArgvs' batches, a few side by side. */
+async function holdsOn(host: Host, held: readonly string[]): Promise<Hold[]> {
   if (held.length === 0) return [];
   const argvs = holdsArgvs(held, await kernelName(host));
   const outputs: string[] = [];
@@ -128,10 +144,20 @@ export interface Hold {
 export async function releaseZonecopyHolds(host: Host, datasets: readonly string[]): Promise<Hold[]> {
   const state = await listDatasets(host, datasets, { recursive: true });
   const holds = (await listHolds(host, state.values())).filter((h) => h.tag.startsWith(HOLD_TAG_PREFIX));
+  await releaseHolds(host, holds);
+  return holds;
+}
+
+/** Releases `holds`, one `zfs release TAG snapshot…` per tag (a dry run prints the commands). */
+export async function releaseHolds(host: Host, holds: readonly Hold[]): Promise<void> {
   const tags = [...new Set(holds.map((h) => h.tag))];
   for (const tag of tags)
     await host.run(['zfs', 'release', tag, ...holds.filter((h) => h.tag === tag).map((h) => h.snapshot)], {
       mutates: true,
     });
-  return holds;
+}
+
+/** The tag of the holds a target places: `zonecopy:<target>:<group>`. */
+export function targetHoldPrefix(target: string): string {
+  return `${HOLD_TAG_PREFIX}${target}:`;
 }

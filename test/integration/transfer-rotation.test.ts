@@ -108,6 +108,23 @@ describe('transfer and rotation', () => {
     await sh(`zfs release ${tag} ${extra}@hl-h4 && zfs destroy -r ${extra}`);
     assert.equal((await backup('h5')).code, 0);
     for (const d of [root, data, target(root), target(data)]) assert.deepEqual(await held(d), ['hl-h5'], d);
+
+    // a target gone for good: forget-target releases its tag in every pool here, and no other tag
+    // (refusing a configured target and finding no holds are unit-tested: each run here costs seconds)
+    const tags = async (snapshot: string) =>
+      (await sh(`zfs holds -H ${snapshot} | cut -f 2 | sort`)).split('\n').filter(Boolean);
+    const [mine, theirs] = [`${root}@hl-h5`, `${target(data)}@hl-h5`];
+    await sh(`zfs hold zonecopy:gone:hl ${mine} ${theirs} && zfs hold zonecopy:goneX:hl ${mine}`);
+    const dry = await zonecopy(['forget-target', 'gone', '--dry-run'], config);
+    assert.match(dry.stdout, /would release 2 hold\(s\) of target "gone"/);
+    assert.deepEqual(await tags(mine), ['zonecopy:127.0.0.2:hl', 'zonecopy:gone:hl', 'zonecopy:goneX:hl']);
+    const forgot = await zonecopy(['forget-target', 'gone'], config);
+    assert.equal(forgot.code, 0, forgot.stderr);
+    assert.match(forgot.stdout, new RegExp(`^released zonecopy:gone:hl on ${theirs}$`, 'm'));
+    assert.match(forgot.stdout, /^released 2 hold\(s\) of target "gone" on this host$/m);
+    assert.deepEqual(await tags(mine), ['zonecopy:127.0.0.2:hl', 'zonecopy:goneX:hl']);
+    assert.deepEqual(await tags(theirs), ['zonecopy:127.0.0.2:hl']);
+    await sh(`zfs release zonecopy:goneX:hl ${mine}`);
   });
 
   it('backs up under a base whose name starts with the source pool name (zones2/backup; smartcopy defect 7)', async () => {

@@ -109,6 +109,24 @@ describe('the CLI returns its exit status', () => {
       code: 1,
       stderr: /zonecopy guest-agent: /,
     },
+    {
+      name: 'forget-target: a target still configured (named after backupDestination)',
+      args: ['forget-target', 'backup.example', '--config', valid],
+      code: 2,
+      stderr: /forget-target "backup\.example": it is still a target in .*remove it from the configuration/,
+    },
+    {
+      name: 'forget-target: not a target name',
+      args: ['forget-target', 'a/b', '--config', valid],
+      code: 2,
+      stderr: /forget-target "a\/b": not a target name/,
+    },
+    {
+      name: 'forget-target: an unreadable configuration',
+      args: ['forget-target', 'gone', '--config', missing],
+      code: 2,
+      stderr: /cannot read the configuration/,
+    },
     { name: 'an unknown command', args: ['bakup', UUID], code: 2, stderr: /unknown command 'bakup'/ },
     { name: 'a missing argument', args: ['restore'], code: 2, stderr: /missing required argument 'vm-uuid'/ },
     { name: 'an unknown option', args: ['status', '--verfy'], code: 2, stderr: /unknown option '--verfy'/ },
@@ -178,6 +196,7 @@ describe('the CLI keeps every option', () => {
         '--json',
       ],
       release: ['--config', '--remote', '--dry-run'],
+      'forget-target': ['--config', '--dry-run'],
       status: ['--config', '--json', '--target', '--verify'],
       check: ['--config', '--warn', '--crit', '--target'],
       'guest-agent': [],
@@ -210,7 +229,83 @@ describe('check verdicts', () => {
   ];
   for (const [name, statuses, code, line] of table) {
     it(`${name}: ${code}`, () => {
-      const verdict = checkVerdict(statuses, WARN, CRIT);
+      const verdict = checkVerdict([{ target: 'bk1', statuses }], WARN, CRIT);
+      assert.equal(verdict.code, code);
+      assert.match(verdict.line, line);
+    });
+  }
+
+  const DAY = 86400;
+  const common = (alias: string, ages: number[]): VmStatus => ({
+    ...vm(alias, Math.max(...ages)),
+    datasets: ages.map((ageSeconds, i) => ({
+      dataset: `zones/${alias}-${i}`,
+      target: 'x',
+      localGroups: {},
+      remoteGroups: {},
+      newestCommon: Number.isFinite(ageSeconds)
+        ? { name: `daily-${i}`, guid: `${i}`, creation: 0, ageSeconds }
+        : undefined,
+      resumePending: false,
+      chain: 'ok' as const,
+    })),
+  });
+  const staleTable: Array<[string, Parameters<typeof checkVerdict>[0], number, RegExp]> = [
+    [
+      'a target behind its staleAfter is critical, naming target, VM, its oldest dataset and the age',
+      [{ target: 'offsite', staleAfter: 2 * DAY, statuses: [common('db', [600, 3 * DAY])] }],
+      2,
+      /^target offsite is behind for db: newest common snapshot daily-1 is 3\.0d old \(staleAfter 2d\)$/,
+    ],
+    [
+      'within staleAfter (and --crit is the only other limit): OK',
+      [{ target: 'offsite', staleAfter: 2 * DAY, statuses: [common('db', [600, 1000])] }],
+      0,
+      /^1 VM\(s\) backed up, oldest 17m ago \(db\)$/,
+    ],
+    [
+      'no snapshot in common at all is behind',
+      [{ target: 'offsite', staleAfter: 36 * 3600, statuses: [common('db', [600, Infinity])] }],
+      2,
+      /^target offsite is behind for db: no snapshot in common \(staleAfter 36h\)$/,
+    ],
+    [
+      'without staleAfter a target is judged by --warn/--crit only',
+      [{ target: 'offsite', statuses: [common('db', [600, 30 * DAY])] }],
+      2,
+      /^db last backup 30\.0d ago$/,
+    ],
+    [
+      'several targets: each judged by its own staleAfter, lines name the target',
+      [
+        { target: 'bk1', statuses: [common('db', [60])] },
+        { target: 'offsite', staleAfter: 30, statuses: [common('db', [60])] },
+      ],
+      2,
+      /^target offsite is behind for db: newest common snapshot daily-0 is 60s old \(staleAfter 30s\)$/,
+    ],
+    [
+      'several fresh targets: one summary naming where the oldest is',
+      [
+        { target: 'bk1', statuses: [common('db', [60])] },
+        { target: 'offsite', staleAfter: DAY, statuses: [common('db', [600])] },
+      ],
+      0,
+      /^1 VM\(s\) backed up to 2 targets, oldest 10m ago \(db on offsite\)$/,
+    ],
+    [
+      'a target that cannot be read is unknown, named',
+      [
+        { target: 'bk1', statuses: [common('db', [60])] },
+        { target: 'offsite', statuses: [], error: 'cannot connect' },
+      ],
+      3,
+      /^offsite: cannot connect$/,
+    ],
+  ];
+  for (const [name, targets, code, line] of staleTable) {
+    it(`${name}: ${code}`, () => {
+      const verdict = checkVerdict(targets, WARN * 100, CRIT * 100);
       assert.equal(verdict.code, code);
       assert.match(verdict.line, line);
     });

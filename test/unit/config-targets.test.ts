@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { resolveTargets, selectTargets } from '../../src/config/targets.js';
+import { parseDuration } from '../../src/status/health.js';
 import { scratchDirectory } from './scratch.js';
 
 const scratch = scratchDirectory('zc-targets-');
@@ -83,5 +84,22 @@ describe('several targets in the configuration', () => {
       /unknown key "targets\.0\.remoteSnapshotLimt" \(did you mean "targets\.0\.remoteSnapshotLimit"\?\)/,
     );
     fails({ ...two, targets: [] }, /"targets": at least one target/);
+  });
+
+  it('staleAfter: a duration as check reads it, at the top level and per target (its own wins)', () => {
+    const [bk1, offsite] = resolveTargets(
+      load({ ...two, staleAfter: '36h', targets: [two.targets[0], { ...two.targets[1], staleAfter: '2d' }] }),
+    );
+    assert.deepEqual(
+      [bk1!.config.staleAfter, offsite!.config.staleAfter].map((d) => parseDuration(d!)),
+      [36 * 3600, 2 * 86400],
+    );
+    assert.equal(resolveTargets(load(two))[0]!.config.staleAfter, undefined, 'unset by default');
+    for (const bad of ['2 days', '-1d', 'd', '1y'])
+      fails({ ...two, staleAfter: bad }, /"staleAfter": a duration such as 36h or 2d/);
+    fails({ ...two, targets: [{ ...two.targets[0], staleAfter: 'soon' }] }, /"targets\.0\.staleAfter": a duration/);
+    // every value the configuration accepts, check can read
+    for (const good of ['90', '90s', '1.5h', '2d', '1w', ' 3 d '])
+      assert.ok(parseDuration(resolveTargets(load({ ...two, staleAfter: good }))[0]!.config.staleAfter!) > 0, good);
   });
 });

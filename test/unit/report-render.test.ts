@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { renderHtml, renderSubject, renderText } from '../../src/report/render.js';
+import { formatDuration, staleTargets } from '../../src/report/stale.js';
 import type { DatasetResult, VmBackupResult } from '../../src/report/types.js';
 
 const ok: DatasetResult = {
@@ -57,7 +58,7 @@ describe('report rendering', () => {
     assert.match(html, /<td>zones\/&lt;script&gt;&amp;<\/td>/);
     assert.match(html, /<td title="1536 bytes">1\.5 KiB<\/td>/);
     assert.match(html, /db&lt;01&gt;/);
-    assert.match(renderText(result({})), /backup host backup\/zones\/u@daily-0/);
+    assert.match(renderText(result({})), /^thinned: on root@b:22 backup\/zones\/u@daily-0$/m);
   });
 
   it("gives an image sent as an origin its own row, apart from the clone's, and names what --rollback destroyed", () => {
@@ -93,5 +94,78 @@ describe('report rendering', () => {
     assert.match(text, /^bk1 +zones\/u +daily-1 +incremental .* ok$/m);
     assert.match(text, /^offsite +zones\/u .* failed +quota$/m);
     assert.match(renderHtml(result({ datasets: rows })), /<th>target<\/th><th>dataset<\/th>.*<td>offsite<\/td>/s);
+  });
+
+  it("says what rotation thinned here once and on each target by its name, not 'backup host'", () => {
+    const rows = [
+      { ...ok, targetName: 'bk1', rotatedLocal: ['zones/u@daily-0'], rotatedRemote: ['backup/zones/u@daily-0'] },
+      { ...ok, targetName: 'offsite', rotatedLocal: ['zones/u@daily-0'], rotatedRemote: ['z/p/u@daily-0'] },
+    ];
+    const text = renderText(result({ datasets: rows }));
+    assert.match(
+      text,
+      /^thinned: here zones\/u@daily-0, on bk1 backup\/zones\/u@daily-0, on offsite z\/p\/u@daily-0$/m,
+    );
+    assert.doesNotMatch(text, /backup host|rotated/);
+    assert.doesNotMatch(renderText(result({ datasets: [{ ...ok, rotatedRemote: [] }] })), /thinned/);
+  });
+
+  it('warns, in text and HTML, of each target behind its staleAfter', () => {
+    const behind = [
+      { target: 'offsite', snapshot: 'daily-2026-11-01T00:00:00.000Z', ageSeconds: 29 * 86400, staleAfter: 2 * 86400 },
+      { target: 'bk<2>', ageSeconds: Infinity, staleAfter: 36 * 3600 },
+    ];
+    const text = renderText(result({ behind }));
+    assert.match(
+      text,
+      /^warning: offsite is behind: newest common snapshot daily-2026-11-01T00:00:00\.000Z is 29\.0d old \(staleAfter 2d\)$/m,
+    );
+    assert.match(
+      text,
+      /^warning: bk<2> is behind: no snapshot in common with a dataset of this VM \(staleAfter 36h\)$/m,
+    );
+    const html = renderHtml(result({ behind }));
+    assert.match(
+      html,
+      /<strong>Warning:<\/strong> offsite is behind: newest common snapshot daily-2026-11-01T00:00:00\.000Z is 29\.0d old/,
+    );
+    assert.match(html, /bk&lt;2&gt; is behind/);
+    assert.doesNotMatch(renderText(result({})), /behind/);
+  });
+});
+
+describe('staleTargets', () => {
+  const DAY = 86400;
+  const NOW = 1_800_000_000;
+  const at = (snapshot: string, daysAgo: number) => ({ snapshot, time: NOW - daysAgo * DAY });
+
+  it("judges a target by its oldest dataset's newest common snapshot against its own staleAfter", () => {
+    const behind = staleTargets(
+      [
+        { name: 'bk1', staleAfter: 2 * DAY, newestCommon: [at('d-9', 1), at('d-8', 1.5)] },
+        { name: 'offsite', staleAfter: 2 * DAY, newestCommon: [at('d-9', 1), at('d-1', 29)] },
+        { name: 'archive', staleAfter: 30 * DAY, newestCommon: [at('d-1', 29)] },
+        { name: 'unwatched', newestCommon: [at('d-0', 400)] },
+      ],
+      NOW,
+    );
+    assert.deepEqual(behind, [{ target: 'offsite', snapshot: 'd-1', ageSeconds: 29 * DAY, staleAfter: 2 * DAY }]);
+  });
+
+  it('a dataset with nothing in common makes the target behind; exactly staleAfter old is not', () => {
+    assert.deepEqual(
+      staleTargets([{ name: 'offsite', staleAfter: DAY, newestCommon: [at('d-9', 0), undefined] }], NOW),
+      [{ target: 'offsite', ageSeconds: Infinity, staleAfter: DAY }],
+    );
+    assert.deepEqual(staleTargets([{ name: 'offsite', staleAfter: DAY, newestCommon: [at('d-9', 1)] }], NOW), []);
+    assert.deepEqual(
+      staleTargets([{ name: 'offsite', staleAfter: DAY, newestCommon: [] }], NOW),
+      [],
+      'no datasets: nothing to judge',
+    );
+  });
+
+  it('formats staleAfter as it is written', () => {
+    assert.deepEqual([2 * DAY, 36 * 3600, 90 * 60, 45, 7 * DAY].map(formatDuration), ['2d', '36h', '90m', '45s', '1w']);
   });
 });
