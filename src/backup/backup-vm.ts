@@ -3,12 +3,14 @@ import type { Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import { planSnapshots } from '../plan/backup-plan.js';
 import type { SnapshotStep } from '../plan/steps.js';
-import type { Retention } from '../plan/retention.js';
+import { snapshotTime, type Retention } from '../plan/retention.js';
 import { heldProtection, thinGroup, thinningNow } from '../plan/rotation.js';
-import { runStatus, type DatasetResult, type VmBackupResult } from '../report/types.js';
+import { staleTargets, type TargetCommon } from '../report/stale.js';
+import { runStatus, type DatasetResult, type TargetBehind, type VmBackupResult } from '../report/types.js';
 import { imageUuidOf, imgadmGet, readZoneConfig, type VmSpec, type VmSpecWithRaw } from '../smartos/vmadm.js';
 import type { Target, VmDetails, VmRun } from '../target/target.js';
 import { snapshotArgv } from '../zfs/commands.js';
+import { snapshotsHeldBy } from '../zfs/holds.js';
 import type { DatasetState } from '../zfs/list.js';
 import { splitSnapshot } from '../zfs/names.js';
 import { emptyRecord, snapshotWithHooks } from './hook-run.js';
@@ -25,6 +27,8 @@ export interface BackupSettings {
   localRetention?: Retention;
   /** A run that reaches no target still snapshots the VM and thins here (default true). */
   snapshotWhenTargetsDown?: boolean;
+  /** Seconds by target name: a target whose newest common snapshot is older is flagged behind. */
+  staleAfter?: ReadonlyMap<string, number>;
   /** `hooks` of the configuration. */
   hooks?: HooksConfig;
   /** argv that runs `zonecopy` (node and its script), for `zonecopy guest-agent`. */
@@ -110,7 +114,7 @@ export async function backupVm(
       for (const step of snapshots.steps) await takeSnapshot(step, local, log);
     });
     // what local thinning must keep: each target's newest common snapshot is held, or needed by its plan
-    const releasing = new Set<string>();
+    const releasing = new Map<string, number>();
     const needs = new Map<string, string>();
     const unknown = new Set<string>();
     for (const r of ready) {
@@ -119,13 +123,15 @@ export async function backupVm(
       result.datasets.push(...outcome.datasets.map((d) => (many ? { ...d, targetName: r.target.name } : d)));
       // where a dataset failed, its hold stays where it was and the snapshots its streams start from stay
       const failed = new Set(outcome.datasets.filter((d) => d.result === 'failed').map((d) => d.dataset));
-      for (const full of r.releasing) if (!failed.has(splitSnapshot(full).dataset)) releasing.add(full);
+      for (const full of r.releasing)
+        if (!failed.has(splitSnapshot(full).dataset)) releasing.set(full, (releasing.get(full) ?? 0) + 1);
       for (const [full, why] of r.needsLocal)
         if (failed.has(splitSnapshot(full).dataset)) needs.set(full, named(r.target, why));
-      if (!r.target.holdsLocal) failed.forEach((d) => unknown.add(d));
+      if (!r.target.holdTag) failed.forEach((d) => unknown.add(d));
     }
+    const now = thinningNow(snapshot, settings.group, startedAt);
     const unreached = targets.filter((t) => !ready.some((r) => r.target === t));
-    const blind = unreached.filter((t) => !t.holdsLocal);
+    const blind = unreached.filter((t) => !t.holdTag);
     if (blind.length > 0 && settings.localRetention) {
       log.warn(
         `nothing thinned here: ${blind.map((t) => t.name).join(', ')} was not reached and holds no snapshot here (holds off), so its newest common snapshot is not known`,
@@ -133,7 +139,7 @@ export async function backupVm(
     } else {
       await thinLocally(observed, settings, snapshot, {
         local,
-        now: thinningNow(snapshot, settings.group, startedAt),
+        now,
         needs,
         // a dataset that failed at a target without holds: its newest common snapshot there is not known here
         thinnable: (dataset) => !unknown.has(dataset),
@@ -142,6 +148,8 @@ export async function backupVm(
         errors: result.errors,
       });
     }
+    const behind = await targetsBehind(targets, settings, observed, { snapshot, now, rows: result.datasets, local });
+    if (behind.length > 0) result.behind = behind;
   } catch (error) {
     result.errors.push((error as Error).message);
   }
@@ -178,7 +186,8 @@ async function thinLocally(
     now: number;
     needs: ReadonlyMap<string, string>;
     thinnable: (dataset: string) => boolean;
-    releasing: ReadonlySet<string>;
+    /** Holds the targets took off this run, by snapshot. */
+    releasing: ReadonlyMap<string, number>;
     rows: DatasetResult[];
     errors: string[];
   },
@@ -210,6 +219,42 @@ async function thinLocally(
       context.errors.push(`thinning on ${context.local.label} failed for ${dataset}: ${(error as Error).message}`);
     }
   }
+}
+
+/**
+ * The targets whose newest common snapshot with this VM is older than their staleAfter: where a
+ * dataset went, the run's snapshot; elsewhere the snapshot the target's hold marks here.
+ */
+async function targetsBehind(
+  targets: readonly Target[],
+  settings: Pick<BackupSettings, 'group' | 'staleAfter'>,
+  observed: Pick<VmObservation, 'datasets' | 'local'>,
+  run: { snapshot: string; now: number; rows: readonly DatasetResult[]; local: Host },
+): Promise<TargetBehind[]> {
+  const watched = targets.filter((t) => settings.staleAfter?.has(t.name));
+  if (watched.length === 0) return [];
+  const states = observed.datasets.flatMap((d) => observed.local.get(d) ?? []);
+  const commons = await Promise.all(
+    watched.map(async (t): Promise<TargetCommon> => {
+      const sent = new Set(
+        run.rows
+          .filter((r) => !r.image && r.result === 'ok' && (r.targetName ?? targets[0]!.name) === t.name)
+          .map((r) => r.dataset),
+      );
+      const missing = observed.datasets.some((d) => !sent.has(d));
+      const held = t.holdTag && missing ? await snapshotsHeldBy(run.local, t.holdTag, states) : new Set<string>();
+      const newestCommon = observed.datasets.map((dataset) => {
+        if (sent.has(dataset)) return { snapshot: run.snapshot, time: run.now };
+        const state = observed.local.get(dataset);
+        const times = (state?.snapshots ?? [])
+          .filter((s) => held.has(`${dataset}@${s.name}`))
+          .map((s) => ({ snapshot: s.name, time: snapshotTime(s.name, settings.group, s.creation)! }));
+        return times.sort((a, b) => b.time - a.time)[0];
+      });
+      return { name: t.name, staleAfter: settings.staleAfter!.get(t.name), newestCommon };
+    }),
+  );
+  return staleTargets(commons, run.now);
 }
 
 /** What each backup set stores besides the streams: the zone's configuration and its images' manifests. */

@@ -18,6 +18,7 @@ import { checkPrograms, programsNeeded } from '../backup/programs.js';
 import { kernelName } from '../host/kernel.js';
 import { createStrategy } from '../transfer/index.js';
 import { parseSchedule, type Retention } from '../plan/retention.js';
+import { parseDuration } from '../status/health.js';
 import { retentionOf } from '../plan/rotation.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { defaultConfigPath } from './paths.js';
@@ -78,7 +79,7 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
       },
     );
     targets = runTargets(config, flags);
-    settings = backupSettings(config, flags);
+    settings = backupSettings(config, flags, targets);
   } catch (error) {
     if (error instanceof UsageError || error instanceof ConfigError) {
       log.info(`zonecopy: ${error.message}`);
@@ -111,9 +112,7 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
       const labels = opened.map((o) => o.label).join(', ');
       results.push(...(await failedBeforeStart(uuids, why, labels, local, firstSpec)));
     } else {
-      const all = opened.map(
-        (o, i) => o.target ?? unreachable(o, holdTag(targets[i]!.config, flags, o.name) !== undefined),
-      );
+      const all = opened.map((o, i) => o.target ?? unreachable(o, holdTag(targets[i]!.config, flags, o.name)));
       const labels = all.map((t) => t.label).join(', ');
       for (const [index, uuid] of uuids.entries()) {
         log.verbose(`backing up VM ${uuid} to ${labels}`);
@@ -194,11 +193,11 @@ interface OpenedTarget {
  * A target that could not be opened: each VM's run names it failed; local thinning keeps its
  * newest common snapshot by its hold, and thins nothing when it holds none.
  */
-function unreachable(opened: OpenedTarget, holdsLocal: boolean): Target {
+function unreachable(opened: OpenedTarget, holdTag: string | undefined): Target {
   return {
     name: opened.name,
     label: opened.label,
-    holdsLocal,
+    holdTag,
     prepare: () => Promise.reject(new Error(opened.error)),
   };
 }
@@ -356,7 +355,7 @@ async function withVmLock(
   }
 }
 
-function backupSettings(config: Config, flags: BackupFlags): BackupSettings {
+function backupSettings(config: Config, flags: BackupFlags, targets: readonly ResolvedTarget[]): BackupSettings {
   const group = flags.groupName ?? config.snapshotIdentifier;
   if (!isValidSnapshotPart(group))
     throw new UsageError(`--groupName ${JSON.stringify(group)}: use letters, digits and _ . : - only`);
@@ -370,6 +369,9 @@ function backupSettings(config: Config, flags: BackupFlags): BackupSettings {
       config.localRetention === undefined ? undefined : parseSchedule(config.localRetention),
     ),
     snapshotWhenTargetsDown: config.snapshotWhenTargetsDown,
+    staleAfter: new Map(
+      targets.flatMap((t) => (t.config.staleAfter ? [[t.name, parseDuration(t.config.staleAfter)] as const] : [])),
+    ),
     hooks: config.hooks,
     // `zonecopy guest-agent …` as this very program, for the KVM freeze and thaw
     agentCommand: [process.execPath, process.argv[1]!],

@@ -46,25 +46,24 @@ export function thinGroup(input: {
   return { on: input.on, ...thin(members, input.retention, protect, input.now) };
 }
 
+/** Holds this run takes off, by snapshot: one per target that releases it. */
+export type Releasing = ReadonlySet<string> | ReadonlyMap<string, number>;
+
 /**
- * Snapshots of `state` (named `on`) held by anyone but zonecopy's hold being released this run:
+ * Snapshots of `state` (named `on`) held by anyone but zonecopy's holds being released this run:
  * `zfs destroy` refuses them, so rotation never chooses them (another tool's hold means keep).
  */
-export function heldByOthers(
-  state: DatasetState | undefined,
-  on: string,
-  releasing: ReadonlySet<string> = new Set(),
-): string[] {
-  return (state?.snapshots ?? [])
-    .filter((s) => s.userrefs - (releasing.has(`${on}@${s.name}`) ? 1 : 0) > 0)
-    .map((s) => s.name);
+export function heldByOthers(state: DatasetState | undefined, on: string, releasing: Releasing = new Set()): string[] {
+  const released = (full: string) =>
+    releasing instanceof Map ? (releasing.get(full) ?? 0) : (releasing as ReadonlySet<string>).has(full) ? 1 : 0;
+  return (state?.snapshots ?? []).filter((s) => s.userrefs - released(`${on}@${s.name}`) > 0).map((s) => s.name);
 }
 
 /** `name → why` for the snapshots `heldByOthers` names. */
 export function heldProtection(
   state: DatasetState | undefined,
   on: string,
-  releasing?: ReadonlySet<string>,
+  releasing?: Releasing,
 ): Map<string, string> {
   return new Map(
     heldByOthers(state, on, releasing).map((name) => [

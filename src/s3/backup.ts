@@ -45,7 +45,7 @@ export interface S3BackupContext {
 export class ObjectTarget implements Target {
   readonly label: string;
 
-  readonly holdsLocal: boolean;
+  readonly holdTag?: string;
 
   constructor(
     readonly name: string,
@@ -53,7 +53,7 @@ export class ObjectTarget implements Target {
     private readonly settings: ObjectTargetSettings = {},
   ) {
     this.label = context.store.label;
-    this.holdsLocal = settings.holdTag !== undefined;
+    this.holdTag = settings.holdTag;
   }
 
   async prepare(run: VmRun): Promise<PreparedTarget> {

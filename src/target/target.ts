@@ -14,10 +14,10 @@ export interface Target {
   /** Where it is, for reports: `root@bk1:22` or `s3://bucket/prefix`. */
   readonly label: string;
   /**
-   * It holds its newest common snapshot on this host (`zonecopy:<name>:<group>`), so local
-   * thinning keeps that snapshot even in a run that cannot reach it.
+   * The tag it holds its newest common snapshot with on this host (`zonecopy:<name>:<group>`), so
+   * local thinning keeps that snapshot even in a run that cannot reach it; undefined without holds.
    */
-  readonly holdsLocal: boolean;
+  readonly holdTag?: string;
   /** Observes what this target has of the VM and plans its part of the run; changes nothing. */
   prepare(run: VmRun): Promise<PreparedTarget>;
 }

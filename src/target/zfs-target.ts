@@ -42,7 +42,7 @@ export interface ZfsTargetContext {
 /** A ZFS backup host over SSH: each dataset received under `basePath`, the VM spec beside it. */
 export class ZfsTarget implements Target {
   readonly label: string;
-  readonly holdsLocal: boolean;
+  readonly holdTag?: string;
 
   constructor(
     readonly name: string,
@@ -50,7 +50,7 @@ export class ZfsTarget implements Target {
     private readonly context: ZfsTargetContext,
   ) {
     this.label = context.remote.label;
-    this.holdsLocal = settings.holdTag !== undefined;
+    this.holdTag = settings.holdTag;
   }
 
   async prepare(run: VmRun): Promise<PreparedTarget> {

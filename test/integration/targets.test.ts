@@ -4,7 +4,8 @@
  * snapshot another tool holds, a clone whose image snapshot was not `@final` when it was backed up,
  * remote rotation by the group's exact name, and a stream that fails partway. One zone serves all:
  * per target one backup run and one restore of a copy for (a) to (c), then runs of its own group for
- * (d) and (e).
+ * (d) and (e). Then a year of runs to both at once, each side thinned by its own schedule, with the
+ * backup host down for a month of them.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -482,46 +483,31 @@ describe('both targets from one table: raw encrypted sends, rotation past held s
   }
 
   describe('retention schedules over a year, to both targets at once, with the backup host down for a month', () => {
-    // runs (days after 2025-01-01, hours) with `--name` timestamps; the backup host is down for runs 11 to 14
-    const RUNS: Array<[number, number]> = [
-      [-90, 0],
-      [-60, 0],
-      [-45, 0],
-      [0, 0],
-      [30, 0],
-      [60, 0],
-      [61, 0],
-      [90, 0],
-      [150, 0],
-      [210, 0],
-      [270, 0],
-      [300, 0],
-      [307, 0],
-      [314, 0],
-      [321, 0],
-      [328, 0],
-      [329, 0],
-      [330, 12],
-      [331, 0],
-      [332, 0],
-    ];
-    const DOWN = new Set([11, 12, 13, 14]);
-    const names = RUNS.map(([day, hour]) => `year-${new Date(Date.UTC(2025, 0, 1 + day, hour)).toISOString()}`);
-    /** `year-2025-11-25T00:00:00.000Z` from `2025-11-25T00`. */
-    const at = (when: string) => `year-${when}:00:00.000Z`;
+    // runs (days after 2025-01-01) with `--name` timestamps; the backup host is down for runs 4 to 7
+    const DAYS = [-60, 0, 1, 280, 300, 310, 320, 330, 331, 332];
+    const DOWN = new Set([4, 5, 6, 7]);
+    const names = DAYS.map((day) => `year-${new Date(Date.UTC(2025, 0, 1 + day)).toISOString()}`);
+    /** `year-2025-11-27T00:00:00.000Z` from `2025-11-27`. */
+    const at = (day: string) => `year-${day}T00:00:00.000Z`;
     const KEY_PREFIX = 'zy';
     const yearConfig = (down: boolean) =>
       writeConfig({
         localRetention: '3,1d1w',
         targets: [
           // port 1 refuses the connection: the backup host is down, not misconfigured
-          { name: 'bk', type: 'ssh', remoteRetention: '1w1m,1m1y', ...(down ? { backupDestinationPort: 1 } : {}) },
+          {
+            name: 'bk',
+            type: 'ssh',
+            remoteRetention: '1w1m,1m1y',
+            staleAfter: '2w',
+            ...(down ? { backupDestinationPort: 1 } : {}),
+          },
           { name: 'off', type: 's3', remoteRetention: '2,1d1w,1w1m', s3: s3Settings(ENDPOINT, KEY_PREFIX) },
         ],
       });
     type Row = { dataset: string; targetName?: string; mode: string; result: string; rotatedRemote: string[] };
-    const rowsOf = (result: Run) =>
-      (JSON.parse(result.stdout) as { results: Array<{ datasets: Row[] }> }).results[0]!.datasets;
+    type Report = { datasets: Row[]; behind?: Array<Record<string, unknown>> };
+    const reportOf = (result: Run) => (JSON.parse(result.stdout) as { results: Report[] }).results[0]!;
     const datasets = () => [`zones/${zone}`, `zones/${zone}/data`, `zones/${zone}/data/vault`];
     const inYear = (list: string[]) => list.filter((n) => n.startsWith('year-')).sort();
     const here = async (dataset: string) => inYear((await snapshotsOf(dataset)).map((s) => s.name));
@@ -533,35 +519,40 @@ describe('both targets from one table: raw encrypted sends, rotation past held s
         yearConfig(DOWN.has(index)),
       );
 
-    it('thins each side by its own schedule, run by run, keeps the held snapshot of the target that is down, and sends to it incrementally when it is back', async () => {
+    it('thins each side by its own schedule run by run, keeps the held snapshot of the target that is down and flags it behind, and sends to it incrementally when it is back', async () => {
       const started = Date.now();
       let beforeDown: Record<string, string> = {};
-      for (let index = 0; index < RUNS.length - 1; index++) {
-        if (index === 11)
+      for (let index = 0; index < DAYS.length - 1; index++) {
+        if (index === 4)
           beforeDown = Object.fromEntries(
             await Promise.all(datasets().map(async (d) => [d, await zfsGet(target(d), 'guid')] as const)),
           );
         const result = await backupRun(index);
-        const rows = rowsOf(result);
+        const report = reportOf(result);
         if (DOWN.has(index)) {
           // the VM is still snapshotted and sent to the bucket; only the backup host's part failed
           assert.equal(result.code, 1, `${names[index]}: ${result.stderr}`);
           assert.match(result.stderr + result.stdout, /bk: cannot connect to backup host/);
           assert.deepEqual(
-            rows.map((r) => `${r.targetName} ${r.result}`),
+            report.datasets.map((r) => `${r.targetName} ${r.result}`),
             datasets().map(() => 'off ok'),
           );
         } else assert.equal(result.code, 0, `${names[index]}: ${result.stderr}`);
-        if (index === 14) {
+        if (index === 4)
+          assert.deepEqual(report.behind, [
+            { target: 'bk', snapshot: at('2025-10-08'), ageSeconds: 20 * 86400, staleAfter: 14 * 86400 },
+          ]);
+        if (index === 7) {
           for (const dataset of datasets())
             assert.deepEqual(
               await here(dataset),
-              [at('2025-09-28T00'), at('2025-11-04T00'), at('2025-11-11T00'), at('2025-11-18T00')],
+              ['2025-10-08', '2025-11-07', '2025-11-17', '2025-11-27'].map(at),
               `${dataset}: the backup host's newest common snapshot (held) stays here while it is down; 10-28 went`,
             );
         }
-        if (index === 15) {
-          for (const row of rows.filter((r) => r.targetName === 'bk'))
+        if (index === 8) {
+          assert.equal(report.behind, undefined, 'bk is no longer behind');
+          for (const row of report.datasets.filter((r) => r.targetName === 'bk'))
             assert.deepEqual([row.mode, row.result], ['incremental', 'ok'], `${row.dataset} back on bk`);
           for (const dataset of datasets())
             assert.equal(
@@ -573,69 +564,38 @@ describe('both targets from one table: raw encrypted sends, rotation past held s
       }
 
       // the last run, first as a dry run: it says what each side would destroy and why the others stay
-      const last = RUNS.length - 1;
+      const last = DAYS.length - 1;
       const before = await Promise.all(datasets().map(here));
       const dry = await backupRun(last, ['--dry-run']);
       assert.equal(dry.code, 0, dry.stderr);
       const root = datasets()[0]!;
       const printed = dry.stdout + dry.stderr;
-      assert.match(printed, new RegExp(`zfs destroy ${target(root)}@${at('2025-11-28T00')}(?!,)`));
-      assert.ok(printed.includes(`keeps ${root}@${at('2025-11-25T00')}: one per day for 1 week`), printed);
-      assert.ok(printed.includes(`keeps ${target(root)}@${at('2025-01-01T00')}: one per month for 1 year`), printed);
-      assert.ok(
-        printed.includes(
-          `keeps s3://${BUCKET}/${streamKey(zone, root, at('2025-11-04T00'), KEY_PREFIX)}: one per week for 1 month`,
-        ),
-        printed,
-      );
+      assert.match(printed, new RegExp(`zfs destroy ${target(root)}@${at('2025-11-28')}(?!,)`));
+      assert.ok(printed.includes(`keeps ${root}@${at('2025-11-27')}: one of the newest 3 (3,1d1w)`), printed);
+      assert.ok(printed.includes(`keeps ${target(root)}@${at('2025-01-01')}: one per month for 1 year`), printed);
+      const stream = streamKey(zone, root, at('2025-10-28'), KEY_PREFIX);
+      assert.ok(printed.includes(`keeps s3://${BUCKET}/${stream}: a kept stream is incremental from it`), printed);
       assert.deepEqual(await Promise.all(datasets().map(here)), before, 'the dry run changed nothing');
 
       const result = await backupRun(last);
       assert.equal(result.code, 0, result.stderr);
-      for (const row of rowsOf(result).filter((r) => r.targetName === 'bk'))
+      for (const row of reportOf(result).datasets.filter((r) => r.targetName === 'bk'))
         assert.deepEqual(
           row.rotatedRemote,
-          [`${target(row.dataset)}@${at('2025-11-28T00')}`],
+          [`${target(row.dataset)}@${at('2025-11-28')}`],
           'the report says what bk thinned',
         );
       // worked out run by run (zfs-autobackup's thinner is not the same applied once to the whole year)
       for (const dataset of datasets()) {
-        assert.deepEqual(
-          await here(dataset),
-          ['2025-11-25T00', '2025-11-26T00', '2025-11-27T12', '2025-11-28T00', '2025-11-29T00'].map(at),
-          `${dataset} here (3,1d1w)`,
-        );
+        assert.deepEqual(await here(dataset), ['2025-11-27', '2025-11-28', '2025-11-29'].map(at), `${dataset} here`);
         assert.deepEqual(
           await onBackupHost(dataset),
-          [
-            '2025-01-01T00',
-            '2025-01-31T00',
-            '2025-03-02T00',
-            '2025-04-01T00',
-            '2025-05-31T00',
-            '2025-07-30T00',
-            '2025-09-28T00',
-            '2025-11-04T00',
-            '2025-11-11T00',
-            '2025-11-18T00',
-            '2025-11-25T00',
-            '2025-11-27T12',
-            '2025-11-29T00',
-          ].map(at),
+          ['2025-01-01', '2025-10-08', '2025-11-07', '2025-11-17', '2025-11-27', '2025-11-29'].map(at),
           `${dataset} on the backup host (1w1m,1m1y)`,
         );
         assert.deepEqual(
           await inBucket(dataset),
-          [
-            '2025-11-04T00',
-            '2025-11-11T00',
-            '2025-11-18T00',
-            '2025-11-25T00',
-            '2025-11-26T00',
-            '2025-11-27T12',
-            '2025-11-28T00',
-            '2025-11-29T00',
-          ].map(at),
+          ['2025-10-28', '2025-11-07', '2025-11-17', '2025-11-27', '2025-11-28', '2025-11-29'].map(at),
           `${dataset} in the bucket (2,1d1w,1w1m, each kept stream with its chain)`,
         );
       }

@@ -33,6 +33,8 @@ class VmHost implements Host {
     private readonly snapshots: Snap[],
     private readonly failing: (argv: Argv) => boolean = () => false,
     private readonly metadata: Record<string, string> = {},
+    /** `zfs holds` answers: tag by snapshot name (after `@`), on every dataset. */
+    private readonly holds: Record<string, string> = {},
   ) {}
   async run(argv: Argv, options: RunOptions): Promise<CommandResult> {
     if (options.mutates) this.commands.push(argv);
@@ -65,6 +67,14 @@ class VmHost implements Host {
       ]);
       return answer(`${lines.join('\n')}\n`);
     }
+    if (argv[0] === 'zfs' && argv[1] === 'holds') {
+      const named = argv.filter((a) => a.includes('@'));
+      const lines = named.flatMap((full) => {
+        const tag = this.holds[full.split('@')[1]!];
+        return tag ? [`${full}\t${tag}\tThu Nov 14 2023`] : [];
+      });
+      return answer(lines.map((l) => `${l}\n`).join(''));
+    }
     if (argv[0] === 'imgadm' || argv[0] === 'zonecfg') return answer('', 1);
     return answer('');
   }
@@ -78,7 +88,7 @@ class VmHost implements Host {
 /** A target that records what it was handed; `fails` makes its prepare or one dataset fail. */
 class FakeTarget implements Target {
   readonly label: string;
-  readonly holdsLocal: boolean;
+  readonly holdTag?: string;
   run?: VmRun;
   consistency?: ConsistencyRecord;
   /** When execute ran, as seen from the host: the commands issued before it. */
@@ -97,7 +107,7 @@ class FakeTarget implements Target {
     } = {},
   ) {
     this.label = `fake:${name}`;
-    this.holdsLocal = options.holdsLocal ?? true;
+    if (options.holdsLocal ?? true) this.holdTag = `zonecopy:${name}:daily`;
   }
   async prepare(run: VmRun): Promise<PreparedTarget> {
     this.run = run;
@@ -183,6 +193,30 @@ describe('one run, several targets', () => {
     );
   });
 
+  it("flags a target whose newest common snapshot (its hold's, here) is older than its staleAfter; not one that got this run's", async () => {
+    const host = new VmHost(
+      [{ name: 'daily-a', userrefs: 1 }, { name: 'daily-b' }],
+      () => false,
+      {},
+      {
+        'daily-a': 'zonecopy:offsite:daily',
+      },
+    );
+    const down = new FakeTarget('offsite', host, { prepareError: 'connect ECONNREFUSED' });
+    const staleAfter = new Map([
+      ['bk1', 86400],
+      ['offsite', 86400],
+    ]);
+    const result = await backupVm(
+      UUID,
+      { ...settings, staleAfter },
+      { local: host, targets: [new FakeTarget('bk1', host), down], log: silentLog, now },
+    );
+    // daily-a has no time in its name: its creation (the first listed snapshot's) counts
+    const age = Date.parse('2026-11-30T00:00:00Z') / 1000 - 1700000000;
+    assert.deepEqual(result.behind, [{ target: 'offsite', snapshot: 'daily-a', ageSeconds: age, staleAfter: 86400 }]);
+  });
+
   it('a target that cannot be reached and holds nothing here (holds off): nothing is thinned here', async () => {
     const host = new VmHost([{ name: 'daily-a' }]);
     const down = new FakeTarget('offsite', host, { prepareError: 'connect ECONNREFUSED', holdsLocal: false });
@@ -222,6 +256,14 @@ describe('one run, several targets', () => {
     ];
     await backupVm(UUID, settings, { local: host, targets, log: silentLog, now });
     assert.deepEqual(destroys(host), [`${ROOT}@daily-b`, `${DISK}@daily-b`]);
+  });
+
+  it('a snapshot both targets release this run (two holds) may go', async () => {
+    const host = new VmHost([{ name: 'daily-a', userrefs: 2 }]);
+    const releasing = [`${ROOT}@daily-a`, `${DISK}@daily-a`];
+    const targets = [new FakeTarget('bk1', host, { releasing }), new FakeTarget('offsite', host, { releasing })];
+    await backupVm(UUID, settings, { local: host, targets, log: silentLog, now });
+    assert.deepEqual(destroys(host), [`${ROOT}@daily-a`, `${DISK}@daily-a`]);
   });
 
   it('every target unreachable: the VM is still snapshotted and thinned here, each held snapshot kept', async () => {
