@@ -36,6 +36,7 @@ describe('configuration', () => {
   it('accepts every key of configuration.json.example, and smartcopy number strings', () => {
     const c = loadConfig('configuration.json.example');
     assert.equal(c.remoteSnapshotLimit, 14);
+    assert.deepEqual([c.localRetention, c.remoteRetention, c.staleAfter], ['3,1d1w', '10,1d1w,1w1m,1m1y', '2d']);
     assert.equal(loadConfig(file({ ...minimal, localSnapshotLimit: '3' })).localSnapshotLimit, 3);
     assert.deepEqual(
       loadConfig(file({ ...minimal, compressionCmd: 'zstd -1 -T0', decompressionCmd: 'zstd -d' })).compressionCmd,
@@ -52,6 +53,11 @@ describe('configuration', () => {
     fails({ backupDestinationBasePath: 'backup/zones' }, /"backupDestination": required for the SSH backup host/);
     fails({ ...minimal, backupDestinationBasePath: '/backup/zones' }, /backupDestinationBasePath/);
     fails({ ...minimal, transferStrategy: 'ftp' }, /transferStrategy/);
+    fails(
+      { ...minimal, remoteRetention: '1d,1w1m' },
+      /"remoteRetention": retention schedule "1d,1w1m": "1d" is neither.*10,1d1w,1w1m,1m1y/,
+    );
+    fails({ ...minimal, localRetention: '1w1d' }, /"localRetention": .*"1w1d" keeps one per 1w for less than that/);
     fails({ ...minimal, compressionCmd: ['zstd'] }, /set decompressionCmd too/);
     fails({ ...minimal, smtpHostname: 'mail' }, /smtpFromAddress/);
     fails({ ...minimal, notificationOrder: 'email,http' }, /unknown notifier "http"/);
