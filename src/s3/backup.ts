@@ -4,6 +4,7 @@ import type { Argv } from '../host/quote.js';
 import type { Log } from '../log.js';
 import {
   datasetRow,
+  preparedTarget,
   emptyTally,
   type DatasetTally,
   type PreparedTarget,
@@ -129,13 +130,7 @@ export class ObjectTarget implements Target {
       });
       return { datasets, errors };
     };
-    return {
-      problems: plan.problems,
-      warnings: plan.warnings,
-      releasing: plan.releasing,
-      needsLocal: plan.needsLocal,
-      execute,
-    };
+    return preparedTarget(plan, execute);
   }
 }
 

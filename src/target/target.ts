@@ -56,6 +56,15 @@ export interface PreparedTarget {
   execute(consistency: ConsistencyRecord): Promise<TargetOutcome>;
 }
 
+/** A target's plan as the run loop sees it: what it knows before the snapshot, and how to carry it out. */
+export function preparedTarget(
+  plan: Omit<PreparedTarget, 'execute'>,
+  execute: PreparedTarget['execute'],
+): PreparedTarget {
+  const { problems, warnings, releasing, needsLocal } = plan;
+  return { problems, warnings, releasing, needsLocal, execute };
+}
+
 export interface TargetOutcome {
   /** One row per VM dataset (and per image sent as a clone's origin). */
   datasets: DatasetResult[];

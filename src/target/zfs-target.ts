@@ -15,6 +15,7 @@ import { snapshotsHeldBy } from '../zfs/holds.js';
 import { splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import {
   datasetRow,
+  preparedTarget,
   type DatasetTally,
   type PreparedTarget,
   type Target,
@@ -102,13 +103,7 @@ export class ZfsTarget implements Target {
         errors: execution.errors,
       };
     };
-    return {
-      problems: plan.problems,
-      warnings: plan.warnings,
-      releasing: plan.releasing,
-      needsLocal: plan.needsLocal,
-      execute,
-    };
+    return preparedTarget(plan, execute);
   }
 }
 
