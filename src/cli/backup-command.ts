@@ -20,6 +20,7 @@ import { createStrategy } from '../transfer/index.js';
 import { parseSchedule, type Retention } from '../plan/retention.js';
 import { parseDuration } from '../status/health.js';
 import { retentionOf } from '../plan/rotation.js';
+import { targetHoldPrefix } from '../zfs/holds.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { defaultConfigPath } from './paths.js';
 import {
@@ -205,7 +206,7 @@ function unreachable(opened: OpenedTarget, holdTag: string | undefined): Target 
 /** This target's hold tag on both sides, unless holds are off in its configuration or by --no-holds. */
 function holdTag(config: Config, flags: BackupFlags, name: string): string | undefined {
   const group = flags.groupName ?? config.snapshotIdentifier;
-  return config.holds && flags.holds !== false ? `zonecopy:${name}:${group}` : undefined;
+  return config.holds && flags.holds !== false ? `${targetHoldPrefix(name)}${group}` : undefined;
 }
 
 /** A target's retention from its configuration (its own keys over the top level's). */
