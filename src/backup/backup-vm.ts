@@ -132,6 +132,13 @@ export async function backupVm(
     const now = thinningNow(snapshot, settings.group, startedAt);
     const unreached = targets.filter((t) => !ready.some((r) => r.target === t));
     const blind = unreached.filter((t) => !t.holdTag);
+    // a target that was not reached and holds no snapshot of a dataset here (never held, or released): not known
+    for (const t of unreached.filter((u) => u.holdTag)) {
+      const states = datasets.flatMap((d) => observed.local.get(d) ?? []);
+      const held = await snapshotsHeldBy(local, t.holdTag!, states).catch(() => new Set<string>());
+      for (const dataset of datasets)
+        if (![...held].some((full) => splitSnapshot(full).dataset === dataset)) unknown.add(dataset);
+    }
     if (blind.length > 0 && settings.localRetention) {
       log.warn(
         `nothing thinned here: ${blind.map((t) => t.name).join(', ')} was not reached and holds no snapshot here (holds off), so its newest common snapshot is not known`,

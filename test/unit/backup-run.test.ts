@@ -33,8 +33,8 @@ class VmHost implements Host {
     private readonly snapshots: Snap[],
     private readonly failing: (argv: Argv) => boolean = () => false,
     private readonly metadata: Record<string, string> = {},
-    /** `zfs holds` answers: tag by snapshot name (after `@`), on every dataset. */
-    private readonly holds: Record<string, string> = {},
+    /** `zfs holds` answers: tags by snapshot name (after `@`), on every dataset. */
+    private readonly holds: Record<string, string[]> = {},
   ) {}
   async run(argv: Argv, options: RunOptions): Promise<CommandResult> {
     if (options.mutates) this.commands.push(argv);
@@ -69,10 +69,9 @@ class VmHost implements Host {
     }
     if (argv[0] === 'zfs' && argv[1] === 'holds') {
       const named = argv.filter((a) => a.includes('@'));
-      const lines = named.flatMap((full) => {
-        const tag = this.holds[full.split('@')[1]!];
-        return tag ? [`${full}\t${tag}\tThu Nov 14 2023`] : [];
-      });
+      const lines = named.flatMap((full) =>
+        (this.holds[full.split('@')[1]!] ?? []).map((tag) => `${full}\t${tag}\tThu Nov 14 2023`),
+      );
       return answer(lines.map((l) => `${l}\n`).join(''));
     }
     if (argv[0] === 'imgadm' || argv[0] === 'zonecfg') return answer('', 1);
@@ -179,7 +178,14 @@ describe('one run, several targets', () => {
   });
 
   it('a target that cannot be reached fails alone: the other gets the backup, its held snapshot stays here', async () => {
-    const host = new VmHost([{ name: 'daily-a', userrefs: 1 }, { name: 'daily-b' }]);
+    const host = new VmHost(
+      [{ name: 'daily-a', userrefs: 1 }, { name: 'daily-b' }],
+      () => false,
+      {},
+      {
+        'daily-a': ['zonecopy:offsite:daily'],
+      },
+    );
     const good = new FakeTarget('bk1', host);
     const down = new FakeTarget('offsite', host, { prepareError: 'connect ECONNREFUSED' });
     const result = await backupVm(UUID, settings, { local: host, targets: [good, down], log: silentLog, now });
@@ -199,7 +205,7 @@ describe('one run, several targets', () => {
       () => false,
       {},
       {
-        'daily-a': 'zonecopy:offsite:daily',
+        'daily-a': ['zonecopy:offsite:daily'],
       },
     );
     const down = new FakeTarget('offsite', host, { prepareError: 'connect ECONNREFUSED' });
@@ -215,6 +221,13 @@ describe('one run, several targets', () => {
     // daily-a has no time in its name: its creation (the first listed snapshot's) counts
     const age = Date.parse('2026-11-30T00:00:00Z') / 1000 - 1700000000;
     assert.deepEqual(result.behind, [{ target: 'offsite', snapshot: 'daily-a', ageSeconds: age, staleAfter: 86400 }]);
+  });
+
+  it('a target that cannot be reached and holds no snapshot of it here (released, or never held): nothing is thinned', async () => {
+    const host = new VmHost([{ name: 'daily-a' }, { name: 'daily-b' }]);
+    const down = new FakeTarget('offsite', host, { prepareError: 'connect ECONNREFUSED' });
+    await backupVm(UUID, settings, { local: host, targets: [new FakeTarget('bk1', host), down], log: silentLog, now });
+    assert.deepEqual(destroys(host), [], "daily-b may be the unreachable target's last common snapshot");
   });
 
   it('a target that cannot be reached and holds nothing here (holds off): nothing is thinned here', async () => {
@@ -267,7 +280,14 @@ describe('one run, several targets', () => {
   });
 
   it('every target unreachable: the VM is still snapshotted and thinned here, each held snapshot kept', async () => {
-    const host = new VmHost([{ name: 'daily-a', userrefs: 1 }, { name: 'daily-b' }]);
+    const host = new VmHost(
+      [{ name: 'daily-a', userrefs: 2 }, { name: 'daily-b' }],
+      () => false,
+      {},
+      {
+        'daily-a': ['zonecopy:bk1:daily', 'zonecopy:offsite:daily'],
+      },
+    );
     const targets = [
       new FakeTarget('bk1', host, { prepareError: 'host key changed' }),
       new FakeTarget('offsite', host, { prepareError: 'no credentials' }),
