@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { createFixtures, fixtureUuid } from './fixtures.js';
 import { startS3rver, testBucket } from './object-store.js';
-import { BASE, resetHosts, run, sh, writeConfig, zonecopy, PROJECT, type TestConfig } from './harness.js';
+import { BASE, releaseHolds, resetHosts, run, sh, writeConfig, zonecopy, PROJECT, type TestConfig } from './harness.js';
 import { change, essentials, fingerprint, specOf, withMounted, type Spec } from './vm-checks.js';
 
 const BRANDS = ['joyent', 'lx', 'kvm', 'bhyve'] as const;
@@ -97,6 +97,9 @@ describe('object storage target (s3rver)', () => {
         assert.deepEqual([d.chain, d.newestCommon.name], ['ok', 'daily-b2']);
       }
 
+      // the bucket's newest snapshot is held here (zonecopy:s3:daily), as a backup host's is
+      assert.notEqual((await run('vmadm', ['delete', uuid])).code, 0, 'the held snapshot keeps the VM from deletion');
+      await releaseHolds(uuid);
       assert.equal((await run('vmadm', ['delete', uuid])).code, 0);
       let started = Date.now();
       result = await zonecopy(['restore', uuid], config);
