@@ -9,6 +9,7 @@
  *   BENCH_PHASES=overhead,...  run only these phases (overhead, dataPath, memory, history)
  *   BENCH_CONFIG='{"transferConcurrency":8}'  configuration.json settings for zonecopy's overhead runs
  *   BENCH_STRATEGIES=mbuffer,ssh  data path: only these strategies (the plain pipelines always run)
+ *   BENCH_RESTORE_MB=512       data in the VM whose restore is timed full and incremental
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { LocalHost } from '../src/host/local.js';
@@ -16,7 +17,7 @@ import { RemoteHost } from '../src/host/remote.js';
 import { createStrategy } from '../src/transfer/index.js';
 import type { StrategyName } from '../src/transfer/strategy.js';
 import { createFixtures, fixtureUuid } from '../test/integration/fixtures.js';
-import { PROJECT, resetHosts, run, sh, writeConfig, zonecopy } from '../test/integration/harness.js';
+import { PROJECT, releaseHolds, resetHosts, run, sh, writeConfig, zonecopy } from '../test/integration/harness.js';
 
 const list = (name: string, fallback: string) => (process.env[name] ?? fallback).split(',').map(Number);
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -217,9 +218,40 @@ async function history(sizes: number[]) {
   return rows.map((r) => ({ ...r, ratioToSmallest: r.noChangeSeconds / rows[0]!.noChangeSeconds }));
 }
 
-/** BENCH_PHASES=overhead,dataPath,memory,history picks phases; the others keep their last figures. */
+/**
+ * One VM's set restored two ways, side by side: whole onto a host without the VM, and with
+ * `--force` over the VM a set older, which still shares that set's snapshot (only the change moves).
+ */
+async function restoreTimes(mb: number) {
+  await resetHosts();
+  await createFixtures(['joyent']);
+  const uuid = await fixtureUuid('joyent');
+  const config = writeConfig();
+  await sh(`head -c ${mb}M /dev/urandom > /zones/${uuid}/bulk.bin`);
+  await timed(['backup', uuid, '--groupName', 'r', '--name', 'b1'], config);
+  await sh(`head -c 8M /dev/urandom > /zones/${uuid}/change.bin`);
+  await timed(['backup', uuid, '--groupName', 'r', '--name', 'b2'], config);
+  const restore = async (args: string[]) => {
+    const started = Date.now();
+    const result = await zonecopy(['restore', uuid, ...args], config);
+    if (result.code !== 0) throw new Error(`restore ${args.join(' ')} failed: ${result.stderr}`);
+    return seconds(started);
+  };
+  await releaseHolds(uuid);
+  await sh(`vmadm delete ${uuid}`);
+  const full = await restore(['--snapshot', 'r-b2']);
+  // back to the older set (whole: this host has only the newer one), then the newer set over it
+  await restore(['--snapshot', 'r-b1', '--force']);
+  const incremental = await restore(['--snapshot', 'r-b2', '--force']);
+  log(
+    `  restore of a ${mb} MB VM: full ${full.toFixed(1)} s, incremental over the older set ${incremental.toFixed(1)} s`,
+  );
+  return [{ dataMB: mb, fullSeconds: full, incrementalSeconds: incremental, ratio: full / incremental }];
+}
+
+/** BENCH_PHASES=overhead,dataPath,memory,history,restore picks phases; the others keep their last figures. */
 async function main() {
-  const phases = (process.env.BENCH_PHASES ?? 'overhead,dataPath,memory,history').split(',');
+  const phases = (process.env.BENCH_PHASES ?? 'overhead,dataPath,memory,history,restore').split(',');
   const file = `${PROJECT}/bench/results.json`;
   const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
   const results: Record<string, unknown> = {
@@ -237,6 +269,7 @@ async function main() {
   if (phases.includes('dataPath')) save('dataPath', await dataPath(Number(process.env.BENCH_MB ?? 1024)));
   if (phases.includes('memory')) save('memory', await memory(list('BENCH_RSS_MB', '100,2048')));
   if (phases.includes('history')) save('history', await history(list('BENCH_HISTORY', '10,1000')));
+  if (phases.includes('restore')) save('restore', await restoreTimes(Number(process.env.BENCH_RESTORE_MB ?? 512)));
 }
 
 main().catch((error: Error) => {

@@ -22,6 +22,7 @@ async function main(): Promise<number> {
       'BENCH_PHASES',
       'BENCH_CONFIG',
       'BENCH_STRATEGIES',
+      'BENCH_RESTORE_MB',
     ]
       .filter((k) => process.env[k])
       .map((k) => `${k}=${shellQuote(process.env[k]!)}`)
@@ -75,6 +76,15 @@ function writeTable(): void {
       4,
       (h: Record<string, number>) =>
         `| ${h.snapshotsPerDataset} | ${h.snapshotsOnTarget} | ${f(h.noChangeSeconds!)} s | ${f(h.ratioToSmallest!, 2)}x |`,
+    ),
+    '',
+    '| VM data | restore, whole | restore --force over the set before | ratio |',
+    '|---|---|---|---|',
+    ...rowsOf(
+      r.restore,
+      4,
+      (x: Record<string, number>) =>
+        `| ${x.dataMB} MB | ${f(x.fullSeconds!)} s | ${f(x.incrementalSeconds!)} s | ${f(x.ratio!, 2)}x |`,
     ),
   ];
   const readme = join(PROJECT_ROOT, 'bench/README.md');

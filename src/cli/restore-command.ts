@@ -143,6 +143,12 @@ async function restore(
       if (result.imagesInstalled.length)
         process.stdout.write(`  images installed from the backup: ${result.imagesInstalled.join(', ')}\n`);
       for (const line of nicLines(result)) process.stdout.write(`  ${line}\n`);
+      if (result.replaced && !flags.dryRun)
+        process.stdout.write(
+          result.kept?.length
+            ? `  the VM that was here was replaced; its previous copy was kept: ${result.kept.join(', ')}\n`
+            : '  the VM that was here was replaced after the backup was completely received, and its previous copy removed\n',
+        );
     }
     return EXIT_OK;
   } catch (error) {

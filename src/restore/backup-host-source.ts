@@ -7,7 +7,7 @@ import { commandLine, shellQuote } from '../host/quote.js';
 import { pump } from '../transfer/pump.js';
 import { guidOf } from '../zfs/guid.js';
 import { receivedRaw } from '../zfs/encryption.js';
-import { datasetsWithin, listDatasets, type DatasetState } from '../zfs/list.js';
+import { datasetsWithin, listDatasets, type DatasetState, type SnapshotInfo } from '../zfs/list.js';
 import { isWithin, splitSnapshot, targetDatasetName } from '../zfs/names.js';
 import { completeBackupSets, pickBackupSet } from './backup-sets.js';
 import { ImageFileMeter } from './image-install.js';
@@ -21,6 +21,7 @@ import type {
   Received,
   RestoreSource,
   SetDataset,
+  SnapshotRef,
   StoredImage,
 } from './source.js';
 
@@ -93,8 +94,14 @@ export class BackupHostSource implements RestoreSource {
     const datasets: SetDataset[] = [];
     const guids = new Map<string, string>();
     for (const pair of pairs) {
-      const raw = receivedRaw(state.get(pair.backup), this.paths.basePath);
-      datasets.push({ ...pair, ...(await this.originOf(state.get(pair.backup), guids)), ...(raw ? { raw } : {}) });
+      const listed = state.get(pair.backup);
+      const raw = receivedRaw(listed, this.paths.basePath);
+      datasets.push({
+        ...pair,
+        ...(await this.originOf(listed, guids)),
+        ...(raw ? { raw } : {}),
+        history: historyUpTo(listed?.snapshots ?? [], snapshot),
+      });
     }
     return { vm: uuid, snapshot, spec, images: await this.readImages(uuid, snapshot), datasets };
   }
@@ -110,6 +117,12 @@ export class BackupHostSource implements RestoreSource {
     stream.stdin.end();
     const moved = await pump(stream, local.spawn([receive]), `restore of ${head} into ${into.name}`);
     return { mode: from ? 'incremental' : 'full', ...moved };
+  }
+
+  async estimate(set: BackupSet, dataset: SetDataset, into: ReceiveInto): Promise<number> {
+    const { send } = this.sendOf(set, dataset, into);
+    const dry = await this.remote.run([send[0]!, send[1]!, '-nP', ...send.slice(2)], { mutates: false });
+    return streamSize(dry.stdout + dry.stderr);
   }
 
   describeReceive(set: BackupSet, dataset: SetDataset, into: ReceiveInto): string[] {
@@ -132,10 +145,14 @@ export class BackupHostSource implements RestoreSource {
     };
   }
 
-  /** The one `zfs send` of a dataset: whole, or from the origin the recreated clone has. */
+  /** The one `zfs send` of a dataset: whole, or from the snapshot the host still has, or from the origin the recreated clone has. */
   private sendOf(set: BackupSet, dataset: SetDataset, into: ReceiveInto) {
     const head = `${dataset.backup}@${set.snapshot}`;
-    const from = into.fromOrigin ? dataset.origin : undefined;
+    const from = into.base
+      ? { dataset: dataset.backup, snapshot: into.base.name }
+      : into.fromOrigin
+        ? dataset.origin
+        : undefined;
     const raw = dataset.raw ? ['-w'] : [];
     const send = from
       ? ['zfs', 'send', ...raw, '-i', `${from.dataset}@${from.snapshot}`, head]
@@ -192,4 +209,16 @@ export class BackupHostSource implements RestoreSource {
     if (!guids.has(state.origin)) guids.set(state.origin, await guidOf(this.remote, state.origin));
     return { origin: { ...splitSnapshot(state.origin), guid: guids.get(state.origin)! } };
   }
+}
+
+/** The snapshots of a backed-up dataset up to and including `snapshot`, oldest first, by name and guid. */
+export function historyUpTo(snapshots: readonly SnapshotInfo[], snapshot: string): SnapshotRef[] {
+  const end = snapshots.findIndex((s) => s.name === snapshot);
+  return snapshots.slice(0, end + 1).map(({ name, guid }) => ({ name, guid }));
+}
+
+/** The `size` line of `zfs send -nP` (0 when it printed none). */
+export function streamSize(output: string): number {
+  const match = /^size\s+(\d+)\s*$/m.exec(output);
+  return match ? Number(match[1]) : 0;
 }

@@ -4,12 +4,13 @@ import type { Log } from '../log.js';
 import { discoverDatasets } from '../smartos/discovery.js';
 import { vmadmGet, type VmSpec } from '../smartos/vmadm.js';
 import { guidOf } from '../zfs/guid.js';
-import { releaseZonecopyHolds } from '../zfs/holds.js';
 import { listDatasets, type DatasetState } from '../zfs/list.js';
-import { isWithin } from '../zfs/names.js';
+import { isWithin, poolOf } from '../zfs/names.js';
 import { createPayload, nicChanges, type NicChange } from './create-payload.js';
 import { ensureImages, UUID_TAIL } from './ensure-images.js';
 import { delegatedRole, diskPropertyCommands, receiveArgv } from './received-properties.js';
+import { checkBrand, checkNicConflicts, checkRoom, type PoolNeeds } from './preflight.js';
+import { replaceVm } from './replace-vm.js';
 import { RestoreError } from './restore-error.js';
 import type { BackupSet, OriginSnapshot, RestoreSource } from './source.js';
 
@@ -44,6 +45,10 @@ export interface RestoreResult {
   started: boolean;
   /** A copy (--new-uuid): what its nics lost so that vmadm accepts it beside the original. */
   nics?: NicChange[];
+  /** --force over the VM that was here: received beside it, swapped in, the old copy removed. */
+  replaced?: boolean;
+  /** Old copies that could not be removed after the swap (named for the operator). */
+  kept?: string[];
 }
 
 /**
@@ -64,8 +69,28 @@ export async function restoreVm<S extends BackupSet>(
   await source.verify(set, { readStreams: !local.dryRun });
 
   const uuid = options.newUuid ? randomUUID() : options.uuid;
-  await makeRoom(uuid, options.force, local);
+  const existing = await existingVm(uuid, local);
+  if (existing && !options.force)
+    throw new RestoreError(
+      `VM ${uuid} exists on this host; zonecopy will not overwrite it. Use --force to replace it (it is kept until the backup is completely here), or --new-uuid to restore a copy beside it.`,
+    );
+  checkBrand(spec);
+  // a copy gets new MACs and no static IPs; the VM being replaced gives its own up
+  if (!options.newUuid) await checkNicConflicts(spec, uuid, local);
   const imagesInstalled = await ensureImages(set, source, local, log);
+  if (existing) {
+    const { datasets, kept } = await replaceVm({ uuid, start: options.start }, { local, source, log, set, existing });
+    return {
+      uuid,
+      snapshot,
+      datasets,
+      imagesInstalled,
+      started: options.start,
+      replaced: true,
+      ...(kept.length ? { kept } : {}),
+    };
+  }
+  await checkRoom(await freshNeeds(set, source, local), local);
   const sources = set.datasets.map((d) => d.source);
   const vm = await recreateStopped(spec, uuid, sources, local, { copy: options.newUuid });
   const nics = options.newUuid
@@ -104,6 +129,36 @@ export async function restoreVm<S extends BackupSet>(
   }
   await finishRestore(spec, uuid, vm, options.start, local);
   return { uuid, snapshot, datasets, imagesInstalled, started: options.start, ...nics };
+}
+
+/** The VM as `vmadm get` prints it (every field, for recreating it), when it exists here. */
+async function existingVm(uuid: string, local: Host): Promise<VmSpec | undefined> {
+  const got = await local.run(['vmadm', 'get', uuid], { mutates: false, allowExitCodes: [1] });
+  return got.exitCode === 0 ? (JSON.parse(got.stdout) as VmSpec) : undefined;
+}
+
+/** Room a restore onto no VM needs: each stream (from its image where the image here has the origin's guid), or a zvol's reservation. */
+async function freshNeeds<S extends BackupSet>(set: S, source: RestoreSource<S>, local: Host): Promise<PoolNeeds> {
+  const needs: PoolNeeds = new Map();
+  for (const dataset of set.datasets) {
+    const pool = poolOf(dataset.source);
+    const origin = dataset.origin && (await localOrigin(local, pool, dataset.origin));
+    const into = { name: dataset.source, fromOrigin: origin !== undefined, argv: () => [] };
+    const bytes = await source.estimate(set, dataset, into);
+    const disk = (set.spec.disks ?? []).find((d) => d.zfs_filesystem === dataset.source);
+    const reserved = typeof disk?.refreservation === 'number' ? disk.refreservation * 2 ** 20 : 0;
+    needs.set(pool, (needs.get(pool) ?? 0) + Math.max(bytes, reserved));
+  }
+  return needs;
+}
+
+/** The snapshot here with a clone's origin guid: of the image (named by its UUID) on `pool`, or of the origin's own dataset. */
+export async function localOrigin(local: Host, pool: string, origin: OriginSnapshot): Promise<string | undefined> {
+  const image = UUID_TAIL.exec(origin.dataset)?.[1];
+  const dataset = image ? `${pool}/${image}` : origin.dataset;
+  const snapshots = (await listDatasets(local, [dataset])).get(dataset)?.snapshots ?? [];
+  const found = snapshots.find((s) => s.guid === origin.guid);
+  return found ? `${dataset}@${found.name}` : undefined;
 }
 
 /** The local origin a recreated clone has when it is the backed-up one: the image's snapshot, on the VM's pool. */
@@ -185,22 +240,4 @@ export async function finishRestore(
   if (typeof spec.quota === 'number')
     await local.run(['vmadm', 'update', uuid, `quota=${spec.quota}`], { mutates: true });
   if (start) await local.run(['vmadm', 'start', uuid], { mutates: true });
-}
-
-/**
- * Refuses to touch an existing VM unless --force, which deletes it first, after releasing
- * zonecopy's holds on its snapshots here: vmadm delete's `zfs destroy -r` stops at a held
- * snapshot and leaves the VM half deleted.
- */
-export async function makeRoom(uuid: string, force: boolean, local: Host): Promise<void> {
-  const existing = await local.run(['vmadm', 'get', uuid], { mutates: false, allowExitCodes: [1] });
-  if (existing.exitCode !== 0) return;
-  if (!force) {
-    throw new RestoreError(
-      `VM ${uuid} exists on this host; zonecopy will not overwrite it. Use --force to replace it, or --new-uuid to restore a copy beside it.`,
-    );
-  }
-  const { datasets } = discoverDatasets((await vmadmGet(local, uuid)).spec);
-  await releaseZonecopyHolds(local, datasets);
-  await local.run(['vmadm', 'delete', uuid], { mutates: true });
 }

@@ -30,6 +30,11 @@ export interface RestoreSource<S extends BackupSet = BackupSet> {
   /** What `receive` would run, one line per stream, for a dry run; reads nothing. */
   describeReceive(set: S, dataset: SetDataset, into: ReceiveInto): string[];
   /**
+   * Bytes `receive` will bring, for the room check before anything changes: what `zfs send -nP`
+   * says on a backup host, the stored (compressed, so a lower bound) bytes of an object store.
+   */
+  estimate(set: S, dataset: SetDataset, into: ReceiveInto): Promise<number>;
+  /**
    * What writes the full stream of a clone's origin (an image) into a file on `local`, for imgadm
    * install, and what it runs (for a dry run); undefined when the backup does not have it.
    */
@@ -62,6 +67,17 @@ export interface SetDataset {
   origin?: OriginSnapshot;
   /** Received raw on the backup host (ciphertext there): only a raw send, which needs no key, gets it out. */
   raw?: boolean;
+  /**
+   * The snapshots a stream of this dataset can start from, oldest first, up to and including the
+   * set's own (its guid last): what a host that still has one of them needs only the rest of.
+   */
+  history?: SnapshotRef[];
+}
+
+/** A snapshot by its name in the backup and its guid (the same everywhere it was received). */
+export interface SnapshotRef {
+  name: string;
+  guid: string;
 }
 
 /** A clone's origin as the backup knows it: `dataset` is where the source keeps it (ends in the image UUID). */
@@ -82,6 +98,11 @@ export interface ReceiveInto {
   fromOrigin: boolean;
   /** The local `zfs receive` of each stream in order; `first` is the full one or the one from the origin. */
   argv(first: boolean): Argv;
+  /**
+   * The first stream is incremental from this snapshot of the set's history (by guid), which the
+   * dataset `argv(true)` creates is a clone of: a host that still has it gets only what changed.
+   */
+  base?: SnapshotRef;
 }
 
 export interface Received {

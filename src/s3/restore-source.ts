@@ -68,7 +68,8 @@ export class ObjectStoreSource implements RestoreSource<StoredSet> {
       const head = [...catalog.streams.values()].find((s) => s.dataset === dataset && s.snapshot === set.snapshot)!;
       const { chain, origin } = chainOf(catalog, head);
       chains.set(dataset, chain);
-      return { source: dataset, backup: chain[chain.length - 1]!.key, ...(origin ? { origin } : {}) };
+      const history = chain.map((stream) => ({ name: stream.snapshot, guid: stream.guid }));
+      return { source: dataset, backup: chain[chain.length - 1]!.key, ...(origin ? { origin } : {}), history };
     });
     return {
       vm: uuid,
@@ -103,15 +104,17 @@ export class ObjectStoreSource implements RestoreSource<StoredSet> {
   }
 
   describeReceive(set: StoredSet, dataset: SetDataset, into: ReceiveInto): string[] {
-    return set.chains
-      .get(dataset.source)!
-      .map(
-        (stream, i) => `${this.label}: get ${stream.key} | ${pipelineText(this.unpack(stream, into.argv(i === 0)))}`,
-      );
+    return streamsFor(set, dataset, into).map(
+      (stream, i) => `${this.label}: get ${stream.key} | ${pipelineText(this.unpack(stream, into.argv(i === 0)))}`,
+    );
+  }
+
+  async estimate(set: StoredSet, dataset: SetDataset, into: ReceiveInto): Promise<number> {
+    return streamsFor(set, dataset, into).reduce((sum, stream) => sum + (stream.bytes ?? 0), 0);
   }
 
   async receive(set: StoredSet, dataset: SetDataset, into: ReceiveInto, local: Host): Promise<Received> {
-    const chain = set.chains.get(dataset.source)!;
+    const chain = streamsFor(set, dataset, into);
     let bytes = 0;
     const started = Date.now();
     for (const [i, stream] of chain.entries()) {
@@ -120,7 +123,7 @@ export class ObjectStoreSource implements RestoreSource<StoredSet> {
       bytes += await receiveObject(this.store, stream, receive, local, this.s3);
     }
     return {
-      mode: dataset.origin || chain.length > 1 ? 'incremental' : 'full',
+      mode: into.base || dataset.origin || chain.length > 1 ? 'incremental' : 'full',
       bytes,
       seconds: (Date.now() - started) / 1000,
     };
@@ -144,6 +147,13 @@ export class ObjectStoreSource implements RestoreSource<StoredSet> {
   private unpack(stream: StoredStream, sink: Argv): Argv[] {
     return unpackPipeline(stream, sink, this.s3);
   }
+}
+
+/** The stream objects a receive needs: the whole chain, or what follows the snapshot the host still has. */
+function streamsFor(set: StoredSet, dataset: SetDataset, into: ReceiveInto): StoredStream[] {
+  const chain = set.chains.get(dataset.source)!;
+  if (!into.base) return chain;
+  return chain.slice(chain.findIndex((stream) => stream.guid === into.base!.guid) + 1);
 }
 
 /** Sets whose every dataset has its stream with an unbroken chain, newest first. */

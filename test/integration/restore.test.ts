@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { createFixtures, fixtureUuid } from './fixtures.js';
+import { forceFaults } from './force-faults.js';
 import {
   releaseHolds,
   resetHosts,
@@ -162,6 +163,63 @@ describe('restore drills', () => {
       assert.match(await sh(`vmadm list -p -o state uuid=${uuid}`), /running/);
     });
   }
+
+  it('--force never loses the VM it replaces: the stream cut or the backup host dropped while receiving beside it, no room, vmadm create or start failing after the swap; each time the VM is back as it was, running, and the next try restores incrementally', async () => {
+    const uuid = uuids.kvm!; // running at daily-b1 since its case: two top datasets, a zone root and a zvol
+    const before = await fingerprint(uuid);
+    assert.deepEqual(before, first.kvm, 'the kvm case left it at the older set');
+    const faults = await forceFaults(uuid, config);
+    const intact = async (what: string) => {
+      assert.deepEqual(await fingerprint(uuid), before, `${what}: every file and volume as it was`);
+      assert.equal((await sh(`vmadm list -p -o state uuid=${uuid}`)).trim(), 'running', `${what}: running again`);
+      assert.equal(
+        (await sh(`zfs list -H -o name | grep -c -- '-zonecopy-' || true`)).trim(),
+        '0',
+        `${what}: nothing left beside it`,
+      );
+    };
+    const attempts: Array<[string, Record<string, string>, RegExp]> = [
+      ['stream cut at its start', { ZC_CUT: '0' }, /was not touched \(it is running\)/],
+      ['stream cut after 300 kB', { ZC_CUT: '300000' }, /was not touched/],
+      ['backup host dropped mid-stream', { ZC_CUT: '200000', ZC_DROP: '1' }, /was not touched/],
+      ['vmadm create failing after the old VM was deleted', { ZC_FAIL_VMADM: 'create' }, /put back as it was, running/],
+      ['vmadm start failing once all was in place', { ZC_FAIL_VMADM: 'start' }, /put back as it was, running/],
+    ];
+    for (const [what, env, expected] of attempts) {
+      const t0 = Date.now();
+      const failed = await faults.restore(['--force', '--start'], { ...env, ZONECOPY_TRACE: '1' });
+      console.log(`TIMING ${what} ${(Date.now() - t0) / 1000}s\n${failed.stderr}`);
+      assert.equal(failed.code, 1, `${what}: ${failed.stdout}`);
+      assert.match(failed.stderr, expected, what);
+      const t1 = Date.now();
+      await intact(what);
+      console.log(`TIMING intact ${(Date.now() - t1) / 1000}s`);
+    }
+    // no room: a reservation leaves less than the incremental streams need
+    const available = Number((await sh('zfs get -Hp -o value available zones')).trim());
+    await sh(`zfs create -o reservation=${available - 64 * 1024} zones/filler`);
+    try {
+      const refused = await faults.restore(['--force'], {});
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /pool zones has [\d.]+ MiB available, the restore needs/);
+      await intact('no room');
+    } finally {
+      await sh('zfs destroy zones/filler');
+    }
+    const restored = await faults.restore(['--force', '--start'], {});
+    assert.equal(restored.code, 0, restored.stderr + restored.stdout);
+    assert.match(restored.stdout, /backup set daily-b2/);
+    assert.match(
+      restored.stdout,
+      new RegExp(`-> zones/${uuid}-disk0  incremental `),
+      'only what changed since daily-b1 moved',
+    );
+    assert.match(restored.stdout, /previous copy removed/);
+    assert.deepEqual(await fingerprint(uuid), second.kvm);
+    assert.equal((await sh(`vmadm list -p -o state uuid=${uuid}`)).trim(), 'running');
+    assert.equal((await sh(`zfs list -H -o name | grep -c -- '-zonecopy-' || true`)).trim(), '0');
+    await faults.remove();
+  });
 
   it('a copy under a new UUID sits beside the original', async () => {
     const uuid = uuids.joyent!;

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { createFixtures, fixtureUuid } from './fixtures.js';
+import { forceFaults } from './force-faults.js';
 import { startS3rver, testBucket } from './object-store.js';
 import { BASE, releaseHolds, resetHosts, run, sh, writeConfig, zonecopy, PROJECT, type TestConfig } from './harness.js';
 import { change, essentials, fingerprint, specOf, withMounted, type Spec } from './vm-checks.js';
@@ -130,6 +131,30 @@ describe('object storage target (s3rver)', () => {
         );
     });
   }
+
+  it('--force from the bucket never loses the VM: the stream cut beside it, vmadm create failing after the swap; then only what changed comes', async () => {
+    const uuid = uuids.kvm!; // stopped at daily-b1 since its case
+    const before = await fingerprint(uuid);
+    const faults = await forceFaults(uuid, config);
+    const intact = async (what: string) => {
+      assert.deepEqual(await fingerprint(uuid), before, `${what}: every file and volume as it was`);
+      assert.equal((await sh(`vmadm list -p -o state uuid=${uuid}`)).trim(), 'stopped', what);
+      assert.equal((await sh(`zfs list -H -o name | grep -c -- '-zonecopy-' || true`)).trim(), '0', what);
+    };
+    const cut = await faults.restore(['--force'], { ZC_CUT: '100000' });
+    assert.equal(cut.code, 1, cut.stdout);
+    assert.match(cut.stderr, /was not touched \(it is stopped\)/);
+    await intact('stream cut');
+    const create = await faults.restore(['--force'], { ZC_FAIL_VMADM: 'create' });
+    assert.equal(create.code, 1, create.stdout);
+    assert.match(create.stderr, /put back as it was;/);
+    await intact('vmadm create failing');
+    const restored = await faults.restore(['--force'], {});
+    assert.equal(restored.code, 0, restored.stderr + restored.stdout);
+    assert.match(restored.stdout, new RegExp(`-> zones/${uuid}-disk0  incremental `));
+    assert.notDeepEqual(await fingerprint(uuid), before, 'the newer set is in place');
+    await faults.remove();
+  });
 
   it('restores onto a second SmartOS host that lacks the image, installing it from the bucket', async () => {
     await sh(

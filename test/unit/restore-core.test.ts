@@ -64,6 +64,9 @@ class FakeSource implements RestoreSource {
     this.received.push({ dataset: dataset.source, fromOrigin: into.fromOrigin, first: into.argv(true) });
     return { mode: into.fromOrigin ? 'incremental' : 'full', bytes: 1, seconds: 0 };
   }
+  async estimate() {
+    return 1;
+  }
   describeReceive(_set: BackupSet, dataset: SetDataset, into: ReceiveInto): string[] {
     return [`${dataset.backup} | ${into.argv(true).join(' ')}`];
   }
@@ -123,7 +126,7 @@ describe('restore core: images', () => {
     );
     const set = await source.readSet(VM);
     assert.equal(set.snapshot, 'daily-b1');
-    assert.deepEqual(set.datasets, [root(ORIGIN)]);
+    assert.deepEqual(set.datasets, [{ ...root(ORIGIN), history: [{ name: 'daily-b1', guid: '11' }] }]);
 
     // @final is another snapshot: checking it (as the SSH restore once did) would refuse this image
     const local = new ScriptedHost(
@@ -345,9 +348,18 @@ describe('restore source: object store', () => {
     );
     const set = await source.readSet(VM);
     assert.equal(set.snapshot, 'daily-b2');
-    assert.deepEqual(set.datasets, [
-      { source: `zones/${VM}`, backup: `p/${VM}/${VM}/daily-b2`, origin: { ...ORIGIN, dataset: `zones/${IMAGE}` } },
-    ]);
+    assert.deepEqual(
+      set.datasets.map(({ history, ...d }) => ({ ...d, history: history?.map((h) => h.name) })),
+      [
+        {
+          source: `zones/${VM}`,
+          backup: `p/${VM}/${VM}/daily-b2`,
+          origin: { ...ORIGIN, dataset: `zones/${IMAGE}` },
+          history: ['daily-b1', 'daily-b2'],
+        },
+      ],
+      'the chain a host that still has one of its snapshots needs only the rest of',
+    );
     assert.equal(source.sendsClonesWhole, false);
     assert.ok(source.originWriter(set, set.datasets[0]!.origin!, new ScriptedHost([])));
     assert.equal(source.originWriter(set, { ...ORIGIN, guid: '778' }, new ScriptedHost([])), undefined);

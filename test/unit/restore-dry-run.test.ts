@@ -108,7 +108,7 @@ function bucket(): CountingStore {
 }
 
 /** Commands that only read, on either host. */
-const READS = ['ls', 'cat', 'vmadm get', 'imgadm get', 'zfs list', 'zfs get'];
+const READS = ['ls', 'cat', 'vmadm get', 'vmadm lookup', 'imgadm get', 'zfs list', 'zfs get', 'zfs send -nP'];
 const onlyReads = (host: ScriptedHost) =>
   host.commands.map((c) => c.join(' ')).filter((line) => !READS.some((read) => line.startsWith(`${read} `)));
 
