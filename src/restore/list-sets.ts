@@ -119,12 +119,13 @@ export function storedDatasets(catalog: VmCatalog, snapshot: string): ListedData
   const set = catalog.sets.find((s) => s.snapshot === snapshot);
   return (set?.datasets ?? []).map((name) => {
     const head = [...catalog.streams.values()].find((s) => s.dataset === name && s.snapshot === snapshot);
-    const chain = head ? chainOf(catalog, head).chain : [];
+    const found = head ? chainOf(catalog, head) : undefined;
+    const chain = found && !found.missing ? found.chain : [];
     const sizes = chain.flatMap((s) => {
       const bytes = catalog.streams.get(s.key)?.size ?? s.bytes;
       return bytes === undefined ? [] : [bytes];
     });
-    const known = head !== undefined && sizes.length === chain.length;
+    const known = chain.length > 0 && sizes.length === chain.length;
     return { name, ...(known ? { bytes: sizes.reduce((a, b) => a + b, 0) } : {}), size: 'stored' as const };
   });
 }

@@ -135,7 +135,8 @@ export function newNameProblem(into: string, vmDatasets: readonly string[]): str
     return `--as ${JSON.stringify(into)} is not a dataset name (such as zones/restored-data)`;
   if (parentOf(into) === undefined)
     return `--as ${into} is a pool; name a new dataset inside one (such as ${into}/restored)`;
-  const over = vmDatasets.find((d) => isWithin(into, d));
+  // the innermost dataset it lies in, the one an operator would recognise
+  const over = vmDatasets.filter((d) => isWithin(into, d)).sort((a, b) => b.length - a.length)[0];
   if (over)
     return `--as ${into} ${into === over ? 'is' : 'lies inside'} the VM's dataset ${over}; a dataset is restored beside the VM, never over it: choose a name outside it (such as ${poolOf(into)}/restored-${over.split('/').pop()})`;
   return undefined;
