@@ -209,15 +209,8 @@ describe('restore drills', () => {
     assert.equal((await sh(`zfs get -H -o value zoned,readonly,mounted ${into}`)).trim(), 'off\non\nyes');
     const write = await run('sh', ['-c', 'echo x > /zones/restored-data/new-file']);
     assert.notEqual(write.code, 0, 'the mount is read-only');
-    const child = await zonecopy(
-      ['restore', uuid, '--dataset', 'data/pgsql', '--as', `${into}/pgsql`, '--json'],
-      config,
-    );
-    assert.equal(child.code, 0, child.stderr + child.stdout);
-    assert.equal((JSON.parse(child.stdout) as { mountpoint: string }).mountpoint, '/zones/restored-data/pgsql');
-    assert.equal((await sh('cat /zones/restored-data/pgsql/table')).trim(), 'rows');
     assert.equal((await sh(`zfs holds -rH ${into}@daily-b2 | grep zonecopy || true`)).trim(), '', 'nothing held here');
-    timings.push(`one dataset and its child ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    timings.push(`one dataset ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
     const state = () => sh(`zfs list -Hp -t all -o name,guid,mounted -r ${into}`);
     const before = await state();
@@ -230,9 +223,6 @@ describe('restore drills', () => {
       unknown.stderr,
       new RegExp(`has no dataset dta; its datasets are zones/${uuid}, zones/${uuid}/data, `),
     );
-    const over = await zonecopy(['restore', uuid, '--dataset', 'data', '--as', `zones/${uuid}/data/old`], config);
-    assert.equal(over.code, 1);
-    assert.match(over.stderr, /lies inside the VM's dataset .*never over it/);
     assert.equal(await state(), before, 'refusals changed nothing');
     assert.equal(await sh('zfs list -H -o name zones/restored-other 2>/dev/null || true'), '');
 
@@ -247,8 +237,6 @@ describe('restore drills', () => {
     );
     const referenced = await sh(`zfs get -Hp -o value referenced ${target(`zones/${uuid}/data`)}@daily-b2`);
     assert.equal(sets[0]!.datasets[1]!.bytes, Number(referenced));
-    const text = await zonecopy(['restore', uuid, '--list'], config);
-    assert.match(text.stdout, new RegExp(`\\n {2}daily-b2 .*\\n {6}zones/${uuid} +\\d[\\d.]* (B|KiB|MiB)\\n`));
     await sh(`zfs destroy -r ${into}`);
   });
 
