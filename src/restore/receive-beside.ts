@@ -224,7 +224,11 @@ async function mountReadOnly(
     return { device };
   }
   if (!options.mountReadOnly) return {};
-  await local.run(['zfs', 'mount', into], { mutates: true });
+  const mounted = await local.run(['zfs', 'mount', into], { mutates: true, allowExitCodes: [1] });
+  if (mounted.exitCode !== 0)
+    throw new RestoreError(
+      `${into} was received but not mounted: ${mounted.stderr.trim() || `zfs mount exited ${mounted.exitCode}`} (an encrypted dataset needs its key first: zfs load-key ${into}; then zfs mount ${into}). Remove it with zfs destroy -r ${into}.`,
+    );
   if (local.dryRun) return {};
   const got = await local.run(['zfs', 'get', '-H', '-o', 'value', 'mountpoint', into], { mutates: false });
   return { mountpoint: got.stdout.trim() };

@@ -265,6 +265,18 @@ describe('receiveBeside on a scripted host', () => {
     assert.deepEqual(mutating(local), [['zfs', 'destroy', '-r', 'zones/r']]);
   });
 
+  it('a file system received but not mountable (an encrypted one without its key) says so and how to go on', async () => {
+    const local = new ScriptedHost((argv) =>
+      argv[1] === 'mount' ? { exitCode: 1, stderr: 'encryption key not loaded' } : here(['zones'])(argv),
+    );
+    await assert.rejects(
+      receiveBeside(joyent, joyent.datasets[1]!, 'zones/r', context(local, fakeSource().source), {
+        mountReadOnly: true,
+      }),
+      /zones\/r was received but not mounted: encryption key not loaded .*zfs load-key zones\/r.*zfs destroy -r zones\/r/,
+    );
+  });
+
   it('a volume gets its device path and no mount; a dry run receives and mounts nothing', async () => {
     const local = new ScriptedHost(here(['zones']));
     const volume = await receiveBeside(kvm, kvm.datasets[1]!, 'zones/disk-copy', context(local, fakeSource().source), {
