@@ -121,8 +121,16 @@ export function buildProgram(outcome: Outcome = { code: EXIT_OK }): Command {
     .option('--force', 'replace an existing VM with the same UUID')
     .option('--start', 'start the VM when restored')
     .option(
+      '--dataset <name>',
+      "restore only this dataset of the set, beside the VM (never over it), with --as: its name as --list shows it (zones/<uuid>/data), or relative to the VM's root dataset (data, disk0); its child datasets are not included",
+    )
+    .option(
+      '--as <newname>',
+      'with --dataset: the new dataset to receive it as (must not exist; its parent must), mounted read-only to copy files back; remove it with zfs destroy -r NEWNAME',
+    )
+    .option(
       '--list',
-      'list the complete backup sets (newest first) with how consistent each is (application-consistent by its hooks, or crash-consistent), and change nothing',
+      'list the complete backup sets (newest first) with how consistent each is (application-consistent by its hooks, or crash-consistent) and their datasets with sizes, and change nothing',
     )
     .addOption(dryRunOption())
     .addOption(verboseOption())

@@ -7,12 +7,20 @@ import { humanBytes } from '../report/render.js';
 import { restoreVm, RestoreError, type RestoreResult } from '../restore/restore-vm.js';
 import { BackupHostSource } from '../restore/backup-host-source.js';
 import { listAcrossTargets, pickAcrossTargets } from '../restore/across-targets.js';
-import { renderSetList, renderTargetSetList, type ListedSet } from '../restore/list-sets.js';
+import {
+  backupHostDatasets,
+  renderSetList,
+  renderTargetSetList,
+  storedDatasets,
+  type ListedDataset,
+  type ListedSet,
+} from '../restore/list-sets.js';
+import { findSetDataset, newNameProblem, receiveBeside, type ReceivedBeside } from '../restore/receive-beside.js';
 import type { RestoreSource } from '../restore/source.js';
 import type { Config } from '../config/schema.js';
 import { selectTargets, type ResolvedTarget } from '../config/targets.js';
 import type { Log } from '../log.js';
-import { isValidSnapshotPart } from '../zfs/names.js';
+import { isValidSnapshotPart, isWithin } from '../zfs/names.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { defaultConfigPath } from './paths.js';
 import { checkUuids, chooseTarget, connectBackupHost, sshEndpoint, sshTarget, UsageError } from './session.js';
@@ -29,6 +37,24 @@ export interface RestoreFlags {
   target?: string;
   toHost?: string;
   list?: boolean;
+  /** One dataset of the set (`--dataset NAME --as NEWNAME`), received beside the VM. */
+  dataset?: string;
+  as?: string;
+}
+
+/** Why the flags of `restore` do not go together, or undefined. Pure. */
+export function restoreUsageProblem(flags: RestoreFlags): string | undefined {
+  const one = flags.dataset !== undefined || flags.as !== undefined;
+  if (!one) return undefined;
+  if (flags.dataset === undefined)
+    return '--as NEWNAME needs --dataset NAME (the dataset of the backup set to restore)';
+  if (flags.as === undefined)
+    return `--dataset ${flags.dataset} needs --as NEWNAME: one dataset is received beside the VM under a new name, never over it`;
+  const clash = (['list', 'newUuid', 'force', 'start'] as const).find((f) => flags[f]);
+  if (clash)
+    return `--dataset restores one dataset beside the VM and cannot be combined with --${clash.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  const problem = newNameProblem(flags.as, []);
+  return problem;
 }
 
 /** `[user@]host[:port]` of the SmartOS host a restore goes to, when it is not this one. */
@@ -42,6 +68,8 @@ export function parseHostSpec(spec: string): { username: string; host: string; p
 
 export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise<number> {
   checkUuids([uuid]);
+  const usage = restoreUsageProblem(flags);
+  if (usage) throw new UsageError(usage);
   if (flags.snapshot !== undefined && !isValidSnapshotPart(flags.snapshot))
     throw new UsageError(`--snapshot ${JSON.stringify(flags.snapshot)} is not a snapshot name`);
   const targets = restoreTargets(loadConfig(flags.config ?? defaultConfigPath()), flags.target);
@@ -56,17 +84,27 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
   const open = async (target: ResolvedTarget) => {
     const source = await openSource(target, dryRun, log);
     opened.push(source);
-    return source.source;
+    return source;
   };
   try {
     if (targets.length === 1) {
       // one target: its own errors, as they come (a connection refused, no backups there)
-      const source = await open(first);
-      if (flags.list) return await listSets(uuid, flags, source);
+      const target = await open(first);
+      const source = target.source;
+      if (flags.list) return await listSets(uuid, flags, target, log);
+      if (flags.dataset !== undefined)
+        return await restoreDataset(uuid, flags, { local, source, log, target: first.name }, flags.snapshot);
       return await restore(uuid, flags, { local, source, log, target: first.name }, flags.snapshot);
     }
     const listed = await listAcrossTargets(
-      targets.map((t) => ({ name: t.name, listSets: async () => (await open(t)).listSets(uuid) })),
+      targets.map((t) => ({
+        name: t.name,
+        listSets: async () => {
+          const target = await open(t);
+          const sets = await target.source.listSets(uuid);
+          return flags.list ? withDatasets(uuid, sets, target, log) : sets;
+        },
+      })),
     );
     if (flags.list) {
       process.stdout.write(
@@ -83,6 +121,8 @@ export async function restoreCommand(uuid: string, flags: RestoreFlags): Promise
     }
     for (const { target, error } of chosen.unreachable) log.warn(`target ${target} skipped: ${error}`);
     const source = opened.find((o) => o.name === chosen.target)!.source;
+    if (flags.dataset !== undefined)
+      return await restoreDataset(uuid, flags, { local, source, log, target: chosen.target }, chosen.snapshot);
     return await restore(uuid, flags, { local, source, log, target: chosen.target }, chosen.snapshot);
   } finally {
     for (const o of opened) await o.close();
@@ -101,14 +141,70 @@ function restoreTargets(config: Config, flag: string | undefined): ResolvedTarge
 interface OpenedSource {
   name: string;
   source: RestoreSource;
+  /** The sets' datasets with their sizes, for `--list`. */
+  datasets(uuid: string, sets: readonly ListedSet[]): Promise<Map<string, ListedDataset[]>>;
   close(): Promise<void>;
 }
 
 async function openSource(target: ResolvedTarget, dryRun: boolean, log: Log): Promise<OpenedSource> {
-  if (target.type === 's3')
-    return { name: target.name, source: await objectStoreSource(target.config, log), close: async () => {} };
+  if (target.type === 's3') {
+    // imported only when used: the AWS SDK is large
+    const { ObjectStoreSource, S3Store, readCatalog } = await import('../s3/index.js');
+    const s3 = target.config.s3!;
+    const store = new S3Store(s3);
+    return {
+      name: target.name,
+      source: new ObjectStoreSource(store, s3, log),
+      datasets: async (uuid, sets) => {
+        const catalog = await readCatalog(store, s3.prefix, uuid);
+        return new Map(sets.map((set) => [set.snapshot, storedDatasets(catalog, set.snapshot)]));
+      },
+      close: async () => {},
+    };
+  }
   const remote = await connectBackupHost(target.config, { dryRun });
-  return { name: target.name, source: backupHostSource(remote, target.config, log), close: () => remote.close() };
+  const source = backupHostSource(remote, target.config, log);
+  return {
+    name: target.name,
+    source,
+    datasets: async (uuid, sets) => {
+      if (sets.length === 0) return new Map();
+      // the newest set names the VM's top datasets there; one listing sizes every set's snapshots
+      const newest = await source.readSet(uuid, sets[0]!.snapshot);
+      const roots = newest.datasets.filter(
+        (d) => !newest.datasets.some((p) => p !== d && isWithin(d.backup, p.backup)),
+      );
+      const argv = [
+        'zfs',
+        'list',
+        '-Hp',
+        '-t',
+        'snapshot',
+        '-r',
+        '-o',
+        'name,referenced',
+        ...roots.map((r) => r.backup),
+      ];
+      const listing = await remote.run(argv, { mutates: false });
+      return backupHostDatasets(
+        listing.stdout,
+        roots,
+        sets.map((s) => s.snapshot),
+      );
+    },
+    close: () => remote.close(),
+  };
+}
+
+/** The sets with their datasets and sizes; without them (and a warning) when the target cannot say. */
+async function withDatasets(uuid: string, sets: ListedSet[], opened: OpenedSource, log: Log): Promise<ListedSet[]> {
+  try {
+    const datasets = await opened.datasets(uuid, sets);
+    return sets.map((set) => ({ ...set, datasets: datasets.get(set.snapshot) ?? [] }));
+  } catch (error) {
+    log.warn(`${opened.name}: the sets' datasets and sizes could not be listed: ${(error as Error).message}`);
+    return sets;
+  }
 }
 
 async function restore(
@@ -161,10 +257,10 @@ async function restore(
 }
 
 /** `restore --list`: the complete backup sets, newest first, each with how consistent it is; nothing is changed. */
-async function listSets(uuid: string, flags: RestoreFlags, source: RestoreSource): Promise<number> {
+async function listSets(uuid: string, flags: RestoreFlags, opened: OpenedSource, log: Log): Promise<number> {
   let sets: ListedSet[];
   try {
-    sets = await source.listSets(uuid);
+    sets = await withDatasets(uuid, await opened.source.listSets(uuid), opened, log);
   } catch (error) {
     if (!(error instanceof RestoreError)) throw error;
     process.stderr.write(`zonecopy restore: ${error.message}\n`);
@@ -179,10 +275,70 @@ function backupHostSource(remote: Host, config: Config, log: Log): BackupHostSou
   return new BackupHostSource(remote, paths, log);
 }
 
-/** Imported only when used: the AWS SDK is large. */
-async function objectStoreSource(config: Config, log: Log): Promise<RestoreSource> {
-  const { ObjectStoreSource, S3Store } = await import('../s3/index.js');
-  return new ObjectStoreSource(new S3Store(config.s3!), config.s3!, log);
+/**
+ * `restore --dataset NAME --as NEWNAME`: one dataset of the set received beside the VM, mounted
+ * read-only (a file system) to copy files back from; the VM itself is not touched, and need not exist.
+ */
+async function restoreDataset(
+  uuid: string,
+  flags: RestoreFlags,
+  context: { local: Host; source: RestoreSource; log: Log; target: string },
+  snapshot: string | undefined,
+): Promise<number> {
+  const started = Date.now();
+  const { local, source, log } = context;
+  try {
+    const set = await source.readSet(uuid, snapshot);
+    const dataset = findSetDataset(set, flags.dataset!);
+    // a real run checks each stream's sha256 as it is received (and removes what it made on a mismatch)
+    if (local.dryRun) await source.verify(set, { readStreams: false });
+    const result = await receiveBeside(set, dataset, flags.as!, { local, source, log }, { mountReadOnly: true });
+    const seconds = (Date.now() - started) / 1000;
+    const remove = `zfs destroy -r ${result.into}`;
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify({ vm: uuid, ...result, target: context.target, seconds, remove }, null, 2)}
+`);
+    } else {
+      process.stdout.write(
+        `${datasetLines(uuid, result, { target: context.target, seconds, dryRun: local.dryRun }).join('\n')}\n`,
+      );
+    }
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof RestoreError) {
+      process.stderr.write(`zonecopy restore: ${error.message}\n`);
+      return EXIT_FAILED;
+    }
+    throw error;
+  }
+}
+
+/** What `restore --dataset` says: what was received where, how to reach it, what it left out, how to remove it. Pure. */
+export function datasetLines(
+  uuid: string,
+  result: ReceivedBeside,
+  run: { target: string; seconds: number; dryRun: boolean },
+): string[] {
+  const what = `dataset ${result.source} of VM ${uuid} from ${run.target} backup set ${result.snapshot} as ${result.into}`;
+  const head = run.dryRun
+    ? `[dry run] would restore ${what}`
+    : `restored ${what} in ${run.seconds.toFixed(1)} s (${result.mode}, ${humanBytes(result.bytes)})`;
+  const where =
+    result.type === 'volume'
+      ? [`volume, read-only: ${result.device}`]
+      : result.mountpoint
+        ? [`mounted read-only at ${result.mountpoint}: copy files back from there`]
+        : run.dryRun
+          ? ['would be mounted read-only']
+          : [`not mounted (its mountpoint is none or legacy): zfs get mountpoint ${result.into}`];
+  const clone = result.clonedFrom ? [`a clone of ${result.clonedFrom} (keep that image until this is removed)`] : [];
+  const children = result.childrenLeft.map(
+    (child) => `not included: ${child} (restore it with --dataset ${child} --as ANOTHER_NAME)`,
+  );
+  return [
+    head,
+    ...[...where, ...clone, ...children, `remove it when done: zfs destroy -r ${result.into}`].map((l) => `  ${l}`),
+  ];
 }
 
 /** What a copy's nics lost beside the original: one line per nic. */

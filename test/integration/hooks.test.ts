@@ -164,7 +164,7 @@ describe('hooks around the snapshot', () => {
     assert.equal(list.code, 0, list.stderr);
     assert.match(
       list.stdout,
-      /\n {2}daily-second {2}crash-consistent \(pre global ok [^\n]*pre zone failed[^\n]*\n {2}daily-first {2}application-consistent/,
+      /\n {2}daily-second {2}crash-consistent \(pre global ok [^\n]*pre zone failed[^\n]*\n(?: {6}[^\n]*\n)* {2}daily-first {2}application-consistent/,
     );
   });
 

@@ -245,6 +245,59 @@ describe('restore drills', () => {
     ]);
   });
 
+  it('one dataset, one file: --dataset --as receives the delegated dataset beside the VM, read-only; --list shows sizes', async () => {
+    const uuid = uuids.joyent!;
+    const into = 'zones/restored-data';
+    const started = Date.now();
+    const result = await zonecopy(['restore', uuid, '--dataset', 'data', '--as', into], config);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    assert.match(
+      result.stdout,
+      new RegExp(`restored dataset zones/${uuid}/data of VM ${uuid} .*backup set daily-b2 as ${into}`),
+    );
+    assert.match(result.stdout, new RegExp(`not included: zones/${uuid}/data/pgsql`));
+    assert.match(result.stdout, new RegExp(`remove it when done: zfs destroy -r ${into}`));
+    assert.match(result.stdout, /mounted read-only at \/zones\/restored-data/);
+    // the delegated dataset's files at daily-b2, as the source had them (its child is its own dataset)
+    const digest = (dir: string) =>
+      sh(
+        `cd ${dir} && find . -xdev -type f ! -name '*.lock' -print0 | sort -z | xargs -0 -r sha256sum | sha256sum | cut -c1-16`,
+      );
+    assert.equal((await digest('/zones/restored-data')).trim(), second.joyent!.delegated0);
+    assert.equal((await sh(`zfs get -H -o value zoned,readonly,mounted ${into}`)).trim(), 'off\non\nyes');
+    const write = await run('sh', ['-c', 'echo x > /zones/restored-data/new-file']);
+    assert.notEqual(write.code, 0, 'the mount is read-only');
+    assert.equal((await sh(`zfs holds -rH ${into}@daily-b2 | grep zonecopy || true`)).trim(), '', 'nothing held here');
+    timings.push(`one dataset ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+    const state = () => sh(`zfs list -Hp -t all -o name,guid,mounted -r ${into}`);
+    const before = await state();
+    const again = await zonecopy(['restore', uuid, '--dataset', 'data', '--as', into], config);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, new RegExp(`--as ${into} exists .*zfs destroy -r ${into}`));
+    const unknown = await zonecopy(['restore', uuid, '--dataset', 'dta', '--as', 'zones/restored-other'], config);
+    assert.equal(unknown.code, 1);
+    assert.match(
+      unknown.stderr,
+      new RegExp(`has no dataset dta; its datasets are zones/${uuid}, zones/${uuid}/data, `),
+    );
+    assert.equal(await state(), before, 'refusals changed nothing');
+    assert.equal(await sh('zfs list -H -o name zones/restored-other 2>/dev/null || true'), '');
+
+    const list = await zonecopy(['restore', uuid, '--list', '--json'], config);
+    assert.equal(list.code, 0, list.stderr);
+    const sets = (
+      JSON.parse(list.stdout) as { sets: Array<{ snapshot: string; datasets: Array<{ name: string; bytes: number }> }> }
+    ).sets;
+    assert.deepEqual(
+      sets[0]!.datasets.map((d) => d.name),
+      [`zones/${uuid}`, `zones/${uuid}/data`, `zones/${uuid}/data/pgsql`],
+    );
+    const referenced = await sh(`zfs get -Hp -o value referenced ${target(`zones/${uuid}/data`)}@daily-b2`);
+    assert.equal(sets[0]!.datasets[1]!.bytes, Number(referenced));
+    await sh(`zfs destroy -r ${into}`);
+  });
+
   it('restores onto another SmartOS host over SSH (--to-host), driven from this one', async () => {
     // the backup host's sshd stands in for the other SmartOS host: its vmadm and pool are this guest's
     const uuid = uuids.joyent!;
@@ -291,7 +344,10 @@ describe('restore drills', () => {
     assert.deepEqual(await fingerprint(uuid, env), second.lx);
     const list = await zonecopy(['restore', uuid, '--list'], config);
     assert.equal(list.code, 0, list.stderr);
-    assert.match(list.stdout, /2 complete backup set\(s\), newest first.*\n {2}daily-b2 .*\n {2}daily-b1 /);
+    assert.match(
+      list.stdout,
+      /2 complete backup set\(s\), newest first.*\n {2}daily-b2 .*\n(?: {6}.*\n)* {2}daily-b1 /,
+    );
     process.stdout.write(`# restore times: ${timings.join(', ')}\n`);
   });
 

@@ -154,6 +154,32 @@ describe('object storage target (s3rver)', () => {
     assert.match(restored.stdout, new RegExp(`-> zones/${uuid}-disk0  incremental `));
     assert.notDeepEqual(await fingerprint(uuid), before, 'the newer set is in place');
     await faults.remove();
+
+  it('one dataset from the bucket: the zone root received beside the VM as a clone of the image here, read-only; --list shows stored sizes', async () => {
+    const uuid = uuids.joyent!;
+    const into = 'zones/restored-root';
+    const image = ((await specOf(uuid)) as Spec & { image_uuid: string }).image_uuid;
+    const started = Date.now();
+    const args = ['restore', uuid, '--dataset', `zones/${uuid}`, '--as', into, '--snapshot', 'daily-b1', '--json'];
+    const result = await zonecopy(args, config);
+    timings.push(`one dataset ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    const got = JSON.parse(result.stdout) as { clonedFrom?: string; mountpoint: string; childrenLeft: string[] };
+    assert.equal(got.clonedFrom, `zones/${image}@final`, 'received from the image here, as the bucket stores it');
+    assert.equal((await sh(`zfs get -H -o value origin ${into}`)).trim(), `zones/${image}@final`);
+    assert.deepEqual(got.childrenLeft, [`zones/${uuid}/data`, `zones/${uuid}/data/pgsql`]);
+    // the VM was restored from daily-b1 over itself just before: its root has the same files
+    const digest = await sh(
+      `cd ${got.mountpoint} && find . -xdev -type f ! -name '*.lock' -print0 | sort -z | xargs -0 -r sha256sum | sha256sum | cut -c1-16`,
+    );
+    assert.equal(digest.trim(), (await fingerprint(uuid)).root);
+    assert.equal((await sh(`zfs get -H -o value readonly,mounted ${into}`)).trim(), 'on\nyes');
+    assert.notEqual((await run('sh', ['-c', `echo x > ${got.mountpoint}/new-file`])).code, 0, 'the mount is read-only');
+    await sh(`zfs destroy -r ${into}`);
+    const list = await zonecopy(['restore', uuid, '--list'], config);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, new RegExp(`\\n {2}daily-b2 .*\\n {6}zones/${uuid} +\\d[\\d.]* (B|KiB|MiB)\\n`));
+    assert.match(list.stdout, /sizes \(stored\): stored, compressed/);
   });
 
   it('restores onto a second SmartOS host that lacks the image, installing it from the bucket', async () => {
@@ -179,7 +205,10 @@ describe('object storage target (s3rver)', () => {
     await sh('zpool destroy -f zones2');
     const list = await zonecopy(['restore', uuid, '--list'], config);
     assert.equal(list.code, 0, list.stderr);
-    assert.match(list.stdout, /2 complete backup set\(s\), newest first.*\n {2}daily-b2 .*\n {2}daily-b1 /);
+    assert.match(
+      list.stdout,
+      /2 complete backup set\(s\), newest first.*\n {2}daily-b2 .*\n(?: {6}.*\n)* {2}daily-b1 /,
+    );
     process.stdout.write(`# S3 restore times: ${timings.join(', ')}\n`);
   });
 

@@ -190,6 +190,8 @@ describe('the CLI keeps every option', () => {
         '--new-uuid',
         '--force',
         '--start',
+        '--dataset',
+        '--as',
         '--list',
         '--dry-run',
         '--verbose',
