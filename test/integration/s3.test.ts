@@ -154,6 +154,7 @@ describe('object storage target (s3rver)', () => {
     assert.match(restored.stdout, new RegExp(`-> zones/${uuid}-disk0  incremental `));
     assert.notDeepEqual(await fingerprint(uuid), before, 'the newer set is in place');
     await faults.remove();
+  });
 
   it('one dataset from the bucket: the zone root received beside the VM as a clone of the image here, read-only; --list shows stored sizes', async () => {
     const uuid = uuids.joyent!;

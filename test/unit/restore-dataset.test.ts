@@ -63,6 +63,7 @@ function fakeSource(options: { sendsClonesWhole?: boolean; fails?: boolean } = {
     listSets: async () => [],
     readSet: async () => joyent,
     verify: async () => {},
+    estimate: async () => 1024,
     receive: async (_set, dataset: SetDataset, into: ReceiveInto) => {
       received.push({
         dataset: dataset.source,
