@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { constants, homedir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { Client, type ClientChannel } from 'ssh2';
+import type { Client, ClientChannel } from 'ssh2';
 import {
   checkResult,
   describePipeline,
@@ -82,11 +82,14 @@ export class RemoteHost implements Host {
     this.print = options.print ?? ((line) => process.stdout.write(`${line}\n`));
   }
 
-  static connect(options: RemoteOptions): Promise<RemoteHost> {
+  static async connect(options: RemoteOptions): Promise<RemoteHost> {
     const privateKey = readPrivateKey(options);
     const where = `${options.username}@${options.host}:${options.port}`;
+    // loaded on the first connection, not at start-up: S3 runs never need it, and a backup loads it while `vmadm get` runs
+    // a CommonJS module: its exports are the default export both in Node and in the bundle
+    const { default: ssh2 } = await import('ssh2');
     return new Promise((resolve, reject) => {
-      const client = new Client();
+      const client = new ssh2.Client();
       let keyError: Error | undefined;
       client.once('ready', () => resolve(new RemoteHost(client, options)));
       client.once('error', (error: Error & { level?: string }) => {

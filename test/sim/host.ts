@@ -9,6 +9,9 @@ export const IMGADM = process.env.SIM_IMGADM_DIR ?? '/var/imgadm';
 export const SERVER_UUID = '44454c4c-4200-1034-8052-b3c04f4b4e32';
 export const PLATFORM = '20250102T000612Z';
 
+/** node:crypto on first use: loading it costs a third of a second of every stand-in call in the emulated guest. */
+export const nodeCrypto = () => process.getBuiltinModule('node:crypto');
+
 export function zfs(...args: string[]): string {
   return execFileSync('zfs', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
@@ -24,26 +27,57 @@ export function zfsOk(...args: string[]): boolean {
 
 /** Values read ahead by prefetchZfs, keyed by dataset and property; undefined where the dataset is missing. */
 const prefetched = new Map<string, string | undefined>();
+/** Snapshot names (after the `@`, oldest first) read ahead by prefetchZfs, by dataset. */
+const prefetchedSnapshots = new Map<string, string[]>();
 
 /**
  * Reads the properties of many datasets in one `zfs get` for zfsGet to answer from: each zfs
  * command costs about a second in the emulated test guest, and a `vmadm get` needs a dozen values.
+ * With `snapshotsOf`, the same call also lists that dataset's snapshots for snapshotNames.
  */
-export function prefetchZfs(datasets: readonly string[], properties: readonly string[]): void {
+export function prefetchZfs(datasets: readonly string[], properties: readonly string[], snapshotsOf?: string): void {
   if (datasets.length === 0) return;
+  const depth = snapshotsOf ? ['-d', '1', '-t', 'filesystem,volume,snapshot'] : [];
+  const asked = snapshotsOf ? [...properties, 'createtxg'] : properties;
   let listed: string;
   try {
-    listed = zfs('get', '-Hp', '-o', 'name,property,value', properties.join(','), ...datasets);
+    listed = zfs('get', '-Hp', ...depth, '-o', 'name,property,value', asked.join(','), ...datasets);
   } catch (error) {
     // a missing dataset makes zfs exit 1 after printing the others
     listed = String((error as { stdout?: string }).stdout ?? '');
   }
   for (const dataset of datasets)
     for (const property of properties) prefetched.set(`${dataset}\t${property}`, undefined);
+  const txgs: Array<[string, number]> = [];
   for (const line of listed.split('\n')) {
     const [name, property, value] = line.split('\t');
-    if (name && property && value !== undefined) prefetched.set(`${name}\t${property}`, value);
+    if (!name || !property || value === undefined) continue;
+    prefetched.set(`${name}\t${property}`, value);
+    if (snapshotsOf && property === 'createtxg' && name.startsWith(`${snapshotsOf}@`))
+      txgs.push([name.slice(snapshotsOf.length + 1), Number(value)]);
   }
+  // in zfs list's order: by creation (a stable sort keeps zfs's own order within one txg)
+  if (snapshotsOf && prefetched.get(`${snapshotsOf}\tcreatetxg`) !== undefined)
+    prefetchedSnapshots.set(
+      snapshotsOf,
+      txgs.sort((a, b) => a[1] - b[1]).map(([name]) => name),
+    );
+}
+
+/** `zfs list -H -t snapshot -d 1 -o name` of one dataset, the names after the `@`; [] when the dataset is missing. */
+export function snapshotNames(dataset: string): string[] {
+  const known = prefetchedSnapshots.get(dataset);
+  if (known) return known;
+  let listed = '';
+  try {
+    listed = zfs('list', '-H', '-t', 'snapshot', '-d', '1', '-o', 'name', dataset);
+  } catch {
+    // no such dataset: no snapshots
+  }
+  return listed
+    .split('\n')
+    .filter(Boolean)
+    .map((name) => name.slice(name.indexOf('@') + 1));
 }
 
 /** `zfs get -Hp -o value` of one property, or undefined when the dataset is missing. */

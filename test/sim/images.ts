@@ -1,6 +1,5 @@
 /** imgadm's side of the simulator: a small catalog of prepared images, imported as real datasets. */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
@@ -13,7 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { IMGADM, POOL, zfs, zfsGet, zvolDevice } from './host.js';
+import { IMGADM, nodeCrypto, POOL, zfs, zfsGet, zvolDevice } from './host.js';
 
 export interface Manifest {
   v: number;
@@ -122,7 +121,7 @@ export class ImgadmError extends Error {
 const UNCOMPRESSORS: Record<string, string | undefined> = { none: undefined, gzip: 'gzip', bzip2: 'bzip2', xz: 'xz' };
 
 function sha1Of(file: string): string {
-  const hash = createHash('sha1');
+  const hash = nodeCrypto().createHash('sha1');
   const buffer = Buffer.alloc(1 << 20);
   const fd = openSync(file, 'r');
   try {

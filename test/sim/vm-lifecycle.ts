@@ -1,14 +1,15 @@
 /** vmadm create / update / delete against real datasets, laid out as SmartOS lays them out. */
-import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { installedManifest } from './images.js';
 import { conflictingVm, CONFLICT_MESSAGE } from './nic-conflicts.js';
 import {
   POOL,
+  nodeCrypto,
   STATE,
   allRecords,
   readRecord,
+  snapshotNames,
   writeRecord,
   zfs,
   zfsGet,
@@ -56,7 +57,7 @@ const CREATE_KEYS = new Set([
 ]);
 
 function mac(): string {
-  return ['92', ...Array.from(randomBytes(5)).map((b) => b.toString(16).padStart(2, '0'))].join(':');
+  return ['92', ...Array.from(nodeCrypto().randomBytes(5)).map((b) => b.toString(16).padStart(2, '0'))].join(':');
 }
 
 function writeConfigFiles(
@@ -121,7 +122,7 @@ export function createVm(input: Record<string, unknown>): string {
     throw new VmadmError(
       payload.brand === undefined ? 'Missing required properties: brand' : 'Invalid value(s) for: brand',
     );
-  const uuid = typeof payload.uuid === 'string' ? payload.uuid : randomUUID();
+  const uuid = typeof payload.uuid === 'string' ? payload.uuid : nodeCrypto().randomUUID();
   if (readRecord(uuid) || zfsOk('list', `${POOL}/${uuid}`)) throw new VmadmError(`VM with UUID ${uuid} already exists`);
   const payloadNics = (Array.isArray(payload.nics) ? payload.nics : []) as Array<Record<string, unknown>>;
   if (
@@ -173,7 +174,7 @@ export function createVm(input: Record<string, unknown>): string {
       ...(disk.image_uuid !== undefined
         ? { image_uuid: disk.image_uuid, image_size: installedManifest(String(disk.image_uuid))!.image_size }
         : {}),
-      ...(brand === 'bhyve' ? { pci_slot: `0:4:${i}`, uuid: randomUUID() } : {}),
+      ...(brand === 'bhyve' ? { pci_slot: `0:4:${i}`, uuid: nodeCrypto().randomUUID() } : {}),
       zfs_filesystem: dataset,
     };
   });
@@ -320,16 +321,9 @@ export function deleteVm(record: VmRecord): string {
 
 /** `@vmsnap-<name>` snapshots are what vmadm calls the VM's snapshots (VM.js create_snapshot). */
 export function vmSnapshots(record: VmRecord): Array<{ name: string }> {
-  let listed = '';
-  try {
-    listed = zfs('list', '-H', '-t', 'snapshot', '-d', '1', '-o', 'name', `${POOL}/${record.uuid}`);
-  } catch {
-    // no root dataset: no snapshots
-  }
-  return listed
-    .split('\n')
-    .filter((s) => s.includes('@vmsnap-'))
-    .map((s) => ({ name: s.slice(s.indexOf('@vmsnap-') + '@vmsnap-'.length) }));
+  return snapshotNames(`${POOL}/${record.uuid}`)
+    .filter((s) => s.startsWith('vmsnap-'))
+    .map((s) => ({ name: s.slice('vmsnap-'.length) }));
 }
 
 function checkSnapshotName(name: string | undefined): string {

@@ -25,21 +25,17 @@ function readJson(path: string): Record<string, unknown> {
 
 const mib = (bytes: string | undefined) => (bytes === undefined ? undefined : Math.round(Number(bytes) / 1048576));
 
-/** Every ZFS value vmObject reads for these VMs, in one zfs call. */
-export function prefetchVmObjects(records: readonly VmRecord[]): void {
+/** Every ZFS value vmObject reads for these VMs, in one zfs call; with `snapshots`, the one VM's snapshots too. */
+export function prefetchVmObjects(records: readonly VmRecord[], snapshots = false): void {
   const datasets = records.flatMap((r) => [
     `${POOL}/${r.uuid}`,
     ...((r.disks as Disk[] | undefined) ?? []).map((d) => d.zfs_filesystem),
   ]);
-  prefetchZfs(datasets, [
-    'quota',
-    'refquota',
-    'recordsize',
-    'volsize',
-    'compression',
-    'refreservation',
-    'volblocksize',
-  ]);
+  prefetchZfs(
+    datasets,
+    ['quota', 'refquota', 'recordsize', 'volsize', 'compression', 'refreservation', 'volblocksize'],
+    snapshots ? `${POOL}/${records[0]!.uuid}` : undefined,
+  );
 }
 
 export function vmObject(record: VmRecord): Record<string, unknown> {

@@ -97,7 +97,7 @@ function main(argv: string[]): number {
         const uuid = uuidArg(args, command);
         const record = readRecord(uuid);
         if (!record) throw new VmadmError(`zoneadm: ${uuid}: No such zone configured`);
-        prefetchVmObjects([record]);
+        prefetchVmObjects([record], true);
         out(`${JSON.stringify({ ...vmObject(record), snapshots: vmSnapshots(record) }, null, 2)}\n`);
         return 0;
       }
