@@ -214,8 +214,7 @@ function smartosHost(options: {
           .join('\n'),
       };
     if (sub === 'create' || sub === 'receive' || sub === 'clone') datasets.add(last);
-    if (sub === 'destroy')
-      for (const d of datasets) if (d === last || d.startsWith(`${last}/`)) datasets.delete(d);
+    if (sub === 'destroy') for (const d of datasets) if (d === last || d.startsWith(`${last}/`)) datasets.delete(d);
     if (sub === 'get' && argv.includes('guid')) return { stdout: guids[last] ?? '', exitCode: guids[last] ? 0 : 1 };
     if (sub === 'get' && argv.includes('mountpoint'))
       return datasets.has(last) ? { stdout: `/${last}\n` } : { exitCode: 1, stderr: 'dataset does not exist' };
