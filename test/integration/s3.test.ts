@@ -266,4 +266,23 @@ describe('object storage target (s3rver)', () => {
     assert.match(list.stdout, /^ {2}offsite +multi-m4 /m, list.stdout);
     assert.doesNotMatch(list.stdout, /^ {2}bk1 +multi-m4 /m, 'the backup host has no m4');
   });
+
+  it('zonecopy drill from the bucket: the zone with its delegated datasets received into a scratch dataset matches its snapshots here', async () => {
+    // restored from daily-b1 above: the root comes back as a clone of the local image, as the bucket keeps it
+    const uuid = uuids.joyent!;
+    const started = Date.now();
+    const result = await zonecopy(['drill', uuid, '--snapshot', 'daily-b1', '--json'], config);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    const drilled = JSON.parse(result.stdout) as {
+      result: string;
+      target: string;
+      datasets: Array<{ source: string; check: string }>;
+    };
+    assert.deepEqual(
+      drilled.datasets.map((d) => `${d.source} ${d.check}`),
+      [`zones/${uuid} same`, `zones/${uuid}/data same`, `zones/${uuid}/data/pgsql same`],
+    );
+    assert.equal((await sh('zfs list -H -o name -r zones/zonecopy-drill')).trim(), 'zones/zonecopy-drill');
+    process.stdout.write(`# S3 drill: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  });
 });
