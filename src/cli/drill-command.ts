@@ -6,12 +6,12 @@ import { LocalHost } from '../host/local.js';
 import { stderrLog, type Log } from '../log.js';
 import { humanBytes } from '../report/render.js';
 import { BackupHostSource } from '../restore/backup-host-source.js';
+import { guidsOf } from '../restore/drill-compare.js';
 import { drillVm, type DrillContext } from '../restore/drill.js';
 import { DRILL_DIRECTORY, writeDrillRecord, type DrillRecord } from '../restore/drill-record.js';
 import { RestoreError } from '../restore/restore-error.js';
-import type { BackupSet, RestoreSource, SetDataset } from '../restore/source.js';
+import type { BackupSet, RestoreSource } from '../restore/source.js';
 import type { VmCatalog } from '../s3/catalog.js';
-import { guidOf } from '../zfs/guid.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes.js';
 import { defaultConfigPath } from './paths.js';
@@ -81,7 +81,7 @@ export function renderDrill(record: DrillRecord, dryRun = false): string[] {
   ];
 }
 
-type SourceContext = Pick<DrillContext<BackupSet>, 'source' | 'backupGuid'>;
+type SourceContext = Pick<DrillContext<BackupSet>, 'source' | 'backupGuids'>;
 
 async function openDrillSource(
   target: ResolvedTarget,
@@ -93,23 +93,31 @@ async function openDrillSource(
   return { context: backupHostSource(remote, target.config, log), close: () => remote.close() };
 }
 
-/** The backup host's own guid of the set's snapshot. */
+/** The backup host's own guids of the set's snapshots, in one `zfs get`. */
 function backupHostSource(remote: Host, config: Config, log: Log): SourceContext {
   const paths = { basePath: sshTarget(config).basePath, specDirectory: config.backupConfigurationDestinationPath };
   return {
     source: new BackupHostSource(remote, paths, log),
-    backupGuid: (set: BackupSet, dataset: SetDataset) => guidOf(remote, `${dataset.backup}@${set.snapshot}`),
+    backupGuids: async (set: BackupSet) => {
+      const there = await guidsOf(
+        remote,
+        set.datasets.map((d) => `${d.backup}@${set.snapshot}`),
+      );
+      return new Map(set.datasets.map((d) => [d.source, there.get(`${d.backup}@${set.snapshot}`) ?? '']));
+    },
   };
 }
 
 /**
- * The guid the bucket's catalog recorded for the set's newest stream of the dataset (its key is
- * `dataset.backup`). The object store's set carries its catalog; imported only when used (the AWS SDK is large).
+ * The guids the bucket's catalog recorded for the set's newest stream of each dataset (its key is
+ * `dataset.backup`): the object store's set carries its catalog. Imported only when used (the AWS SDK is large).
  */
 async function bucketSource(config: Config, log: Log): Promise<SourceContext> {
   const { ObjectStoreSource, S3Store } = await import('../s3/index.js');
   const source: RestoreSource = new ObjectStoreSource(new S3Store(config.s3!), config.s3!, log);
-  const backupGuid = async (set: BackupSet, dataset: SetDataset) =>
-    (set as BackupSet & { catalog?: VmCatalog }).catalog?.streams.get(dataset.backup)?.guid ?? '';
-  return { source, backupGuid };
+  const backupGuids = async (set: BackupSet) => {
+    const catalog = (set as BackupSet & { catalog?: VmCatalog }).catalog;
+    return new Map(set.datasets.map((d) => [d.source, catalog?.streams.get(d.backup)?.guid ?? '']));
+  };
+  return { source, backupGuids };
 }

@@ -9,7 +9,8 @@ import { UUID_TAIL } from './ensure-images.js';
 import { besideReceiveArgv, datasetType, receiveBeside, type ReceivedBeside } from './receive-beside.js';
 import { RestoreError } from './restore-error.js';
 import type { BackupSet, RestoreSource, SetDataset } from './source.js';
-import { checksumOn, treeChecksumArgv, volumeChecksumArgv, volumeDevice, type Checksum } from './tree-checksum.js';
+import { treeChecksumArgv, volumeChecksumArgv } from './tree-checksum.js';
+import { compareReceived } from './drill-compare.js';
 
 export interface DrillRequest {
   uuid: string;
@@ -24,8 +25,8 @@ export interface DrillContext<S extends BackupSet> {
   log: Log;
   /** The target's name, for the record. */
   target: string;
-  /** The guid the backup has for the set's snapshot of `dataset` (the backup host's, or the one the bucket's catalog recorded). */
-  backupGuid(set: S, dataset: SetDataset): Promise<string>;
+  /** The guid the backup has for the set's snapshot of each dataset, by source name (the backup host's, or the one the bucket's catalog recorded). */
+  backupGuids(set: S): Promise<Map<string, string>>;
 }
 
 /** The scratch dataset drills use unless told otherwise: kept (canmount=off) for the next drill. */
@@ -47,7 +48,7 @@ export async function drillVm<S extends BackupSet>(
   const { local, source, log } = context;
   const started = Date.now();
   const set = await source.readSet(request.uuid, request.snapshot);
-  const scratch = request.scratch ?? `${await defaultPool(request.uuid, local)}/${SCRATCH_NAME}`;
+  const scratch = request.scratch ?? `${await defaultPool(set, local)}/${SCRATCH_NAME}`;
   if (!isValidDatasetName(scratch) || scratch.includes('@'))
     throw new RestoreError(`--scratch ${JSON.stringify(scratch)} is not a dataset name (such as zones/zonecopy-drill)`);
   const overlapping = set.datasets.find((d) => isWithin(scratch, d.source));
@@ -82,14 +83,19 @@ export async function drillVm<S extends BackupSet>(
       }
     }
     rtoSeconds = (Date.now() - started) / 1000;
-    for (const [i, { dataset, beside }] of received.entries()) {
-      const type = datasetType(set.spec, dataset.source);
-      if (!beside) {
-        datasets.push({ source: dataset.source, type, check: 'failed', note: 'not received', bytes: 0 });
-        continue;
-      }
-      const checked = await checkDataset(set, dataset, beside, `${run}/l${i}`, context, mounted);
-      if (checked.check === 'differs' || checked.check === 'failed')
+    const subjects = received.flatMap(({ dataset, beside }, i) =>
+      beside ? [{ dataset, beside, cloneName: `${run}/l${i}` }] : [],
+    );
+    const compared = await compareReceived(subjects, set.snapshot, await context.backupGuids(set), local, mounted);
+    for (const { dataset, beside } of received) {
+      const checked = compared.find((c) => c.source === dataset.source) ?? {
+        source: dataset.source,
+        type: datasetType(set.spec, dataset.source),
+        check: 'failed' as const,
+        note: 'not received',
+        bytes: beside?.bytes ?? 0,
+      };
+      if (beside && (checked.check === 'differs' || checked.check === 'failed'))
         problems.push(`${dataset.source}: ${checked.note}`);
       datasets.push(checked);
     }
@@ -114,80 +120,14 @@ export async function drillVm<S extends BackupSet>(
   };
 }
 
-/** The guid check, then the content check against this host's snapshot of the set when there is one. */
-async function checkDataset<S extends BackupSet>(
-  set: S,
-  dataset: SetDataset,
-  beside: ReceivedBeside,
-  cloneName: string,
-  context: DrillContext<S>,
-  mounted: string[],
-): Promise<DrilledDataset> {
-  const { local } = context;
-  const base = { source: dataset.source, type: beside.type, bytes: beside.bytes };
-  const [received, backup] = [
-    await guidOf(local, `${beside.into}@${set.snapshot}`),
-    await context.backupGuid(set, dataset),
-  ];
-  if (!received || received !== backup)
-    return {
-      ...base,
-      check: 'differs',
-      note: `received snapshot has guid ${received || '(none)'}, the backup's is ${backup || '(unknown)'}`,
-    };
-  const reference = `${dataset.source}@${set.snapshot}`;
-  const here = await guidOf(local, reference);
-  if (!here) return { ...base, check: 'guid-only', note: `no ${reference} on this host to compare content with` };
-  if (dataset.raw) return { ...base, check: 'guid-only', note: 'received raw (ciphertext): no key here to read it' };
-  try {
-    const clone = await readOnlyClone(reference, cloneName, beside.type, local);
-    if (clone.mountpoint) mounted.push(clone.mountpoint);
-    const kind = beside.type === 'volume' ? 'volume' : 'tree';
-    const path = (b: { mountpoint?: string; device?: string }) => (kind === 'volume' ? b.device : b.mountpoint)!;
-    const got = await checksumOn(local, kind, path(beside), `the received ${beside.into}`);
-    const want = await checksumOn(local, kind, path(clone), `this host's ${reference}`);
-    const sameGuid = here === backup ? '' : ` (this host's ${reference} is another snapshot: guid ${here})`;
-    if (got.sha256 === want.sha256)
-      return { ...base, check: 'same', note: `${describeSame(kind, got)} as this host's ${reference}${sameGuid}` };
-    return { ...base, check: 'differs', note: describeDifference(kind, reference, got, want) + sameGuid };
-  } catch (error) {
-    return { ...base, check: 'failed', note: (error as Error).message };
-  }
-}
-
-function describeSame(kind: 'tree' | 'volume', got: Checksum): string {
-  return kind === 'volume' ? 'volume bytes the same' : `file tree the same (${got.entries ?? '?'} entries)`;
-}
-
-/** `file tree differs from this host's zones/x@s (sha256 1a2b… received, 3c4d… here; 120 entries received, 121 here)`. Pure. */
-export function describeDifference(kind: 'tree' | 'volume', reference: string, got: Checksum, want: Checksum): string {
-  const digests = `sha256 ${got.sha256.slice(0, 12)}… received, ${want.sha256.slice(0, 12)}… here`;
-  const entries =
-    kind === 'tree' && got.entries !== want.entries ? `; ${got.entries} entries received, ${want.entries} here` : '';
-  return `${kind === 'volume' ? 'volume bytes differ' : 'file tree differs'} from this host's ${reference} (${digests}${entries})`;
-}
-
-/** A read-only clone of the VM's snapshot, in the scratch: it reads the snapshot and changes nothing of the VM. */
-async function readOnlyClone(
-  snapshot: string,
-  into: string,
-  type: 'filesystem' | 'volume',
-  local: Host,
-): Promise<{ mountpoint?: string; device?: string }> {
-  const zoned = type === 'filesystem' ? ['-o', 'zoned=off'] : [];
-  await local.run(['zfs', 'clone', '-o', 'readonly=on', ...zoned, snapshot, into], { mutates: true });
-  if (type === 'volume') return { device: await volumeDevice(local, into) };
-  await local.run(['zfs', 'mount', into], { mutates: true });
-  const got = await local.run(['zfs', 'get', '-H', '-o', 'value', 'mountpoint', into], { mutates: false });
-  return { mountpoint: got.stdout.trim() };
-}
-
-/** The pool of the VM's root dataset here; `zones` when the VM is not on this host. */
-async function defaultPool(uuid: string, local: Host): Promise<string> {
-  const got = await local.run(['vmadm', 'get', uuid], { mutates: false, allowExitCodes: [1, 2] });
-  if (got.exitCode !== 0) return 'zones';
-  const root = (JSON.parse(got.stdout) as { zfs_filesystem?: unknown }).zfs_filesystem;
-  return typeof root === 'string' && root ? poolOf(root) : 'zones';
+/**
+ * The pool the VM's root dataset was on when it was backed up, when this host has it (as a VM
+ * restored here would be); `zones` otherwise. Read from the set: no vmadm call.
+ */
+async function defaultPool(set: BackupSet, local: Host): Promise<string> {
+  const root = set.spec.zfs_filesystem;
+  const pool = typeof root === 'string' && root ? poolOf(root) : 'zones';
+  return (await listDatasets(local, [], { withoutSnapshots: [pool] })).has(pool) ? pool : 'zones';
 }
 
 /** The scratch dataset, made once (never mounted) and kept; a run's child left by a drill that was killed goes first. */
@@ -212,8 +152,9 @@ async function removeRun(run: string, mounted: readonly string[], local: Host): 
   if (where.exitCode !== 0) return undefined;
   const destroyed = await local.run(['zfs', 'destroy', '-r', '-f', run], { mutates: true, allowExitCodes: [1] });
   const runDirectory = where.stdout.trim().startsWith('/') ? [where.stdout.trim()] : [];
-  for (const directory of [...mounted, ...runDirectory])
-    await local.run(['rmdir', directory], { mutates: true, allowExitCodes: [1, 2] });
+  const directories = [...mounted.filter((m) => m.startsWith('/')), ...runDirectory];
+  // leaves first, then the run's own: rmdir goes on past one it cannot remove
+  if (directories.length) await local.run(['rmdir', ...directories], { mutates: true, allowExitCodes: [1, 2] });
   if (destroyed.exitCode === 0) return undefined;
   return `the drill's ${run} could not be destroyed: ${destroyed.stderr.trim()}. Remove it by hand: zfs destroy -r ${run}`;
 }

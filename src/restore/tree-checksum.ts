@@ -3,13 +3,20 @@ import type { Argv } from '../host/quote.js';
 
 /**
  * Checksums a drill compares, computed by a command on the host that holds the data: the SmartOS
- * global zone has `digest` but no `sha256sum`, a Linux host the reverse, so the scripts pick
- * whichever is there. Paths reach them as arguments (`sh -c SCRIPT sh PATH`), never inside the text.
+ * global zone has `digest` but no `sha256sum`, a Linux host `sha256sum` or at least `openssl`, so
+ * the scripts pick whichever is there. Paths reach them as arguments (`sh -c SCRIPT sh PATH`), never inside the text.
  */
 
-/** sha256 of stdin (or of each file named, with `-v` style names) with whichever tool the host has. */
-const PICK_SUM =
-  'if command -v digest >/dev/null 2>&1; then sum="digest -v -a sha256"; total="digest -a sha256"; else sum=sha256sum; total=sha256sum; fi';
+/**
+ * sha256 with whichever tool the host has (as the installer picks it): `$sum FILE...` names each
+ * file, `$total` reads stdin; their output differs by tool, but both sides of a comparison use the same.
+ */
+const PICK_SUM = [
+  'if command -v digest >/dev/null 2>&1; then sum="digest -v -a sha256"; total="digest -a sha256"',
+  'elif command -v sha256sum >/dev/null 2>&1; then sum=sha256sum; total=sha256sum',
+  'elif command -v openssl >/dev/null 2>&1; then sum="openssl dgst -sha256"; total="openssl dgst -sha256"',
+  'else echo "no sha256 tool (digest, sha256sum or openssl)" >&2; exit 1; fi',
+].join('; ');
 
 /**
  * `ls -dn` without its three date fields (they print differently as time passes) and without the
@@ -85,6 +92,13 @@ export async function checksumOn(host: Host, kind: 'tree' | 'volume', path: stri
 
 /** A volume's block device: illumos names it under dsk/ (rdsk/ raw), Linux's udev links the name itself. */
 export async function volumeDevice(host: Host, volume: string): Promise<string> {
-  const system = await host.run(['uname', '-s'], { mutates: false });
-  return system.stdout.trim() === 'SunOS' ? `/dev/zvol/dsk/${volume}` : `/dev/zvol/${volume}`;
+  if (!systems.has(host))
+    systems.set(
+      host,
+      host.run(['uname', '-s'], { mutates: false }).then((r) => r.stdout.trim()),
+    );
+  return (await systems.get(host)) === 'SunOS' ? `/dev/zvol/dsk/${volume}` : `/dev/zvol/${volume}`;
 }
+
+/** `uname -s` of each host, asked once. */
+const systems = new WeakMap<Host, Promise<string>>();

@@ -132,6 +132,25 @@ describe('tree checksum on a Linux host (sha256sum)', () => {
     assert.equal(digestOf(illumosRunner(t, 'ksh93'), tree()).entries, base.entries);
   });
 
+  it('with neither digest nor sha256sum (a guest without either), openssl gives the same verdicts', (t) => {
+    const tools = fresh();
+    for (const tool of ['find', 'sort', 'ls', 'wc', 'sed', 'openssl'])
+      symlinkSync(hostCommand(tool), join(tools, tool));
+    const run: Runner = (script, path) => {
+      const out = spawnSync(hostCommand('dash'), ['-c', script, 'sh', path], {
+        env: { PATH: tools },
+        encoding: 'utf8',
+      });
+      return { code: out.status, stdout: out.stdout, stderr: out.stderr };
+    };
+    const base = digestOf(run, tree());
+    assert.deepEqual(digestOf(run, tree('reverse')), base);
+    const changed = tree();
+    chmodSync(join(changed, 'empty'), 0o600);
+    assert.notEqual(digestOf(run, changed).sha256, base.sha256);
+    assert.equal(digestOf(illumosRunner(t, 'posh'), tree()).entries, base.entries);
+  });
+
   it('a volume whose device appears a moment late (udev) is waited for', () => {
     const device = join(fresh(), 'late');
     const waiter = spawnSync(

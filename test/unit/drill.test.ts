@@ -215,7 +215,22 @@ function smartosHost(options: {
       };
     if (sub === 'create' || sub === 'receive' || sub === 'clone') datasets.add(last);
     if (sub === 'destroy') for (const d of datasets) if (d === last || d.startsWith(`${last}/`)) datasets.delete(d);
-    if (sub === 'get' && argv.includes('guid')) return { stdout: guids[last] ?? '', exitCode: guids[last] ? 0 : 1 };
+    if (sub === 'get' && argv.includes('guid')) {
+      const names = argv.slice(argv.indexOf('guid') + 1);
+      const found = names.filter((n) => guids[n]);
+      return {
+        stdout: found.map((n) => `${n}\t${guids[n]}\n`).join(''),
+        exitCode: found.length < names.length ? 1 : 0,
+      };
+    }
+    // zfs clone mounts the file system it makes
+    if (sub === 'get' && argv.includes('mounted,mountpoint'))
+      return {
+        stdout: argv
+          .slice(argv.indexOf('mounted,mountpoint') + 1)
+          .map((n) => `${n}\tmounted\tyes\n${n}\tmountpoint\t/${n}\n`)
+          .join(''),
+      };
     if (sub === 'get' && argv.includes('mountpoint'))
       return datasets.has(last) ? { stdout: `/${last}\n` } : { exitCode: 1, stderr: 'dataset does not exist' };
     return undefined;
@@ -228,7 +243,7 @@ function drill(local: ScriptedHost, source = new FakeSource(set)) {
     source,
     log: silentLog,
     target: 'offsite',
-    backupGuid: async (_set: BackupSet, d: SetDataset) => BACKUP_GUIDS[d.source]!,
+    backupGuids: async () => new Map(Object.entries(BACKUP_GUIDS)),
   };
   return drillVm({ uuid: VM }, context);
 }
@@ -293,7 +308,13 @@ describe('drillVm', () => {
     const local = smartosHost({});
     const result = await drillVm(
       { uuid: VM },
-      { local, source: new FakeSource(other), log: silentLog, target: 'offsite', backupGuid: async () => '99' },
+      {
+        local,
+        source: new FakeSource(other),
+        log: silentLog,
+        target: 'offsite',
+        backupGuids: async () => new Map([[`zones/${VM}`, '99']]),
+      },
     );
     assert.equal(result.result, 'failed');
     assert.match(result.problems[0]!, /received snapshot has guid 11, the backup's is 99/);
