@@ -15,7 +15,7 @@ import { compareReceived } from './drill-compare.js';
 export interface DrillRequest {
   uuid: string;
   snapshot?: string;
-  /** The dataset drills receive below; default `<pool of the VM's root dataset>/zonecopy-drill` (`zones` when the VM is not here). */
+  /** The dataset drills receive below; default `<pool the VM's root dataset was backed up from>/zonecopy-drill` (`zones` when this host lacks that pool). */
   scratch?: string;
 }
 
