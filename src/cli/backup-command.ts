@@ -9,6 +9,7 @@ import { stderrLog, type Log } from '../log.js';
 import { sendReportEmail } from '../report/email.js';
 import { appendRunLog } from '../report/log-file.js';
 import { renderText } from '../report/render.js';
+import { DRILL_DIRECTORY, readDrillRecord } from '../restore/drill-record.js';
 import { runStatus, type VmBackupResult } from '../report/types.js';
 import { vmadmGet, vmLabels, type VmSpecWithRaw } from '../smartos/vmadm.js';
 import { selectTargets, type ResolvedTarget } from '../config/targets.js';
@@ -379,7 +380,9 @@ function backupSettings(config: Config, flags: BackupFlags, targets: readonly Re
   };
 }
 
-async function report(result: VmBackupResult, config: Config, local: Host, log: Log, json: boolean): Promise<void> {
+async function report(run: VmBackupResult, config: Config, local: Host, log: Log, json: boolean): Promise<void> {
+  const drill = readDrillRecord(DRILL_DIRECTORY, run.uuid);
+  const result = drill ? { ...run, lastDrill: drill } : run;
   if (!json) process.stdout.write(`${renderText(result)}\n`);
   if (local.dryRun) return;
   const logged = appendRunLog(config.logDirectory, result);

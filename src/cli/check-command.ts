@@ -1,7 +1,9 @@
 import { loadConfig } from '../config/load.js';
 import { selectTargets } from '../config/targets.js';
 import { LocalHost } from '../host/local.js';
+import { drillLine } from '../report/render.js';
 import { formatDuration } from '../report/stale.js';
+import { DRILL_DIRECTORY, readDrillRecord, type DrillRecord } from '../restore/drill-record.js';
 import { allVmUuids, type VmStatus } from '../status/collect.js';
 import { formatAge, parseDuration } from '../status/health.js';
 import { defaultConfigPath } from './paths.js';
@@ -42,18 +44,49 @@ export async function checkCommand(uuids: string[], flags: CheckFlags): Promise<
         checked.push({ target: t.name, ...staleAfter, statuses: [], error: (error as Error).message });
       }
     }
-    verdict = checkVerdict(checked, warn, crit);
+    const aliases = new Map(checked.flatMap((t) => t.statuses.map((s) => [s.uuid, s.alias] as const)));
+    const drills = vms.map((uuid) => ({
+      name: aliases.get(uuid) ?? uuid,
+      record: readDrillRecord(DRILL_DIRECTORY, uuid),
+    }));
+    verdict = withDrills(checkVerdict(checked, warn, crit), drills, Date.now());
   } catch (error) {
     // a check that cannot look says so as UNKNOWN: to a monitor, exit 2 would mean CRITICAL
     verdict = { code: 3, line: (error as Error).message };
   }
-  process.stdout.write(`ZONECOPY ${STATES[verdict.code]} - ${verdict.line}\n`);
+  const details = verdict.details?.length ? `${verdict.details.join('\n')}\n` : '';
+  process.stdout.write(`ZONECOPY ${STATES[verdict.code]} - ${verdict.line}\n${details}`);
   return verdict.code;
 }
 
 export interface Verdict {
   code: 0 | 1 | 2 | 3;
   line: string;
+  /** Lines after the first (a monitor's long output): each VM's last restore drill. */
+  details?: string[];
+}
+
+/**
+ * The verdict with each VM's last restore drill (pure): a failed last drill makes an OK check a
+ * WARNING and is named on the first line; a VM never drilled is no error. Every drill is listed below the line.
+ */
+export function withDrills(
+  verdict: Verdict,
+  drills: ReadonlyArray<{ name: string; record?: DrillRecord }>,
+  now: number,
+): Verdict {
+  const drilled = drills.flatMap(({ name, record }) => (record ? [{ name, record }] : []));
+  const never = drills.filter((d) => !d.record).map((d) => d.name);
+  const details = [
+    ...drilled.map(({ name, record }) => `${name}: ${drillLine(record, now)}`),
+    ...(drilled.length && never.length ? [`no restore drill yet: ${never.join(', ')}`] : []),
+  ];
+  const failed = drilled.filter(({ record }) => record.result === 'failed');
+  const failures = failed.map(({ name, record }) => `${name} last restore drill of ${record.snapshot} FAILED`);
+  if (failures.length === 0) return details.length ? { ...verdict, details } : verdict;
+  const line =
+    verdict.code === 0 ? `${failures.join('; ')}; ${verdict.line}` : `${verdict.line}; ${failures.join('; ')}`;
+  return { code: verdict.code === 0 ? 1 : verdict.code, line, details };
 }
 
 /** What check read from one target: each VM's status, or why it could not. */

@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { backupCommand } from './backup-command.js';
 import { checkCommand } from './check-command.js';
+import { drillCommand } from './drill-command.js';
 import { ConfigError } from '../config/load.js';
 import { HostKeyError } from '../host/known-hosts.js';
 import { ConnectError } from '../host/remote.js';
@@ -137,6 +138,31 @@ export function buildProgram(outcome: Outcome = { code: EXIT_OK }): Command {
     .addOption(jsonOption())
     .addHelpText('after', exitStatus('0 restored (or listed), 1 the restore failed, 2 usage or configuration error'))
     .action(returning(restoreCommand));
+
+  program
+    .command('drill')
+    .description(
+      "Restore drill: receive every dataset of the VM's newest complete backup set (or --snapshot) into a scratch dataset on this host (not as a VM), compare each snapshot's guid with the backup's and its files or volume bytes with the VM's own snapshot of that set here, record the result and the time it took (RTO) for `check` and the backup report, and destroy the copy.",
+    )
+    .argument('<vm-uuid>', 'UUID of the backed-up VM (it need not exist on this host)')
+    .addOption(configOption())
+    .addOption(targetOption())
+    .option(
+      '--scratch <dataset>',
+      "receive below this dataset (default: <pool of the VM's root dataset>/zonecopy-drill, made if missing and kept; zones/zonecopy-drill when the VM is not here)",
+    )
+    .option(
+      '--snapshot <name>',
+      'restore this backup set (a snapshot name such as daily-2026-01-01T02:00:00.000Z) instead of the newest',
+    )
+    .addOption(dryRunOption('print what the drill would run, and change nothing'))
+    .addOption(verboseOption())
+    .addOption(jsonOption())
+    .addHelpText(
+      'after',
+      exitStatus('0 the drill passed, 1 a dataset differed or the drill failed, 2 usage or configuration error'),
+    )
+    .action(returning(drillCommand));
 
   program
     .command('release')

@@ -1,4 +1,5 @@
 import { consistencyLine, describeOutcome } from '../backup/hook-run.js';
+import type { DrillRecord } from '../restore/drill-record.js';
 import { formatAge } from '../status/health.js';
 import { formatDuration } from './stale.js';
 import type { DatasetResult, RunStatus, TargetBehind, VmBackupResult } from './types.js';
@@ -68,6 +69,7 @@ export function renderText(result: VmBackupResult): string {
     headline(result),
     `snapshot ${result.snapshot ?? '-'}, ${result.startedAt.toISOString()} to ${result.finishedAt.toISOString()}`,
     ...consistencyLines(result),
+    ...drillLines(result),
   ];
   if (result.datasets.length > 0) {
     const header = columns(result);
@@ -103,6 +105,19 @@ export function consistencyLines(result: Pick<VmBackupResult, 'consistency'>): s
     ...record.hooks.map((h) => `  ${describeOutcome(h)} (${h.seconds.toFixed(1)} s)`),
     ...record.notes.map((n) => `  note: ${n}`),
   ];
+}
+
+/** The VM's last restore drill (`zonecopy drill`) as of the end of the run, when it had one. */
+function drillLines(result: Pick<VmBackupResult, 'lastDrill' | 'finishedAt'>): string[] {
+  return result.lastDrill ? [drillLine(result.lastDrill, result.finishedAt.getTime())] : [];
+}
+
+/** `last restore drill 2.0h ago: ok, set daily-b1 from offsite (RTO 12.3 s, 56.0 MiB)`, or FAILED with what differed. Pure. */
+export function drillLine(record: DrillRecord, now: number): string {
+  const age = formatAge(Math.max(0, (now - Date.parse(record.at)) / 1000));
+  const what = `set ${record.snapshot} from ${record.target} (RTO ${record.rtoSeconds.toFixed(1)} s, ${humanBytes(record.bytes)})`;
+  if (record.result === 'ok') return `last restore drill ${age} ago: ok, ${what}`;
+  return `last restore drill ${age} ago FAILED, ${what}: ${record.problems.join('; ') || 'no reason recorded'}`;
 }
 
 /**
@@ -160,6 +175,9 @@ export function renderHtml(result: VmBackupResult): string {
     `<p style="color:${colour}"><strong>${escapeHtml(headline(result))}</strong></p>`,
     `<p>Snapshot ${escapeHtml(result.snapshot ?? '-')}, ${escapeHtml(result.startedAt.toISOString())} to ${escapeHtml(result.finishedAt.toISOString())}</p>`,
     ...consistencyLines(result).map((line) => `<p>${escapeHtml(line)}</p>`),
+    ...drillLines(result).map(
+      (line) => `<p${result.lastDrill?.result === 'failed' ? ' style="color:#cf222e"' : ''}>${escapeHtml(line)}</p>`,
+    ),
     `<table border="1" cellpadding="4" cellspacing="0"><tr>${columns(result)
       .map((c) => `<th>${c}</th>`)
       .join('')}</tr>\n${rows}\n</table>`,

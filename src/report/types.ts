@@ -1,4 +1,5 @@
 import type { ConsistencyRecord } from '../backup/hook-run.js';
+import type { DrillRecord } from '../restore/drill-record.js';
 
 /** What one backup run did for one VM: the input of every report (email, log, --json). */
 
@@ -51,6 +52,8 @@ export interface VmBackupResult {
   consistency?: ConsistencyRecord;
   /** Targets whose newest common snapshot with this VM is older than their `staleAfter` (staleTargets). */
   behind?: TargetBehind[];
+  /** The VM's last restore drill (`zonecopy drill`), for the report. */
+  lastDrill?: DrillRecord;
 }
 
 /** A target that is behind with one VM: the oldest of its datasets' newest common snapshots, and its age. */

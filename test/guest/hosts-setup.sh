@@ -9,7 +9,7 @@
 #    tests themselves keeps root's bash.
 #  - the SmartOS global zone's environment (shared/research/illumos.md): /root a tmpfs that `reboot`
 #    empties, /tmp a small tmpfs, the GNU-only tools (printenv, sha256sum, timeout, flock, stdbuf)
-#    on neither host's default PATH, pkgsrc's tools (mbuffer, zstd, gpg, pigz, node) in /opt/local/bin,
+#    on neither host's default PATH, illumos' digest(1) in /usr/bin, pkgsrc's tools (mbuffer, zstd, gpg, pigz, node) in /opt/local/bin,
 #    off cron's PATH (/usr/sbin:/usr/bin). The backup host's sshd sessions find them in /usr/local/bin,
 #    as a Linux backup host finds its packages. The SmartOS host's key and known_hosts are kept in
 #    /opt/zonecopy/etc, which survives a reboot.
@@ -107,6 +107,9 @@ smartos_env() {
     if [ -f "/opt/local/bin/$tool" ]; then ln -sf "/opt/local/bin/$tool" "/usr/local/bin/$tool"; fi
   done
   ln -sf /usr/local/bin/node /opt/local/bin/node
+  # the platform's digest(1) (test/illumos-shims/digest), over the sha256sum moved aside above
+  sed "s#/usr/bin/sha256sum#$GNU_ONLY/sha256sum#" "$ROOT/test/illumos-shims/digest" >/usr/bin/digest
+  chmod 755 /usr/bin/digest
   if ! mountpoint -q /tmp; then mount -t tmpfs -o mode=1777,size=64m zc-tmp /tmp; fi
   if ! mountpoint -q /root; then ramdisk_root; fi
 }

@@ -433,4 +433,44 @@ describe('restore drills', () => {
       );
     });
   });
+
+  it('zonecopy drill: a zone with delegated datasets passes; a KVM whose volume snapshot here differs fails, naming it; check shows both; no copy is left', async () => {
+    // both were restored from daily-b1 above, so this host has their daily-b1 snapshots to compare content with
+    const [kvm, joyent] = [uuids.kvm!, uuids.joyent!];
+    const scratchLeft = async () =>
+      (await sh('zfs list -H -o name -r zones/zonecopy-drill; ls -A /zones/zonecopy-drill 2>/dev/null || true')).trim();
+    const started = Date.now();
+    const zone = await zonecopy(['drill', joyent, '--snapshot', 'daily-b1', '--json'], config);
+    assert.equal(zone.code, 0, zone.stderr + zone.stdout);
+    const drilled = JSON.parse(zone.stdout) as {
+      rtoSeconds: number;
+      datasets: Array<{ source: string; check: string }>;
+    };
+    assert.deepEqual(
+      drilled.datasets.map((d) => `${d.source} ${d.check}`),
+      [`zones/${joyent} same`, `zones/${joyent}/data same`, `zones/${joyent}/data/pgsql same`],
+    );
+    assert.equal(await scratchLeft(), 'zones/zonecopy-drill', 'the scratch dataset stays, empty and unmounted');
+
+    // the volume's daily-b1 here is made again with other bytes: the backup no longer matches it
+    const disk = `zones/${kvm}-disk1`;
+    await sh(
+      `zfs destroy ${disk}@daily-b1 && head -c 64K /dev/urandom | dd of=/dev/zvol/${disk} bs=64K seek=3 conv=notrunc status=none && zfs snapshot ${disk}@daily-b1`,
+    );
+    const failed = await zonecopy(['drill', kvm, '--snapshot', 'daily-b1'], config);
+    assert.equal(failed.code, 1, failed.stderr + failed.stdout);
+    assert.match(failed.stdout, new RegExp(`^drill of VM ${kvm} from \\S+ backup set daily-b1: FAILED in `));
+    assert.match(failed.stderr, new RegExp(`${disk}: volume bytes differ from this host's ${disk}@daily-b1 `));
+    for (const d of [`zones/${kvm}  filesystem  same`, `zones/${kvm}-disk0  volume  same`])
+      assert.ok(failed.stdout.includes(d), failed.stdout);
+    assert.equal(await scratchLeft(), 'zones/zonecopy-drill', 'a failed drill leaves no copy either');
+    const check = await zonecopy(['check', kvm, joyent, '--warn', '1h', '--crit', '2h'], config);
+    assert.equal(check.code, 1, check.stdout);
+    assert.match(check.stdout, /^ZONECOPY WARNING - \S+ last restore drill of daily-b1 FAILED; 2 VM\(s\) backed up/);
+    assert.match(check.stdout, /\n\S+: last restore drill \d+s ago FAILED, set daily-b1 .*volume bytes differ/);
+    assert.match(check.stdout, /\n\S+: last restore drill \d+s ago: ok, set daily-b1 /);
+    process.stdout.write(
+      `# drill cases: ${((Date.now() - started) / 1000).toFixed(1)} s (joyent RTO ${drilled.rtoSeconds} s)\n`,
+    );
+  });
 });

@@ -321,4 +321,25 @@ describe('object storage target (s3rver)', () => {
     assert.match(list.stdout, /^ {2}offsite +multi-m4 /m, list.stdout);
     assert.doesNotMatch(list.stdout, /^ {2}bk1 +multi-m4 /m, 'the backup host has no m4');
   });
+
+  it('zonecopy drill from the bucket: the newest set of a zone with delegated datasets, received into a scratch dataset, matches its snapshots here', async () => {
+    // a set of its own, so the case stands alone: the zone root's stream is incremental from its image, as the bucket keeps clones
+    const uuid = uuids.joyent!;
+    const started = Date.now();
+    const backup = await zonecopy(['backup', uuid, '--groupName', 'drill', '--name', 'd1'], config);
+    assert.equal(backup.code, 0, backup.stderr + backup.stdout);
+    const result = await zonecopy(['drill', uuid, '--json'], config);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    const drilled = JSON.parse(result.stdout) as {
+      snapshot: string;
+      datasets: Array<{ source: string; check: string }>;
+    };
+    assert.equal(drilled.snapshot, 'drill-d1');
+    assert.deepEqual(
+      drilled.datasets.map((d) => `${d.source} ${d.check}`),
+      [`zones/${uuid} same`, `zones/${uuid}/data same`, `zones/${uuid}/data/pgsql same`],
+    );
+    assert.equal((await sh('zfs list -H -o name -r zones/zonecopy-drill')).trim(), 'zones/zonecopy-drill');
+    process.stdout.write(`# S3 backup and drill: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  });
 });

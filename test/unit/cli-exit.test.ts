@@ -197,6 +197,7 @@ describe('the CLI keeps every option', () => {
         '--verbose',
         '--json',
       ],
+      drill: ['--config', '--target', '--scratch', '--snapshot', '--dry-run', '--verbose', '--json'],
       release: ['--config', '--remote', '--dry-run'],
       'forget-target': ['--config', '--dry-run'],
       status: ['--config', '--json', '--target', '--verify'],
