@@ -184,6 +184,11 @@ export class RemoteHost implements Host {
       async (channel): Promise<CommandResult> => {
         stdin.pipe(channel);
         channel.pipe(stdout);
+        // a reader that gave up (a failed pump) must not leave data in the channel: unread, it never ends or closes
+        stdout.on('close', () => {
+          channel.unpipe(stdout);
+          channel.resume();
+        });
         // once the remote command is gone, writers must fail instead of filling a buffer forever
         channel.on('close', () => stdin.destroy());
         channel.stderr.on('data', (chunk: Buffer) => {

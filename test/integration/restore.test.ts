@@ -180,20 +180,15 @@ describe('restore drills', () => {
     };
     const attempts: Array<[string, Record<string, string>, RegExp]> = [
       ['stream cut at its start', { ZC_CUT: '0' }, /was not touched \(it is running\)/],
-      ['stream cut after 300 kB', { ZC_CUT: '300000' }, /was not touched/],
       ['backup host dropped mid-stream', { ZC_CUT: '200000', ZC_DROP: '1' }, /was not touched/],
       ['vmadm create failing after the old VM was deleted', { ZC_FAIL_VMADM: 'create' }, /put back as it was, running/],
       ['vmadm start failing once all was in place', { ZC_FAIL_VMADM: 'start' }, /put back as it was, running/],
     ];
     for (const [what, env, expected] of attempts) {
-      const t0 = Date.now();
-      const failed = await faults.restore(['--force', '--start'], { ...env, ZONECOPY_TRACE: '1' });
-      console.log(`TIMING ${what} ${(Date.now() - t0) / 1000}s\n${failed.stderr}`);
+      const failed = await faults.restore(['--force', '--start'], env);
       assert.equal(failed.code, 1, `${what}: ${failed.stdout}`);
       assert.match(failed.stderr, expected, what);
-      const t1 = Date.now();
       await intact(what);
-      console.log(`TIMING intact ${(Date.now() - t1) / 1000}s`);
     }
     // no room: a reservation leaves less than the incremental streams need
     const available = Number((await sh('zfs get -Hp -o value available zones')).trim());
