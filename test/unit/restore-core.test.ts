@@ -335,6 +335,31 @@ describe('restore source: object store', () => {
   }
   const settings = { prefix: 'p' } as S3Settings;
 
+  it('a host that still has daily-b1 (by guid) gets only the stream after it, and the room check counts only that', async () => {
+    const source = new ObjectStoreSource(bucket(), settings, silentLog);
+    const set = await source.readSet(VM);
+    const dataset = set.datasets[0]!;
+    const into = (base?: { name: string; guid: string }) => ({
+      name: `zones/${VM}-zonecopy-restoring`,
+      fromOrigin: false,
+      ...(base ? { base } : {}),
+      argv: () => ['zfs', 'receive', `zones/${VM}-zonecopy-restoring`],
+    });
+    const whole = source.describeReceive(set, dataset, into());
+    assert.deepEqual(
+      whole.map((line) => line.split(' | ')[0]),
+      [`${source.label}: get p/${VM}/${VM}/daily-b1`, `${source.label}: get p/${VM}/${VM}/daily-b2`],
+    );
+    const after = source.describeReceive(set, dataset, into({ name: 'daily-b1', guid: '801' }));
+    assert.deepEqual(
+      after.map((line) => line.split(' | ')[0]),
+      [`${source.label}: get p/${VM}/${VM}/daily-b2`],
+    );
+    const sizes = [...set.chains.get(`zones/${VM}`)!].map((stream) => stream.bytes ?? 0);
+    assert.equal(await source.estimate(set, dataset, into()), sizes[0]! + sizes[1]!);
+    assert.equal(await source.estimate(set, dataset, into({ name: 'daily-b1', guid: '801' })), sizes[1]);
+  });
+
   it("reads a set with its clone's origin as stored, lists sets newest first, and refuses a changed stream", async () => {
     const store = bucket();
     const source = new ObjectStoreSource(store, settings, silentLog);
