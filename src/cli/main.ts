@@ -119,7 +119,10 @@ export function buildProgram(outcome: Outcome = { code: EXIT_OK }): Command {
       'recreate the VM on that SmartOS host over SSH (same key and known_hosts as the backup host) instead of this one',
     )
     .option('--new-uuid', 'restore a copy under a new UUID beside the original')
-    .option('--force', 'replace an existing VM with the same UUID')
+    .option(
+      '--force',
+      'replace an existing VM with the same UUID: the backup is received beside it first, then swapped in and the old copy removed; any failure puts the VM back as it was',
+    )
     .option('--start', 'start the VM when restored')
     .option(
       '--dataset <name>',
