@@ -221,7 +221,7 @@ async function restore(
     force: Boolean(flags.force),
     start: Boolean(flags.start),
   };
-  try {
+  return operatorErrors(async () => {
     const result = await restoreVm(options, context);
     const seconds = (Date.now() - started) / 1000;
     if (flags.json) {
@@ -247,27 +247,29 @@ async function restore(
         );
     }
     return EXIT_OK;
-  } catch (error) {
-    if (error instanceof RestoreError) {
-      process.stderr.write(`zonecopy restore: ${error.message}\n`);
-      return EXIT_FAILED;
-    }
-    throw error;
-  }
+  });
 }
 
 /** `restore --list`: the complete backup sets, newest first, each with how consistent it is; nothing is changed. */
 async function listSets(uuid: string, flags: RestoreFlags, opened: OpenedSource, log: Log): Promise<number> {
-  let sets: ListedSet[];
+  return operatorErrors(async () => {
+    const sets = await withDatasets(uuid, await opened.source.listSets(uuid), opened, log);
+    process.stdout.write(
+      flags.json ? `${JSON.stringify({ uuid, sets }, null, 2)}\n` : `${renderSetList(uuid, sets)}\n`,
+    );
+    return EXIT_OK;
+  });
+}
+
+/** A RestoreError is for the operator: its message and exit 1, nothing else printed; any other error propagates. */
+async function operatorErrors(work: () => Promise<number>): Promise<number> {
   try {
-    sets = await withDatasets(uuid, await opened.source.listSets(uuid), opened, log);
+    return await work();
   } catch (error) {
     if (!(error instanceof RestoreError)) throw error;
     process.stderr.write(`zonecopy restore: ${error.message}\n`);
     return EXIT_FAILED;
   }
-  process.stdout.write(flags.json ? `${JSON.stringify({ uuid, sets }, null, 2)}\n` : `${renderSetList(uuid, sets)}\n`);
-  return EXIT_OK;
 }
 
 function backupHostSource(remote: Host, config: Config, log: Log): BackupHostSource {
@@ -287,7 +289,7 @@ async function restoreDataset(
 ): Promise<number> {
   const started = Date.now();
   const { local, source, log } = context;
-  try {
+  return operatorErrors(async () => {
     const set = await source.readSet(uuid, snapshot);
     const dataset = findSetDataset(set, flags.dataset!);
     // a real run checks each stream's sha256 as it is received (and removes what it made on a mismatch)
@@ -304,13 +306,7 @@ async function restoreDataset(
       );
     }
     return EXIT_OK;
-  } catch (error) {
-    if (error instanceof RestoreError) {
-      process.stderr.write(`zonecopy restore: ${error.message}\n`);
-      return EXIT_FAILED;
-    }
-    throw error;
-  }
+  });
 }
 
 /** What `restore --dataset` says: what was received where, how to reach it, what it left out, how to remove it. Pure. */
