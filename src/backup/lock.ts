@@ -1,10 +1,10 @@
-import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
  * One run per VM at a time: a lock file per VM on the SmartOS host holding the owner's pid. A
- * lock whose process is gone is stale and taken over; the takeover renames it away first, so of
- * two runs that both find it stale only one wins.
+ * lock whose process is gone is stale and taken over, one takeover at a time, so of the runs that
+ * find it stale only one wins.
  */
 
 export class LockedError extends Error {
@@ -61,24 +61,42 @@ function tryAcquire(path: string): VmLock | { holder: number; since: string } {
 }
 
 /**
- * Moves a stale lock away. If another run replaced it between our read and the rename, what we
- * moved is that run's live lock: it goes back into place (unless a third run got there first).
+ * Removes a stale lock. Takeovers go one at a time through a breaker file (made as the lock is, by
+ * a hard link that fails if it exists): while it is held nobody else removes a lock, the dead owner
+ * cannot, and a new owner cannot link over it, so the lock read under it is the one unlinked. (Moving
+ * the lock aside instead let a third run slip in while it was away, and two runs held it.)
  */
 function takeOverStale(path: string, staleContent: string): void {
-  const aside = `${path}.stale-${process.pid}`;
+  const breaker = `${path}.break`;
+  const draft = `${breaker}.${process.pid}`;
+  writeFileSync(draft, `${process.pid}\n`, { mode: 0o644 });
   try {
-    renameSync(path, aside);
+    linkSync(draft, breaker);
   } catch {
-    return; // another run took it over first
+    clearAbandonedBreaker(breaker);
+    return; // another run is taking it over: try again
+  } finally {
+    rmSync(draft, { force: true });
   }
   try {
-    if (readFileSync(aside, 'utf8') !== staleContent) linkSync(aside, path);
+    if (readFileSync(path, 'utf8') === staleContent) unlinkSync(path);
   } catch {
-    // the lock went back, or a third run holds it now: either way one owner
+    // already gone
   } finally {
-    rmSync(aside, { force: true });
+    rmSync(breaker, { force: true });
   }
 }
+
+/** A breaker is held for a moment; one this old was left by a run killed while holding it. */
+function clearAbandonedBreaker(breaker: string): void {
+  try {
+    if (Date.now() - statSync(breaker).mtimeMs > BREAKER_ABANDONED_MS) rmSync(breaker, { force: true });
+  } catch {
+    // gone meanwhile
+  }
+}
+
+const BREAKER_ABANDONED_MS = 10_000;
 
 export async function lockVm(
   directory: string,
@@ -90,7 +108,11 @@ export async function lockVm(
   for (;;) {
     const attempt = tryAcquire(path);
     if ('release' in attempt) return attempt;
-    if (attempt.holder === 0) continue;
+    // taken over just now, or being taken over: try again in a moment
+    if (attempt.holder === 0) {
+      await new Promise((r) => setTimeout(r, 5));
+      continue;
+    }
     if (!options.wait) {
       throw new LockedError(
         `another zonecopy run (pid ${attempt.holder}, since ${attempt.since}) is backing up VM ${uuid}; not starting a second one. Use --wait to wait for it (lock: ${path}).`,

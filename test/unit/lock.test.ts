@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -63,5 +63,18 @@ describe('the per-VM lock', () => {
       assert.equal(outcomes.filter((o) => o === 'acquired').length, 1, outcomes.join(', '));
       assert.deepEqual(readdirSync(directory), []);
     }
+  });
+
+  it('a takeover interrupted by a killed run (its breaker left behind) does not keep the lock stale forever', async () => {
+    const directory = scratch();
+    const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' }).stdout.trim();
+    writeFileSync(join(directory, `${UUID}.lock`), `${dead}\n2026-01-01T00:00:00.000Z\n`);
+    const breaker = join(directory, `${UUID}.lock.break`);
+    writeFileSync(breaker, `${dead}\n`);
+    const minuteAgo = new Date(Date.now() - 60_000);
+    utimesSync(breaker, minuteAgo, minuteAgo);
+    const outcomes = await race(directory, 3);
+    assert.equal(outcomes.filter((o) => o === 'acquired').length, 1, outcomes.join(', '));
+    assert.deepEqual(readdirSync(directory), []);
   });
 });
