@@ -207,10 +207,18 @@ async function withDatasets(uuid: string, sets: ListedSet[], opened: OpenedSourc
   }
 }
 
+/** Where a restore reads from and writes to, and the target's name for messages. */
+interface RestoreContext {
+  local: Host;
+  source: RestoreSource;
+  log: Log;
+  target: string;
+}
+
 async function restore(
   uuid: string,
   flags: RestoreFlags,
-  context: { local: Host; source: RestoreSource; log: Log; target: string },
+  context: RestoreContext,
   snapshot: string | undefined,
 ): Promise<number> {
   const started = Date.now();
@@ -284,7 +292,7 @@ function backupHostSource(remote: Host, config: Config, log: Log): BackupHostSou
 async function restoreDataset(
   uuid: string,
   flags: RestoreFlags,
-  context: { local: Host; source: RestoreSource; log: Log; target: string },
+  context: RestoreContext,
   snapshot: string | undefined,
 ): Promise<number> {
   const started = Date.now();

@@ -1,5 +1,6 @@
 import type { Host } from '../host/host.js';
 import type { VmSpec } from '../smartos/vmadm.js';
+import { poolOf } from '../zfs/names.js';
 import { RestoreError } from './restore-error.js';
 
 /** The brands whose dataset layout zonecopy restores (OS zones, LX, KVM's sibling volumes, bhyve's children). */
@@ -60,6 +61,14 @@ export async function checkNicConflicts(spec: VmSpec, replacing: string | undefi
 
 /** Bytes a restore brings into each pool, beside what is there. */
 export type PoolNeeds = Map<string, number>;
+
+/** Adds what one dataset takes: its streams, or at least the reservation its zvol gets (the spec's MiB). */
+export function addNeed(needs: PoolNeeds, spec: VmSpec, dataset: string, streamBytes: number): void {
+  const disk = (spec.disks ?? []).find((d) => d.zfs_filesystem === dataset);
+  const reserved = typeof disk?.refreservation === 'number' ? disk.refreservation * 2 ** 20 : 0;
+  const pool = poolOf(dataset);
+  needs.set(pool, (needs.get(pool) ?? 0) + Math.max(streamBytes, reserved));
+}
 
 /** Refuses when a pool has less room than the restore will take, before anything changes. */
 export async function checkRoom(needs: PoolNeeds, local: Host): Promise<void> {

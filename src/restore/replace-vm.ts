@@ -6,7 +6,7 @@ import type { VmSpec } from '../smartos/vmadm.js';
 import { releaseZonecopyHolds } from '../zfs/holds.js';
 import { listDatasets, type DatasetState, type SnapshotInfo } from '../zfs/list.js';
 import { isWithin, poolOf } from '../zfs/names.js';
-import { checkRoom, type PoolNeeds } from './preflight.js';
+import { addNeed, checkRoom, type PoolNeeds } from './preflight.js';
 import { delegatedRole, receiveArgv } from './received-properties.js';
 import { RestoreError } from './restore-error.js';
 import type { RestoredDataset } from './restore-vm.js';
@@ -181,11 +181,7 @@ async function poolNeeds<S extends BackupSet>(
 ): Promise<PoolNeeds> {
   const needs: PoolNeeds = new Map();
   for (const s of stagings) {
-    const bytes = s.cloneOnly ? 0 : await source.estimate(set, s.dataset, s.into);
-    const disk = (set.spec.disks ?? []).find((d) => d.zfs_filesystem === s.final);
-    const reserved = typeof disk?.refreservation === 'number' ? disk.refreservation * 2 ** 20 : 0;
-    const pool = poolOf(s.final);
-    needs.set(pool, (needs.get(pool) ?? 0) + Math.max(bytes, reserved));
+    addNeed(needs, set.spec, s.final, s.cloneOnly ? 0 : await source.estimate(set, s.dataset, s.into));
   }
   return needs;
 }

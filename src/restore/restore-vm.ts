@@ -9,7 +9,7 @@ import { isWithin, poolOf } from '../zfs/names.js';
 import { createPayload, nicChanges, type NicChange } from './create-payload.js';
 import { ensureImages, UUID_TAIL } from './ensure-images.js';
 import { delegatedRole, diskPropertyCommands, receiveArgv } from './received-properties.js';
-import { checkBrand, checkNicConflicts, checkRoom, type PoolNeeds } from './preflight.js';
+import { addNeed, checkBrand, checkNicConflicts, checkRoom, type PoolNeeds } from './preflight.js';
 import { replaceVm } from './replace-vm.js';
 import { RestoreError } from './restore-error.js';
 import type { BackupSet, OriginSnapshot, RestoreSource } from './source.js';
@@ -144,10 +144,7 @@ async function freshNeeds<S extends BackupSet>(set: S, source: RestoreSource<S>,
     const pool = poolOf(dataset.source);
     const origin = dataset.origin && (await localOrigin(local, pool, dataset.origin));
     const into = { name: dataset.source, fromOrigin: origin !== undefined, argv: () => [] };
-    const bytes = await source.estimate(set, dataset, into);
-    const disk = (set.spec.disks ?? []).find((d) => d.zfs_filesystem === dataset.source);
-    const reserved = typeof disk?.refreservation === 'number' ? disk.refreservation * 2 ** 20 : 0;
-    needs.set(pool, (needs.get(pool) ?? 0) + Math.max(bytes, reserved));
+    addNeed(needs, set.spec, dataset.source, await source.estimate(set, dataset, into));
   }
   return needs;
 }
