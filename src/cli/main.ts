@@ -34,6 +34,8 @@ const dryRunOption = (description = 'print every command that would change anyth
   new Option('--dry-run', description);
 const verboseOption = () => new Option('--verbose', 'print each step as it runs');
 const jsonOption = () => new Option('--json', 'print a machine-readable result on stdout');
+/** commander's way to take an option more than once. */
+const collect = (value: string, previous: string[]) => [...previous, value];
 const exitStatus = (codes: string) => `\nExit status: ${codes}.`;
 
 /** `zonecopy <command>`; `bin/backup <uuid>` is the smartcopy-compatible spelling of `zonecopy backup <uuid>`. */
@@ -55,7 +57,15 @@ export function buildProgram(outcome: Outcome = { code: EXIT_OK }): Command {
     .description(
       'Snapshot every dataset of each VM at one instant, send the snapshots to the backup host (or object storage), rotate old snapshots on both sides, and report.',
     )
-    .argument('<vm-uuid...>', 'UUIDs of the VMs to back up (as in `vmadm list`)')
+    .argument('[vm-uuid...]', 'UUIDs of the VMs to back up (as in `vmadm list`); or --all, or --filter')
+    .option('--all', 'every VM on this host')
+    .option(
+      '--filter <key=value>',
+      'the VMs vmadm lookup finds with this filter, e.g. tags.backup=daily or alias=~^web (repeat: all must match)',
+      collect,
+      [],
+    )
+    .option('--exclude <uuid-or-alias>', 'leave this VM out of --all or --filter (repeat for more)', collect, [])
     .addOption(configOption())
     .option(
       '--groupName <group>',

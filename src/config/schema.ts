@@ -126,6 +126,8 @@ export const configSchema = z
     localRetention: schedule.optional(),
     remoteRetention: schedule.optional(),
     snapshotWhenTargetsDown: z.boolean().default(true),
+    vmConcurrency: count.pipe(z.number().max(16, 'at most 16')).default(2),
+    emailPerVm: z.boolean().default(false),
     compressionCmd: argv.optional(),
     decompressionCmd: argv.optional(),
     mBufferLocalPath: z.string().min(1).default('mbuffer'),
@@ -206,6 +208,17 @@ export const configSchema = z
           message: `unknown notifier "${name}"; only "email" is supported`,
         });
     }
+    // each VM side by side needs a stream and two control sessions of the backup host's sshd MaxSessions
+    const sshTargets = c.targets ? c.targets.filter((t) => t.type === 'ssh') : c.backupTarget === 'ssh' ? [{}] : [];
+    const sessions = Math.min(
+      ...sshTargets.map((t: { sshMaxSessions?: number }) => t.sshMaxSessions ?? c.sshMaxSessions ?? 10),
+    );
+    if (sshTargets.length > 0 && c.vmConcurrency * 3 > sessions)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['vmConcurrency'],
+        message: `${c.vmConcurrency} VMs side by side need sshMaxSessions of at least ${c.vmConcurrency * 3} (one stream and two control sessions each; it is ${sessions}): lower vmConcurrency, or raise MaxSessions in the backup host's sshd_config and sshMaxSessions here`,
+      });
     if (c.smtpHostname && (!c.smtpFromAddress || !c.smtpToAddress)) {
       ctx.addIssue({
         code: 'custom',

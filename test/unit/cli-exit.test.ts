@@ -128,6 +128,24 @@ describe('the CLI returns its exit status', () => {
       stderr: /cannot read the configuration/,
     },
     { name: 'an unknown command', args: ['bakup', UUID], code: 2, stderr: /unknown command 'bakup'/ },
+    {
+      name: 'backup of no VM',
+      args: ['backup', '--config', valid],
+      code: 2,
+      stderr: /name the VMs to back up: their UUIDs, --all, or --filter/,
+    },
+    {
+      name: 'backup: a filter vmadm would not take',
+      args: ['backup', '--filter', 'tags.backup', '--config', valid],
+      code: 2,
+      stderr: /--filter "tags\.backup": expected key=value or key=~regex/,
+    },
+    {
+      name: 'backup: UUIDs and --all',
+      args: ['backup', UUID, '--all', '--config', valid],
+      code: 2,
+      stderr: /not both/,
+    },
     { name: 'a missing argument', args: ['restore'], code: 2, stderr: /missing required argument 'vm-uuid'/ },
     { name: 'an unknown option', args: ['status', '--verfy'], code: 2, stderr: /unknown option '--verfy'/ },
   ];
@@ -165,6 +183,9 @@ describe('the CLI keeps every option', () => {
     const options = Object.fromEntries(program.commands.map((c) => [c.name(), c.options.map((o) => o.long)]));
     assert.deepEqual(options, {
       backup: [
+        '--all',
+        '--filter',
+        '--exclude',
         '--config',
         '--groupName',
         '--name',
