@@ -10,6 +10,7 @@
  *   BENCH_CONFIG='{"transferConcurrency":8}'  configuration.json settings for zonecopy's overhead runs
  *   BENCH_STRATEGIES=mbuffer,ssh  data path: only these strategies (the plain pipelines always run)
  *   BENCH_RESTORE_MB=512       data in the VM whose restore is timed full and incremental
+ *   BENCH_VMS=20x5             VMs and datasets each for the --all phase (allVms)
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { LocalHost } from '../src/host/local.js';
@@ -249,9 +250,58 @@ async function restoreTimes(mb: number) {
   return [{ dataMB: mb, fullSeconds: full, incrementalSeconds: incremental, ratio: full / incremental }];
 }
 
-/** BENCH_PHASES=overhead,dataPath,memory,history,restore picks phases; the others keep their last figures. */
+/**
+ * Many small VMs with no changes: one `backup --all` (one Node start, one connection, VMs side by
+ * side) against one `backup <uuid>` per VM one after another, as cron lines per VM would run them.
+ */
+async function allVms(vms: number, datasets: number) {
+  await resetHosts();
+  await sh('imgadm import e44ed3e0-910b-11ed-a5d4-00151714048c >/dev/null');
+  const uuids: string[] = [];
+  for (let i = 0; i < vms; i++) {
+    const uuid = `0b0b0b0b-0000-4000-8000-${String(i).padStart(12, '0')}`;
+    const payload = {
+      uuid,
+      brand: 'joyent',
+      alias: `bench${i}`,
+      image_uuid: 'e44ed3e0-910b-11ed-a5d4-00151714048c',
+      quota: 1,
+      max_physical_memory: 128,
+      delegate_dataset: true,
+    };
+    await run('vmadm', ['create'], { input: JSON.stringify(payload) });
+    // the zone root and its delegated dataset, and children of it up to `datasets`
+    const children = Array.from({ length: datasets - 2 }, (_, c) => `zones/${uuid}/data/c${c}`);
+    if (children.length) await sh(`for d in ${children.join(' ')}; do zfs create "$d"; done`);
+    uuids.push(uuid);
+  }
+  log(`allVms: ${vms} VMs of ${datasets} datasets`);
+  const config = writeConfig(JSON.parse(process.env.BENCH_CONFIG ?? '{}'));
+  await timed(['backup', '--all', '--groupName', 'bench', '--name', 'full'], config);
+  const all1 = await timed(['backup', '--all', '--groupName', 'bench', '--name', 'n1'], config);
+  const started = Date.now();
+  for (const uuid of uuids) await timed(['backup', uuid, '--groupName', 'bench', '--name', 'n2'], config);
+  const sequentialSeconds = seconds(started);
+  const all2 = await timed(['backup', '--all', '--groupName', 'bench', '--name', 'n3'], config);
+  const allSeconds = (all1.seconds + all2.seconds) / 2;
+  log(
+    `  --all ${all1.seconds.toFixed(1)} s and ${all2.seconds.toFixed(1)} s; ${vms} runs one after another ${sequentialSeconds.toFixed(1)} s`,
+  );
+  return [
+    {
+      vms,
+      datasets,
+      allSeconds,
+      allRuns: [all1.seconds, all2.seconds],
+      sequentialSeconds,
+      ratio: sequentialSeconds / allSeconds,
+    },
+  ];
+}
+
+/** BENCH_PHASES=overhead,dataPath,memory,history,restore,allVms picks phases; the others keep their last figures. */
 async function main() {
-  const phases = (process.env.BENCH_PHASES ?? 'overhead,dataPath,memory,history,restore').split(',');
+  const phases = (process.env.BENCH_PHASES ?? 'overhead,dataPath,memory,history,restore,allVms').split(',');
   const file = `${PROJECT}/bench/results.json`;
   const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
   const results: Record<string, unknown> = {
@@ -270,6 +320,10 @@ async function main() {
   if (phases.includes('memory')) save('memory', await memory(list('BENCH_RSS_MB', '100,2048')));
   if (phases.includes('history')) save('history', await history(list('BENCH_HISTORY', '10,1000')));
   if (phases.includes('restore')) save('restore', await restoreTimes(Number(process.env.BENCH_RESTORE_MB ?? 512)));
+  if (phases.includes('allVms')) {
+    const [vms, datasets] = (process.env.BENCH_VMS ?? '20x5').split('x').map(Number);
+    save('allVms', await allVms(vms!, datasets!));
+  }
 }
 
 main().catch((error: Error) => {

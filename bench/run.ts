@@ -23,6 +23,7 @@ async function main(): Promise<number> {
       'BENCH_CONFIG',
       'BENCH_STRATEGIES',
       'BENCH_RESTORE_MB',
+      'BENCH_VMS',
     ]
       .filter((k) => process.env[k])
       .map((k) => `${k}=${shellQuote(process.env[k]!)}`)
@@ -85,6 +86,15 @@ function writeTable(): void {
       4,
       (x: Record<string, number>) =>
         `| ${x.dataMB} MB | ${f(x.fullSeconds!)} s | ${f(x.incrementalSeconds!)} s | ${f(x.ratio!, 2)}x |`,
+    ),
+    '',
+    '| VMs × datasets, no changes | one `backup --all` | one `backup <uuid>` per VM, one after another | ratio |',
+    '|---|---|---|---|',
+    ...rowsOf(
+      r.allVms,
+      4,
+      (x: Record<string, number>) =>
+        `| ${x.vms} × ${x.datasets} | ${f(x.allSeconds!)} s | ${f(x.sequentialSeconds!)} s | ${f(x.ratio!, 2)}x |`,
     ),
   ];
   const readme = join(PROJECT_ROOT, 'bench/README.md');

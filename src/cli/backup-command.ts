@@ -95,7 +95,8 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
   // one listing names the VMs, shows which share an image, and finds what --all and --filter pick
   let listed: VmListing[];
   try {
-    listed = await listVms(local, selector.filters);
+    // one named VM (the cron line's case) needs no listing: vmadm get finds it or says it is gone
+    listed = uuids.length === 1 ? [] : await listVms(local, selector.filters);
   } catch (error) {
     if (!(error instanceof SelectionError)) throw error;
     log.info(`zonecopy: ${error.message}`);
@@ -103,6 +104,7 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
   }
   const selection = selectVms(selector, listed);
   for (const note of selection.notes) log.warn(note);
+  // a selector that matches nothing fails the run: a cron line that backs up nothing must not look fine
   if (selection.uuids.length === 0) return EXIT_FAILED;
   const chosen = selection.uuids;
   const vms = Math.min(config.vmConcurrency, chosen.length);
@@ -157,9 +159,7 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
       `commands run: local ${JSON.stringify(local.stats)}, backup host ${JSON.stringify(remote?.stats ?? {})}`,
     );
   }
-  return results.every((r) => runStatus(r.errors, r.datasets) === 'success') && selection.notes.length === 0
-    ? EXIT_OK
-    : EXIT_FAILED;
+  return results.every((r) => runStatus(r.errors, r.datasets) === 'success') ? EXIT_OK : EXIT_FAILED;
 }
 
 /** The targets of this run (`--target` picks one), each checked to have what its type needs. */

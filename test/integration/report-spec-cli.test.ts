@@ -146,7 +146,8 @@ describe('report, VM spec, configuration and dry run', () => {
     process.stdout.write(`# no-change run of 4 VMs: ${JSON.stringify(report.commands)}\n`);
     const local = report.commands.local.byProgram;
     const remote = report.commands.remote.byProgram;
-    assert.equal(local.vmadm, 4);
+    // one vmadm get per VM, and one vmadm lookup that names them and finds which share an image
+    assert.equal(local.vmadm, 5);
     assert.equal(local['zfs snapshot'], 4, 'one atomic snapshot call per VM (one pool)');
     // per VM: one recursive listing of its datasets, and its clone origins' datasets and snapshots
     assert.ok(local['zfs list']! <= 3 * 4, `local zfs list calls: ${local['zfs list']}`);
@@ -156,5 +157,66 @@ describe('report, VM spec, configuration and dry run', () => {
       `remote zfs list calls: ${remote['zfs list']}`,
     );
     assert.equal(local['zfs send'], remote['zfs receive'], 'one send per received stream');
+  });
+
+  it("backup --all: the four brands in one run, side by side, one summary and one email with a section per VM; --filter takes vmadm's filters, --exclude leaves a VM out", async () => {
+    const all = await Promise.all(['joyent', 'lx', 'kvm', 'bhyve'].map(fixtureUuid));
+    const mailed = mails.length;
+    const result = await zonecopy(['backup', '--all', '--groupName', 'every', '--name', 'e1', '--json'], config);
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout) as {
+      results: Array<{ uuid: string; status: string; startedAt: string; finishedAt: string }>;
+    };
+    assert.deepEqual(report.results.map((r) => r.uuid).sort(), [...all].sort());
+    for (const vm of all) {
+      const here = (await snapshotsOf(`zones/${vm}`)).find((s) => s.name === 'every-e1');
+      const there = (await snapshotsOf(target(`zones/${vm}`))).find((s) => s.name === 'every-e1');
+      assert.ok(here && there && here.guid === there.guid, `${vm}: every-e1 here ${here?.guid}, there ${there?.guid}`);
+    }
+    // vmConcurrency 2 (the default): some VMs ran at the same time
+    const spans = report.results.map((r) => [Date.parse(r.startedAt), Date.parse(r.finishedAt)] as const);
+    assert.ok(
+      spans.some(([s1, e1], i) => spans.some(([s2], j) => j !== i && s2 >= s1 && s2 < e1)),
+      `no two VMs overlapped: ${JSON.stringify(report.results.map((r) => [r.startedAt, r.finishedAt]))}`,
+    );
+    assert.equal(mails.length, mailed + 1, 'one email for the run');
+    const mail = mails.at(-1)!;
+    assert.match(mail.subject ?? '', /Successful for 4 VMs/);
+    assert.match(mail.text ?? '', /^4 VM\(s\): 4 succeeded, 0 partly failed, 0 failed\./);
+    for (const alias of ['db01', 'ubuntu-lx', 'kvm01', 'debian12'])
+      assert.match(mail.text ?? '', new RegExp(`--- ${alias} \\(`));
+
+    // a regex filter over brands, one excluded by alias; per-VM emails when configured
+    const perVm = writeConfig({ ...JSON.parse(readFileSync(config.path, 'utf8')), emailPerVm: true });
+    const filtered = await zonecopy(
+      [
+        'backup',
+        '--filter',
+        'brand=~^(joyent|lx|kvm)$',
+        '--exclude',
+        'kvm01',
+        '--groupName',
+        'every',
+        '--name',
+        'e2',
+        '--json',
+      ],
+      perVm,
+    );
+    assert.equal(filtered.code, 0, filtered.stderr);
+    const picked = (JSON.parse(filtered.stdout) as { results: Array<{ uuid: string }> }).results.map((r) => r.uuid);
+    assert.deepEqual(picked.sort(), [all[0]!, all[1]!].sort());
+    assert.equal(mails.length, mailed + 3, 'one email per VM with emailPerVm');
+    assert.equal(
+      (await snapshotsOf(`zones/${all[2]!}`)).some((s) => s.name === 'every-e2'),
+      false,
+    );
+
+    // a filter that matches no VM fails the run, says so, and snapshots nothing
+    const before = await sh('zfs list -H -t snapshot -o name | sort');
+    const none = await zonecopy(['backup', '--filter', 'tags.role=nosuch', '--groupName', 'every'], config);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /--filter tags\.role=nosuch matches no VM on this host/);
+    assert.equal(await sh('zfs list -H -t snapshot -o name | sort'), before);
   });
 });
