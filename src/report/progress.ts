@@ -101,17 +101,18 @@ export function startProgressTicker(
   intervalMs = 1000,
 ): { stop(): void } {
   const meter = new RateMeter();
-  const originalWrite = out.write;
+  const ownWrite = Object.getOwnPropertyDescriptor(out, 'write');
+  const originalWrite = out.write.bind(out);
   let drawn = 0;
-  const write = (text: string) => originalWrite.call(out, text);
+  const write = (text: string) => originalWrite(text);
   const erase = () => {
     if (drawn > 0) write(`\x1b[${drawn}A\r\x1b[J`);
     drawn = 0;
   };
-  out.write = function (this: NodeJS.WriteStream, ...args: Parameters<NodeJS.WriteStream['write']>) {
+  out.write = ((...args: Parameters<NodeJS.WriteStream['write']>) => {
     erase();
-    return (originalWrite as (...a: typeof args) => boolean).apply(out, args);
-  } as NodeJS.WriteStream['write'];
+    return (originalWrite as (...a: typeof args) => boolean)(...args);
+  }) as NodeJS.WriteStream['write'];
   const draw = () => {
     const now = Date.now();
     const streams = list();
@@ -130,7 +131,8 @@ export function startProgressTicker(
     stop() {
       clearInterval(timer);
       erase();
-      out.write = originalWrite;
+      if (ownWrite) Object.defineProperty(out, 'write', ownWrite);
+      else delete (out as { write?: unknown }).write;
     },
   };
 }

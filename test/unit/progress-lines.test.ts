@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import {
@@ -82,7 +83,7 @@ describe('the progress ticker', () => {
     const out = {
       columns: 60,
       rows: 20,
-      write(text: string) {
+      write: (text: string) => {
         written.push(text);
         return true;
       },
@@ -112,5 +113,13 @@ describe('the progress ticker', () => {
     const count = written.length;
     await sleep(50);
     assert.equal(written.length, count, 'nothing drawn after stop');
+  });
+
+  it("leaves a stream whose write is its prototype's as it found it (process.stderr)", () => {
+    const out = new PassThrough();
+    const ticker = startProgressTicker(out as unknown as NodeJS.WriteStream, () => [], 1000);
+    assert.ok(Object.hasOwn(out, 'write'));
+    ticker.stop();
+    assert.ok(!Object.hasOwn(out, 'write'));
   });
 });
