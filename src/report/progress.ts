@@ -32,10 +32,11 @@ export function averageRate(stream: StreamView, now: number): number {
 
 /**
  * One stream: dataset, target, bytes (of the estimate, with a percentage), rate and, when there is an
- * estimate it has not passed yet and a rate, the time left. The estimate is `~` because `written` or
- * `zfs send -nP` are not the stream's exact size.
+ * estimate it has not passed yet and a rate, the time left; with `now` (Unix ms), how long it has run,
+ * which is all there is to see of a stream whose bytes pass outside zonecopy (the mbuffer strategies).
+ * The estimate is `~` because `written` or `zfs send -nP` are not the stream's exact size.
  */
-export function streamLine(stream: StreamView, rate: number): string {
+export function streamLine(stream: StreamView, rate: number, now?: number): string {
   const parts = [`${stream.dataset} -> ${stream.target}:`];
   const estimate = stream.estimatedBytes;
   if (estimate !== undefined && estimate > 0) {
@@ -45,6 +46,7 @@ export function streamLine(stream: StreamView, rate: number): string {
   parts.push(`${humanBytes(Math.round(rate))}/s`);
   if (estimate !== undefined && rate > 0 && stream.bytes < estimate)
     parts.push(`ETA ${formatDuration((estimate - stream.bytes) / rate)}`);
+  if (now !== undefined) parts.push(`(running ${formatDuration((now - stream.startedAt) / 1000)})`);
   return parts.join(' ');
 }
 
@@ -53,8 +55,9 @@ export function progressLines(
   streams: readonly StreamView[],
   rateOf: (stream: StreamView) => number,
   limit = 12,
+  now?: number,
 ): string[] {
-  const lines = streams.slice(0, limit).map((s) => streamLine(s, rateOf(s)));
+  const lines = streams.slice(0, limit).map((s) => streamLine(s, rateOf(s), now));
   if (streams.length > limit) lines.push(`... and ${streams.length - limit} more streams`);
   return lines;
 }
@@ -118,8 +121,8 @@ export function startProgressTicker(
     const streams = list();
     meter.keep(streams);
     const width = Math.max(20, (out.columns || 80) - 1);
-    const lines = progressLines(streams, (s) => meter.rate(s, now), Math.max(1, (out.rows || 24) - 2)).map((line) =>
-      line.length > width ? `${line.slice(0, width - 3)}...` : line,
+    const lines = progressLines(streams, (s) => meter.rate(s, now), Math.max(1, (out.rows || 24) - 2), now).map(
+      (line) => (line.length > width ? `${line.slice(0, width - 3)}...` : line),
     );
     erase();
     if (lines.length > 0) write(`${lines.join('\n')}\n`);

@@ -7,7 +7,8 @@ import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, dirname, join } from 'node:path';
-import type { ServiceState, VmTargetState } from './state.js';
+import { activeStreams } from '../transfer/progress.js';
+import type { ServiceState, TransferState, VmTargetState } from './state.js';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -136,6 +137,18 @@ export function renderMetrics(state: ServiceState, now: number): string {
   ]);
 
   return families.map(renderFamily).join('');
+}
+
+/** This process's streams in flight as the state file holds them (Unix seconds), for serve to write. */
+export function transfersInFlight(): TransferState[] {
+  return activeStreams().map((s) => ({
+    uuid: s.uuid ?? '',
+    dataset: s.dataset,
+    target: s.target,
+    startedAt: s.startedAt / 1000,
+    bytes: s.bytes,
+    ...(s.estimatedBytes === undefined ? {} : { estimatedBytes: s.estimatedBytes }),
+  }));
 }
 
 function vmLabels(vm: VmTargetState): Labels {

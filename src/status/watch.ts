@@ -172,7 +172,9 @@ export function renderWatch(
   if (streams.length === 0) lines.push('  (none)');
   else
     lines.push(
-      ...progressLines(streams, options.rateOf ?? ((s) => averageRate(s, now * 1000)), 50).map((l) => `  ${l}`),
+      ...progressLines(streams, options.rateOf ?? ((s) => averageRate(s, now * 1000)), 50, now * 1000).map(
+        (l) => `  ${l}`,
+      ),
     );
   return lines;
 }

@@ -4,7 +4,14 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { listenMetrics, parseListenAddress, renderMetrics, writeTextfile } from '../../src/service/metrics.js';
+import {
+  listenMetrics,
+  parseListenAddress,
+  renderMetrics,
+  transfersInFlight,
+  writeTextfile,
+} from '../../src/service/metrics.js';
+import { startStream } from '../../src/transfer/progress.js';
 import type { ServiceState } from '../../src/service/state.js';
 
 /** The exposition is read by Prometheus, which refuses a whole scrape for one bad line: parse it back strictly. */
@@ -248,6 +255,23 @@ describe('listenMetrics', () => {
       assert.equal((await get('/metrics', 'POST')).status, 404);
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('transfersInFlight', () => {
+  it("gives the registry's streams as the state file holds them, in Unix seconds", () => {
+    const a = startStream({ uuid: 'u1', dataset: 'zones/u1', target: 'backup1', estimatedBytes: 9 }, 1_700_000_000_500);
+    const b = startStream({ dataset: 'zones/img', target: 's3' }, 1_700_000_001_000);
+    a.add(4);
+    try {
+      assert.deepEqual(transfersInFlight(), [
+        { uuid: 'u1', dataset: 'zones/u1', target: 'backup1', startedAt: 1_700_000_000.5, bytes: 4, estimatedBytes: 9 },
+        { uuid: '', dataset: 'zones/img', target: 's3', startedAt: 1_700_000_001, bytes: 0 },
+      ]);
+    } finally {
+      a.end();
+      b.end();
     }
   });
 });

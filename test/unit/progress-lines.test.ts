@@ -26,6 +26,11 @@ describe('progress lines', () => {
       startedAt: 0,
     };
     assert.equal(streamLine(s, 10 * MiB), 'zones/u/disk0 -> backup1: 1.0 GiB of ~4.0 GiB (25%) 10.0 MiB/s ETA 5m07s');
+    assert.equal(
+      streamLine({ ...s, bytes: 0 }, 0, 65_000),
+      'zones/u/disk0 -> backup1: 0 B of ~4.0 GiB (0%) 0 B/s (running 1m05s)',
+      'a stream counted only at its end (mbuffer) still shows it is running',
+    );
   });
 
   it('leave out the ETA without an estimate, without a rate, or once the estimate is passed', () => {

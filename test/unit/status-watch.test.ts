@@ -102,7 +102,10 @@ describe('status --watch view', () => {
   });
 
   it('shows each stream in flight with bytes of the estimate, rate and ETA', () => {
-    assert.match(text, /zones\/web01\/disk0 -> backup1: 10\.0 MiB of ~40\.0 MiB \(25%\) 1\.0 MiB\/s ETA 30s/);
+    assert.match(
+      text,
+      /zones\/web01\/disk0 -> backup1: 10\.0 MiB of ~40\.0 MiB \(25%\) 1\.0 MiB\/s ETA 30s \(running 10s\)$/m,
+    );
   });
 
   it('shows only the VMs asked for', () => {
