@@ -6,6 +6,15 @@ import { formatDuration } from '../report/stale.js';
 import { DRILL_DIRECTORY, readDrillRecord, type DrillRecord } from '../restore/drill-record.js';
 import { allVmUuids, type VmStatus } from '../status/collect.js';
 import { formatAge, parseDuration } from '../status/health.js';
+import {
+  readServiceState,
+  serveConfigured,
+  serviceStateFile,
+  serviceStopped,
+  type StateRead,
+} from '../status/watch.js';
+import { formatDuration as formatSeconds } from '../report/progress.js';
+import type { Config } from '../config/schema.js';
 import { defaultConfigPath } from './paths.js';
 import { checkUuids, chooseTarget, UsageError } from './session.js';
 import { targetStatuses } from './status-command.js';
@@ -25,11 +34,12 @@ const STATES = ['OK', 'WARNING', 'CRITICAL', 'UNKNOWN'] as const;
  */
 export async function checkCommand(uuids: string[], flags: CheckFlags): Promise<number> {
   let verdict: Verdict;
+  let config: Config | undefined;
   try {
     checkUuids(uuids);
     const warn = parseDuration(flags.warn);
     const crit = parseDuration(flags.crit);
-    const config = loadConfig(flags.config ?? defaultConfigPath());
+    config = loadConfig(flags.config ?? defaultConfigPath());
     const targets = selectTargets(config, flags.target);
     if ('error' in targets) throw new UsageError(targets.error);
     const vms = uuids.length ? uuids : await allVmUuids(new LocalHost(false));
@@ -54,6 +64,7 @@ export async function checkCommand(uuids: string[], flags: CheckFlags): Promise<
     // a check that cannot look says so as UNKNOWN: to a monitor, exit 2 would mean CRITICAL
     verdict = { code: 3, line: (error as Error).message };
   }
+  if (config) verdict = withService(verdict, await checkService(config, Date.now() / 1000));
   const details = verdict.details?.length ? `${verdict.details.join('\n')}\n` : '';
   process.stdout.write(`ZONECOPY ${STATES[verdict.code]} - ${verdict.line}\n${details}`);
   return verdict.code;
@@ -139,4 +150,42 @@ function behindText(t: TargetStatuses, s: VmStatus): string {
     ? `newest common snapshot ${snapshot} is ${formatAge(s.ageSeconds)} old`
     : 'no snapshot in common';
   return `target ${t.target} is behind for ${s.alias ?? s.uuid}: ${what} ${stale}`;
+}
+
+/** What check found of `zonecopy serve`: a problem (stopped, or configured and never started), or a line for the details. */
+export interface ServiceCheck {
+  code?: 2 | 3;
+  problem?: string;
+  detail?: string;
+}
+
+/** Reads the service's state file (config `serviceStateFile`) and judges it; nothing when no service is expected here. */
+export async function checkService(config: object, now: number): Promise<ServiceCheck> {
+  const file = serviceStateFile(config);
+  return serviceVerdict(await readServiceState(file), serveConfigured(config), file, now);
+}
+
+/**
+ * A state file whose heartbeat is older than the service's limit (3 × its shortest `every`, at least
+ * 60 s) is CRITICAL: the service stopped cycling. So is a configuration with policies and no state
+ * file. A state file that cannot be read is UNKNOWN. Without policies and without a file no service is expected.
+ */
+export function serviceVerdict(read: StateRead, configured: boolean, file: string, now: number): ServiceCheck {
+  if ('state' in read) {
+    const stopped = serviceStopped(read.state, file, now);
+    if (stopped) return { code: 2, problem: stopped };
+    return {
+      detail: `zonecopy serve pid ${read.state.pid}: heartbeat ${formatSeconds(now - read.state.heartbeat)} ago (${file})`,
+    };
+  }
+  if (read.missing) return configured ? { code: 2, problem: `policies are configured but ${read.error}` } : {};
+  return { code: 3, problem: read.error };
+}
+
+/** The backups' verdict with the service's: a stopped service makes the check CRITICAL and leads its line. */
+export function withService(verdict: Verdict, service: ServiceCheck): Verdict {
+  if (service.detail) return { ...verdict, details: [service.detail, ...(verdict.details ?? [])] };
+  if (!service.problem || !service.code) return verdict;
+  const code = service.code === 2 ? 2 : verdict.code === 0 || verdict.code === 1 ? 3 : verdict.code;
+  return { ...verdict, code, line: `${service.problem}; ${verdict.line}` };
 }

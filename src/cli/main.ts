@@ -215,9 +215,16 @@ export function buildProgram(outcome: Outcome = { code: EXIT_OK }): Command {
     .addOption(jsonOption())
     .addOption(targetOption())
     .option('--verify', 'object storage: download every stored stream and check it against its recorded sha256')
+    .option(
+      '--watch',
+      "live view of the running service (zonecopy serve) from its state file: policies, each VM's last cycle and RPO lag, streams in flight with bytes, rate and ETA; until Ctrl-C",
+    )
+    .option('--interval <seconds>', 'seconds between redraws of --watch (default 2)')
     .addHelpText(
       'after',
-      exitStatus('0 every chain healthy, 1 something needs attention, 2 usage or configuration error'),
+      exitStatus(
+        '0 every chain healthy, 1 something needs attention, 2 usage or configuration error; with --watch: 0 ended by Ctrl-C, 1 no service running',
+      ),
     )
     .action(returning(statusCommand));
 

@@ -8,12 +8,16 @@ import { defaultConfigPath } from './paths.js';
 import { checkUuids, connectBackupHost, singleTarget, sshTarget, UsageError } from './session.js';
 import { vmErrorLines } from './vm-errors.js';
 import type { Config } from '../config/schema.js';
+import { serviceStateFile, watchService } from '../status/watch.js';
 
 export interface StatusFlags {
   config?: string;
   json?: boolean;
   target?: string;
   verify?: boolean;
+  watch?: boolean;
+  /** Seconds between redraws of --watch. */
+  interval?: string;
 }
 
 /** Status of the VMs (all on this host when none are named) against the chosen target. */
@@ -69,6 +73,8 @@ async function openStatusTarget(
 /** `zonecopy status [uuid…]`: per VM and dataset, both sides' snapshots, the newest common one, chain health. */
 export async function statusCommand(uuids: string[], flags: StatusFlags): Promise<number> {
   checkUuids(uuids);
+  if (flags.watch) return watchCommand(uuids, flags);
+  if (flags.interval !== undefined) throw new UsageError('--interval goes with --watch');
   const config = loadConfig(flags.config ?? defaultConfigPath());
   const statuses = await collectStatuses(config, uuids, flags);
   if (flags.json) {
@@ -86,6 +92,37 @@ export async function statusCommand(uuids: string[], flags: StatusFlags): Promis
   for (const line of vmErrorLines('status', failed)) process.stderr.write(`${line}\n`);
   const healthy = statuses.every((s) => !s.error && s.datasets.every((d) => d.chain === 'ok' && !d.resumePending));
   return healthy ? EXIT_OK : EXIT_FAILED;
+}
+
+/** `status --watch`: the service's live view until Ctrl-C; exit 1 when no service is running (or it stops). */
+async function watchCommand(uuids: string[], flags: StatusFlags): Promise<number> {
+  if (flags.json || flags.verify || flags.target)
+    throw new UsageError(
+      '--watch draws the running service from its state file; it takes no --json, --verify or --target',
+    );
+  const interval = Number(flags.interval ?? '2');
+  if (!(interval >= 0.2 && interval <= 3600))
+    throw new UsageError(`--interval ${JSON.stringify(flags.interval)}: seconds between redraws, from 0.2 to 3600`);
+  const config = loadConfig(flags.config ?? defaultConfigPath());
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const ended = await watchService({
+      file: serviceStateFile(config),
+      intervalMs: interval * 1000,
+      uuids,
+      out: process.stdout,
+      signal: stop.signal,
+    });
+    if (ended === undefined) return EXIT_OK;
+    process.stderr.write(`zonecopy: ${ended}\n`);
+    return EXIT_FAILED;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }
 
 function groups(counts: Record<string, number>): string {

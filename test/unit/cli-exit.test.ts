@@ -221,7 +221,7 @@ describe('the CLI keeps every option', () => {
       drill: ['--config', '--target', '--scratch', '--snapshot', '--dry-run', '--verbose', '--json'],
       release: ['--config', '--remote', '--dry-run'],
       'forget-target': ['--config', '--dry-run'],
-      status: ['--config', '--json', '--target', '--verify'],
+      status: ['--config', '--json', '--target', '--verify', '--watch', '--interval'],
       check: ['--config', '--warn', '--crit', '--target'],
       'guest-agent': [],
     });
