@@ -11,7 +11,9 @@
  *   BENCH_STRATEGIES=mbuffer,ssh  data path: only these strategies (the plain pipelines always run)
  *   BENCH_RESTORE_MB=512       data in the VM whose restore is timed full and incremental
  *   BENCH_VMS=20x5             VMs and datasets each for the --all phase (allVms)
+ *   BENCH_CYCLES=6             cycles timed in the continuous phase
  */
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { LocalHost } from '../src/host/local.js';
 import { RemoteHost } from '../src/host/remote.js';
@@ -299,9 +301,92 @@ async function allVms(vms: number, datasets: number) {
   ];
 }
 
-/** BENCH_PHASES=overhead,dataPath,memory,history,restore,allVms picks phases; the others keep their last figures. */
+/**
+ * Continuous mode: `serve` with one policy `every: "15s"` over an OS zone (its root and delegated
+ * dataset), each cycle's wall time as the service measures it, against the bare commands of the
+ * same cycle timed in a shell loop: one `zfs snapshot` of both datasets, per dataset
+ * `zfs send -i | ssh zfs receive`, and the oldest snapshot destroyed on both sides.
+ */
+async function continuous(cycles: number) {
+  await resetHosts();
+  await createFixtures(['joyent']);
+  const uuid = await fixtureUuid('joyent');
+  const datasets = [`zones/${uuid}`, `zones/${uuid}/data`];
+  const stateFile = `/var/tmp/bench-service-${process.pid}.json`;
+  const config = writeConfig({
+    serviceStateFile: stateFile,
+    localSnapshotLimit: 3,
+    remoteSnapshotLimit: 3,
+    policies: [{ name: 'rpo', vms: { uuids: [uuid] }, every: '15s', group: 'often' }],
+  });
+  const serve = spawnServe(config.path);
+  const durations: number[] = [];
+  try {
+    let seen: number | undefined;
+    // the first cycle sends in full; the timed ones are incremental
+    while (durations.length < cycles + 1) {
+      await new Promise((r) => setTimeout(r, 500));
+      if (!existsSync(stateFile)) continue;
+      const state = JSON.parse(readFileSync(stateFile, 'utf8')) as {
+        vms: Array<{ uuid: string; lastSuccessAt?: number; lastDurationSeconds?: number }>;
+      };
+      const vm = state.vms.find((v) => v.uuid === uuid);
+      if (vm?.lastSuccessAt !== undefined && vm.lastSuccessAt !== seen) {
+        seen = vm.lastSuccessAt;
+        durations.push(vm.lastDurationSeconds!);
+        log(`  cycle ${durations.length}: ${vm.lastDurationSeconds!.toFixed(2)} s`);
+      }
+    }
+  } finally {
+    serve.kill('SIGTERM');
+    await new Promise((r) => serve.once('exit', r));
+    await sh(`rm -f ${stateFile}`);
+  }
+  const timedCycles = durations.slice(1);
+  const cycleSeconds = timedCycles.reduce((a, b) => a + b, 0) / timedCycles.length;
+  // the same cycle by hand, into a tree of its own on the backup host
+  const bare = (ds: string) => ds.replace(/^zones\//, 'backup/bare/');
+  await sh(
+    `ssh root@127.0.0.2 zfs create -p backup/bare && zfs snapshot ${datasets.map((d) => `${d}@bare-0`).join(' ')} && ${datasets
+      .map((d) => `zfs send ${d}@bare-0 | ssh root@127.0.0.2 zfs receive -u ${bare(d)}`)
+      .join(' && ')}`,
+  );
+  const started = Date.now();
+  const script = [
+    `for i in $(seq 1 ${cycles}); do`,
+    `  zfs snapshot ${datasets.map((d) => `${d}@bare-$i`).join(' ')} || exit 1`,
+    ...datasets.map(
+      (d) => `  zfs send -i @bare-$((i - 1)) ${d}@bare-$i | ssh root@127.0.0.2 zfs receive -u ${bare(d)} || exit 1`,
+    ),
+    `  if [ "$i" -ge 3 ]; then old=$((i - 3)); for d in ${datasets.join(' ')}; do zfs destroy "$d@bare-$old"; done; for d in ${datasets.map(bare).join(' ')}; do ssh root@127.0.0.2 zfs destroy "$d@bare-$old"; done; fi`,
+    'done',
+  ].join('\n');
+  await sh(script);
+  const bareSeconds = seconds(started) / cycles;
+  log(`  continuous: a cycle ${cycleSeconds.toFixed(2)} s in serve, ${bareSeconds.toFixed(2)} s as bare commands`);
+  return [{ cycles, cycleSeconds, cycleRuns: timedCycles, bareSeconds, ratio: cycleSeconds / bareSeconds }];
+}
+
+function spawnServe(configPath: string) {
+  return spawn(
+    '/usr/bin/env',
+    [
+      '-i',
+      'PATH=/usr/sbin:/usr/bin',
+      'HOME=/root',
+      `ZONECOPY_CONFIG=${configPath}`,
+      `${PROJECT}/bin/zonecopy`,
+      'serve',
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
+}
+
+/** BENCH_PHASES=overhead,dataPath,memory,history,restore,allVms,continuous picks phases; the others keep their last figures. */
 async function main() {
-  const phases = (process.env.BENCH_PHASES ?? 'overhead,dataPath,memory,history,restore,allVms').split(',');
+  const phases = (process.env.BENCH_PHASES ?? 'overhead,dataPath,memory,history,restore,allVms,continuous').split(',');
   const file = `${PROJECT}/bench/results.json`;
   const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
   const results: Record<string, unknown> = {
@@ -324,6 +409,7 @@ async function main() {
     const [vms, datasets] = (process.env.BENCH_VMS ?? '20x5').split('x').map(Number);
     save('allVms', await allVms(vms!, datasets!));
   }
+  if (phases.includes('continuous')) save('continuous', await continuous(Number(process.env.BENCH_CYCLES ?? 6)));
 }
 
 main().catch((error: Error) => {

@@ -24,6 +24,7 @@ async function main(): Promise<number> {
       'BENCH_STRATEGIES',
       'BENCH_RESTORE_MB',
       'BENCH_VMS',
+      'BENCH_CYCLES',
     ]
       .filter((k) => process.env[k])
       .map((k) => `${k}=${shellQuote(process.env[k]!)}`)
@@ -95,6 +96,15 @@ function writeTable(): void {
       4,
       (x: Record<string, number>) =>
         `| ${x.vms} × ${x.datasets} | ${f(x.allSeconds!)} s | ${f(x.sequentialSeconds!)} s | ${f(x.ratio!, 2)}x |`,
+    ),
+    '',
+    '| continuous mode (`every: 15s`) | a cycle in `serve` | the same cycle as bare commands | ratio (goal ≤ 1.5x) |',
+    '|---|---|---|---|',
+    ...rowsOf(
+      r.continuous,
+      4,
+      (x: Record<string, number>) =>
+        `| ${x.cycles} cycles of an OS zone (2 datasets) | ${f(x.cycleSeconds!, 2)} s | ${f(x.bareSeconds!, 2)} s | ${f(x.ratio!, 2)}x |`,
     ),
   ];
   const readme = join(PROJECT_ROOT, 'bench/README.md');

@@ -1,14 +1,26 @@
 #!/bin/bash
-# The demo, inside the guest: sample VMs on the simulated SmartOS host, then two real backups of
-# one of them to the backup host (a full, then an incremental run), and what arrived there.
+# The demo, inside the guest: sample VMs (one per brand) on the simulated SmartOS host; every VM
+# backed up twice with --all (a full, then an incremental run) while a mail receiver saves the
+# report; status; the service running one cycle with its metrics scraped; and a restore.
 set -euo pipefail
 ROOT=/mnt/host
+ZC=$ROOT/bin/zonecopy
+MAIL=/var/tmp/zonecopy-demo-mail
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "creating sample VMs (one per brand) on the SmartOS host"
 node $ROOT/build/test/sim/fixtures.js create >/dev/null
 vmadm list -o uuid,type,ram,state,alias
-uuid=$(vmadm lookup -1 brand=joyent)
+
+rm -rf "$MAIL"
+node $ROOT/build/test/guest/demo-mail.js 2525 "$MAIL" &
+mail_pid=$!
+serve_pid=
+cleanup() {
+  if [ -n "$serve_pid" ]; then kill "$serve_pid" 2>/dev/null || true; fi
+  kill "$mail_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
 
 mkdir -p /opt/zonecopy-demo
 cat >/opt/zonecopy-demo/configuration.json <<JSON
@@ -18,25 +30,57 @@ cat >/opt/zonecopy-demo/configuration.json <<JSON
   "backupDestinationPrivateKeyPath": "/root/.ssh/id_ed25519",
   "knownHostsPath": "/root/.ssh/known_hosts",
   "backupDestinationBasePath": "backup/zones",
-  "transferStrategy": "ssh",
-  "snapshotIdentifier": "smartcopy",
   "localSnapshotLimit": 3,
   "remoteSnapshotLimit": 5,
-  "logDirectory": "/var/log/zonecopy"
+  "logDirectory": "/var/log/zonecopy",
+  "smtpHostname": "127.0.0.1",
+  "smtpPort": 2525,
+  "smtpFromAddress": "zonecopy@smartos.demo",
+  "smtpToAddress": "ops@example.demo",
+  "serviceStateFile": "/var/tmp/zonecopy-demo-service.json",
+  "policies": [
+    { "name": "continuous", "vms": { "filter": ["brand=joyent"] }, "every": "15s", "group": "often" },
+    { "name": "nightly", "vms": { "all": true }, "schedule": "0 3 * * *", "group": "daily" }
+  ]
 }
 JSON
 export ZONECOPY_CONFIG=/opt/zonecopy-demo/configuration.json
 
-say "first backup of $uuid (full)"
-$ROOT/bin/backup "$uuid" --groupName daily
+say "first backup of every VM (zonecopy backup --all: full streams, two VMs side by side)"
+$ZC backup --all --groupName daily
 
-say "writing new data into the VM, then the second backup (incremental)"
+say "new data in the OS zone, then the second run (incremental: only what changed moves)"
+uuid=$(vmadm lookup -1 brand=joyent)
 mkdir -p "/zones/$uuid/root/var/tmp" && head -c 2M /dev/urandom >"/zones/$uuid/root/var/tmp/new-data.bin"
-$ROOT/bin/backup "$uuid" --groupName daily
+$ZC backup --all --groupName daily
+
+say "the report as it arrived by email (the HTML beside it is for a browser)"
+sleep 1
+ls "$MAIL"
+last=$(find "$MAIL" -name '*.txt' | sort -V | tail -1)
+sed -n '1,12p' "$last"
+
+say "zonecopy status: every VM's backups on the backup host, and how old they are"
+$ZC status
+
+say "zonecopy serve: the policies of the configuration (the OS zone every 15 s, all VMs nightly), metrics on 127.0.0.1:9464"
+$ZC serve --metrics-listen 127.0.0.1:9464 &
+serve_pid=$!
+for _ in $(seq 90); do
+  grep -q '"lastSuccessAt"' /var/tmp/zonecopy-demo-service.json 2>/dev/null && break
+  sleep 1
+done
+say "the metrics endpoint, scraped once (GET http://127.0.0.1:9464/metrics)"
+node -e 'fetch("http://127.0.0.1:9464/metrics").then((r) => r.text()).then((t) => process.stdout.write(t))' | grep -E '^zonecopy_(last_success|sent_bytes|rpo_lag|policy_cycles)' | head -12
+say "zonecopy status --watch, one frame"
+timeout 3 $ZC status --watch --interval 1 | head -20 || true
+kill -TERM "$serve_pid"
+wait "$serve_pid" || true
+serve_pid=
+
+say "restore: the OS zone replaced by its latest backup (received beside it first, then swapped in)"
+$ZC restore "$uuid" --force
+vmadm list -o uuid,type,state,alias
 
 say "on the backup host (zfs list over ssh root@127.0.0.2)"
-ssh root@127.0.0.2 zfs list -t all -r -o name,used,guid backup/zones
-say "VM specs stored per snapshot on the backup host"
-ssh root@127.0.0.2 ls -l "/var/zonecopy/vmspecs/$uuid"
-say "log file"
-ls -l /var/log/zonecopy
+ssh root@127.0.0.2 zfs list -t snapshot -r -o name,used backup/zones | head -20
