@@ -17,6 +17,8 @@ export interface ServiceState {
   vms: VmTargetState[];
   /** Streams in flight now. */
   transfers: TransferState[];
+  /** SSH connections made to backup hosts since the start: the first per host, then one per reconnect. */
+  connects?: number;
 }
 
 export interface PolicyState {
@@ -31,6 +33,10 @@ export interface PolicyState {
   nextAt?: number;
   /** The selector matched no VM at its last cycle, or a VM it had matched is gone: said here. */
   notes: string[];
+  /** VMs its last cycle selected. */
+  matched?: number;
+  /** VMs it had matched that have gone since the service started (deleted, or no longer matched), by UUID. */
+  gone?: string[];
 }
 
 export interface VmTargetState {
