@@ -13,6 +13,7 @@ import { moveHold } from './hold-move.js';
 import { seriesLanes } from './series.js';
 import { destroyThinned } from './thin.js';
 import type { Tuning } from '../transfer/tuning.js';
+import { inStream } from '../transfer/progress.js';
 
 export interface ExecutionContext {
   local: Host;
@@ -23,6 +24,8 @@ export interface ExecutionContext {
   tuning?: Tuning;
   /** Filled with what the hooks did and how consistent the snapshot is; stored with the spec. */
   consistency?: ConsistencyRecord;
+  /** Names the streams in flight (transfer/progress.ts): the VM and the configured target's name. */
+  streams?: { uuid?: string; target: string };
 }
 
 export interface Execution {
@@ -259,7 +262,7 @@ async function resume(step: ResumeStep, context: ExecutionContext): Promise<{ by
     () => {
       const arrived = step.arrived !== undefined ? ` (${humanBytes(step.arrived)} had arrived)` : '';
       context.log.info(`resuming the interrupted receive into ${step.target}${arrived}`);
-      return context.strategy.transfer(send, receive);
+      return inStream(streamInfo(context, step.source), () => context.strategy.transfer(send, receive));
     },
     NOTHING_SENT,
   );
@@ -343,7 +346,14 @@ async function runSeries(
   const result = await mutate(
     context.local,
     items.map((item) => context.strategy.describe(item.send, item.receive)),
-    () => context.strategy.transferSeries!(items),
+    () =>
+      inStream(
+        streamInfo(
+          context,
+          `${lane[0]!.vmDataset}${lane.length > 1 ? ` and ${lane.length - 1} more in a series` : ''}`,
+        ),
+        () => context.strategy.transferSeries!(items),
+      ),
     { received: items.map(() => NOTHING_SENT) },
   );
   result.received.forEach((received, index) => {
@@ -372,11 +382,23 @@ async function runSends(step: TransferStep, tally: DatasetTally, context: Execut
       context.strategy.describe(sendArgv(send), receive),
       () => {
         context.log.verbose(`send ${describeCommand(sendArgv(send))} -> ${step.target}`);
-        return context.strategy.transfer(sendArgv(send), receive, { estimatedBytes: step.added });
+        return inStream(streamInfo(context, sourceOf(step), step.added), () =>
+          context.strategy.transfer(sendArgv(send), receive, { estimatedBytes: step.added }),
+        );
       },
       NOTHING_SENT,
     );
     tally.bytes += result.bytes;
     tally.seconds += result.seconds;
   }
+}
+
+/** A stream in flight as transfer/progress.ts lists it; named by the backup host when the caller gave no target name. */
+function streamInfo(context: ExecutionContext, dataset: string, estimatedBytes?: number) {
+  return {
+    uuid: context.streams?.uuid,
+    target: context.streams?.target ?? context.remote.label,
+    dataset,
+    estimatedBytes,
+  };
 }

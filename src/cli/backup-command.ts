@@ -9,6 +9,8 @@ import { stderrLog, type Log } from '../log.js';
 import { sendReportEmail, sendSummaryEmail } from '../report/email.js';
 import { appendRunLog } from '../report/log-file.js';
 import { renderText } from '../report/render.js';
+import { showsProgress, startProgressTicker } from '../report/progress.js';
+import { activeStreams } from '../transfer/progress.js';
 import { summaryLines } from '../report/summary.js';
 import { DRILL_DIRECTORY, readDrillRecord } from '../restore/drill-record.js';
 import { runStatus, type VmBackupResult } from '../report/types.js';
@@ -118,6 +120,14 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
   // the first VM's `vmadm get` runs during the SSH handshakes (each takes about a second on a busy host)
   const firstSpec = earlySpec(local, chosen[0]);
   const opened = await Promise.all(targets.map((target) => openTarget(target, targetOptions)));
+  const progress = showsProgress({
+    json: flags.json,
+    dryRun: flags.dryRun,
+    isTTY: process.stderr.isTTY,
+    term: process.env.TERM,
+  })
+    ? startProgressTicker(process.stderr, activeStreams)
+    : undefined;
   let results: VmBackupResult[];
   try {
     results = await backupVms(chosen, {
@@ -133,6 +143,7 @@ export async function backupCommand(uuids: string[], flags: BackupFlags): Promis
       firstSpec,
     });
   } finally {
+    progress?.stop();
     for (const o of opened) await o.close();
   }
   await report(results, selection.notes, config, local, log, Boolean(flags.json));

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { StreamProcess } from '../host/host.js';
 import type { Argv } from '../host/quote.js';
 import type { Log } from '../log.js';
+import { startStream } from '../transfer/progress.js';
 import type { ObjectStore, UploadedPart } from './store.js';
 
 const MiB = 1024 * 1024;
@@ -98,6 +99,12 @@ async function attempt(store: ObjectStore, request: UploadRequest): Promise<Uplo
   const current = journal;
   const producer = request.spawn(request.pipeline);
   producer.stdin.end();
+  const progress = startStream({
+    uuid: metadataValue(request.metadata, 'zc-vm'),
+    dataset: metadataValue(request.metadata, 'zc-dataset') ?? request.key,
+    target: store.label,
+    estimatedBytes: request.estimatedBytes > 0 ? request.estimatedBytes : undefined,
+  });
   const sha256 = createHash('sha256');
   let bytes = 0;
   let partNumber = 0;
@@ -145,6 +152,7 @@ async function attempt(store: ObjectStore, request: UploadRequest): Promise<Uplo
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     for await (const chunk of producer.stdout as AsyncIterable<Buffer>) {
+      progress.add(chunk.length);
       let rest = chunk;
       while (pendingBytes + rest.length >= current.partSize) {
         const take = current.partSize - pendingBytes;
@@ -185,6 +193,19 @@ async function attempt(store: ObjectStore, request: UploadRequest): Promise<Uplo
     await producer.kill();
     await Promise.allSettled(inFlight);
     throw error;
+  } finally {
+    progress.end();
+  }
+}
+
+/** One value of the object's metadata (URI-encoded, see keys.ts streamMetadata). */
+function metadataValue(metadata: Record<string, string>, key: string): string | undefined {
+  const raw = metadata[key];
+  if (!raw) return undefined;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
   }
 }
 

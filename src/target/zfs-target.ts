@@ -97,7 +97,11 @@ export class ZfsTarget implements Target {
       resumes,
     });
     const execute = async (consistency: ConsistencyRecord): Promise<TargetOutcome> => {
-      const execution = await executePlan(plan.steps, { ...context, consistency });
+      const execution = await executePlan(plan.steps, {
+        ...context,
+        consistency,
+        streams: { uuid: run.uuid, target: this.name },
+      });
       return {
         datasets: datasetResults(observed.datasets, plan, execution.tallies, settings.basePath, snapshot),
         errors: execution.errors,

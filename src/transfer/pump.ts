@@ -1,12 +1,14 @@
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CommandResult, StreamProcess } from '../host/host.js';
+import { currentStream } from './progress.js';
 import { TransferError, type TransferResult } from './strategy.js';
 
 /**
  * Moves a stream from `source` to `sink`, counting bytes (and showing each chunk to `observe`, to
  * hash it on the way). When either end fails the other is ended too (no half-open zfs send waiting
- * forever on a dead receiver), and the error names both.
+ * forever on a dead receiver), and the error names both. The bytes count live in the stream
+ * `inStream` opened around the call, if any (transfer/progress.ts).
  */
 export async function pump(
   source: StreamProcess,
@@ -16,10 +18,12 @@ export async function pump(
 ): Promise<TransferResult> {
   const started = Date.now();
   let bytes = 0;
+  const progress = currentStream();
   const counter = new Transform({
     highWaterMark: 1 << 20,
     transform(chunk: Buffer, _encoding, callback) {
       bytes += chunk.length;
+      progress?.add(chunk.length);
       observe?.(chunk);
       callback(null, chunk);
     },
