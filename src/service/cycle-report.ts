@@ -54,7 +54,7 @@ export async function reportCycle(
         ? ''
         : `: ${[...r.errors, ...r.datasets.flatMap((d) => (d.error ? [d.error] : []))][0] ?? ''}`;
     log.info(
-      `policy ${policy}: VM ${r.alias ?? r.uuid} (${r.uuid}) ${r.status} in ${took.toFixed(1)} s, ${bytes} bytes${r.snapshot ? `, @${r.snapshot}` : ''}${why}`,
+      `policy ${policy}: VM ${r.alias ?? r.uuid} (${r.uuid}) ${r.status} in ${took.toFixed(1)} s (${r.startedAt.toISOString()} to ${r.finishedAt.toISOString()}), ${bytes} bytes${r.snapshot ? `, @${r.snapshot}` : ''}${why}`,
     );
     const logged = appendRunLog(config.logDirectory, r);
     if (typeof logged !== 'string') log.warn(logged.error);

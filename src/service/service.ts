@@ -97,10 +97,13 @@ export class Service {
     this.tick();
   }
 
-  /** Runs every policy once now and waits for the cycles (`serve --once`); true when every VM succeeded. */
+  /**
+   * Runs every policy once now, one after another so that none skips a VM another is backing up
+   * (`serve --once`); true when every VM succeeded and no policy had a note.
+   */
   async once(): Promise<boolean> {
-    const runs = this.policies.map((p) => this.cycle(p));
-    const results = (await Promise.all(runs)).flat();
+    const results: VmBackupResult[] = [];
+    for (const policy of this.policies) results.push(...(await this.cycle(policy)));
     this.write(true);
     return (
       results.every((r) => r.status === 'success') &&
@@ -239,6 +242,7 @@ export class Service {
           `policy ${policy.name}: ${busy.length} VM(s) skipped, their previous cycle still runs: ${busy.join(' ')}`,
         );
       }
+      state.vmCycles = (state.vmCycles ?? 0) + go.length;
       if (go.length > 0) results = await this.backUp(policy, config, go, listed);
     } catch (error) {
       notes.push(`cycle failed: ${(error as Error).message}`);
@@ -264,6 +268,8 @@ export class Service {
     uuids: string[],
     listed: readonly VmListing[],
   ): Promise<VmBackupResult[]> {
+    // the VMs this cycle holds: each is let go when its result comes (another policy may take it then)
+    const held = new Set(uuids);
     for (const u of uuids) this.running.add(u);
     try {
       const targets = policyTargets(config, policy);
@@ -288,13 +294,18 @@ export class Service {
           concurrency: Math.min(config.vmConcurrency, uuids.length),
           waits: imageFirsts(uuids, listed),
           onStart: (uuid) => this.started(policy, lease.opened, uuid, listed),
-          onResult: (result) => this.record(policy, lease.opened, result),
+          onResult: (result) => {
+            // the VM is free for the next cycle (of any policy) as soon as its own backup is done
+            held.delete(result.uuid);
+            this.running.delete(result.uuid);
+            this.record(policy, lease.opened, result);
+          },
         });
       } finally {
         await lease.release();
       }
     } finally {
-      for (const u of uuids) this.running.delete(u);
+      for (const u of held) this.running.delete(u);
     }
   }
 
@@ -329,6 +340,7 @@ export class Service {
         // the lag just before this snapshot arrived is the worst this interval reached
         if (vm.newestSnapshotAt !== undefined) lagSeen(vm, finished / 1000);
         vm.lastSuccessAt = seconds(finished);
+        vm.successesTotal = (vm.successesTotal ?? 0) + 1;
         vm.newestSnapshotAt = snapshotTime(result, policy.group) / 1000;
         delete vm.lastError;
       } else {

@@ -35,6 +35,8 @@ export interface PolicyState {
   notes: string[];
   /** VMs its last cycle selected. */
   matched?: number;
+  /** VM backups its cycles started (a cycle of three VMs is three); each ends as a success or a failure of its VM. */
+  vmCycles?: number;
   /** VMs it had matched that have gone since the service started (deleted, or no longer matched), by UUID. */
   gone?: string[];
 }
@@ -54,6 +56,8 @@ export interface VmTargetState {
   newestSnapshotAt?: number;
   bytesSentTotal: number;
   failuresTotal: number;
+  /** Cycles of this VM to this target that succeeded. */
+  successesTotal?: number;
   /** now − newestSnapshotAt when written: the data an operator would lose now. */
   rpoLagSeconds?: number;
   /** The worst RPO lag seen since the service started. */
