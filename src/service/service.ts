@@ -128,6 +128,8 @@ export class Service {
       this.touch();
       return false;
     }
+    if (config.metricsListen !== this.config.metricsListen)
+      this.deps.log.warn('SIGHUP: metricsListen changed; the metrics endpoint moves at the next start');
     this.config = config;
     this.connections.invalidate();
     this.state.config = { path: this.deps.configPath, loadedAt: seconds(now) };
@@ -280,7 +282,8 @@ export class Service {
         print: (line) => this.deps.log.info(line),
         group: policy.group,
         // every policy's VMs may run at once over the one connection: each gets its share of its sessions
-        vmConcurrency: Math.min(16, Math.min(config.vmConcurrency, uuids.length) * this.policies.length),
+        // (kept with the targets across cycles, so it does not depend on this cycle's count of VMs)
+        vmConcurrency: Math.min(16, config.vmConcurrency * this.policies.length),
       };
       const lease = await this.connections.lease(policy.name, targets, targetOptions);
       try {
