@@ -14,6 +14,7 @@ HEADER_BLOCKS=@HEADER_BLOCKS@
 VERSION='@VERSION@'
 SMF_DIR=/opt/custom/smf
 SMF_SERVICE=svc:/site/zonecopy-cron
+SERVE_SERVICE=svc:/site/zonecopy
 
 prefix=/opt/zonecopy
 uninstall=0
@@ -210,6 +211,25 @@ apply_cron() {  # $1 the new cron file
   fi
 }
 
+# `zonecopy serve` as an SMF service, imported disabled (an upgrade keeps it enabled or disabled as
+# it was, and restarts it when it runs): `svcadm enable zonecopy` starts it. Loaded from $SMF_DIR at boot.
+serve_note=''
+install_serve_service() {
+  is_smartos || return 0
+  mkdir -p "$SMF_DIR" || die "cannot create $SMF_DIR"
+  sed "s#@PREFIX@#$prefix#g" "$prefix/smf/zonecopy-serve.xml" >"$SMF_DIR/zonecopy-serve.xml" || die "cannot write $SMF_DIR/zonecopy-serve.xml"
+  if svccfg import "$SMF_DIR/zonecopy-serve.xml"; then
+    if [ "$(svcs -H -o state "$SERVE_SERVICE:default" 2>/dev/null)" = online ]; then
+      svcadm restart "$SERVE_SERVICE:default" 2>/dev/null
+      serve_note="service: site/zonecopy (zonecopy serve) restarted with this version"
+    else
+      serve_note="service: site/zonecopy serves the \"policies\" of $prefix/configuration.json once you run  svcadm enable zonecopy  (log: svcs -L zonecopy); cron lines keep working without it"
+    fi
+  else
+    say "install.sh: warning: svccfg import $SMF_DIR/zonecopy-serve.xml failed: the service site/zonecopy (zonecopy serve) is not available" >&2
+  fi
+}
+
 if [ "$uninstall" = 1 ]; then
   [ -d "$prefix" ] || die "nothing installed in $prefix"
   if [ -f "$prefix/VERSION" ] || [ -f "$prefix/dist/zonecopy.mjs" ]; then :; else die "$prefix does not look like a zonecopy installation"; fi
@@ -219,6 +239,12 @@ if [ "$uninstall" = 1 ]; then
     svcadm disable -s "$SMF_SERVICE:default" 2>/dev/null
     svccfg delete "$SMF_SERVICE" 2>/dev/null
     rm -f "$SMF_DIR/zonecopy-cron.xml"
+  fi
+  if is_smartos && [ -f "$SMF_DIR/zonecopy-serve.xml" ]; then
+    # -s: the running cycles end first (their receives are resumable)
+    svcadm disable -s "$SERVE_SERVICE:default" 2>/dev/null
+    svccfg delete "$SERVE_SERVICE" 2>/dev/null
+    rm -f "$SMF_DIR/zonecopy-serve.xml"
   fi
   if [ -f "$prefix/cron/root.cron" ] && command -v crontab >/dev/null 2>&1; then
     : >"$prefix/cron/root.cron"
@@ -276,6 +302,8 @@ if [ -n "$cron_lines" ]; then
   fi
 fi
 
+install_serve_service
+
 # On SunOS / (so /root/.ssh) is a ramdisk rebuilt at every boot: the backup host's key and ours
 # live under the installation, which persists (src/config/platform.ts defaults to the same paths).
 key_note=''
@@ -312,6 +340,7 @@ fi
 
 say "installed zonecopy $VERSION into $prefix$([ "$upgrade" = 1 ] && echo ' (upgrade)')"
 [ -z "$key_note" ] || say "$key_note"
+[ -z "$serve_note" ] || say "$serve_note"
 say "$config_note"
 say "next: test it with  $prefix/bin/backup --dry-run <vm-uuid>"
 [ -n "$cron_lines" ] || say "      then schedule it, e.g.  sh install.sh --cron '0 2 * * *' --cron-args '<vm-uuid> --groupName daily --localSnapLimit 3 --remoteSnapLimit 14'"

@@ -86,6 +86,7 @@ const MINUTES: Record<string, number> = {
   'discovery-snapshot': 6.7,
   'report-spec-cli': 4.9,
   hooks: 2.3,
+  serve: 4.4,
   'backup-os-zone': 1.1,
   packaging: 1,
 };

@@ -26,6 +26,8 @@ export interface TargetOptions {
   rollback?: boolean;
   /** VMs backed up side by side: each gets its share of the backup host's SSH sessions. */
   vmConcurrency?: number;
+  /** A connection to this target's backup host kept by the caller (serve, across cycles): used, and left open by close(). */
+  connection?: RemoteHost;
 }
 
 export interface OpenedTarget {
@@ -109,8 +111,9 @@ async function open(resolved: ResolvedTarget, options: TargetOptions): Promise<O
     return { name, label: store.label, target, close: nothing };
   }
   let remote: RemoteHost;
+  const shared = options.connection !== undefined;
   try {
-    remote = await connectBackupHost(config, { dryRun: local.dryRun, print: options.print });
+    remote = options.connection ?? (await connectBackupHost(config, { dryRun: local.dryRun, print: options.print }));
   } catch (error) {
     const down = error instanceof UnreachableError;
     return { name, label: backupHostLabel(config), error: (error as Error).message, down, close: nothing };
@@ -118,7 +121,8 @@ async function open(resolved: ResolvedTarget, options: TargetOptions): Promise<O
   // asked now, beside the program check, so the holds query never waits for it
   void kernelName(remote);
   const missing = await checkPrograms(programsNeeded(config, 'ssh'), local, remote);
-  if (missing) return { name, label: remote.label, error: missing, remote, close: () => remote.close() };
+  const closeRemote = () => (shared ? Promise.resolve() : remote.close());
+  if (missing) return { name, label: remote.label, error: missing, remote, close: closeRemote };
   const strategy = createStrategy(config.transferStrategy, {
     local,
     remote,
@@ -159,7 +163,7 @@ async function open(resolved: ResolvedTarget, options: TargetOptions): Promise<O
     remote,
     close: async () => {
       await strategy.close();
-      await remote.close();
+      await closeRemote();
     },
   };
 }

@@ -11,6 +11,7 @@ import { UsageError } from './session.js';
 import { forgetTargetCommand } from './forget-target-command.js';
 import { releaseCommand } from './release-command.js';
 import { restoreCommand } from './restore-command.js';
+import { serveCommand } from './serve-command.js';
 import { statusCommand } from './status-command.js';
 import { VERSION } from './version.js';
 
@@ -240,6 +241,25 @@ export function buildProgram(outcome: Outcome = { code: EXIT_OK }): Command {
     .addOption(targetOption())
     .addHelpText('after', exitStatus('0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'))
     .action(returning(checkCommand));
+  program
+    .command('serve')
+    .description(
+      'Run as a service (under SMF: svcadm enable zonecopy): back up the VMs of each policy in the configuration\'s "policies" on its cron schedule or every N seconds, over SSH connections kept open, never two cycles of one VM at once; keep a state file (serviceStateFile) and Prometheus metrics. SIGHUP reloads the configuration, SIGTERM stops after the running cycles.',
+    )
+    .addOption(configOption())
+    .option(
+      '--metrics-listen <host:port>',
+      'serve Prometheus metrics on http://host:port/metrics (default: metricsListen from the config; none if unset)',
+    )
+    .option('--once', 'run every policy once now, then exit (0 every VM succeeded, 1 otherwise)')
+    .addOption(verboseOption())
+    .addHelpText(
+      'after',
+      exitStatus(
+        '0 stopped by SIGTERM (or --once: all succeeded), 1 --once: a backup failed, 2 usage or configuration error',
+      ),
+    )
+    .action(returning(serveCommand));
   program
     .command('guest-agent')
     .description(

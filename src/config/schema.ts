@@ -4,6 +4,7 @@ import * as z from 'zod';
 import { isValidDatasetName, isValidSnapshotPart } from '../zfs/names.js';
 import { parseSchedule } from '../plan/retention.js';
 import { HOOK_KEYS, HOOK_SETTING_KEYS, hooksSchema } from './hooks-schema.js';
+import { POLICY_KEYS, POLICY_VMS_KEYS, policiesSchema } from './policies-schema.js';
 
 /**
  * configuration.json: smartcopy's keys (same names, same meaning) plus ours. Every key and its
@@ -161,9 +162,23 @@ export const configSchema = z
     logDirectory: z.string().min(1).default('/var/log/zonecopy'),
     logVerbosity: verbosity.optional(),
     outputVerbosity: verbosity.optional(),
+    /** `zonecopy serve`: its policies, state file, metrics and when it emails. */
+    policies: policiesSchema.optional(),
+    serviceStateFile: z.string().startsWith('/', 'an absolute path').default('/var/zonecopy/service.json'),
+    metricsTextfile: z
+      .string()
+      .startsWith('/', 'an absolute path')
+      .endsWith('.prom', 'a file ending in .prom (node_exporter reads only those)')
+      .optional(),
+    metricsListen: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$/, 'host:port, e.g. 127.0.0.1:9464')
+      .optional(),
+    serviceEmail: z.enum(['changes', 'failures', 'always', 'never']).default('changes'),
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.policies) checkPolicyTargets(c, c.policies, ctx);
     if (c.targets) checkTargets(c, c.targets, ctx);
     if (!c.targets && c.backupTarget === 'ssh') {
       for (const key of ['backupDestination', 'backupDestinationBasePath'] as const) {
@@ -244,6 +259,25 @@ export const configSchema = z
           : [],
   }));
 
+/** A policy's targets must be configured targets' names (or ssh / s3 without "targets"). */
+function checkPolicyTargets(
+  c: { targets?: ReadonlyArray<{ name: string }>; backupDestination?: string; backupTarget: string },
+  policies: ReadonlyArray<{ targets?: readonly string[] }>,
+  ctx: z.RefinementCtx,
+): void {
+  const names = c.targets ? c.targets.map((t) => t.name) : [c.backupTarget, c.backupDestination ?? 'ssh'];
+  policies.forEach((p, i) =>
+    (p.targets ?? []).forEach((t, j) => {
+      if (!names.includes(t))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['policies', i, 'targets', j],
+          message: `no target named "${t}"; the configuration has ${names.map((n) => `"${n}"`).join(', ')}`,
+        });
+    }),
+  );
+}
+
 /** Each target names what it needs, itself or at the top level; names are unique. */
 function checkTargets(
   top: { backupDestination?: string; backupDestinationBasePath?: string; s3?: unknown },
@@ -286,12 +320,16 @@ export const SECTION_KEYS: Readonly<Record<string, readonly string[]>> = {
   hooks: HOOK_KEYS,
   'hooks.zone': ['pre', 'post'],
   'hooks.global': ['pre', 'post'],
+  policies: POLICY_KEYS,
+  'policies.vms': POLICY_VMS_KEYS,
 };
 
 /** The keys valid in a section by its dotted path; `hooks.groups.<g>` and `hooks.vms.<uuid>` take the hook settings. */
 export function sectionKeys(section: string): readonly string[] {
   if (/^targets\.\d+$/.test(section)) return SECTION_KEYS.targets!;
   if (/^targets\.\d+\.s3$/.test(section)) return SECTION_KEYS.s3!;
+  if (/^policies\.\d+$/.test(section)) return SECTION_KEYS.policies!;
+  if (/^policies\.\d+\.vms$/.test(section)) return SECTION_KEYS['policies.vms']!;
   if (/^hooks\.(groups|vms)\.[^.]+$/.test(section)) return HOOK_SETTING_KEYS;
   if (/^hooks\.(groups|vms)\.[^.]+\.(zone|global)$/.test(section)) return ['pre', 'post'];
   return SECTION_KEYS[section] ?? [];

@@ -72,6 +72,9 @@ export class RemoteHost implements Host {
   readonly dryRun: boolean;
   readonly stats = new HostStats('remote');
   private readonly print: (line: string) => void;
+  private ended = false;
+  /** Why the connection ended, when it ended by an error (keepalive timeout, reset). */
+  lastError?: string;
 
   private constructor(
     private readonly client: Client,
@@ -80,6 +83,20 @@ export class RemoteHost implements Host {
     this.label = `${options.username}@${options.host}:${options.port}`;
     this.dryRun = options.dryRun;
     this.print = options.print ?? ((line) => process.stdout.write(`${line}\n`));
+    // an error after 'ready' (a reset, a keepalive timeout) ends the connection: without a listener
+    // it would be thrown and end the process; commands in flight fail on their channels instead
+    client.on('error', (error: Error) => {
+      this.ended = true;
+      this.lastError = error.message;
+    });
+    client.on('close', () => {
+      this.ended = true;
+    });
+  }
+
+  /** The connection has ended (dropped or closed): a long-lived user such as `serve` connects again. */
+  get closed(): boolean {
+    return this.ended;
   }
 
   static async connect(options: RemoteOptions): Promise<RemoteHost> {
@@ -239,6 +256,7 @@ export class RemoteHost implements Host {
   }
 
   async close(): Promise<void> {
+    this.ended = true;
     this.client.end();
   }
 }

@@ -17,6 +17,8 @@ export interface ServiceState {
   vms: VmTargetState[];
   /** Streams in flight now. */
   transfers: TransferState[];
+  /** SSH connections made to backup hosts since the start: the first per host, then one per reconnect. */
+  connects?: number;
 }
 
 export interface PolicyState {
@@ -31,6 +33,12 @@ export interface PolicyState {
   nextAt?: number;
   /** The selector matched no VM at its last cycle, or a VM it had matched is gone: said here. */
   notes: string[];
+  /** VMs its last cycle selected. */
+  matched?: number;
+  /** VM backups its cycles started (a cycle of three VMs is three); each ends as a success or a failure of its VM. */
+  vmCycles?: number;
+  /** VMs it had matched that have gone since the service started (deleted, or no longer matched), by UUID. */
+  gone?: string[];
 }
 
 export interface VmTargetState {
@@ -48,6 +56,8 @@ export interface VmTargetState {
   newestSnapshotAt?: number;
   bytesSentTotal: number;
   failuresTotal: number;
+  /** Cycles of this VM to this target that succeeded. */
+  successesTotal?: number;
   /** now − newestSnapshotAt when written: the data an operator would lose now. */
   rpoLagSeconds?: number;
   /** The worst RPO lag seen since the service started. */

@@ -223,6 +223,7 @@ describe('the CLI keeps every option', () => {
       'forget-target': ['--config', '--dry-run'],
       status: ['--config', '--json', '--target', '--verify', '--watch', '--interval'],
       check: ['--config', '--warn', '--crit', '--target'],
+      serve: ['--config', '--metrics-listen', '--once', '--verbose'],
       'guest-agent': [],
     });
     const meanings = new Map<string, Set<string>>();

@@ -353,6 +353,7 @@ describe(
         run --cron '0 2 * * *' --cron-args "$UUID" >"$STATE/install.out" 2>&1
         echo $? >"$STATE/install.code"
         cp /opt/custom/smf/zonecopy-cron.xml "$STATE/installed.xml"
+        cp /opt/custom/smf/zonecopy-serve.xml "$STATE/installed-serve.xml"
         cp /opt/zonecopy/cron/root.cron "$STATE/root.cron"
         run --uninstall >"$STATE/uninstall.out" 2>&1
         echo $? >"$STATE/uninstall.code"
@@ -384,6 +385,13 @@ describe(
         assert.doesNotMatch(xml, /@PREFIX@/);
         assert.match(xml, /exec="\/opt\/zonecopy\/smf\/zonecopy-cron\.sh \/opt\/zonecopy\/cron\/root\.cron"/);
         if (!NO_DTD) validateManifest(manifest);
+        // serve's service is offered beside the cron lines: imported disabled, enabled by the operator
+        const serveXml = readFileSync(join(state, 'installed-serve.xml'), 'utf8');
+        assert.doesNotMatch(serveXml, /@PREFIX@/);
+        assert.match(serveXml, /exec="\/opt\/zonecopy\/bin\/zonecopy serve &amp;"/);
+        assert.match(serveXml, /<create_default_instance enabled="false"\/>/);
+        if (!NO_DTD) validateManifest(join(state, 'installed-serve.xml'));
+        assert.match(installOut, /svcadm enable zonecopy/);
         const line = `0 2 * * * /opt/zonecopy/bin/backup ${UUID} >>/opt/zonecopy/log/cron.log 2>&1 # zonecopy\n`;
         assert.equal(readFileSync(join(state, 'root.cron'), 'utf8'), line);
 
@@ -394,6 +402,11 @@ describe(
         const disabled = smf.indexOf('svcadm disable -s svc:/site/zonecopy-cron:default');
         const deleted = smf.indexOf('svccfg delete svc:/site/zonecopy-cron');
         assert.ok(imported >= 0 && disabled > imported && deleted > disabled, smf.join('\n'));
+        const serveImported = smf.indexOf('svccfg import /opt/custom/smf/zonecopy-serve.xml');
+        const serveDisabled = smf.indexOf('svcadm disable -s svc:/site/zonecopy:default');
+        const serveDeleted = smf.indexOf('svccfg delete svc:/site/zonecopy');
+        assert.ok(serveImported >= 0 && serveDisabled > serveImported && serveDeleted > serveDisabled, smf.join('\n'));
+        assert.ok(!smf.some((l) => l.startsWith('svcadm enable')), 'the service is never enabled by the installer');
         assert.equal(readFileSync(join(state, 'smf-dir-after'), 'utf8'), '');
         assert.equal(readFileSync(join(state, 'crontab'), 'utf8'), OTHER_LINE);
         assert.deepEqual(leftovers(standIn), []);
