@@ -5,7 +5,8 @@
 set -euo pipefail
 ROOT=/mnt/host
 ZC=$ROOT/bin/zonecopy
-MAIL=/var/tmp/zonecopy-demo-mail
+# in the project's build folder, so the HTML opens in a browser on this machine too
+MAIL=$ROOT/build/demo-mail
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "creating sample VMs (one per brand) on the SmartOS host"
@@ -54,7 +55,7 @@ uuid=$(vmadm lookup -1 brand=joyent)
 mkdir -p "/zones/$uuid/root/var/tmp" && head -c 2M /dev/urandom >"/zones/$uuid/root/var/tmp/new-data.bin"
 $ZC backup --all --groupName daily
 
-say "the report as it arrived by email (the HTML beside it is for a browser)"
+say "the report as it arrived by email (build/demo-mail/ has each as text and as HTML for a browser)"
 sleep 1
 ls "$MAIL"
 last=$(find "$MAIL" -name '*.txt' | sort -V | tail -1)
@@ -73,13 +74,19 @@ done
 say "the metrics endpoint, scraped once (GET http://127.0.0.1:9464/metrics)"
 node -e 'fetch("http://127.0.0.1:9464/metrics").then((r) => r.text()).then((t) => process.stdout.write(t))' | grep -E '^zonecopy_(last_success|sent_bytes|rpo_lag|policy_cycles)' | head -12
 say "zonecopy status --watch, one frame"
-timeout 3 $ZC status --watch --interval 1 | head -20 || true
+$ZC status --watch --interval 1 >/var/tmp/zonecopy-demo-watch.txt &
+watch_pid=$!
+sleep 3
+kill -INT "$watch_pid" 2>/dev/null || true
+wait "$watch_pid" || true
+# the last frame drawn (the view redraws in place on a terminal)
+sed 's/\x1b\[[0-9;]*[A-Za-z]//g' /var/tmp/zonecopy-demo-watch.txt | tail -15
 kill -TERM "$serve_pid"
 wait "$serve_pid" || true
 serve_pid=
 
-say "restore: the OS zone replaced by its latest backup (received beside it first, then swapped in)"
-$ZC restore "$uuid" --force
+say "restore: the OS zone replaced by its latest backup (received beside it first, then swapped in, started)"
+$ZC restore "$uuid" --force --start
 vmadm list -o uuid,type,state,alias
 
 say "on the backup host (zfs list over ssh root@127.0.0.2)"
