@@ -149,6 +149,8 @@ export class Service {
     while (this.cycles.size > 0) await Promise.allSettled(this.cycles);
     await this.connections.closeAll();
     for (const p of this.state.policies) delete p.nextAt;
+    // check then says the service was stopped, not that it hangs
+    this.state.stoppedAt = seconds(this.now());
     this.write(true);
   }
 

@@ -10,6 +10,8 @@ export interface ServiceState {
   startedAt: number;
   /** Last time the scheduler loop ran: a service that stopped cycling has an old heartbeat. */
   heartbeat: number;
+  /** Set when it stopped on a signal (or after --once): the heartbeat is old because it was stopped. */
+  stoppedAt?: number;
   /** Where the configuration came from and when it was last (re)loaded; a refused reload says why. */
   config: { path: string; loadedAt: number; reloadError?: string };
   policies: PolicyState[];

@@ -77,6 +77,8 @@ export function serviceStopped(state: ServiceState, file: string, now: number): 
   const age = now - state.heartbeat;
   const limit = heartbeatLimit(state);
   if (age <= limit) return undefined;
+  if (state.stoppedAt !== undefined)
+    return `zonecopy serve (pid ${state.pid}) was stopped ${formatDuration(now - state.stoppedAt)} ago (${file}); start it again (svcadm enable zonecopy)`;
   return `zonecopy serve (pid ${state.pid}) stopped cycling: heartbeat ${formatDuration(age)} ago in ${file} (limit ${formatDuration(limit)})`;
 }
 

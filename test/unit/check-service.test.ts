@@ -51,6 +51,16 @@ describe('check and the service', () => {
     );
   });
 
+  it('a service stopped on a signal is CRITICAL too, and says it was stopped rather than that it hangs', async () => {
+    const file = stateFile({ heartbeat: NOW - 600, stoppedAt: NOW - 600 });
+    const verdict = withService(OK, await checkService({ serviceStateFile: file }, NOW));
+    assert.equal(verdict.code, 2);
+    assert.match(
+      verdict.line,
+      /^zonecopy serve \(pid 31337\) was stopped 10m00s ago .*start it again \(svcadm enable zonecopy\)/,
+    );
+  });
+
   it('the limit follows the slowest-ticking policy: 3 x the shortest every, at least 60 s', async () => {
     const policies = [{ name: 'hourly', when: 'every 1h', cycles: 3, skipped: 0, notes: [] }];
     const within = stateFile({ heartbeat: NOW - 2 * 3600, policies });
