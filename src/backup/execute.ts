@@ -3,7 +3,14 @@ import type { Log } from '../log.js';
 import type { HoldStep, ResumeStep, Step, TransferStep } from '../plan/steps.js';
 import { emptyTally, type DatasetTally } from '../target/target.js';
 import { emptyRecord, type ConsistencyRecord } from './hook-run.js';
-import { abortReceiveArgv, createParentArgv, receiveArgv, resumeSendArgv, sendArgv } from '../zfs/commands.js';
+import {
+  abortReceiveArgv,
+  createParentArgv,
+  parseSendEstimate,
+  receiveArgv,
+  resumeSendArgv,
+  sendArgv,
+} from '../zfs/commands.js';
 import { SMALL_STREAM_BYTES } from '../transfer/ssh.js';
 import type { TransferStrategy } from '../transfer/strategy.js';
 import { isWithin, splitSnapshot } from '../zfs/names.js';
@@ -380,9 +387,11 @@ async function runSends(step: TransferStep, tally: DatasetTally, context: Execut
     const result = await mutate(
       context.local,
       context.strategy.describe(sendArgv(send), receive),
-      () => {
+      async () => {
         context.log.verbose(`send ${describeCommand(sendArgv(send))} -> ${step.target}`);
-        return inStream(streamInfo(context, sourceOf(step), step.added), () =>
+        // a full or multi-snapshot stream has no `written` figure: zfs send -nP sizes it for the progress ETA
+        const estimate = step.added ?? (await sendEstimate(context.local, sendArgv(send)));
+        return inStream(streamInfo(context, sourceOf(step), estimate), () =>
           context.strategy.transfer(sendArgv(send), receive, { estimatedBytes: step.added }),
         );
       },
@@ -390,6 +399,16 @@ async function runSends(step: TransferStep, tally: DatasetTally, context: Execut
     );
     tally.bytes += result.bytes;
     tally.seconds += result.seconds;
+  }
+}
+
+/** What `zfs send -nP` says the stream will be (undefined when it cannot tell: the stream goes anyway). */
+async function sendEstimate(local: Host, send: readonly string[]): Promise<number | undefined> {
+  try {
+    const dry = await local.run([send[0]!, send[1]!, '-nP', ...send.slice(2)], { mutates: false, allowExitCodes: [1] });
+    return dry.exitCode === 0 ? parseSendEstimate(dry.stdout) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,3 +1,4 @@
+import { parseSendEstimate } from '../zfs/commands.js';
 import type { Host } from '../host/host.js';
 import type { Log } from '../log.js';
 import { discoverDatasets } from '../smartos/discovery.js';
@@ -219,6 +220,5 @@ export function historyUpTo(snapshots: readonly SnapshotInfo[], snapshot: string
 
 /** The `size` line of `zfs send -nP` (0 when it printed none). */
 export function streamSize(output: string): number {
-  const match = /^size\s+(\d+)\s*$/m.exec(output);
-  return match ? Number(match[1]) : 0;
+  return parseSendEstimate(output) ?? 0;
 }

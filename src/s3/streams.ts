@@ -28,8 +28,5 @@ export function decryptArgv(encrypted: boolean, gpg: GpgSettings): Argv[] {
   return encrypted ? [[...gpgArgv(gpg), '--quiet', '--decrypt']] : [];
 }
 
-/** `zfs send -nP` prints `size\t<bytes>` last: the estimate that sets the part size. */
-export function parseSendEstimate(output: string): number | undefined {
-  const match = /^size\s+(\d+)\s*$/m.exec(output);
-  return match ? Number(match[1]) : undefined;
-}
+// the estimate that sets the part size; the parser lives with the other zfs commands
+export { parseSendEstimate } from '../zfs/commands.js';

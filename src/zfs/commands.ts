@@ -56,3 +56,9 @@ export function resumeSendArgv(token: string, check = false): Argv {
 export function abortReceiveArgv(target: string): Argv {
   return ['zfs', 'receive', '-A', target];
 }
+
+/** `zfs send -nP` prints `size\t<bytes>` last: the stream's estimated size. */
+export function parseSendEstimate(output: string): number | undefined {
+  const match = /^size\s+(\d+)\s*$/m.exec(output);
+  return match ? Number(match[1]) : undefined;
+}

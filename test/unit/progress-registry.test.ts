@@ -144,14 +144,25 @@ describe('live byte counts', () => {
 });
 
 describe('backup names its streams', () => {
-  it('each transfer of a plan is listed under its VM, dataset and target name, with the planned size as estimate', async () => {
+  it('each transfer of a plan is listed under its VM, dataset and target name, with the planned size (else zfs send -nP) as estimate', async () => {
+    const ran: string[] = [];
     const host = (label: string): Host => ({
       label,
       dryRun: false,
       stats: new HostStats(),
       skipped() {},
       close: async () => {},
-      run: async (argv) => ({ host: label, command: argv.join(' '), stdout: '', stderr: '', exitCode: 0 }),
+      run: async (argv) => {
+        ran.push(argv.join(' '));
+        const sized = argv.slice(0, 3).join(' ') === 'zfs send -nP';
+        return {
+          host: label,
+          command: argv.join(' '),
+          stdout: sized ? 'full\tx\t1234\nsize\t1234\n' : '',
+          stderr: '',
+          exitCode: 0,
+        };
+      },
       spawn: () => {
         throw new Error('no streams here');
       },
@@ -188,8 +199,13 @@ describe('backup names its streams', () => {
     });
     assert.deepEqual(during, [
       { uuid: 'vm1', dataset: 'zones/vm1', target: 'backup1', estimatedBytes: 5_000_000_000, bytes: 7, startedAt: 0 },
-      { uuid: 'vm1', dataset: 'zones/vm1-disk0', target: 'backup1', estimatedBytes: undefined, bytes: 7, startedAt: 0 },
+      { uuid: 'vm1', dataset: 'zones/vm1-disk0', target: 'backup1', estimatedBytes: 1234, bytes: 7, startedAt: 0 },
     ]);
+    // sized only where the plan had no `written` figure
+    assert.deepEqual(
+      ran.filter((c) => c.includes('-nP')),
+      ['zfs send -nP -i zones/vm1-disk0@a zones/vm1-disk0@b'],
+    );
     assert.deepEqual(activeStreams(), []);
   });
 });
