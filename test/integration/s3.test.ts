@@ -132,7 +132,9 @@ describe('object storage target (s3rver)', () => {
     });
   }
 
-  it('--force from the bucket never loses the VM: the stream cut beside it, vmadm create failing after the swap; then only what changed comes', async () => {
+  // one fault, in the phase that reads the bucket: the swap and its rollbacks do not depend on where the set
+  // comes from and are restore.test.ts's (vmadm create and start failing), on the backup host's sets
+  it('--force from the bucket never loses the VM: the stream cut beside it; then only what changed comes', async () => {
     const uuid = uuids.kvm!; // stopped at daily-b1 since its case
     const before = await fingerprint(uuid);
     const faults = await forceFaults(uuid, config);
@@ -145,10 +147,6 @@ describe('object storage target (s3rver)', () => {
     assert.equal(cut.code, 1, cut.stdout);
     assert.match(cut.stderr, /was not touched \(it is stopped\)/);
     await intact('stream cut');
-    const create = await faults.restore(['--force'], { ZC_FAIL_VMADM: 'create' });
-    assert.equal(create.code, 1, create.stdout);
-    assert.match(create.stderr, /put back as it was;/);
-    await intact('vmadm create failing');
     const restored = await faults.restore(['--force'], {});
     assert.equal(restored.code, 0, restored.stderr + restored.stdout);
     assert.match(restored.stdout, new RegExp(`-> zones/${uuid}-disk0  incremental `));
@@ -322,24 +320,23 @@ describe('object storage target (s3rver)', () => {
     assert.doesNotMatch(list.stdout, /^ {2}bk1 +multi-m4 /m, 'the backup host has no m4');
   });
 
-  it('zonecopy drill from the bucket: the newest set of a zone with delegated datasets, received into a scratch dataset, matches its snapshots here', async () => {
-    // a set of its own, so the case stands alone: the zone root's stream is incremental from its image, as the bucket keeps clones
+  it('zonecopy drill from the bucket: a set of a zone with delegated datasets, received into a scratch dataset, matches its snapshots here', async () => {
+    // the zone was restored from daily-b1 over itself in its case, so this host has its daily-b1 snapshots (the
+    // bucket's guids) to compare content with; the zone root's stream is incremental from its image, as the bucket keeps clones
     const uuid = uuids.joyent!;
     const started = Date.now();
-    const backup = await zonecopy(['backup', uuid, '--groupName', 'drill', '--name', 'd1'], config);
-    assert.equal(backup.code, 0, backup.stderr + backup.stdout);
-    const result = await zonecopy(['drill', uuid, '--json'], config);
+    const result = await zonecopy(['drill', uuid, '--snapshot', 'daily-b1', '--json'], config);
     assert.equal(result.code, 0, result.stderr + result.stdout);
     const drilled = JSON.parse(result.stdout) as {
       snapshot: string;
       datasets: Array<{ source: string; check: string }>;
     };
-    assert.equal(drilled.snapshot, 'drill-d1');
+    assert.equal(drilled.snapshot, 'daily-b1');
     assert.deepEqual(
       drilled.datasets.map((d) => `${d.source} ${d.check}`),
       [`zones/${uuid} same`, `zones/${uuid}/data same`, `zones/${uuid}/data/pgsql same`],
     );
     assert.equal((await sh('zfs list -H -o name -r zones/zonecopy-drill')).trim(), 'zones/zonecopy-drill');
-    process.stdout.write(`# S3 backup and drill: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    process.stdout.write(`# S3 drill: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
   });
 });
