@@ -20,7 +20,9 @@ describe('fault injection: hosts, pools and runs', () => {
   after(printFaultTable);
 
   it('the SSH connection dropped mid-transfer (backup sshd sessions killed)', async () => {
-    for (const delay of [200, 1200]) {
+    // one moment, well into the stream (a second one, 200 ms after the receive started, ran the same checks):
+    // streams cut at their start and late, on every path, are faults-streams'
+    for (const delay of [1200]) {
       await sh(`head -c 6M /dev/urandom > /zones/${fault.uuid}/data/drop-${delay}.bin`);
       // mbuffer -r throttles the stream to 2 MB/s, so the drop lands mid-transfer
       const slow = writeConfig({
@@ -37,7 +39,7 @@ describe('fault injection: hosts, pools and runs', () => {
         return child;
       }, /failed|closed|exited|connect/i);
     }
-    fault.table.push('SSH connection dropped mid-transfer | 2 moments | pass');
+    fault.table.push('SSH connection dropped mid-transfer | 1 moment | pass');
   });
 
   it('backup host unreachable, authentication refused, unknown and changed host key: refused before any snapshot', async () => {
