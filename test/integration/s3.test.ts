@@ -20,8 +20,12 @@ import { BASE, releaseHolds, resetHosts, run, sh, writeConfig, zonecopy, PROJECT
 import { change, essentials, fingerprint, specOf, withMounted, type Spec } from './vm-checks.js';
 
 const BRANDS = ['joyent', 'lx', 'kvm', 'bhyve'] as const;
-/** Brands also restored from the older set over the existing VM (--force): the two layouts vmadm delete removes differently. */
-const OVER_EXISTING = new Set<string>(['joyent', 'kvm']);
+/**
+ * Brands also restored from the older set over the existing VM (--force), which leaves the KVM at daily-b1 for the
+ * fault case. Only the KVM: rolling back to a set this host still has is a clone here and the swap, nothing read
+ * from the bucket, and restore.test.ts does it for the zone with a delegated dataset from the backup host.
+ */
+const OVER_EXISTING = new Set<string>(['kvm']);
 const BUCKET = 'zonecopy-test';
 const PORT = 4568;
 const { endpoint: ENDPOINT, client, keys, body, head } = testBucket(PORT, BUCKET);
@@ -41,6 +45,8 @@ describe('object storage target (s3rver)', () => {
   let server: ChildProcess;
   let config: ReturnType<typeof s3Config>;
   const uuids: Record<string, string> = {};
+  /** Each VM's fingerprint at daily-b1. */
+  const firsts: Record<string, Record<string, string>> = {};
   const timings: string[] = [];
 
   before(async () => {
@@ -63,7 +69,7 @@ describe('object storage target (s3rver)', () => {
       const uuid = uuids[brand]!;
       let result = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', 'b1', '--json'], config);
       assert.equal(result.code, 0, result.stderr + result.stdout);
-      const first = await fingerprint(uuid);
+      const first = (firsts[brand] = await fingerprint(uuid));
       await change(uuid);
       result = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', 'b2', '--json'], config);
       assert.equal(result.code, 0, result.stderr + result.stdout);
@@ -116,6 +122,10 @@ describe('object storage target (s3rver)', () => {
           withMounted(`${data}/pgsql`, () => sh(`cat /zones/${uuid}/data/pgsql/table`)),
         );
         assert.equal(table.trim(), 'rows');
+        // the later cases write into the delegated dataset from here, as the stand-in's fixtures do
+        await sh(
+          `zfs set zoned=off zones/${uuid}/data && zfs mount zones/${uuid}/data && zfs mount zones/${uuid}/data/pgsql`,
+        );
       }
 
       if (!OVER_EXISTING.has(brand)) return;
@@ -124,11 +134,6 @@ describe('object storage target (s3rver)', () => {
       timings.push(`${brand} older ${((Date.now() - started) / 1000).toFixed(1)} s`);
       assert.equal(result.code, 0, result.stderr + result.stdout);
       assert.deepEqual(await fingerprint(uuid), first);
-      // the later cases write into the delegated dataset from here, as the stand-in's fixtures do
-      if (brand === 'joyent')
-        await sh(
-          `zfs set zoned=off zones/${uuid}/data && zfs mount zones/${uuid}/data && zfs mount zones/${uuid}/data/pgsql`,
-        );
     });
   }
 
@@ -167,11 +172,11 @@ describe('object storage target (s3rver)', () => {
     assert.equal(got.clonedFrom, `zones/${image}@final`, 'received from the image here, as the bucket stores it');
     assert.equal((await sh(`zfs get -H -o value origin ${into}`)).trim(), `zones/${image}@final`);
     assert.deepEqual(got.childrenLeft, [`zones/${uuid}/data`, `zones/${uuid}/data/pgsql`]);
-    // the VM was restored from daily-b1 over itself just before: its root has the same files
+    // its root's files at daily-b1, as the source had them
     const digest = await sh(
       `cd ${got.mountpoint} && find . -xdev -type f ! -name '*.lock' -print0 | sort -z | xargs -0 -r sha256sum | sha256sum | cut -c1-16`,
     );
-    assert.equal(digest.trim(), (await fingerprint(uuid)).root);
+    assert.equal(digest.trim(), firsts.joyent!.root);
     assert.equal((await sh(`zfs get -H -o value readonly,mounted ${into}`)).trim(), 'on\nyes');
     assert.notEqual((await run('sh', ['-c', `echo x > ${got.mountpoint}/new-file`])).code, 0, 'the mount is read-only');
     await sh(`zfs destroy -r ${into}`);
@@ -321,8 +326,9 @@ describe('object storage target (s3rver)', () => {
   });
 
   it('zonecopy drill from the bucket: a set of a zone with delegated datasets, received into a scratch dataset, matches its snapshots here', async () => {
-    // the zone was restored from daily-b1 over itself in its case, so this host has its daily-b1 snapshots (the
-    // bucket's guids) to compare content with; the zone root's stream is incremental from its image, as the bucket keeps clones
+    // the zone was restored from the bucket's streams of daily-b1 and daily-b2 in its case, so this host has its
+    // daily-b1 snapshots (the bucket's guids) to compare content with; the zone root's stream is incremental from its
+    // image, as the bucket keeps clones
     const uuid = uuids.joyent!;
     const started = Date.now();
     const result = await zonecopy(['drill', uuid, '--snapshot', 'daily-b1', '--json'], config);
