@@ -41,6 +41,58 @@ describe('discovery and snapshots', () => {
     config = writeConfig();
   });
 
+  it('clones sharing one origin wait for it: a KVM and a bhyve VM with two disks of one image, first backup of both in one run, one OpenSSH login', async () => {
+    const image = IMAGES.debian;
+    const vms = { kvm: 'd2c0a7e4-3b1f-4c6e-9a8d-5e4f3a2b1c01', bhyve: 'd2c0a7e4-3b1f-4c6e-9a8d-5e4f3a2b1c02' };
+    for (const [brand, uuid] of Object.entries(vms)) {
+      const disks = [
+        { image_uuid: image, boot: true, model: 'virtio' },
+        { image_uuid: image, model: 'virtio' },
+      ];
+      const created = await run('vmadm', ['create'], {
+        input: JSON.stringify({ uuid, brand, alias: `twin-${brand}`, ram: 256, vcpus: 1, quota: 1, disks }),
+      });
+      assert.equal(created.code, 0, created.stderr);
+    }
+    // first in the file, so the image is not on the backup host yet (the KVM and bhyve fixtures then find it there)
+    const before = await logins();
+    const result = await zonecopy(['backup', vms.kvm, vms.bhyve, '--groupName', 'twins', '--json'], config);
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    assert.doesNotMatch(result.stderr, /disabling multiplexing/);
+    // the run's ssh2 control connection and its one shared OpenSSH connection for the bulk streams
+    assert.equal((await logins()) - before, 2, 'SSH logins of the run');
+
+    type Row = { dataset: string; bytes: number; result: string; image?: boolean };
+    const report = JSON.parse(result.stdout) as { results: Array<{ uuid: string; datasets: Row[] }> };
+    const disks = {
+      kvm: [`zones/${vms.kvm}-disk0`, `zones/${vms.kvm}-disk1`],
+      bhyve: [`zones/${vms.bhyve}/disk0`, `zones/${vms.bhyve}/disk1`],
+    };
+    for (const disk of [...disks.kvm, ...disks.bhyve]) {
+      assert.equal(await zfsGet(target(disk), 'origin'), `${target(`zones/${image}`)}@final`, disk);
+      const sent = (await snapshotsOf(disk)).find((s) => s.name.startsWith('twins-'))!;
+      assert.equal((await snapshotsOf(target(disk))).find((s) => s.name === sent.name)?.guid, sent.guid, disk);
+    }
+    // the image's stream has a row of its own, in the run that sent it, and is not counted in a clone's
+    const [kvmRows, bhyveRows] = [report.results[0]!.datasets, report.results[1]!.datasets];
+    const imageRow = kvmRows.find((d) => d.image)!;
+    assert.deepEqual([imageRow.dataset, imageRow.result], [`zones/${image}`, 'ok']);
+    assert.equal(
+      bhyveRows.some((d) => d.image),
+      false,
+      'the second VM finds the image there',
+    );
+    for (const d of kvmRows.filter((r) => !r.image))
+      assert.ok(d.bytes < imageRow.bytes, `${d.dataset}: ${d.bytes} bytes vs the image's ${imageRow.bytes}`);
+
+    // what arrived cannot be changed by accident on the backup host: read-only, never mounted by itself
+    for (const dataset of [`zones/${vms.kvm}`, `zones/${vms.bhyve}`, ...disks.kvm, ...disks.bhyve, `zones/${image}`]) {
+      assert.equal(await zfsGet(target(dataset), 'readonly'), 'on', dataset);
+      if ((await zfsGet(target(dataset), 'type')) === 'filesystem')
+        assert.equal(await zfsGet(target(dataset), 'canmount'), 'noauto', dataset);
+    }
+  });
+
   it('KVM: the zone root and both sibling -diskN volumes are snapshotted in one atomic zfs snapshot', async () => {
     const uuid = uuids.kvm!;
     const datasets = await datasetsOf(uuid);
@@ -107,61 +159,6 @@ describe('discovery and snapshots', () => {
       report.results[0]!.datasets[0]!.bytes < imageBytes,
       `clone stream ${report.results[0]!.datasets[0]!.bytes} bytes vs image ${imageBytes}`,
     );
-  });
-
-  it('clones sharing one origin wait for it: a KVM and a bhyve VM with two disks of one image, first backup of both in one run, one OpenSSH login', async () => {
-    const image = IMAGES.debian;
-    const vms = { kvm: 'd2c0a7e4-3b1f-4c6e-9a8d-5e4f3a2b1c01', bhyve: 'd2c0a7e4-3b1f-4c6e-9a8d-5e4f3a2b1c02' };
-    for (const [brand, uuid] of Object.entries(vms)) {
-      const disks = [
-        { image_uuid: image, boot: true, model: 'virtio' },
-        { image_uuid: image, model: 'virtio' },
-      ];
-      const created = await run('vmadm', ['create'], {
-        input: JSON.stringify({ uuid, brand, alias: `twin-${brand}`, ram: 256, vcpus: 1, quota: 1, disks }),
-      });
-      assert.equal(created.code, 0, created.stderr);
-    }
-    // a base path of its own: the image is not on the backup host yet
-    const base = 'backup/clones';
-    const config = writeConfig({ backupDestinationBasePath: base });
-    const targetOf = (dataset: string) => [base, ...dataset.split('/').slice(1)].join('/');
-    const before = await logins();
-    const result = await zonecopy(['backup', vms.kvm, vms.bhyve, '--groupName', 'twins', '--json'], config);
-    assert.equal(result.code, 0, result.stderr + result.stdout);
-    assert.doesNotMatch(result.stderr, /disabling multiplexing/);
-    // the run's ssh2 control connection and its one shared OpenSSH connection for the bulk streams
-    assert.equal((await logins()) - before, 2, 'SSH logins of the run');
-
-    type Row = { dataset: string; bytes: number; result: string; image?: boolean };
-    const report = JSON.parse(result.stdout) as { results: Array<{ uuid: string; datasets: Row[] }> };
-    const disks = {
-      kvm: [`zones/${vms.kvm}-disk0`, `zones/${vms.kvm}-disk1`],
-      bhyve: [`zones/${vms.bhyve}/disk0`, `zones/${vms.bhyve}/disk1`],
-    };
-    for (const disk of [...disks.kvm, ...disks.bhyve]) {
-      assert.equal(await zfsGet(targetOf(disk), 'origin'), `${targetOf(`zones/${image}`)}@final`, disk);
-      const sent = (await snapshotsOf(disk)).find((s) => s.name.startsWith('twins-'))!;
-      assert.equal((await snapshotsOf(targetOf(disk))).find((s) => s.name === sent.name)?.guid, sent.guid, disk);
-    }
-    // the image's stream has a row of its own, in the run that sent it, and is not counted in a clone's
-    const [kvmRows, bhyveRows] = [report.results[0]!.datasets, report.results[1]!.datasets];
-    const imageRow = kvmRows.find((d) => d.image)!;
-    assert.deepEqual([imageRow.dataset, imageRow.result], [`zones/${image}`, 'ok']);
-    assert.equal(
-      bhyveRows.some((d) => d.image),
-      false,
-      'the second VM finds the image there',
-    );
-    for (const d of kvmRows.filter((r) => !r.image))
-      assert.ok(d.bytes < imageRow.bytes, `${d.dataset}: ${d.bytes} bytes vs the image's ${imageRow.bytes}`);
-
-    // what arrived cannot be changed by accident on the backup host: read-only, never mounted by itself
-    for (const dataset of [`zones/${vms.kvm}`, `zones/${vms.bhyve}`, ...disks.kvm, ...disks.bhyve, `zones/${image}`]) {
-      assert.equal(await zfsGet(targetOf(dataset), 'readonly'), 'on', dataset);
-      if ((await zfsGet(targetOf(dataset), 'type')) === 'filesystem')
-        assert.equal(await zfsGet(targetOf(dataset), 'canmount'), 'noauto', dataset);
-    }
   });
 
   it('children created inside the zone under its delegated dataset are backed up too; an encrypted one goes raw (twice) and stays ciphertext on the backup host', async () => {

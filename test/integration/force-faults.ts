@@ -4,8 +4,8 @@ import { PROJECT, run, sh, type TestConfig } from './harness.js';
 
 /**
  * `restore` with faults injected through PATH, as cron runs it: `zfs receive` reading ZC_CUT bytes of
- * its stream and then (ZC_DROP) cutting the backup host's SSH sessions or ending it; `vmadm
- * ZC_FAIL_VMADM` failing the first time it is called.
+ * its stream and ending it; `vmadm ZC_FAIL_VMADM` failing the first time it is called. (The backup
+ * host dropped mid-receive is a unit test: test/unit/restore-replace-faults.test.ts.)
  */
 export async function forceFaults(uuid: string, config: TestConfig) {
   const dir = (await sh('mktemp -d /tmp/zc-force-XXXXXX')).trim();
@@ -15,11 +15,7 @@ export async function forceFaults(uuid: string, config: TestConfig) {
     `${dir}/zfs`,
     `#!/bin/sh
 if [ "$1" = receive ] && [ -n "$ZC_CUT" ]; then
-  if [ -n "$ZC_DROP" ]; then
-    { head -c "$ZC_CUT"; pkill -P "$(cat /etc/zonecopy-test/backup-host/sshd.pid)"; cat; } | ${zfs} "$@"
-  else
-    head -c "$ZC_CUT" | ${zfs} "$@"
-  fi
+  head -c "$ZC_CUT" | ${zfs} "$@"
   exit 1
 fi
 exec ${zfs} "$@"

@@ -111,7 +111,8 @@ describe('report, VM spec, configuration and dry run', () => {
   });
 
   it('several UUIDs in one call back up several VMs over one SSH connection', async () => {
-    const others = [await fixtureUuid('lx'), await fixtureUuid('kvm')];
+    // all four brands: the no-change run below follows this one
+    const others = [await fixtureUuid('lx'), await fixtureUuid('kvm'), await fixtureUuid('bhyve')];
     const accepted = async () =>
       Number(await sh('grep -c "Accepted publickey" /etc/zonecopy-test/backup-host/sshd.log || true'));
     const connectionsBefore = await accepted();
@@ -126,7 +127,7 @@ describe('report, VM spec, configuration and dry run', () => {
     const logins = (await accepted()) - connectionsBefore;
     assert.ok(
       logins >= 1 && logins <= 2,
-      `the backup host saw ${logins} SSH logins for 3 VMs; expected one connection per run (two with the OpenSSH bulk master)`,
+      `the backup host saw ${logins} SSH logins for 4 VMs; expected one connection per run (two with the OpenSSH bulk master)`,
     );
     for (const other of others)
       assert.equal((await snapshotsOf(target(`zones/${other}`))).filter((s) => s.name.startsWith('multi-')).length, 1);
@@ -135,16 +136,16 @@ describe('report, VM spec, configuration and dry run', () => {
   it("backup --all: the four brands in one run, side by side, one summary and one email with a section per VM; --filter takes vmadm's filters, --exclude leaves a VM out", async () => {
     const all = await Promise.all(['joyent', 'lx', 'kvm', 'bhyve'].map(fixtureUuid));
     const mailed = mails.length;
-    const result = await zonecopy(['backup', '--all', '--groupName', 'count', '--name', 'e1', '--json'], config);
+    const result = await zonecopy(['backup', '--all', '--groupName', 'multi', '--name', 'e1', '--json'], config);
     assert.equal(result.code, 0, result.stderr);
     const report = JSON.parse(result.stdout) as {
       results: Array<{ uuid: string; status: string; startedAt: string; finishedAt: string }>;
     };
     assert.deepEqual(report.results.map((r) => r.uuid).sort(), [...all].sort());
     for (const vm of all) {
-      const here = (await snapshotsOf(`zones/${vm}`)).find((s) => s.name === 'count-e1');
-      const there = (await snapshotsOf(target(`zones/${vm}`))).find((s) => s.name === 'count-e1');
-      assert.ok(here && there && here.guid === there.guid, `${vm}: count-e1 here ${here?.guid}, there ${there?.guid}`);
+      const here = (await snapshotsOf(`zones/${vm}`)).find((s) => s.name === 'multi-e1');
+      const there = (await snapshotsOf(target(`zones/${vm}`))).find((s) => s.name === 'multi-e1');
+      assert.ok(here && there && here.guid === there.guid, `${vm}: multi-e1 here ${here?.guid}, there ${there?.guid}`);
     }
     // vmConcurrency 2 (the default): some VMs ran at the same time
     const spans = report.results.map((r) => [Date.parse(r.startedAt), Date.parse(r.finishedAt)] as const);
@@ -181,13 +182,13 @@ describe('report, VM spec, configuration and dry run', () => {
     assert.deepEqual(picked.sort(), [all[0]!, all[1]!].sort());
     assert.equal(mails.length, mailed + 3, 'one email per VM with emailPerVm');
     assert.equal(
-      (await snapshotsOf(`zones/${all[2]!}`)).some((s) => s.name === 'count-e2'),
+      (await snapshotsOf(`zones/${all[2]!}`)).some((s) => s.name === 'multi-e2'),
       false,
     );
 
     // a filter that matches no VM fails the run, says so, and snapshots nothing
     const before = await sh('zfs list -H -t snapshot -o name | sort');
-    const none = await zonecopy(['backup', '--filter', 'tags.role=nosuch', '--groupName', 'count'], config);
+    const none = await zonecopy(['backup', '--filter', 'tags.role=nosuch', '--groupName', 'multi'], config);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /--filter tags\.role=nosuch matches no VM on this host/);
     assert.equal(await sh('zfs list -H -t snapshot -o name | sort'), before);
@@ -195,8 +196,8 @@ describe('report, VM spec, configuration and dry run', () => {
 
   it('a no-change run of the 4-brand fixture set lists each side with a few zfs list calls per VM, however many datasets', async () => {
     const all = await Promise.all(['joyent', 'lx', 'kvm', 'bhyve'].map(fixtureUuid));
-    // the --all case before took the group's first snapshot of every VM
-    const result = await zonecopy(['backup', ...all, '--groupName', 'count', '--json'], config);
+    // the cases above backed up all four in this group: with nothing changed since, this run sends empty increments
+    const result = await zonecopy(['backup', ...all, '--groupName', 'multi', '--json'], config);
     assert.equal(result.code, 0, result.stderr);
     const report = JSON.parse(result.stdout) as {
       commands: {

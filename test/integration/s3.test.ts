@@ -20,8 +20,12 @@ import { BASE, releaseHolds, resetHosts, run, sh, writeConfig, zonecopy, PROJECT
 import { change, essentials, fingerprint, specOf, withMounted, type Spec } from './vm-checks.js';
 
 const BRANDS = ['joyent', 'lx', 'kvm', 'bhyve'] as const;
-/** Brands also restored from the older set over the existing VM (--force): the two layouts vmadm delete removes differently. */
-const OVER_EXISTING = new Set<string>(['joyent', 'kvm']);
+/**
+ * Brands also restored from the older set over the existing VM (--force), which leaves the KVM at daily-b1 for the
+ * fault case. Only the KVM: rolling back to a set this host still has is a clone here and the swap, nothing read
+ * from the bucket, and restore.test.ts does it for the zone with a delegated dataset from the backup host.
+ */
+const OVER_EXISTING = new Set<string>(['kvm']);
 const BUCKET = 'zonecopy-test';
 const PORT = 4568;
 const { endpoint: ENDPOINT, client, keys, body, head } = testBucket(PORT, BUCKET);
@@ -41,6 +45,8 @@ describe('object storage target (s3rver)', () => {
   let server: ChildProcess;
   let config: ReturnType<typeof s3Config>;
   const uuids: Record<string, string> = {};
+  /** Each VM's fingerprint at daily-b1. */
+  const firsts: Record<string, Record<string, string>> = {};
   const timings: string[] = [];
 
   before(async () => {
@@ -63,7 +69,7 @@ describe('object storage target (s3rver)', () => {
       const uuid = uuids[brand]!;
       let result = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', 'b1', '--json'], config);
       assert.equal(result.code, 0, result.stderr + result.stdout);
-      const first = await fingerprint(uuid);
+      const first = (firsts[brand] = await fingerprint(uuid));
       await change(uuid);
       result = await zonecopy(['backup', uuid, '--groupName', 'daily', '--name', 'b2', '--json'], config);
       assert.equal(result.code, 0, result.stderr + result.stdout);
@@ -116,6 +122,10 @@ describe('object storage target (s3rver)', () => {
           withMounted(`${data}/pgsql`, () => sh(`cat /zones/${uuid}/data/pgsql/table`)),
         );
         assert.equal(table.trim(), 'rows');
+        // the later cases write into the delegated dataset from here, as the stand-in's fixtures do
+        await sh(
+          `zfs set zoned=off zones/${uuid}/data && zfs mount zones/${uuid}/data && zfs mount zones/${uuid}/data/pgsql`,
+        );
       }
 
       if (!OVER_EXISTING.has(brand)) return;
@@ -124,15 +134,12 @@ describe('object storage target (s3rver)', () => {
       timings.push(`${brand} older ${((Date.now() - started) / 1000).toFixed(1)} s`);
       assert.equal(result.code, 0, result.stderr + result.stdout);
       assert.deepEqual(await fingerprint(uuid), first);
-      // the later cases write into the delegated dataset from here, as the stand-in's fixtures do
-      if (brand === 'joyent')
-        await sh(
-          `zfs set zoned=off zones/${uuid}/data && zfs mount zones/${uuid}/data && zfs mount zones/${uuid}/data/pgsql`,
-        );
     });
   }
 
-  it('--force from the bucket never loses the VM: the stream cut beside it, vmadm create failing after the swap; then only what changed comes', async () => {
+  // one fault, in the phase that reads the bucket: the swap and its rollbacks do not depend on where the set
+  // comes from and are restore.test.ts's (vmadm create and start failing), on the backup host's sets
+  it('--force from the bucket never loses the VM: the stream cut beside it; then only what changed comes', async () => {
     const uuid = uuids.kvm!; // stopped at daily-b1 since its case
     const before = await fingerprint(uuid);
     const faults = await forceFaults(uuid, config);
@@ -145,10 +152,6 @@ describe('object storage target (s3rver)', () => {
     assert.equal(cut.code, 1, cut.stdout);
     assert.match(cut.stderr, /was not touched \(it is stopped\)/);
     await intact('stream cut');
-    const create = await faults.restore(['--force'], { ZC_FAIL_VMADM: 'create' });
-    assert.equal(create.code, 1, create.stdout);
-    assert.match(create.stderr, /put back as it was;/);
-    await intact('vmadm create failing');
     const restored = await faults.restore(['--force'], {});
     assert.equal(restored.code, 0, restored.stderr + restored.stdout);
     assert.match(restored.stdout, new RegExp(`-> zones/${uuid}-disk0  incremental `));
@@ -169,11 +172,11 @@ describe('object storage target (s3rver)', () => {
     assert.equal(got.clonedFrom, `zones/${image}@final`, 'received from the image here, as the bucket stores it');
     assert.equal((await sh(`zfs get -H -o value origin ${into}`)).trim(), `zones/${image}@final`);
     assert.deepEqual(got.childrenLeft, [`zones/${uuid}/data`, `zones/${uuid}/data/pgsql`]);
-    // the VM was restored from daily-b1 over itself just before: its root has the same files
+    // its root's files at daily-b1, as the source had them
     const digest = await sh(
       `cd ${got.mountpoint} && find . -xdev -type f ! -name '*.lock' -print0 | sort -z | xargs -0 -r sha256sum | sha256sum | cut -c1-16`,
     );
-    assert.equal(digest.trim(), (await fingerprint(uuid)).root);
+    assert.equal(digest.trim(), firsts.joyent!.root);
     assert.equal((await sh(`zfs get -H -o value readonly,mounted ${into}`)).trim(), 'on\nyes');
     assert.notEqual((await run('sh', ['-c', `echo x > ${got.mountpoint}/new-file`])).code, 0, 'the mount is read-only');
     await sh(`zfs destroy -r ${into}`);
@@ -322,24 +325,24 @@ describe('object storage target (s3rver)', () => {
     assert.doesNotMatch(list.stdout, /^ {2}bk1 +multi-m4 /m, 'the backup host has no m4');
   });
 
-  it('zonecopy drill from the bucket: the newest set of a zone with delegated datasets, received into a scratch dataset, matches its snapshots here', async () => {
-    // a set of its own, so the case stands alone: the zone root's stream is incremental from its image, as the bucket keeps clones
+  it('zonecopy drill from the bucket: a set of a zone with delegated datasets, received into a scratch dataset, matches its snapshots here', async () => {
+    // the zone was restored from the bucket's streams of daily-b1 and daily-b2 in its case, so this host has its
+    // daily-b1 snapshots (the bucket's guids) to compare content with; the zone root's stream is incremental from its
+    // image, as the bucket keeps clones
     const uuid = uuids.joyent!;
     const started = Date.now();
-    const backup = await zonecopy(['backup', uuid, '--groupName', 'drill', '--name', 'd1'], config);
-    assert.equal(backup.code, 0, backup.stderr + backup.stdout);
-    const result = await zonecopy(['drill', uuid, '--json'], config);
+    const result = await zonecopy(['drill', uuid, '--snapshot', 'daily-b1', '--json'], config);
     assert.equal(result.code, 0, result.stderr + result.stdout);
     const drilled = JSON.parse(result.stdout) as {
       snapshot: string;
       datasets: Array<{ source: string; check: string }>;
     };
-    assert.equal(drilled.snapshot, 'drill-d1');
+    assert.equal(drilled.snapshot, 'daily-b1');
     assert.deepEqual(
       drilled.datasets.map((d) => `${d.source} ${d.check}`),
       [`zones/${uuid} same`, `zones/${uuid}/data same`, `zones/${uuid}/data/pgsql same`],
     );
     assert.equal((await sh('zfs list -H -o name -r zones/zonecopy-drill')).trim(), 'zones/zonecopy-drill');
-    process.stdout.write(`# S3 backup and drill: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    process.stdout.write(`# S3 drill: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
   });
 });
