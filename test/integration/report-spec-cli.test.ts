@@ -170,7 +170,7 @@ describe('report, VM spec, configuration and dry run', () => {
         '--exclude',
         'kvm01',
         '--groupName',
-        'count',
+        'multi',
         '--name',
         'e2',
         '--json',
