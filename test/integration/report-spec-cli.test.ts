@@ -110,34 +110,20 @@ describe('report, VM spec, configuration and dry run', () => {
     assert.equal(await sh('zfs list -Hp -t all -o name,guid'), before);
   });
 
-  it('several UUIDs in one call back up several VMs over one SSH connection', async () => {
-    // all four brands: the no-change run below follows this one
-    const others = [await fixtureUuid('lx'), await fixtureUuid('kvm'), await fixtureUuid('bhyve')];
+  it("backup --all: the four brands in one run over one SSH connection, side by side, one summary and one email with a section per VM; --filter takes vmadm's filters, --exclude leaves a VM out", async () => {
+    const all = await Promise.all(['joyent', 'lx', 'kvm', 'bhyve'].map(fixtureUuid));
+    const mailed = mails.length;
     const accepted = async () =>
       Number(await sh('grep -c "Accepted publickey" /etc/zonecopy-test/backup-host/sshd.log || true'));
     const connectionsBefore = await accepted();
-    const result = await zonecopy(['backup', uuid, ...others, '--groupName', 'multi', '--json'], config);
+    const result = await zonecopy(['backup', '--all', '--groupName', 'multi', '--name', 'e1', '--json'], config);
     assert.equal(result.code, 0, result.stderr);
-    const report = JSON.parse(result.stdout) as { results: Array<{ uuid: string; status: string }> };
-    assert.deepEqual(
-      report.results.map((r) => [r.uuid, r.status]),
-      [[uuid, 'success'], ...others.map((o) => [o, 'success'])],
-    );
     // the ssh2 control connection, plus at most one OpenSSH master shared by the run's bulk streams
     const logins = (await accepted()) - connectionsBefore;
     assert.ok(
       logins >= 1 && logins <= 2,
       `the backup host saw ${logins} SSH logins for 4 VMs; expected one connection per run (two with the OpenSSH bulk master)`,
     );
-    for (const other of others)
-      assert.equal((await snapshotsOf(target(`zones/${other}`))).filter((s) => s.name.startsWith('multi-')).length, 1);
-  });
-
-  it("backup --all: the four brands in one run, side by side, one summary and one email with a section per VM; --filter takes vmadm's filters, --exclude leaves a VM out", async () => {
-    const all = await Promise.all(['joyent', 'lx', 'kvm', 'bhyve'].map(fixtureUuid));
-    const mailed = mails.length;
-    const result = await zonecopy(['backup', '--all', '--groupName', 'multi', '--name', 'e1', '--json'], config);
-    assert.equal(result.code, 0, result.stderr);
     const report = JSON.parse(result.stdout) as {
       results: Array<{ uuid: string; status: string; startedAt: string; finishedAt: string }>;
     };
@@ -196,7 +182,8 @@ describe('report, VM spec, configuration and dry run', () => {
 
   it('a no-change run of the 4-brand fixture set lists each side with a few zfs list calls per VM, however many datasets', async () => {
     const all = await Promise.all(['joyent', 'lx', 'kvm', 'bhyve'].map(fixtureUuid));
-    // the cases above backed up all four in this group: with nothing changed since, this run sends empty increments
+    // the case above backed up all four in this group: with nothing changed since, this run sends empty increments
+    // (several UUIDs named in one call, where the case above picked them with --all)
     const result = await zonecopy(['backup', ...all, '--groupName', 'multi', '--json'], config);
     assert.equal(result.code, 0, result.stderr);
     const report = JSON.parse(result.stdout) as {
