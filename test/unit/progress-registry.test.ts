@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { executePlan } from '../../src/backup/execute.js';
-import { HostStats, type Host } from '../../src/host/host.js';
 import { LocalHost } from '../../src/host/local.js';
-import type { Step, TransferStep } from '../../src/plan/steps.js';
+import type { Step } from '../../src/plan/steps.js';
+import { incrementalStep, quietHost } from './transfer-steps.js';
 import type { TransferStrategy } from '../../src/transfer/strategy.js';
 import { silentLog } from '../../src/log.js';
 import { streamMetadata, type StoredStream } from '../../src/s3/keys.js';
@@ -146,27 +146,11 @@ describe('live byte counts', () => {
 describe('backup names its streams', () => {
   it('each transfer of a plan is listed under its VM, dataset and target name, with the planned size (else zfs send -nP) as estimate', async () => {
     const ran: string[] = [];
-    const host = (label: string): Host => ({
-      label,
-      dryRun: false,
-      stats: new HostStats(),
-      skipped() {},
-      close: async () => {},
-      run: async (argv) => {
+    const host = (label: string) =>
+      quietHost(label, (argv) => {
         ran.push(argv.join(' '));
-        const sized = argv.slice(0, 3).join(' ') === 'zfs send -nP';
-        return {
-          host: label,
-          command: argv.join(' '),
-          stdout: sized ? 'full\tx\t1234\nsize\t1234\n' : '',
-          stderr: '',
-          exitCode: 0,
-        };
-      },
-      spawn: () => {
-        throw new Error('no streams here');
-      },
-    });
+        return argv.slice(0, 3).join(' ') === 'zfs send -nP' ? 'full\tx\t1234\nsize\t1234\n' : '';
+      });
     const during: unknown[] = [];
     const strategy: TransferStrategy = {
       name: 'ssh',
@@ -178,17 +162,7 @@ describe('backup names its streams', () => {
       describe: () => '',
       close: async () => {},
     };
-    const step = (name: string, added?: number): TransferStep => ({
-      kind: 'transfer',
-      vmDataset: `zones/${name}`,
-      source: `zones/${name}`,
-      target: `b/${name}`,
-      mode: 'incremental',
-      sends: [{ from: `zones/${name}@a`, to: `zones/${name}@b` }],
-      carriesImage: false,
-      common: `b/${name}@a`,
-      added,
-    });
+    const step = (name: string, added?: number) => incrementalStep(name, { added });
     const steps: Step[] = [{ kind: 'protect', targets: [] }, step('vm1', 5_000_000_000), step('vm1-disk0')];
     await executePlan(steps, {
       local: host('local'),

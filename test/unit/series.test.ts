@@ -2,24 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { executePlan } from '../../src/backup/execute.js';
 import { SERIES_STREAM_BYTES, seriesLanes } from '../../src/backup/series.js';
-import { HostStats, type Host } from '../../src/host/host.js';
 import { silentLog } from '../../src/log.js';
 import type { SeriesItem, TransferStrategy } from '../../src/transfer/strategy.js';
 import type { Step, TransferStep } from '../../src/plan/steps.js';
+import { incrementalStep, quietHost } from './transfer-steps.js';
 
-/** A no-change incremental of `name` into an existing target, as the planner makes it. */
-const small = (name: string, extra: Partial<TransferStep> = {}): TransferStep => ({
-  kind: 'transfer',
-  vmDataset: `zones/${name}`,
-  source: `zones/${name}`,
-  target: `b/${name}`,
-  mode: 'incremental',
-  sends: [{ from: `zones/${name}@a`, to: `zones/${name}@b` }],
-  carriesImage: false,
-  common: `b/${name}@a`,
-  added: 0,
-  ...extra,
-});
+const small = incrementalStep;
 /** A step before the transfers (the planner's steps start after the run's snapshot). */
 const before: Step = { kind: 'protect', targets: [] };
 const names = (lanes: TransferStep[][]) => lanes.map((lane) => lane.map((s) => s.vmDataset.slice('zones/'.length)));
@@ -65,17 +53,7 @@ describe('series of small streams', () => {
   });
 
   it('a series that stops fails the stream it stopped at; the ones after it go one by one', async () => {
-    const host = (label: string): Host => ({
-      label,
-      dryRun: false,
-      stats: new HostStats(),
-      skipped() {},
-      close: async () => {},
-      run: async (argv) => ({ host: label, command: argv.join(' '), stdout: '', stderr: '', exitCode: 0 }),
-      spawn: () => {
-        throw new Error('no streams here');
-      },
-    });
+    const host = (label: string) => quietHost(label);
     const series: SeriesItem[][] = [];
     const alone: string[] = [];
     const strategy: TransferStrategy = {
