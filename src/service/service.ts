@@ -216,6 +216,7 @@ export class Service {
     state.cycles += 1;
     state.lastStartedAt = seconds(this.now());
     const notes: string[] = [];
+    let logged = 0;
     let results: VmBackupResult[] = [];
     this.touch();
     try {
@@ -236,6 +237,9 @@ export class Service {
         notes.push(`VM ${u} is gone since the last cycle (deleted, or no longer matched)`);
         if (!state.gone?.includes(u)) state.gone = [...(state.gone ?? []), u];
       }
+      // said now, as the state file says it, not when the cycle's backups end
+      for (const note of notes) log.warn(`policy ${policy.name}: ${note}`);
+      logged = notes.length;
       this.state.vms = this.state.vms.filter((v) => v.policy !== policy.name || !gone.includes(v.uuid));
       this.matched.set(policy.name, present);
       state.matched = present.length;
@@ -253,7 +257,7 @@ export class Service {
     } finally {
       state.notes = notes;
       state.lastFinishedAt = seconds(this.now());
-      for (const note of notes) log.warn(`policy ${policy.name}: ${note}`);
+      for (const note of notes.slice(logged)) log.warn(`policy ${policy.name}: ${note}`);
       this.touch();
     }
     await reportCycle(policy.name, results, notes, {
