@@ -76,7 +76,12 @@ node -e 'fetch("http://127.0.0.1:9464/metrics").then((r) => r.text()).then((t) =
 say "zonecopy status --watch, one frame"
 $ZC status --watch --interval 1 >/var/tmp/zonecopy-demo-watch.txt &
 watch_pid=$!
-sleep 3
+# node starts slowly under emulation: wait for its first frame, then let it draw one more
+for _ in $(seq 60); do
+  [ -s /var/tmp/zonecopy-demo-watch.txt ] && break
+  sleep 0.5
+done
+sleep 1.5
 kill -INT "$watch_pid" 2>/dev/null || true
 wait "$watch_pid" || true
 # the last frame drawn (the view redraws in place on a terminal)
