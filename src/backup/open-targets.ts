@@ -1,4 +1,6 @@
 import type { Config } from '../config/schema.js';
+import { parseDuration } from '../status/health.js';
+import type { BackupSettings } from './backup-vm.js';
 import type { ResolvedTarget } from '../config/targets.js';
 import type { LocalHost } from '../host/local.js';
 import { kernelName } from '../host/kernel.js';
@@ -175,4 +177,27 @@ export function vmShare(config: Pick<Config, 'transferConcurrency' | 'sshMaxSess
   const transfers =
     config.transferConcurrency === undefined ? undefined : Math.max(1, Math.floor(config.transferConcurrency / vms));
   return tuning({ sshMaxSessions: sessions, transferConcurrency: transfers });
+}
+
+/** One run's (or one policy's) backup settings: the group, this host's retention, and each target's staleAfter. */
+export function runSettings(
+  config: Config,
+  group: string,
+  targets: readonly ResolvedTarget[],
+  extra: { name?: string; agentCommand?: string[] } = {},
+): BackupSettings {
+  return {
+    group,
+    name: extra.name,
+    localRetention: retentionOf(
+      config.localSnapshotLimit,
+      config.localRetention === undefined ? undefined : parseSchedule(config.localRetention),
+    ),
+    snapshotWhenTargetsDown: config.snapshotWhenTargetsDown,
+    staleAfter: new Map(
+      targets.flatMap((t) => (t.config.staleAfter ? [[t.name, parseDuration(t.config.staleAfter)] as const] : [])),
+    ),
+    hooks: config.hooks,
+    agentCommand: extra.agentCommand,
+  };
 }

@@ -1,5 +1,5 @@
 import type { BackupSettings } from '../backup/backup-vm.js';
-import { openTarget } from '../backup/open-targets.js';
+import { openTarget, runSettings } from '../backup/open-targets.js';
 import { backupVms, earlySpec } from '../backup/run-vms.js';
 import { applyOverrides, ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -24,9 +24,6 @@ import {
   type VmSelector,
 } from '../smartos/select-vms.js';
 import { selectTargets, type ResolvedTarget } from '../config/targets.js';
-import { parseSchedule } from '../plan/retention.js';
-import { parseDuration } from '../status/health.js';
-import { retentionOf } from '../plan/rotation.js';
 import { isValidSnapshotPart } from '../zfs/names.js';
 import { defaultConfigPath } from './paths.js';
 import { checkUuids, chooseTarget, UsageError } from './session.js';
@@ -194,21 +191,8 @@ export function backupSettings(config: Config, flags: BackupFlags, targets: read
     throw new UsageError(`--groupName ${JSON.stringify(group)}: use letters, digits and _ . : - only`);
   if (flags.name !== undefined && !isValidSnapshotPart(flags.name))
     throw new UsageError(`--name ${JSON.stringify(flags.name)}: use letters, digits and _ . : - only`);
-  return {
-    group,
-    name: flags.name,
-    localRetention: retentionOf(
-      config.localSnapshotLimit,
-      config.localRetention === undefined ? undefined : parseSchedule(config.localRetention),
-    ),
-    snapshotWhenTargetsDown: config.snapshotWhenTargetsDown,
-    staleAfter: new Map(
-      targets.flatMap((t) => (t.config.staleAfter ? [[t.name, parseDuration(t.config.staleAfter)] as const] : [])),
-    ),
-    hooks: config.hooks,
-    // `zonecopy guest-agent …` as this very program, for the KVM freeze and thaw
-    agentCommand: [process.execPath, process.argv[1]!],
-  };
+  // `zonecopy guest-agent …` as this very program, for the KVM freeze and thaw
+  return runSettings(config, group, targets, { name: flags.name, agentCommand: [process.execPath, process.argv[1]!] });
 }
 
 /**

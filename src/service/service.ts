@@ -1,16 +1,13 @@
 import type { BackupSettings } from '../backup/backup-vm.js';
-import type { OpenedTarget, TargetOptions } from '../backup/open-targets.js';
+import { runSettings, type OpenedTarget, type TargetOptions } from '../backup/open-targets.js';
 import { backupVms } from '../backup/run-vms.js';
 import type { Policy } from '../config/policies-schema.js';
 import type { Config } from '../config/schema.js';
 import { resolveTargets, type ResolvedTarget } from '../config/targets.js';
 import type { LocalHost } from '../host/local.js';
 import type { Log } from '../log.js';
-import { parseSchedule } from '../plan/retention.js';
-import { retentionOf } from '../plan/rotation.js';
 import { runStatus, type VmBackupResult } from '../report/types.js';
 import { imageFirsts, listVms, selectVms, type VmListing, type VmSelector } from '../smartos/select-vms.js';
-import { parseDuration } from '../status/health.js';
 import { Connections } from './connections.js';
 import { reportCycle } from './cycle-report.js';
 import { describeTiming, disappeared, duePolicies, firstFire, nextFire, splitBusy, timingOf } from './scheduler.js';
@@ -427,18 +424,6 @@ export function policySettings(
   targets: readonly ResolvedTarget[],
   agentCommand?: string[],
 ): BackupSettings {
-  const schedule = policy.localRetention ?? config.localRetention;
-  return {
-    group: policy.group,
-    localRetention: retentionOf(
-      config.localSnapshotLimit,
-      schedule === undefined ? undefined : parseSchedule(schedule),
-    ),
-    snapshotWhenTargetsDown: config.snapshotWhenTargetsDown,
-    staleAfter: new Map(
-      targets.flatMap((t) => (t.config.staleAfter ? [[t.name, parseDuration(t.config.staleAfter)] as const] : [])),
-    ),
-    hooks: config.hooks,
-    agentCommand,
-  };
+  const localRetention = policy.localRetention ?? config.localRetention;
+  return runSettings({ ...config, localRetention }, policy.group, targets, { agentCommand });
 }
