@@ -164,8 +164,9 @@ export class Service {
       const old = before.get(policy.name);
       // a policy whose timing is unchanged keeps its place in time; a new or changed one starts afresh
       if (!old || old.when !== when) this.nextAt.set(policy.name, firstFire(timing, now));
+      // the same object, changed in place: a cycle running across the reload records into it (a copy lost its notes and gone VMs)
       const state: PolicyState = old
-        ? { ...old, when }
+        ? Object.assign(old, { when })
         : { name: policy.name, when, cycles: 0, skipped: 0, notes: [], gone: [] };
       const at = this.nextAt.get(policy.name);
       if (at === undefined) delete state.nextAt;
