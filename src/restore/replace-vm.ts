@@ -89,7 +89,7 @@ export async function replaceVm<S extends BackupSet>(
   } catch (error) {
     const undone = await swap.rollBack();
     throw new RestoreError(
-      `restoring VM ${uuid} over itself failed while ${swap.doing}: ${(error as Error).message}. ${undone}`,
+      `restoring VM ${uuid} over itself failed while ${swap.doing}: ${(error as Error).message.replace(/\.$/, '')}. ${undone}`,
     );
   }
   return { datasets, kept: await removeReplaced(local, oldTops, log) };

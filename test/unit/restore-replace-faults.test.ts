@@ -1,7 +1,8 @@
 /**
- * `restore --force` failing before the swap, on a scripted SmartOS host: the receive-phase faults
- * whose outcome is decided by zonecopy alone (the room check, a receive that breaks on the second
- * dataset). The real-ZFS guest keeps one receive fault (a cut stream) and the swap-phase rollbacks.
+ * `restore --force` failing, on a scripted SmartOS host: the receive-phase faults whose outcome is
+ * decided by zonecopy alone (the room check, a receive that breaks on the second dataset) and vmadm
+ * create refusing the backed-up spec after the VM was deleted (the way back through vmadm create of
+ * its own spec). The real-ZFS guest keeps a cut stream and a start that fails after the swap.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -83,23 +84,69 @@ const row = (name: string, type: string, guid: string, txg = 1) =>
   [name, type, guid, String(txg), '1', '-', '-', '0', '0', 'off', 'on'].join('\t');
 
 /**
- * This SmartOS host: the VM running at daily-b1, `available` bytes free in zones. Datasets come
- * and go with zfs receive / destroy, and `zfs list` answers from what is there.
+ * This SmartOS host, as strict as vmadm and zfs are about what they are asked: the VM running at
+ * daily-b1, `available` bytes free in zones. Datasets come and go with receive, clone, create,
+ * rename and destroy (each keeps the id it was made with, so a test can tell the VM's own data from a
+ * copy); vmadm delete destroys the VM's datasets and fails when one is missing (VM.js deletes each
+ * disk's volume and the zone root), vmadm create makes them and fails when one exists. The first
+ * `createFails` vmadm creates fail as a spec vmadm refuses does.
  */
-function smartos(available: number) {
-  const datasets = new Map<string, { type: string; snapshots: Array<[string, string]> }>([
-    [ROOT, { type: 'filesystem', snapshots: [['daily-b1', '10']] }],
-    [DISK, { type: 'volume', snapshots: [['daily-b1', '11']] }],
+function smartos(available: number, createFails = 0) {
+  let made = 0;
+  const dataset = (type: string, snapshots: Array<[string, string]> = []) => ({ id: ++made, type, snapshots });
+  const datasets = new Map<string, ReturnType<typeof dataset>>([
+    [ROOT, dataset('filesystem', [['daily-b1', '10']])],
+    [DISK, dataset('volume', [['daily-b1', '11']])],
   ]);
+  const vm = { exists: true, state: 'running' };
+  const fail = (stderr: string) => ({ stderr, exitCode: 1 });
+  const destroy = (name: string, recursive: boolean) => {
+    if (!datasets.has(name)) return fail(`cannot open '${name}': dataset does not exist`);
+    for (const d of datasets.keys()) if (d === name || (recursive && isWithin(d, name))) datasets.delete(d);
+    return undefined;
+  };
   const answer = (argv: Argv): Partial<CommandResult> | undefined => {
     const line = argv.join(' ');
-    if (line === `vmadm get ${VM}`) return { stdout: JSON.stringify(EXISTING) };
+    const last = argv.at(-1)!;
+    if (line === `vmadm get ${VM}`)
+      return vm.exists ? { stdout: JSON.stringify({ ...EXISTING, state: vm.state }) } : fail(`Unable to find VM ${VM}`);
     if (line.startsWith('vmadm lookup')) return { stdout: '[]' };
+    if (line === `vmadm stop ${VM}`) vm.state = 'stopped';
+    if (line === `vmadm start ${VM}`) {
+      if (!vm.exists) return fail(`Unable to find VM ${VM}`);
+      vm.state = 'running';
+    }
+    if (line === `vmadm delete ${VM}`) {
+      const missing = [ROOT, DISK].filter((d) => !datasets.has(d));
+      if (!vm.exists || missing.length) return fail(`cannot open '${missing[0]}': dataset does not exist`);
+      destroy(ROOT, true);
+      destroy(DISK, true);
+      vm.exists = false;
+    }
+    if (line === 'vmadm create') {
+      if (createFails-- > 0) return fail('Invalid value(s) for: nics');
+      const there = [ROOT, DISK].filter((d) => datasets.has(d));
+      if (vm.exists || there.length) return fail(`dataset already exists: ${there[0]}`);
+      datasets.set(ROOT, dataset('filesystem'));
+      datasets.set(DISK, dataset('volume'));
+      Object.assign(vm, { exists: true, state: 'stopped' });
+    }
     if (line.startsWith('zfs get -Hp -o name,value available')) return { stdout: `zones\t${available}\n` };
-    if (argv[0] === 'zfs' && argv[1] === 'receive') datasets.set(argv.at(-1)!, { type: 'filesystem', snapshots: [] });
-    if (line.startsWith('zfs destroy -r'))
-      for (const name of datasets.keys()) if (isWithin(name, argv.at(-1)!)) datasets.delete(name);
-    if (argv[0] !== 'zfs' || argv[1] !== 'list') return undefined;
+    if (argv[0] !== 'zfs') return undefined;
+    if ((argv[1] === 'receive' || argv[1] === 'clone') && !datasets.has(last))
+      datasets.set(last, dataset('filesystem'));
+    if (argv[1] === 'create') {
+      if (datasets.has(last)) return fail(`cannot create '${last}': dataset already exists`);
+      datasets.set(last, dataset(argv.includes('-V') ? 'volume' : 'filesystem'));
+    }
+    if (argv[1] === 'destroy') return destroy(last, argv.includes('-r'));
+    if (argv[1] === 'rename') {
+      const [from, to] = argv.slice(-2) as [string, string];
+      if (!datasets.has(from) || datasets.has(to)) return fail(`cannot rename '${from}' to '${to}'`);
+      datasets.set(to, datasets.get(from)!);
+      datasets.delete(from);
+    }
+    if (argv[1] !== 'list') return undefined;
     const names = argv.slice(argv.indexOf('-o') + 2);
     const recursive = argv.includes('-r');
     const wanted = [...datasets].filter(([name]) => names.some((n) => n === name || (recursive && isWithin(name, n))));
@@ -115,7 +162,7 @@ function smartos(available: number) {
       exitCode: missing.length ? 1 : 0,
     };
   };
-  return { host: new ScriptedHost(answer), datasets };
+  return { host: new ScriptedHost(answer), datasets, vm };
 }
 
 /** Every command that changes something: anything but reading. */
@@ -177,5 +224,67 @@ describe('restore --force: failing before the swap', () => {
     // each staged copy a clone of the snapshot the VM shares with the backup: only what changed comes
     assert.ok(run[0]!.includes(`origin=${ROOT}@daily-b1`), run[0]);
     assert.deepEqual([...datasets.keys()], [ROOT, DISK], 'the VM as it was, nothing beside it');
+  });
+});
+
+describe('restore --force: failing after the VM was deleted', () => {
+  /** The datasets by name, each with the id it was made with (1: the VM's root, 2: its volume). */
+  const ids = (datasets: ReturnType<typeof smartos>['datasets']) =>
+    Object.fromEntries([...datasets].map(([name, d]) => [name, d.id]));
+
+  it('vmadm create refuses the backed-up spec: the VM is created again from its own spec over its own data, running; the received copies go', async () => {
+    const { host, datasets, vm } = smartos(60 * MiB, 1);
+    const { source } = fakeSource();
+    await assert.rejects(restoreVm(request, { local: host, source, log: silentLog }), {
+      name: 'RestoreError',
+      message: `restoring VM ${VM} over itself failed while creating the VM from the backup set: vmadm create of VM ${VM} on local failed: Invalid value(s) for: nics. VM ${VM} was put back as it was, running; run the restore again once the cause is fixed.`,
+    });
+    assert.deepEqual(
+      ids(datasets),
+      { [ROOT]: 1, [DISK]: 2 },
+      "the VM's own datasets under their names, nothing beside",
+    );
+    assert.deepEqual(vm, { exists: true, state: 'running' });
+    const run = changes(host);
+    const creates = run.filter((line) => line === 'vmadm create');
+    assert.equal(creates.length, 2, "the backed-up spec, then the VM's own");
+    // the VM's data was only ever renamed: what was destroyed was vmadm's fresh datasets and the staged copies
+    assert.deepEqual(
+      run.filter((line) => line.startsWith('zfs destroy')),
+      [
+        `zfs destroy -r ${ROOT}`,
+        `zfs destroy -r ${DISK}`,
+        `zfs destroy -r ${ROOT}-zonecopy-restoring`,
+        `zfs destroy -r ${DISK}-zonecopy-restoring`,
+      ],
+    );
+    assert.ok(
+      run.indexOf(`zfs rename ${ROOT}-zonecopy-replaced ${ROOT}`) > run.lastIndexOf(`zfs destroy -r ${ROOT}`),
+      'its own root renamed back after the fresh one was destroyed',
+    );
+    assert.equal(run.at(-3), `vmadm start ${VM}`, 'started, as it ran before');
+  });
+
+  it('vmadm create refuses both specs: nothing destroyed, the error says where the data is', async () => {
+    const { host, datasets, vm } = smartos(60 * MiB, 2);
+    const { source } = fakeSource();
+    await assert.rejects(restoreVm(request, { local: host, source, log: silentLog }), {
+      name: 'RestoreError',
+      message: new RegExp(
+        `Putting it back failed too \\(vmadm create of VM ${VM} on local failed: Invalid value\\(s\\) for: nics\\.\\): its previous datasets are kept at ${ROOT}-zonecopy-replaced, ${DISK}-zonecopy-replaced, the received ones at ${ROOT}-zonecopy-restoring, ${DISK}-zonecopy-restoring \\(where not renamed yet\\); nothing was destroyed\\.$`,
+      ),
+    });
+    assert.equal(vm.exists, false);
+    assert.deepEqual(ids(datasets), {
+      [`${ROOT}-zonecopy-replaced`]: 1,
+      [`${DISK}-zonecopy-replaced`]: 2,
+      [`${ROOT}-zonecopy-restoring`]: 3,
+      [`${DISK}-zonecopy-restoring`]: 4,
+    });
+    assert.deepEqual(
+      changes(host).filter((line) => line.startsWith('zfs destroy')),
+      [],
+      'nothing destroyed',
+    );
   });
 });
