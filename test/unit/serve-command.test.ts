@@ -154,4 +154,35 @@ describe('zonecopy serve (no VMs, no backup host)', () => {
     assert.equal(once.status, 1, once.stderr);
     assert.equal(state(stateFile).policies[0]!.cycles, 1);
   });
+
+  it('SIGTERM waits for the running cycle; a second SIGTERM exits at once, 0', async () => {
+    const { configPath, env, dir } = setUp('1h');
+    // vmadm lookup holds the cycle until the file `go` appears, or the directory goes (it ends by itself after the test)
+    writeFileSync(
+      join(dir, 'bin', 'vmadm'),
+      `#!/bin/sh\necho "$*" >> ${dir}/vmadm.calls\nwhile [ ! -e ${dir}/go ] && [ -d ${dir} ]; do sleep 0.05; done\necho '[]'\n`,
+    );
+    const child = spawn(process.execPath, [ENTRY, 'serve', '--config', configPath], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    child.stderr.on('data', (c: Buffer) => (log += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    try {
+      await until('the cycle asks vmadm', () => existsSync(join(dir, 'vmadm.calls')));
+      child.kill('SIGTERM');
+      await until('the first SIGTERM said', () => /SIGTERM: no new cycles/.test(log));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(child.exitCode, null, 'still waiting for the cycle');
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, log);
+      assert.match(log, /SIGTERM again: exiting now/);
+      assert.doesNotMatch(log, /^stopped$/m, 'it did not wait for the cycle');
+    } finally {
+      writeFileSync(join(dir, 'go'), '');
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await exited;
+    }
+  });
 });
