@@ -6,13 +6,8 @@ import { formatDuration } from '../report/stale.js';
 import { DRILL_DIRECTORY, readDrillRecord, type DrillRecord } from '../restore/drill-record.js';
 import { allVmUuids, type VmStatus } from '../status/collect.js';
 import { formatAge, parseDuration } from '../status/health.js';
-import {
-  readServiceState,
-  serveConfigured,
-  serviceStateFile,
-  serviceStopped,
-  type StateRead,
-} from '../status/watch.js';
+import { readServiceState, type StateRead } from '../service/state-file.js';
+import { serveConfigured, serviceStateFile, serviceStopped } from '../status/watch.js';
 import { formatDuration as formatSeconds } from '../report/progress.js';
 import type { Config } from '../config/schema.js';
 import { defaultConfigPath } from './paths.js';

@@ -4,7 +4,7 @@ import { LocalHost } from '../host/local.js';
 import type { Log } from '../log.js';
 import { listenMetrics, renderMetrics, writeTextfile } from '../service/metrics.js';
 import { Service } from '../service/service.js';
-import { writeStateFile } from '../service/state-file.js';
+import { readServiceState, writeStateFile } from '../service/state-file.js';
 import type { TransferState } from '../service/state.js';
 import { activeStreams } from '../transfer/progress.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
@@ -67,6 +67,10 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     throw error;
   }
   const local = new LocalHost(false, (line) => log.info(line));
+  // what the last run left: each VM's newest snapshot on each target, so its RPO lag is known before its first cycle ends
+  const previous = await readServiceState(config.serviceStateFile);
+  if ('error' in previous && !previous.missing)
+    log.warn(`${previous.error}; the RPO lag of each VM is known again after its first success`);
   let textfileBusy = false;
   const service: Service = new Service(config, {
     configPath,
@@ -76,6 +80,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     transfers: transfersNow,
     write: writeStateFile,
     agentCommand: [process.execPath, process.argv[1]!],
+    ...('state' in previous && { previous: previous.state }),
     onWrite: (state) => {
       state.connects = service?.connects ?? 0;
       const path = service?.configNow.metricsTextfile;

@@ -34,6 +34,8 @@ export interface ServiceDeps {
   write: (path: string, state: ServiceState) => void;
   /** argv that runs zonecopy, for the KVM guest-agent hooks. */
   agentCommand?: string[];
+  /** The state file a previous run left: each VM's newest snapshot per target carries over, so its RPO lag is known from the start. */
+  previous?: ServiceState;
 }
 
 /** The scheduler loop's period: due policies start within a second; the heartbeat is written at most this often when idle. */
@@ -82,6 +84,7 @@ export class Service {
       transfers: [],
     };
     this.applyPolicies(config.policies ?? [], now);
+    this.state.vms = carriedOver(deps.previous, this.policies);
   }
 
   get policies(): readonly Policy[] {
@@ -238,7 +241,8 @@ export class Service {
       // said now, as the state file says it, not when the cycle's backups end
       for (const note of notes) log.warn(`policy ${policy.name}: ${note}`);
       logged = notes.length;
-      this.state.vms = this.state.vms.filter((v) => v.policy !== policy.name || !gone.includes(v.uuid));
+      // a VM gone, or one carried over from a previous run that this policy no longer selects, leaves the state
+      this.state.vms = this.state.vms.filter((v) => v.policy !== policy.name || v.running || present.includes(v.uuid));
       this.matched.set(policy.name, present);
       state.matched = present.length;
       const { go, busy } = splitBusy(present, this.running);
@@ -389,6 +393,27 @@ export class Service {
   get configNow(): Config {
     return this.config;
   }
+}
+
+/**
+ * What a previous run knew that still holds: per VM and target of a policy still configured, the
+ * newest snapshot there and the last success (the counters start again at zero, as Prometheus expects).
+ */
+function carriedOver(previous: ServiceState | undefined, policies: readonly Policy[]): VmTargetState[] {
+  const names = new Set(policies.map((p) => p.name));
+  return (previous?.vms ?? [])
+    .filter((v) => names.has(v.policy) && v.newestSnapshotAt !== undefined)
+    .map((v) => ({
+      uuid: v.uuid,
+      ...(v.alias !== undefined && { alias: v.alias }),
+      policy: v.policy,
+      target: v.target,
+      running: false,
+      bytesSentTotal: 0,
+      failuresTotal: 0,
+      newestSnapshotAt: v.newestSnapshotAt!,
+      ...(v.lastSuccessAt !== undefined && { lastSuccessAt: v.lastSuccessAt }),
+    }));
 }
 
 /** The RPO lag now, and the worst seen. */

@@ -54,7 +54,7 @@ export interface VmTargetState {
   lastSuccessAt?: number;
   /** Wall seconds of its last cycle. */
   lastDurationSeconds?: number;
-  /** Snapshot time (taken at) of the newest snapshot this target holds of the VM. */
+  /** Snapshot time (taken at) of the newest snapshot this target holds of the VM; carried over from the previous run's state file at a start. */
   newestSnapshotAt?: number;
   bytesSentTotal: number;
   failuresTotal: number;

@@ -2,11 +2,10 @@
  * `zonecopy status --watch`: a live view drawn from the state file `zonecopy serve` keeps, and the one
  * test of whether a service is alive that `check` uses too.
  */
-import { readFile } from 'node:fs/promises';
 import { averageRate, formatDuration, progressLines, RateMeter, type StreamView } from '../report/progress.js';
 import { humanBytes } from '../report/render.js';
 import type { ServiceState, VmTargetState } from '../service/state.js';
-import { SERVICE_STATE_VERSION } from '../service/state.js';
+import { readServiceState } from '../service/state-file.js';
 import { parseDuration } from './health.js';
 
 export const DEFAULT_SERVICE_STATE_FILE = '/var/zonecopy/service.json';
@@ -20,33 +19,6 @@ export function serviceStateFile(config: object): string {
 export function serveConfigured(config: object): boolean {
   const policies = (config as { policies?: unknown }).policies;
   return Array.isArray(policies) && policies.length > 0;
-}
-
-export type StateRead = { state: ServiceState } | { missing: true; error: string } | { missing: false; error: string };
-
-/** The state file, or why it cannot be read: missing (no service has run here) or unreadable. */
-export async function readServiceState(file: string): Promise<StateRead> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
-      return { missing: true, error: `no service state file ${file}: zonecopy serve is not running on this host` };
-    return { missing: false, error: `cannot read the service state file ${file}: ${(error as Error).message}` };
-  }
-  try {
-    const state = JSON.parse(text) as ServiceState;
-    if (state.version !== SERVICE_STATE_VERSION || typeof state.heartbeat !== 'number')
-      return {
-        missing: false,
-        error: `the service state file ${file} is not one this zonecopy reads (version ${String(state.version)}, expected ${SERVICE_STATE_VERSION})`,
-      };
-    return {
-      state: { ...state, policies: state.policies ?? [], vms: state.vms ?? [], transfers: state.transfers ?? [] },
-    };
-  } catch (error) {
-    return { missing: false, error: `the service state file ${file} is not JSON: ${(error as Error).message}` };
-  }
 }
 
 /** Seconds of a policy's `every 15s`, or undefined for a schedule. */

@@ -284,12 +284,21 @@ describe('zonecopy serve: two policies for a few minutes', () => {
 
     // a clean next start (the continuous policy alone): its cycle completes, incrementally from what the stopped one sent
     writeConfig({ ...config({ every: '20s' }), policies: [config({ every: '20s' }).policies[0]] });
+    const nextStarted = Date.now() / 1000;
     const next = await zonecopy(['serve', '--once', '--config', configPath]);
     assert.equal(next.code, 0, next.stderr);
     const resumeTokens = await sh(`zfs get -H -r -o value receive_resume_token ${BASE}/${uuids.web1}`);
     assert.match(resumeTokens.trim(), /^-(\n-)*$/, 'no partial receive left on the target');
     const after = readState();
     assert.ok(after.vms.filter((v) => v.uuid === uuids.web1).every((v) => v.lastStatus === 'success'));
+    // the newest snapshot on the target carried over from the stopped run: the lag across the restart is counted, counters start again
+    const carried = vmState(final, 'rolling', 'web1')!.newestSnapshotAt!;
+    const restarted = vmState(after, 'rolling', 'web1')!;
+    assert.equal(restarted.successesTotal, 1);
+    assert.ok(
+      (restarted.rpoWorstSeconds ?? 0) >= nextStarted - carried,
+      `worst RPO lag ${restarted.rpoWorstSeconds} s after a restart ${(nextStarted - carried).toFixed(1)} s past the newest snapshot`,
+    );
 
     const minutes = (Date.now() - started) / 60_000;
     process.stdout.write(

@@ -4,11 +4,11 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
+import { readServiceState } from '../../src/service/state-file.js';
 import type { ServiceState } from '../../src/service/state.js';
 import {
   DEFAULT_SERVICE_STATE_FILE,
   heartbeatLimit,
-  readServiceState,
   renderWatch,
   serviceStopped,
   watchService,
