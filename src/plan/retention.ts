@@ -83,8 +83,9 @@ export function parseSchedule(text: string): Schedule {
 /** `1d1w` → "one per day for 1 week". */
 export function describeRule(rule: ScheduleRule): string {
   const [, pa, pu, ta, tu] = /^(\d+)([a-z]+)(\d+)([a-z]+)$/.exec(rule.text)!;
-  const amount = (n: string, unit: string) => `${n} ${UNIT_NAMES[unit]}${n === '1' ? '' : 's'}`;
-  return `one per ${pa === '1' ? UNIT_NAMES[pu!] : amount(pa!, pu!)} for ${amount(ta!, tu!)}`;
+  // as numbers: `01d1w` reads "one per day", not "one per 01 days"
+  const amount = (n: number, unit: string) => `${n} ${UNIT_NAMES[unit]}${n === 1 ? '' : 's'}`;
+  return `one per ${Number(pa) === 1 ? UNIT_NAMES[pu!] : amount(Number(pa), pu!)} for ${amount(Number(ta), tu!)}`;
 }
 
 /** A snapshot of the group: its name and time (seconds since the epoch). */
@@ -160,7 +161,10 @@ export function snapshotTime(name: string, group: string, creation: number | und
   const stamp = name.startsWith(`${group}-`) ? name.slice(group.length + 1) : undefined;
   if (stamp && STAMP.test(stamp)) {
     const ms = Date.parse(stamp.length === 10 ? `${stamp}T00:00:00Z` : stamp);
-    if (!Number.isNaN(ms)) return Math.floor(ms / 1000);
+    // Date.parse takes February 30 as March 2: a day the month lacks is no timestamp
+    const [y, m, d] = stamp.slice(0, 10).split('-').map(Number) as [number, number, number];
+    const real = new Date(Date.UTC(y, m - 1, d)).getUTCDate() === d;
+    if (!Number.isNaN(ms) && real) return Math.floor(ms / 1000);
   }
   return creation;
 }

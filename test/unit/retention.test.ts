@@ -384,6 +384,8 @@ describe('snapshotTime: the timestamp in the name, else creation', () => {
     ['another group’s name', 'weekly-2026-11-30T21:48:16Z', creation],
     ['a group that only starts the same', 'dailyx-2026-11-30T21:48:16Z', creation],
     ['a month that does not exist', 'daily-2026-13-01', creation],
+    ['a day the month lacks (Date.parse reads March 2)', 'daily-2026-02-30T10:00:00Z', creation],
+    ['February 29 of a leap year', 'daily-2028-02-29', at('2028-02-29T00:00:00Z')],
   ];
   for (const [what, name, expected] of cases)
     it(`${what}: ${name}`, () => assert.equal(snapshotTime(name, 'daily', creation), expected));
@@ -447,6 +449,8 @@ describe('describeRule', () => {
     ['15min1h', 'one per 15 minutes for 1 hour'],
     ['10s1min', 'one per 10 seconds for 1 minute'],
     ['1y5y', 'one per year for 5 years'],
+    ['01d07d', 'one per day for 7 days'],
+    ['02h01d', 'one per 2 hours for 1 day'],
   ];
   for (const [text, expected] of texts)
     it(`${text}: ${expected}`, () => assert.equal(describeRule(parseSchedule(text).rules[0]!), expected));
