@@ -351,6 +351,8 @@ export function nicLines(result: Pick<RestoreResult, 'uuid' | 'nics'>): string[]
     const dropped = nic.droppedIps.length
       ? `; static IP ${nic.droppedIps.join(', ')} dropped (give the copy its own: vmadm update ${result.uuid} update_nics=...)`
       : '';
-    return `${nic.interface}: MAC ${nic.oldMac} -> ${nic.newMac ?? '(chosen by vmadm)'}${dropped}`;
+    const vrrp = nic.droppedVrid !== undefined ? `; VRRP VRID ${nic.droppedVrid} dropped (the original keeps it)` : '';
+    const allowed = nic.droppedAllowedIps?.length ? `; allowed_ips ${nic.droppedAllowedIps.join(', ')} dropped` : '';
+    return `${nic.interface}: MAC ${nic.oldMac} -> ${nic.newMac ?? '(chosen by vmadm)'}${dropped}${vrrp}${allowed}`;
   });
 }

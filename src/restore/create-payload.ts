@@ -2,7 +2,7 @@
  * Turns a stored `vmadm get` object into a `vmadm create` payload (smartos.md §4.1): read-only
  * and generated fields stripped, the delegated dataset asked for again, image disks keeping
  * image_uuid/image_size, blank disks their size, nics their MACs (or, for a copy beside the
- * original, new ones from vmadm and no static IPs). The VM is created stopped; the backed-up
+ * original, new ones from vmadm, no static IPs, no VRRP, no allowed_ips). The VM is created stopped; the backed-up
  * streams are received over its fresh datasets afterwards.
  */
 
@@ -51,6 +51,10 @@ export interface NicChange {
   /** Undefined until vmadm has chosen it. */
   newMac?: string;
   droppedIps: string[];
+  /** The VRRP router ID the original keeps (vmadm refuses a VRID another VM has, and derives the MAC from it). */
+  droppedVrid?: number;
+  /** Addresses the nic was allowed to send from besides its own: the original's, so the copy loses them. */
+  droppedAllowedIps?: string[];
 }
 
 type Nic = Record<string, unknown>;
@@ -71,12 +75,14 @@ function staticIps(nic: Nic): string[] {
 }
 
 /**
- * vmadm create refuses a MAC or IP another VM has (VM.js lookupConflicts), so a copy's nics leave
- * the MAC to vmadm and drop static addresses with their netmask and gateways; dhcp stays.
+ * vmadm create refuses a MAC, IP or VRRP VRID another VM has (VM.js lookupConflicts), so a copy's
+ * nics leave the MAC to vmadm and drop static addresses with their netmask and gateways (dhcp
+ * stays), a VRRP nic becomes a plain one (its VRID and primary IP are the original's, and the
+ * primary IP would no longer be the copy's own: validateNics), and allowed_ips go with the addresses.
  */
 function copyNic(nic: Nic): Nic {
   const copy: Nic = { ...nic };
-  delete copy.mac;
+  for (const key of ['mac', 'vrrp_vrid', 'vrrp_primary_ip', 'allowed_ips']) delete copy[key];
   if (staticIps(nic).length === 0) return copy;
   for (const key of ['ip', 'netmask', 'gateway', 'gateways']) delete copy[key];
   const automatic = [
@@ -98,6 +104,9 @@ export function nicChanges(specNics: readonly Nic[], createdNics: readonly Nic[]
     oldMac: String(nic.mac ?? ''),
     ...(createdNics?.[i]?.mac !== undefined ? { newMac: String(createdNics[i]?.mac) } : {}),
     droppedIps: staticIps(nic),
+    ...(nic.vrrp_vrid !== undefined && { droppedVrid: Number(nic.vrrp_vrid) }),
+    ...(Array.isArray(nic.allowed_ips) &&
+      nic.allowed_ips.length > 0 && { droppedAllowedIps: (nic.allowed_ips as unknown[]).map(String) }),
   }));
 }
 

@@ -2,7 +2,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { installedManifest } from './images.js';
-import { conflictingVm, CONFLICT_MESSAGE } from './nic-conflicts.js';
+import { conflictingVm, CONFLICT_MESSAGE, vrrpRuleError, withVrrpMacs } from './nic-conflicts.js';
 import {
   POOL,
   nodeCrypto,
@@ -124,7 +124,9 @@ export function createVm(input: Record<string, unknown>): string {
     );
   const uuid = typeof payload.uuid === 'string' ? payload.uuid : nodeCrypto().randomUUID();
   if (readRecord(uuid) || zfsOk('list', `${POOL}/${uuid}`)) throw new VmadmError(`VM with UUID ${uuid} already exists`);
-  const payloadNics = (Array.isArray(payload.nics) ? payload.nics : []) as Array<Record<string, unknown>>;
+  const payloadNics = withVrrpMacs((Array.isArray(payload.nics) ? payload.nics : []) as Array<Record<string, unknown>>);
+  const vrrp = vrrpRuleError(payloadNics);
+  if (vrrp) throw new VmadmError(vrrp);
   if (
     conflictingVm(
       payloadNics,
@@ -197,7 +199,7 @@ export function createVm(input: Record<string, unknown>): string {
     cpu_shares: payload.cpu_shares,
     owner_uuid: payload.owner_uuid,
     resolvers: payload.resolvers ?? [],
-    nics: ((payload.nics as Array<Record<string, unknown>> | undefined) ?? []).map((nic, i) => ({
+    nics: payloadNics.map((nic, i) => ({
       interface: `${brand === 'lx' ? 'eth' : 'net'}${i}`,
       mac: mac(),
       ...nic,

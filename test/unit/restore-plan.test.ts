@@ -10,6 +10,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratchDirectory } from './scratch.js';
 import { ScriptedHost } from './scripted-host.js';
+import { conflictingVm, vrrpRuleError, withVrrpMacs } from '../sim/nic-conflicts.js';
+
+type Nic = Record<string, unknown>;
 import { delegatedRole, diskPropertyCommands, receiveArgv } from '../../src/restore/received-properties.js';
 import { recreateStopped } from '../../src/restore/restore-vm.js';
 import { releaseZonecopyHolds } from '../../src/zfs/holds.js';
@@ -215,6 +218,45 @@ describe('restore fidelity (issue 17, §2.3, §2.4, §2.9, §2.12)', () => {
       /-> \(chosen by vmadm\)/,
       'a dry run does not know the new MACs',
     );
+  });
+
+  it('a copy of a VRRP VM beside it: plain nics (no VRID, no primary IP, no allowed_ips), which the stand-in vmadm accepts where the original spec conflicts', () => {
+    const spec = {
+      uuid: 'u',
+      brand: 'joyent',
+      nics: [
+        {
+          interface: 'net0',
+          mac: '00:00:5e:00:01:07',
+          nic_tag: 'external',
+          ip: '172.18.1.107',
+          netmask: '255.255.255.0',
+          vrrp_vrid: 7,
+          vrrp_primary_ip: '172.18.1.2',
+          allowed_ips: ['172.18.1.0/24'],
+        },
+        {
+          interface: 'net1',
+          mac: '92:aa:00:00:00:02',
+          nic_tag: 'external',
+          ip: '172.18.1.2',
+          netmask: '255.255.255.0',
+        },
+      ],
+    };
+    const original = { uuid: 'u', state: 'running', nics: spec.nics };
+    assert.equal(conflictingVm(withVrrpMacs(createPayload(spec, { uuid: 'new' }).nics as Nic[]), [original]), 'u');
+    const copied = createPayload(spec, { uuid: 'new', copy: true }).nics as Nic[];
+    assert.deepEqual(copied, [
+      { interface: 'net0', nic_tag: 'external' },
+      { interface: 'net1', nic_tag: 'external' },
+    ]);
+    assert.equal(vrrpRuleError(withVrrpMacs(copied)), undefined);
+    assert.equal(conflictingVm(withVrrpMacs(copied), [original]), undefined);
+    assert.deepEqual(nicLines({ uuid: 'new', nics: nicChanges(spec.nics, undefined) }), [
+      'net0: MAC 00:00:5e:00:01:07 -> (chosen by vmadm); static IP 172.18.1.107 dropped (give the copy its own: vmadm update new update_nics=...); VRRP VRID 7 dropped (the original keeps it); allowed_ips 172.18.1.0/24 dropped',
+      'net1: MAC 92:aa:00:00:00:02 -> (chosen by vmadm); static IP 172.18.1.2 dropped (give the copy its own: vmadm update new update_nics=...)',
+    ]);
   });
 
   it('a vmadm create refused for another VM\'s MAC or IP says so and what to do, not "internal error"', async () => {
