@@ -185,7 +185,8 @@ export function buildProgram(outcome: Outcome = { code: EXIT_OK }): Command {
     )
     .argument('<vm-uuid>', 'UUID of a VM on this host')
     .addOption(configOption())
-    .option('--remote', "also release them on the backup host (its copies of the VM's datasets)")
+    .option('--remote', "also release them on every SSH target's backup host (its copies of the VM's datasets)")
+    .option('--target <name>', 'with --remote: only this target (its name, or ssh)')
     .addOption(dryRunOption('print what would be released and release nothing'))
     .addHelpText('after', exitStatus('0 released (or nothing to release), 1 failed, 2 usage or configuration error'))
     .action(returning(releaseCommand));
