@@ -29,7 +29,7 @@ const configOption = () =>
 const targetOption = () =>
   new Option(
     '--target <target>',
-    'a target\'s name from "targets", or ssh (the backup host) or s3 (object storage); default: backup and check use every target, the other commands the first (or backupTarget)',
+    'a target\'s name from "targets", or ssh (the backup host) or s3 (object storage); default: backup and check use every target, release --remote every SSH one, the other commands the first (or backupTarget)',
   );
 const dryRunOption = (description = 'print every command that would change anything, and change nothing') =>
   new Option('--dry-run', description);
@@ -186,7 +186,7 @@ export function buildProgram(outcome: Outcome = { code: EXIT_OK }): Command {
     .argument('<vm-uuid>', 'UUID of a VM on this host')
     .addOption(configOption())
     .option('--remote', "also release them on every SSH target's backup host (its copies of the VM's datasets)")
-    .option('--target <name>', 'with --remote: only this target (its name, or ssh)')
+    .addOption(targetOption())
     .addOption(dryRunOption('print what would be released and release nothing'))
     .addHelpText('after', exitStatus('0 released (or nothing to release), 1 failed, 2 usage or configuration error'))
     .action(returning(releaseCommand));

@@ -219,7 +219,7 @@ describe('the CLI keeps every option', () => {
         '--json',
       ],
       drill: ['--config', '--target', '--scratch', '--snapshot', '--dry-run', '--verbose', '--json'],
-      release: ['--config', '--remote', '--dry-run'],
+      release: ['--config', '--remote', '--target', '--dry-run'],
       'forget-target': ['--config', '--dry-run'],
       status: ['--config', '--json', '--target', '--verify', '--watch', '--interval'],
       check: ['--config', '--warn', '--crit', '--target'],
