@@ -171,6 +171,8 @@ export function renderHtml(result: VmBackupResult): string {
   const behind = (result.behind ?? [])
     .map((b) => `<p style="color:#9a6700"><strong>Warning:</strong> ${escapeHtml(behindLine(b))}</p>`)
     .join('\n');
+  const thinned = thinnedSnapshots(result);
+  const thinnedHtml = thinned.length ? `<p>Thinned: ${escapeHtml(thinned.join(', '))}</p>` : '';
   return [
     `<p style="color:${colour}"><strong>${escapeHtml(headline(result))}</strong></p>`,
     `<p>Snapshot ${escapeHtml(result.snapshot ?? '-')}, ${escapeHtml(result.startedAt.toISOString())} to ${escapeHtml(result.finishedAt.toISOString())}</p>`,
@@ -181,6 +183,7 @@ export function renderHtml(result: VmBackupResult): string {
     `<table border="1" cellpadding="4" cellspacing="0"><tr>${columns(result)
       .map((c) => `<th>${c}</th>`)
       .join('')}</tr>\n${rows}\n</table>`,
+    thinnedHtml,
     behind,
     discardedHtml,
     errors,

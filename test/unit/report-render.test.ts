@@ -96,7 +96,7 @@ describe('report rendering', () => {
     assert.match(renderHtml(result({ datasets: rows })), /<th>target<\/th><th>dataset<\/th>.*<td>offsite<\/td>/s);
   });
 
-  it("says what rotation thinned here once and on each target by its name, not 'backup host'", () => {
+  it("says what rotation thinned here once and on each target by its name, not 'backup host', in text and HTML", () => {
     const rows = [
       { ...ok, targetName: 'bk1', rotatedLocal: ['zones/u@daily-0'], rotatedRemote: ['backup/zones/u@daily-0'] },
       { ...ok, targetName: 'offsite', rotatedLocal: ['zones/u@daily-0'], rotatedRemote: ['z/p/u@daily-0'] },
@@ -108,6 +108,12 @@ describe('report rendering', () => {
     );
     assert.doesNotMatch(text, /backup host|rotated/);
     assert.doesNotMatch(renderText(result({ datasets: [{ ...ok, rotatedRemote: [] }] })), /thinned/);
+    assert.match(
+      renderHtml(result({ datasets: rows })),
+      /<p>Thinned: here zones\/u@daily-0, on bk1 backup\/zones\/u@daily-0, on offsite z\/p\/u@daily-0<\/p>/,
+      'the HTML mail says it too',
+    );
+    assert.doesNotMatch(renderHtml(result({ datasets: [{ ...ok, rotatedRemote: [] }] })), /Thinned/);
   });
 
   it('warns, in text and HTML, of each target behind its staleAfter', () => {
