@@ -84,7 +84,7 @@ export class Service {
       transfers: [],
     };
     this.applyPolicies(config.policies ?? [], now);
-    this.state.vms = carriedOver(deps.previous, this.policies);
+    this.state.vms = carriedOver(deps.previous).filter((v) => this.configured(v));
   }
 
   get policies(): readonly Policy[] {
@@ -178,7 +178,13 @@ export class Service {
     });
     const names = new Set(policies.map((p) => p.name));
     for (const name of this.nextAt.keys()) if (!names.has(name)) this.nextAt.delete(name);
-    this.state.vms = this.state.vms.filter((v) => names.has(v.policy));
+    this.state.vms = this.state.vms.filter((v) => this.configured(v));
+  }
+
+  /** A record of a policy and target still configured (one of a target gone would show a lag that grows for ever). */
+  private configured(v: VmTargetState): boolean {
+    const policy = this.policies.find((p) => p.name === v.policy);
+    return policy !== undefined && policyTargets(this.config, policy).some((t) => t.name === v.target);
   }
 
   private tick(): void {
@@ -242,7 +248,9 @@ export class Service {
       for (const note of notes) log.warn(`policy ${policy.name}: ${note}`);
       logged = notes.length;
       // a VM gone, or one carried over from a previous run that this policy no longer selects, leaves the state
-      this.state.vms = this.state.vms.filter((v) => v.policy !== policy.name || v.running || present.includes(v.uuid));
+      this.state.vms = this.state.vms.filter(
+        (v) => v.policy !== policy.name || v.running || (present.includes(v.uuid) && this.configured(v)),
+      );
       this.matched.set(policy.name, present);
       state.matched = present.length;
       const { go, busy } = splitBusy(present, this.running);
@@ -396,13 +404,12 @@ export class Service {
 }
 
 /**
- * What a previous run knew that still holds: per VM and target of a policy still configured, the
- * newest snapshot there and the last success (the counters start again at zero, as Prometheus expects).
+ * What a previous run knew that still holds: per VM and target, the newest snapshot there and the
+ * last success (the counters start again at zero, as Prometheus expects).
  */
-function carriedOver(previous: ServiceState | undefined, policies: readonly Policy[]): VmTargetState[] {
-  const names = new Set(policies.map((p) => p.name));
+function carriedOver(previous: ServiceState | undefined): VmTargetState[] {
   return (previous?.vms ?? [])
-    .filter((v) => names.has(v.policy) && v.newestSnapshotAt !== undefined)
+    .filter((v) => v.newestSnapshotAt !== undefined)
     .map((v) => ({
       uuid: v.uuid,
       ...(v.alias !== undefined && { alias: v.alias }),

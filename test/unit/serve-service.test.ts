@@ -73,14 +73,14 @@ describe('serve: a reload during a cycle', () => {
     assert.match(warnings.join('\n'), /policy rolling: --filter tags\.backup=rolling matches no VM/);
   });
 
-  it("a restart carries each VM's newest snapshot per target over from the previous state: its RPO lag is known before its first cycle ends; counters start at zero", async () => {
+  it("a restart carries each VM's newest snapshot per target still configured over from the previous state: its RPO lag is known before its first cycle ends; counters start at zero", async () => {
     const now = Date.now() / 1000;
     const A = '11111111-2222-4333-8444-555555555555';
-    const vm = (uuid: string, policy: string) => ({
+    const vm = (uuid: string, policy: string, target = 'backup.example') => ({
       uuid,
       alias: 'web1',
       policy,
-      target: 'backup.example',
+      target,
       running: true,
       lastStatus: 'success' as const,
       lastSuccessAt: Math.round(now - 590),
@@ -98,7 +98,8 @@ describe('serve: a reload during a cycle', () => {
       stoppedAt: Math.round(now - 300),
       config: { path: '/nonexistent/configuration.json', loadedAt: Math.round(now - 86400) },
       policies: [],
-      vms: [vm(A, 'rolling'), vm(A, 'removed')],
+      // the policy removed and the target no longer configured are not carried over: their lag would grow for ever
+      vms: [vm(A, 'rolling'), vm(A, 'removed'), vm(A, 'rolling', 'gone.example')],
       transfers: [],
     };
     const { host, asked, answer } = gatedHost();
