@@ -3,6 +3,7 @@ import { backupCommand } from './backup-command.js';
 import { checkCommand } from './check-command.js';
 import { drillCommand } from './drill-command.js';
 import { ConfigError } from '../config/load.js';
+import { CommandError } from '../host/host.js';
 import { HostKeyError } from '../host/known-hosts.js';
 import { ConnectError } from '../host/remote.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
@@ -42,10 +43,11 @@ const exitStatus = (codes: string) => `\nExit status: ${codes}.`;
 /** `zonecopy <command>`; `bin/backup <uuid>` is the smartcopy-compatible spelling of `zonecopy backup <uuid>`. */
 export function buildProgram(outcome: Outcome = { code: EXIT_OK }): Command {
   // commander drops what an action returns: each command's exit code is kept for main to return
+  // commander passes the Command itself after the options; dropped, so a command's own trailing parameter (release's hosts) keeps its default
   const returning =
     <A extends unknown[]>(command: (...args: A) => Promise<number>) =>
-    async (...args: A) => {
-      outcome.code = await command(...args);
+    async (...args: [...A, Command]) => {
+      outcome.code = await command(...(args.slice(0, -1) as A));
     };
   const program = new Command('zonecopy')
     .description('Back up SmartOS VMs (OS and LX zones, KVM and bhyve) to a backup host with ZFS send and receive.')
@@ -292,7 +294,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`zonecopy: ${error.message}\n`);
       return EXIT_USAGE;
     }
-    if (error instanceof ConnectError || error instanceof HostKeyError) {
+    // a program that failed (vmadm missing or refusing) is said as it failed, not as zonecopy's own defect
+    if (error instanceof ConnectError || error instanceof HostKeyError || error instanceof CommandError) {
       process.stderr.write(`zonecopy: ${error.message}\n`);
       return EXIT_FAILED;
     }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
@@ -38,8 +38,8 @@ async function inProcess(args: string[]): Promise<{ code: number; stderr: string
 }
 
 /** `zonecopy ARGS` as a process, for what it prints on stdout. */
-function spawned(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const run = spawnSync(process.execPath, [ENTRY, ...args], { encoding: 'utf8', env: { ...process.env } });
+function spawned(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
+  const run = spawnSync(process.execPath, [ENTRY, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
@@ -167,6 +167,22 @@ describe('the CLI returns its exit status', () => {
       assert.equal(run.code, 3, run.stdout + run.stderr);
       assert.match(run.stdout, /^ZONECOPY UNKNOWN - (cannot read the configuration|not a duration|not a VM UUID)/);
     }
+  });
+
+  it("release works on this host's vmadm (CI: commander's Command arrived as its hosts); a vmadm that fails is said, not an internal error", () => {
+    const bin = join(scratch(), 'bin');
+    mkdirSync(bin);
+    const missing = spawned(['release', UUID, '--config', valid], { PATH: bin });
+    assert.equal(missing.code, 1, missing.stderr);
+    assert.match(missing.stderr, /^zonecopy: local: `vmadm get 6b0a2c3e-[^`]*` exited 127/);
+    writeFileSync(join(bin, 'vmadm'), `#!/bin/sh\necho "No such zone configured" >&2\nexit 1\n`);
+    chmodSync(join(bin, 'vmadm'), 0o755);
+    const unknown = spawned(['release', UUID, '--config', valid], { PATH: `${bin}:/usr/bin:/bin` });
+    assert.equal(unknown.code, 1, unknown.stderr);
+    assert.match(
+      unknown.stderr,
+      /^zonecopy release: VM 6b0a2c3e-\S+ not found on this host \(vmadm get: No such zone configured\)/,
+    );
   });
 
   it('help and version exit 0, and each command states its exit status', () => {
