@@ -99,20 +99,8 @@ describe('fault injection: hosts, pools and runs', () => {
     fault.table.push('target pool full | 1 | pass');
   });
 
-  it('the target modified since the last snapshot: a clear error naming --rollback, which then completes', async () => {
-    await backup();
-    const data = target(`zones/${fault.uuid}/data`);
-    await sh(
-      `zfs set readonly=off mountpoint=/mnt/modified ${data} && zfs mount ${data} && echo changed > /mnt/modified/changed.txt && zfs umount ${data} && zfs inherit mountpoint ${data}`,
-    );
-    await sh(`echo more > /zones/${fault.uuid}/data/more.txt`);
-    await failThenRecover(
-      () => backup(),
-      new RegExp(`${data}.*--rollback`),
-      () => backup(['--rollback']),
-    );
-    fault.table.push('target modified | 1 | pass (--rollback)');
-  });
+  // the target modified since the last snapshot (refused naming --rollback, which completes) is transfer-rotation's:
+  // its holds and series cases each change a target on the backup host, then check the failure and --rollback
 
   it('a snapshot destroyed on the target by hand: holds refuse it; once released and destroyed, the next run goes on from an older common one', async () => {
     await backup();

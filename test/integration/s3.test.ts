@@ -1,6 +1,6 @@
 /**
  * The object-storage target on real ZFS against a real S3-compatible server (s3rver on the guest's
- * loopback): every brand backed up into the bucket and restored bit for bit, an image installed
+ * loopback): a zone, an LX zone and a KVM VM backed up into the bucket and restored bit for bit, an image installed
  * from the bucket on a host without it, a corrupted object caught by `status --verify` and refused
  * by restore, one run to both targets. Rotation and an upload that fails partway run for both
  * targets in targets.test.ts.
@@ -19,7 +19,12 @@ import { startS3rver, testBucket } from './object-store.js';
 import { BASE, releaseHolds, resetHosts, run, sh, writeConfig, zonecopy, PROJECT, type TestConfig } from './harness.js';
 import { change, essentials, fingerprint, specOf, withMounted, type Spec } from './vm-checks.js';
 
-const BRANDS = ['joyent', 'lx', 'kvm', 'bhyve'] as const;
+/**
+ * The bucket keeps one stream per dataset whatever the brand: nested filesystems (the zone's delegated dataset and its
+ * child), a clone of an image (lx) and volumes (KVM) are its layouts; bhyve (volumes below the zone root) is restored
+ * from the backup host in restore.test.ts.
+ */
+const BRANDS = ['joyent', 'lx', 'kvm'] as const;
 /**
  * Brands also restored from the older set over the existing VM (--force), which leaves the KVM at daily-b1 for the
  * fault case. Only the KVM: rolling back to a set this host still has is a clone here and the swap, nothing read

@@ -32,7 +32,9 @@ describe('transfer and rotation', () => {
     config = writeConfig();
   });
 
-  for (const strategy of ['ssh_gzip', 'mbuffer', 'mbuffer_gzip', 'ssh']) {
+  // ssh is every other case's strategy, and faults-streams.test.ts ends each mbuffer and mbuffer_gzip cut with a
+  // run of that strategy whose guids and leftover processes it checks: only ssh_gzip's plain delivery is left
+  for (const strategy of ['ssh_gzip']) {
     it(`strategy ${strategy} delivers a snapshot with the source guid and leaves no process behind`, async () => {
       await sh(`head -c 300K /dev/urandom > /zones/${uuid}/data/${strategy}.bin`);
       const result = await zonecopy(
@@ -158,13 +160,20 @@ describe('transfer and rotation', () => {
       );
       return { ...result, report: JSON.parse(result.stdout) as Report };
     };
+    // one listing per side (a zfs list per dataset and side cost 28 calls a check)
+    const guids = async (top: string) =>
+      new Map(
+        (await sh(`zfs list -Hp -t snapshot -o name,guid -r ${top}`))
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => line.split('\t') as [string, string]),
+      );
     const arrived = async (name: string) => {
-      const missing: string[] = [];
-      for (const d of datasets) {
-        const guid = (await snapshotsOf(d)).find((s) => s.name === name)?.guid;
-        if (!guid || (await snapshotsOf(target(d))).find((s) => s.name === name)?.guid !== guid) missing.push(d);
-      }
-      return missing;
+      const [here, there] = await Promise.all([guids(root), guids(target(root))]);
+      return datasets.filter((d) => {
+        const guid = here.get(`${d}@${name}`);
+        return !guid || there.get(`${target(d)}@${name}`) !== guid;
+      });
     };
     assert.equal((await backup('s1')).code, 0);
 
