@@ -129,22 +129,8 @@ describe('transfer and rotation', () => {
     await sh(`zfs release zonecopy:goneX:hl ${mine}`);
   });
 
-  it('backs up under a base whose name starts with the source pool name (zones2/backup; smartcopy defect 7)', async () => {
-    await sh(
-      'zpool destroy -f zones2 2>/dev/null; zpool create -f -O mountpoint=/zones2 zones2 /dev/disk/by-id/virtio-zc-spare',
-    );
-    const other = writeConfig({ backupDestinationBasePath: 'zones2/backup' });
-    for (const n of ['p1', 'p2']) {
-      const result = await zonecopy(['backup', uuid, '--groupName', 'prefix', '--name', n, '--json'], other);
-      assert.equal(result.code, 0, result.stderr);
-      const report = JSON.parse(result.stdout) as { results: Array<{ datasets: Array<{ mode: string }> }> };
-      assert.equal(report.results[0]!.datasets[1]!.mode, n === 'p1' ? 'full' : 'incremental');
-    }
-    assert.deepEqual(
-      (await names(`zones2/backup/${uuid}`)).filter((n) => n.startsWith('prefix-')),
-      ['prefix-p1', 'prefix-p2'],
-    );
-  });
+  // a base whose name starts with the source pool name (zones2/backup; smartcopy defect 7): target paths are
+  // compared by dataset components, not string prefixes, which backup-plan.test.ts checks on the planned steps
 
   it('small streams go in series; one stopped by a changed target fails only its datasets, the streams after it are sent one by one, and --rollback completes', async () => {
     const children = Array.from({ length: 12 }, (_, i) => `${root}/data/s${i}`);
