@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
 import { readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { opensshArgv } from '../../src/transfer/openssh.js';
 import type { StrategyOptions } from '../../src/transfer/strategy.js';
 import { hostCommand } from './illumos-stand-in.js';
 import { scratchDirectory } from './scratch.js';
+import { newKey } from './ssh-key.js';
 
 const { Server } = ssh2;
 
@@ -51,12 +51,6 @@ const SSH_CONNECTION = '192.0.2.7 50022 192.0.2.8 22';
 /** What a remote command may use: POSIX tools, no printenv. */
 const TOOLS = ['sh', 'cat', 'printf', 'sleep', 'true', 'false'];
 
-const newKey = () =>
-  generateKeyPairSync('ec', {
-    namedCurve: 'prime256v1',
-    privateKeyEncoding: { type: 'sec1', format: 'pem' },
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-  }).privateKey;
 const scratch = scratchDirectory('zc-login-shells-');
 
 /** Runs `command` as sshd would under `shell`: in a session of its own, from `home`. */

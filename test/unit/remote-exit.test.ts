@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,16 +6,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import ssh2, { type ServerChannel } from 'ssh2';
 import { RemoteHost } from '../../src/host/remote.js';
+import { newKey } from './ssh-key.js';
 
 const { Server } = ssh2;
-
-/** A P-256 key in PEM: ssh2's own ed25519 generator writes about one key in 250 that its parser then rejects. */
-const newKey = () =>
-  generateKeyPairSync('ec', {
-    namedCurve: 'prime256v1',
-    privateKeyEncoding: { type: 'sec1', format: 'pem' },
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-  }).privateKey;
 
 /**
  * An ssh2 server in this process that answers every exec at once: output, exit status and close

@@ -62,6 +62,15 @@ async function until<T>(what: string, probe: () => T | undefined, seconds = 10):
   assert.fail(`${what}: not within ${seconds} s`);
 }
 
+/** `zonecopy serve ARGS` as a process: its stderr so far, and its exit. */
+function serving(args: string[], env: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, [ENTRY, 'serve', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { child, log: () => stderr, exited };
+}
+
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     request(url, (res) => {
@@ -91,17 +100,11 @@ describe('zonecopy serve (no VMs, no backup host)', () => {
 
   it('cycles, keeps its state file and heartbeat, serves metrics, reloads on SIGHUP (refusing a bad file), and exits 0 on SIGTERM', async () => {
     const { stateFile, configPath, write, env, dir } = setUp('1s');
-    const child = spawn(process.execPath, [ENTRY, 'serve', '--config', configPath, '--metrics-listen', '127.0.0.1:0'], {
-      env,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let log = '';
-    child.stderr.on('data', (c: Buffer) => (log += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { child, log, exited } = serving(['--config', configPath, '--metrics-listen', '127.0.0.1:0'], env);
     try {
       const port = await until(
         'the metrics port in the log',
-        () => /metrics on http:\/\/127\.0\.0\.1:(\d+)\//.exec(log)?.[1],
+        () => /metrics on http:\/\/127\.0\.0\.1:(\d+)\//.exec(log())?.[1],
       );
       const cycled = await until('three cycles', () => {
         const s = state(stateFile);
@@ -109,7 +112,7 @@ describe('zonecopy serve (no VMs, no backup host)', () => {
       });
       assert.equal(cycled.pid, child.pid);
       assert.deepEqual(cycled.policies[0]!.notes, ['--filter tags.backup=rolling matches no VM on this host']);
-      assert.match(log, /warning: policy rolling: --filter tags\.backup=rolling matches no VM on this host/);
+      assert.match(log(), /warning: policy rolling: --filter tags\.backup=rolling matches no VM on this host/);
       // each cycle asked vmadm with the policy's filter
       assert.match(readFileSync(join(dir, 'vmadm.calls'), 'utf8'), /^lookup -j -o \S+ tags\.backup=rolling$/m);
 
@@ -136,8 +139,8 @@ describe('zonecopy serve (no VMs, no backup host)', () => {
       await until('the heartbeat moves', () => state(stateFile).heartbeat > beat || undefined, 8);
 
       child.kill('SIGTERM');
-      assert.equal(await exited, 0, log);
-      assert.match(log, /SIGTERM: no new cycles/);
+      assert.equal(await exited, 0, log());
+      assert.match(log(), /SIGTERM: no new cycles/);
       assert.equal(state(stateFile).policies[0]!.nextAt, undefined, 'nothing scheduled once stopped');
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
@@ -162,23 +165,17 @@ describe('zonecopy serve (no VMs, no backup host)', () => {
       join(dir, 'bin', 'vmadm'),
       `#!/bin/sh\necho "$*" >> ${dir}/vmadm.calls\nwhile [ ! -e ${dir}/go ] && [ -d ${dir} ]; do sleep 0.05; done\necho '[]'\n`,
     );
-    const child = spawn(process.execPath, [ENTRY, 'serve', '--config', configPath], {
-      env,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let log = '';
-    child.stderr.on('data', (c: Buffer) => (log += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { child, log, exited } = serving(['--config', configPath], env);
     try {
       await until('the cycle asks vmadm', () => existsSync(join(dir, 'vmadm.calls')));
       child.kill('SIGTERM');
-      await until('the first SIGTERM said', () => /SIGTERM: no new cycles/.test(log));
+      await until('the first SIGTERM said', () => /SIGTERM: no new cycles/.test(log()));
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(child.exitCode, null, 'still waiting for the cycle');
       child.kill('SIGTERM');
-      assert.equal(await exited, 0, log);
-      assert.match(log, /SIGTERM again: exiting now/);
-      assert.doesNotMatch(log, /^stopped$/m, 'it did not wait for the cycle');
+      assert.equal(await exited, 0, log());
+      assert.match(log(), /SIGTERM again: exiting now/);
+      assert.doesNotMatch(log(), /^stopped$/m, 'it did not wait for the cycle');
     } finally {
       writeFileSync(join(dir, 'go'), '');
       if (child.exitCode === null) child.kill('SIGKILL');

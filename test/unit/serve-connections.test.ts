@@ -5,7 +5,6 @@
  * the endpoint, tried again every cycle while the host is down, all closed on stop.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -19,17 +18,10 @@ import { silentLog } from '../../src/log.js';
 import { Connections } from '../../src/service/connections.js';
 import { scratchDirectory } from './scratch.js';
 import { ScriptedHost } from './scripted-host.js';
+import { newKey } from './ssh-key.js';
 
 const { Server } = ssh2;
 const scratch = scratchDirectory('zc-serve-connections-');
-
-/** A P-256 key in PEM (ssh2's own ed25519 generator writes keys its parser sometimes rejects). */
-const newKey = () =>
-  generateKeyPairSync('ec', {
-    namedCurve: 'prime256v1',
-    privateKeyEncoding: { type: 'sec1', format: 'pem' },
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-  }).privateKey;
 
 /** A backup host that answers every command with nothing and exit 0 (every program is there), and counts its clients. */
 class BackupHost {
