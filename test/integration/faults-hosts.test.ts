@@ -13,7 +13,7 @@ import {
   setUpFaultFixture,
   waitForProcess,
 } from './faults-harness.js';
-import { PROJECT, run, type Run, sh, snapshotsOf, target, writeConfig } from './harness.js';
+import { PROJECT, run, sh, snapshotsOf, target, writeConfig } from './harness.js';
 
 async function waitUntil(check: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 600; i++) {
