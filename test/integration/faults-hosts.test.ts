@@ -103,8 +103,10 @@ describe('fault injection: hosts, pools and runs', () => {
   // its holds and series cases each change a target on the backup host, then check the failure and --rollback
 
   it('a snapshot destroyed on the target by hand: holds refuse it; once released and destroyed, the next run goes on from an older common one', async () => {
-    // no limit rotates here, so the last good run to this backup host (the refused connections' recovery) stays
-    // the older common snapshot
+    // two runs: the second's snapshot carries no change, so once it is destroyed there the backup host's copy is
+    // unmodified since the first (destroying a snapshot that did carry changes leaves them in the head, which a
+    // receive then refuses as modified: that is the changed-target case, --rollback)
+    await backup();
     await backup();
     const data = target(`zones/${fault.uuid}/data`);
     const newest = (await snapshotsOf(data)).at(-1)!.name;
